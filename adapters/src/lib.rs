@@ -1,0 +1,16 @@
+//! The outside world of revledger.
+//!
+//! Everything that touches I/O and is not HTTP lives here: the append-only event store on
+//! SQLite and PostgreSQL ([`store`]), the command handler that loads an aggregate, lets the
+//! pure domain decide, and appends the result with optimistic concurrency ([`command`]), and
+//! the clock ([`clock`]). The domain crate never sees any of it: time and ids are passed in.
+
+pub mod clock;
+pub mod command;
+pub mod store;
+
+pub use command::{CommandError, CommandHandler, CommandOutcome};
+pub use store::{
+    AppendOutcome, AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion,
+    NewEvent, RecordedEvent, StoreError,
+};

@@ -1,0 +1,356 @@
+//! The append-only event store: one trait, two engines.
+//!
+//! Every fact is one row of the `events` table, in a stream (`invoice-<uuid>`) at a version,
+//! and in the global log at a position. The contract, which `tests/it/store_contract.rs` checks
+//! against both engines:
+//!
+//! - **Optimistic concurrency**: an append names the stream version it expects; the unique
+//!   `(stream_id, version)` constraint decides between racing writers, and the loser gets
+//!   [`StoreError::Conflict`], mapped from SQLSTATE 23505 (or SQLite's extended code), never
+//!   from message text.
+//! - **Idempotency**: an append whose command id (or whose event ids) were seen before returns
+//!   the original positions with `replayed = true` and writes nothing.
+//! - **Tamper evidence**: each event's `hash = SHA-256(prev_hash || canonical bytes)`, chained per
+//!   stream ([`hash`]); [`EventStore::verify`] recomputes every chain.
+//! - **Gap-safe global reads**: [`EventStore::read_all`] never returns an event after a later
+//!   one it already returned, even when PostgreSQL commits positions out of order (see
+//!   [`postgres`]).
+
+pub mod hash;
+pub mod postgres;
+pub mod sqlite;
+mod verify;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use hash::{EventHash, GENESIS_HASH};
+pub use verify::{ChainBreak, ChainVerifier, VerifyReport};
+
+/// A global log position: ascending, assigned at append.
+pub type Position = i64;
+
+/// Most events a single append may carry. A command that decides more than this is a bug;
+/// the bound keeps one transaction short.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+
+/// Most events one global read returns, whatever the caller asks for: readers stream in
+/// batches, never the whole log at once.
+pub const MAX_READ_BATCH: usize = 10_000;
+
+/// Where a reader of the global log has got to. On PostgreSQL the log is ordered by
+/// `(transaction_id, position)`; on SQLite `transaction_id` is always 0 because position order
+/// is commit order there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub transaction_id: i64,
+    pub position: Position,
+}
+
+impl Checkpoint {
+    /// Before the first event.
+    pub const START: Checkpoint = Checkpoint { transaction_id: 0, position: 0 };
+
+    /// The checkpoint just after `event`.
+    pub fn after(event: &RecordedEvent) -> Checkpoint {
+        Checkpoint { transaction_id: event.transaction_id, position: event.position }
+    }
+}
+
+/// What the writer believes about the stream it appends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is (no concurrency check).
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must be at exactly this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// `NoStream` for version 0, `Exact(v)` otherwise: what a writer that loaded `version` expects.
+    pub fn from_loaded(version: u64) -> ExpectedVersion {
+        if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        }
+    }
+
+    fn admits(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(v) => current == v,
+        }
+    }
+}
+
+/// Who and what caused an event: kept with every event for the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The token id, webhook provider or process manager that acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// `api`, `cli`, `webhook:moyasar`, `process:<name>`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One event to append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Value,
+    pub metadata: EventMetadata,
+}
+
+/// An append of one or more events to one stream, atomically.
+#[derive(Clone, Debug)]
+pub struct AppendRequest {
+    pub stream_id: String,
+    pub stream_type: String,
+    pub expected_version: ExpectedVersion,
+    /// When set, a second append with this id returns the first one's outcome.
+    pub command_id: Option<Uuid>,
+    pub events: Vec<NewEvent>,
+}
+
+/// Where an append landed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    pub stream_id: String,
+    pub first_version: u64,
+    pub last_version: u64,
+    pub first_position: Position,
+    pub last_position: Position,
+    /// True when nothing was written because this command or these events were appended before;
+    /// the versions and positions are the original ones.
+    pub replayed: bool,
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: Position,
+    /// PostgreSQL's `xid8` of the appending transaction; 0 on SQLite.
+    pub transaction_id: i64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_type: String,
+    pub version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Value,
+    pub metadata: Value,
+    pub command_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+    pub prev_hash: EventHash,
+    pub hash: EventHash,
+}
+
+/// Every way the store can fail, typed so callers never parse messages.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream_id} is not at the expected version {expected:?} (it is at {actual:?})")]
+    Conflict {
+        stream_id: String,
+        expected: ExpectedVersion,
+        /// The version found, when the store knows it without another read.
+        actual: Option<u64>,
+    },
+    #[error("event id {event_id} was already appended with different content or to another stream")]
+    DuplicateEventId { event_id: Uuid },
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("stored event at position {position} cannot be decoded: {reason}")]
+    Corrupt { position: Position, reason: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The event store contract. Both engines implement it; the rest of the service holds an
+/// `Arc<dyn EventStore>` and never knows which.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn engine(&self) -> &'static str;
+
+    /// Applies the embedded migrations of this engine.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Appends events to one stream atomically, or nothing at all.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// The stream's events with `version >= from_version`, in version order, at most `limit`.
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The next events of the global log strictly after `after`, in checkpoint order, at most
+    /// `limit` (capped at [`MAX_READ_BATCH`]). Gap-safe: never skips an event that commits later.
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The outcome of an earlier append made with this command id, if any.
+    async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError>;
+
+    /// The highest position appended so far (0 for an empty store).
+    async fn head_position(&self) -> Result<Position, StoreError>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Recomputes every per-stream hash chain, reading the global log in batches (memory grows
+/// with the number of streams, never with the number of events).
+pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> {
+    let mut verifier = ChainVerifier::default();
+    let mut checkpoint = Checkpoint::START;
+    loop {
+        let batch = match store.read_all(checkpoint, MAX_READ_BATCH).await {
+            Ok(batch) => batch,
+            Err(StoreError::Corrupt { position, reason }) => {
+                verifier.record_undecodable(position, reason);
+                break;
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(last) = batch.last() else { break };
+        checkpoint = Checkpoint::after(last);
+        if !batch.iter().all(|event| verifier.check(event)) {
+            break;
+        }
+    }
+    Ok(verifier.finish())
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Checks the shape of an append before any I/O.
+fn validate(request: &AppendRequest) -> Result<(), StoreError> {
+    if request.events.is_empty() {
+        return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
+    }
+    if request.events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::InvalidAppend(format!(
+            "{} events in one append; the limit is {MAX_EVENTS_PER_APPEND}",
+            request.events.len()
+        )));
+    }
+    if request.stream_id.is_empty() || request.stream_type.is_empty() {
+        return Err(StoreError::InvalidAppend("stream_id and stream_type must not be empty".into()));
+    }
+    if request.events.iter().any(|e| e.schema_version == 0) {
+        return Err(StoreError::InvalidAppend("schema_version starts at 1".into()));
+    }
+    Ok(())
+}
+
+/// The rows an append will insert, with versions and hashes computed, for either engine.
+struct PreparedEvent<'a> {
+    event: &'a NewEvent,
+    version: u64,
+    metadata: Value,
+    prev_hash: EventHash,
+    hash: EventHash,
+}
+
+/// Chains `request.events` onto a stream whose head is `(current_version, head_hash)`.
+fn prepare<'a>(
+    request: &'a AppendRequest,
+    current_version: u64,
+    head_hash: EventHash,
+    recorded_at: OffsetDateTime,
+) -> Result<Vec<PreparedEvent<'a>>, StoreError> {
+    let mut prev_hash = head_hash;
+    let mut prepared = Vec::with_capacity(request.events.len());
+    for (offset, event) in request.events.iter().enumerate() {
+        let version = current_version + 1 + offset as u64;
+        let mut metadata = event.metadata.clone();
+        if metadata.command_id.is_none() {
+            metadata.command_id = request.command_id;
+        }
+        let metadata = serde_json::to_value(&metadata)
+            .map_err(|e| StoreError::InvalidAppend(format!("metadata: {e}")))?;
+        let fields = hash::HashedFields {
+            event_id: event.event_id,
+            stream_id: &request.stream_id,
+            stream_type: &request.stream_type,
+            version,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            payload: &event.payload,
+            metadata: &metadata,
+            command_id: request.command_id,
+            recorded_at,
+        };
+        let hash = hash::chain(&prev_hash, &fields);
+        prepared.push(PreparedEvent { event, version, metadata, prev_hash, hash });
+        prev_hash = hash;
+    }
+    Ok(prepared)
+}
+
+/// When an append failed because its event ids exist: the original outcome if every event was
+/// appended before to this stream, a [`StoreError::DuplicateEventId`] if only some were or to
+/// another stream, `None` if none of them exist (the failure was something else).
+fn replayed_from_event_ids(
+    request: &AppendRequest,
+    ids: &[Uuid],
+    found: &[(String, i64, i64)],
+) -> Option<Result<AppendOutcome, StoreError>> {
+    let (first_stream, _, _) = found.first()?;
+    let same_stream = found.iter().all(|(stream, _, _)| *stream == request.stream_id);
+    if found.len() != ids.len() || !same_stream {
+        return Some(Err(StoreError::DuplicateEventId { event_id: ids[0] }));
+    }
+    let versions = found.iter().map(|(_, version, _)| *version as u64);
+    let positions = found.iter().map(|(_, _, position)| *position);
+    Some(Ok(AppendOutcome {
+        stream_id: first_stream.clone(),
+        first_version: versions.clone().min().unwrap_or(0),
+        last_version: versions.max().unwrap_or(0),
+        first_position: positions.clone().min().unwrap_or(0),
+        last_position: positions.max().unwrap_or(0),
+        replayed: true,
+    }))
+}

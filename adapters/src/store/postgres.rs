@@ -1,0 +1,313 @@
+//! The production engine: the event store on PostgreSQL.
+//!
+//! Positions come from an identity column, so two concurrent transactions can commit them out
+//! of order: position 11 may become visible before position 10. A reader that checkpointed 11
+//! would then skip 10 for ever (Marten, Eventuous and cqrs-es users lost events this way).
+//! Every event therefore also records `transaction_id` (`xid8`, `pg_current_xact_id()`), and the
+//! global log is read in `(transaction_id, position)` order, only below
+//! `pg_snapshot_xmin(pg_current_snapshot())`: the oldest transaction still running. Anything
+//! below that is committed or aborted, so nothing can appear behind the reader's checkpoint
+//! later. No wall-clock gap skipping.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
+    RecordedEvent, StoreError, MAX_READ_BATCH,
+};
+use crate::clock::now_micros;
+use crate::store::hash::{EventHash, GENESIS_HASH};
+
+/// Connections per process by default. PostgreSQL's default `max_connections` is 100 and
+/// several replicas and tools share it; more connections than a few per core buy no throughput.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// How long a caller waits for a free connection before the request fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLSTATE codes we act on.
+const UNIQUE_VIOLATION: &str = "23505";
+const SERIALIZATION_FAILURE: &str = "40001";
+const DEADLOCK_DETECTED: &str = "40P01";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, event_id, \
+     stream_id, stream_type, version, event_type, schema_version, payload, metadata, command_id, \
+     recorded_at, prev_hash, hash";
+
+/// The PostgreSQL engine.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects with [`DEFAULT_POOL_SIZE`] connections.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_with_pool_size(url, DEFAULT_POOL_SIZE).await
+    }
+
+    pub async fn open_with_pool_size(url: &str, size: u32) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The pool, for adapters that keep their own tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn try_append(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let head = sqlx::query(
+            "SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&request.stream_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (current_version, head_hash) = match head {
+            Some(row) => (
+                row.try_get::<i64, _>(0)? as u64,
+                EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or(GENESIS_HASH),
+            ),
+            None => (0, GENESIS_HASH),
+        };
+        if !request.expected_version.admits(current_version) {
+            return Err(StoreError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected_version,
+                actual: Some(current_version),
+            });
+        }
+        let recorded_at = now_micros();
+        let prepared = prepare(request, current_version, head_hash, recorded_at)?;
+        let rows = sqlx::query(
+            "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+             schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
+             SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
+             FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
+                         $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
+             RETURNING position",
+        )
+        .bind(prepared.iter().map(|p| p.event.event_id).collect::<Vec<_>>())
+        .bind(&request.stream_id)
+        .bind(&request.stream_type)
+        .bind(request.command_id)
+        .bind(recorded_at)
+        .bind(prepared.iter().map(|p| p.version as i64).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.event.event_type.as_str()).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.event.schema_version as i32).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.event.payload.clone()).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.metadata.clone()).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.prev_hash.0.to_vec()).collect::<Vec<_>>())
+        .bind(prepared.iter().map(|p| p.hash.0.to_vec()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut positions = rows
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        positions.sort_unstable();
+        let outcome = AppendOutcome {
+            stream_id: request.stream_id.clone(),
+            first_version: current_version + 1,
+            last_version: current_version + prepared.len() as u64,
+            first_position: positions[0],
+            last_position: positions[positions.len() - 1],
+            replayed: false,
+        };
+        if let Some(command_id) = request.command_id {
+            sqlx::query(
+                "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+                 first_position, last_position, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(command_id)
+            .bind(&outcome.stream_id)
+            .bind(outcome.first_version as i64)
+            .bind(outcome.last_version as i64)
+            .bind(outcome.first_position)
+            .bind(outcome.last_position)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// After a failed append: the original outcome when this was a replay, else the error.
+    async fn resolve_failure(
+        &self,
+        request: &AppendRequest,
+        error: StoreError,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(command_id) = request.command_id {
+            if let Some(original) = self.find_command(command_id).await? {
+                return Ok(original);
+            }
+        }
+        let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
+        let rows = sqlx::query(
+            "SELECT stream_id, version, position FROM events WHERE event_id = ANY($1::uuid[])",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let found = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<Vec<(String, i64, i64)>, sqlx::Error>>()?;
+        super::replayed_from_event_ids(request, &ids, &found).unwrap_or(Err(error))
+    }
+}
+
+/// Whether the database refused the append because another writer got there first.
+fn is_concurrency_failure(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some(UNIQUE_VIOLATION) | Some(SERIALIZATION_FAILURE) | Some(DEADLOCK_DETECTED)
+        ),
+        _ => false,
+    }
+}
+
+fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let hash = |column: &str| -> Result<EventHash, StoreError> {
+        let bytes: Vec<u8> = row.try_get(column)?;
+        EventHash::from_slice(&bytes).ok_or_else(|| StoreError::Corrupt {
+            position,
+            reason: format!("{column} is not 32 bytes"),
+        })
+    };
+    Ok(RecordedEvent {
+        position,
+        transaction_id: row.try_get("transaction_id")?,
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_type: row.try_get("stream_type")?,
+        version: row.try_get::<i64, _>("version")? as u64,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get::<i32, _>("schema_version")? as u32,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        command_id: row.try_get("command_id")?,
+        recorded_at: row.try_get::<OffsetDateTime, _>("recorded_at")?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    })
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        validate(&request)?;
+        match self.try_append(&request).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::Database(error)) if is_concurrency_failure(&error) => {
+                let conflict = StoreError::Conflict {
+                    stream_id: request.stream_id.clone(),
+                    expected: request.expected_version,
+                    actual: None,
+                };
+                self.resolve_failure(&request, conflict).await
+            }
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                self.resolve_failure(&request, conflict).await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 \
+             ORDER BY version LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream_id)
+            .bind(from_version as i64)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY transaction_id, position LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.position)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError> {
+        let row = sqlx::query(
+            "SELECT stream_id, first_version, last_version, first_position, last_position \
+             FROM commands WHERE command_id = $1",
+        )
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(AppendOutcome {
+                stream_id: row.try_get(0)?,
+                first_version: row.try_get::<i64, _>(1)? as u64,
+                last_version: row.try_get::<i64, _>(2)? as u64,
+                first_position: row.try_get(3)?,
+                last_position: row.try_get(4)?,
+                replayed: true,
+            })
+        })
+        .transpose()
+    }
+
+    async fn head_position(&self) -> Result<Position, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

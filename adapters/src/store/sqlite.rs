@@ -1,0 +1,312 @@
+//! The embedded default: the event store in one SQLite file.
+//!
+//! SQLite allows one writer at a time. Appends go through a single-connection writer pool and
+//! start with `BEGIN IMMEDIATE`, which takes the write lock up front (also against other
+//! processes), so positions are assigned and committed in the same order and a reader of the
+//! global log can simply read `position > checkpoint`. Reads use a separate pool; in WAL mode
+//! they never block the writer. `synchronous = FULL` makes every commit durable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{
+    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
+    RecordedEvent, StoreError, MAX_READ_BATCH,
+};
+use crate::clock::{from_unix_micros, now_micros, unix_micros};
+use crate::store::hash::{EventHash, GENESIS_HASH};
+
+/// Readers allowed at once. SQLite readers are cheap in WAL mode; more than the cores we have
+/// buys nothing.
+const READ_POOL_SIZE: u32 = 8;
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite's extended result codes for a violated UNIQUE or PRIMARY KEY constraint.
+const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
+const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_type, version, event_type, \
+     schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash";
+
+/// The SQLite engine.
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// The writer pool, for adapters that keep their own tables in the same file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn try_append(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let head = sqlx::query(
+            "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&request.stream_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (current_version, head_hash) = match head {
+            Some(row) => (
+                row.try_get::<i64, _>(0)? as u64,
+                EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or(GENESIS_HASH),
+            ),
+            None => (0, GENESIS_HASH),
+        };
+        if !request.expected_version.admits(current_version) {
+            return Err(StoreError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected_version,
+                actual: Some(current_version),
+            });
+        }
+        let recorded_at = now_micros();
+        let prepared = prepare(request, current_version, head_hash, recorded_at)?;
+        let mut positions = Vec::with_capacity(prepared.len());
+        for row in &prepared {
+            let position: i64 = sqlx::query_scalar(
+                "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+                 schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+            )
+            .bind(row.event.event_id)
+            .bind(&request.stream_id)
+            .bind(&request.stream_type)
+            .bind(row.version as i64)
+            .bind(&row.event.event_type)
+            .bind(i64::from(row.event.schema_version))
+            .bind(row.event.payload.to_string())
+            .bind(row.metadata.to_string())
+            .bind(request.command_id)
+            .bind(unix_micros(recorded_at))
+            .bind(&row.prev_hash.0[..])
+            .bind(&row.hash.0[..])
+            .fetch_one(&mut *tx)
+            .await?;
+            positions.push(position);
+        }
+        let outcome = AppendOutcome {
+            stream_id: request.stream_id.clone(),
+            first_version: current_version + 1,
+            last_version: current_version + prepared.len() as u64,
+            first_position: positions[0],
+            last_position: positions[positions.len() - 1],
+            replayed: false,
+        };
+        if let Some(command_id) = request.command_id {
+            sqlx::query(
+                "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+                 first_position, last_position, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(command_id)
+            .bind(&outcome.stream_id)
+            .bind(outcome.first_version as i64)
+            .bind(outcome.last_version as i64)
+            .bind(outcome.first_position)
+            .bind(outcome.last_position)
+            .bind(unix_micros(recorded_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// After a failed append: the original outcome when this was a replay, else the error.
+    async fn resolve_failure(
+        &self,
+        request: &AppendRequest,
+        error: StoreError,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(command_id) = request.command_id {
+            if let Some(original) = self.find_command(command_id).await? {
+                return Ok(original);
+            }
+        }
+        let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
+        let mut found = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let row = sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+            if let Some(row) = row {
+                found.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?, row.try_get::<i64, _>(2)?));
+            }
+        }
+        super::replayed_from_event_ids(request, &ids, &found).unwrap_or(Err(error))
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some(SQLITE_CONSTRAINT_UNIQUE) | Some(SQLITE_CONSTRAINT_PRIMARYKEY)
+        ),
+        _ => false,
+    }
+}
+
+fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.try_get("position")?;
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let json = |column: &str| -> Result<serde_json::Value, StoreError> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| corrupt(format!("{column} is not JSON: {e}")))
+    };
+    let hash = |column: &str| -> Result<EventHash, StoreError> {
+        let bytes: Vec<u8> = row.try_get(column)?;
+        EventHash::from_slice(&bytes).ok_or_else(|| corrupt(format!("{column} is not 32 bytes")))
+    };
+    let micros: i64 = row.try_get("recorded_at_us")?;
+    Ok(RecordedEvent {
+        position,
+        transaction_id: 0,
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_type: row.try_get("stream_type")?,
+        version: row.try_get::<i64, _>("version")? as u64,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get::<i64, _>("schema_version")? as u32,
+        payload: json("payload")?,
+        metadata: json("metadata")?,
+        command_id: row.try_get("command_id")?,
+        recorded_at: from_unix_micros(micros)
+            .ok_or_else(|| corrupt(format!("recorded_at_us {micros} is out of range")))?,
+        prev_hash: hash("prev_hash")?,
+        hash: hash("hash")?,
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        validate(&request)?;
+        match self.try_append(&request).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::Database(error)) if is_unique_violation(&error) => {
+                let conflict = StoreError::Conflict {
+                    stream_id: request.stream_id.clone(),
+                    expected: request.expected_version,
+                    actual: None,
+                };
+                self.resolve_failure(&request, conflict).await
+            }
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                self.resolve_failure(&request, conflict).await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? \
+             ORDER BY version LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream_id)
+            .bind(from_version as i64)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.position)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError> {
+        let row = sqlx::query(
+            "SELECT stream_id, first_version, last_version, first_position, last_position \
+             FROM commands WHERE command_id = ?",
+        )
+        .bind(command_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(AppendOutcome {
+                stream_id: row.try_get(0)?,
+                first_version: row.try_get::<i64, _>(1)? as u64,
+                last_version: row.try_get::<i64, _>(2)? as u64,
+                first_position: row.try_get(3)?,
+                last_position: row.try_get(4)?,
+                replayed: true,
+            })
+        })
+        .transpose()
+    }
+
+    async fn head_position(&self) -> Result<Position, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
