@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use adapters::store::{self, Checkpoint, MAX_READ_BATCH};
+use adapters::store::{self, MAX_READ_BATCH};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -16,7 +16,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "revledger", version, about = "Event-sourced revenue ledger")]
 struct Cli {
     /// Where the events live: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "REVLEDGER_DATABASE_URL", default_value = "sqlite://revledger.db", global = true)]
+    #[arg(
+        long,
+        env = "REVLEDGER_DATABASE_URL",
+        default_value = "sqlite://revledger.db",
+        global = true
+    )]
     database_url: String,
 
     /// Log line format on stderr.
@@ -59,7 +64,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("revledger: cannot start the async runtime: {error}");
@@ -121,25 +129,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Streams the global log in checkpoint order to stdout, batch by batch.
+/// Prints committed events in position order to stdout, batch by batch.
 async fn print_events(store: &dyn store::EventStore, after: i64, limit: u64) -> anyhow::Result<()> {
-    // SQLite's checkpoint order is position order, so it can start at `after` directly; on
-    // PostgreSQL a position says nothing about the transaction order, so read from the start.
-    let mut checkpoint = match store.engine() {
-        "sqlite" => Checkpoint { transaction_id: 0, position: after },
-        _ => Checkpoint::START,
-    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
+    let mut after = after;
     while printed < limit {
-        let batch = store.read_all(checkpoint, MAX_READ_BATCH).await?;
+        let batch = store.read_by_position(after, MAX_READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
-        checkpoint = Checkpoint::after(last);
-        for event in batch.iter().filter(|event| event.position > after) {
-            if printed == limit {
-                break;
-            }
+        after = last.position;
+        for event in batch
+            .iter()
+            .take((limit - printed).min(MAX_READ_BATCH as u64) as usize)
+        {
             serde_json::to_writer(&mut out, event)?;
             out.write_all(b"\n")?;
             printed += 1;
@@ -160,7 +163,9 @@ fn engine_name(url: &str) -> &'static str {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REVLEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

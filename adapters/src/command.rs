@@ -56,8 +56,14 @@ pub enum CommandError<E: std::error::Error> {
     #[error("stream {stream_id} changed concurrently; try again")]
     Conflict { stream_id: String },
     /// A stored event of this stream could not be turned back into a domain event.
-    #[error("stream {stream_id} holds an event that cannot be decoded at version {version}: {reason}")]
-    Undecodable { stream_id: String, version: u64, reason: String },
+    #[error(
+        "stream {stream_id} holds an event that cannot be decoded at version {version}: {reason}"
+    )]
+    Undecodable {
+        stream_id: String,
+        version: u64,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,7 +129,10 @@ where
 
     pub fn with_cache_capacity(store: Arc<dyn EventStore>, capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        CommandHandler { store, cache: Mutex::new(LruCache::new(capacity)) }
+        CommandHandler {
+            store,
+            cache: Mutex::new(LruCache::new(capacity)),
+        }
     }
 
     /// The stream an aggregate id lives in.
@@ -175,7 +184,13 @@ where
                 }
                 Ok(outcome) => {
                     let version = outcome.last_version;
-                    self.remember(&stream_id, Loaded { aggregate: decided, version });
+                    self.remember(
+                        &stream_id,
+                        Loaded {
+                            aggregate: decided,
+                            version,
+                        },
+                    );
                     return Ok(CommandOutcome::from_append(&outcome));
                 }
                 Err(StoreError::Conflict { .. }) => self.forget(&stream_id),
@@ -189,18 +204,33 @@ where
     }
 
     /// The aggregate's current state and version, from the cache or the store.
-    pub async fn load_aggregate(&self, aggregate_id: &str) -> Result<(A, u64), CommandError<A::Error>> {
+    pub async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<(A, u64), CommandError<A::Error>> {
         let loaded = self.load(&Self::stream_id(aggregate_id)).await?;
         Ok((loaded.aggregate, loaded.version))
     }
 
     async fn load(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
-        if let Some(hit) = self.cache.lock().expect("cache lock").get(stream_id).cloned() {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(stream_id)
+            .cloned()
+        {
             return Ok(hit);
         }
-        let mut loaded = Loaded { aggregate: A::default(), version: 0 };
+        let mut loaded = Loaded {
+            aggregate: A::default(),
+            version: 0,
+        };
         loop {
-            let batch = self.store.read_stream(stream_id, loaded.version + 1, MAX_READ_BATCH).await?;
+            let batch = self
+                .store
+                .read_stream(stream_id, loaded.version + 1, MAX_READ_BATCH)
+                .await?;
             let Some(last) = batch.last() else { break };
             let last_version = last.version;
             for recorded in &batch {
@@ -215,7 +245,10 @@ where
     }
 
     fn remember(&self, stream_id: &str, loaded: Loaded<A>) {
-        self.cache.lock().expect("cache lock").put(stream_id.to_owned(), loaded);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .put(stream_id.to_owned(), loaded);
     }
 
     fn forget(&self, stream_id: &str) {
@@ -238,11 +271,19 @@ pub fn to_new_event<E: DomainEvent, X: std::error::Error>(
         other => other,
     };
     let schema_version = event.event_version().parse().unwrap_or(1);
-    Ok(NewEvent { event_id: Uuid::now_v7(), event_type, schema_version, payload, metadata: metadata.clone() })
+    Ok(NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type,
+        schema_version,
+        payload,
+        metadata: metadata.clone(),
+    })
 }
 
 /// Turns a stored event back into the aggregate's event type.
-pub fn decode_event<A: Aggregate>(recorded: &RecordedEvent) -> Result<A::Event, CommandError<A::Error>>
+pub fn decode_event<A: Aggregate>(
+    recorded: &RecordedEvent,
+) -> Result<A::Event, CommandError<A::Error>>
 where
     A::Error: std::error::Error,
 {

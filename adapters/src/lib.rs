@@ -11,6 +11,6 @@ pub mod store;
 
 pub use command::{CommandError, CommandHandler, CommandOutcome};
 pub use store::{
-    AppendOutcome, AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion,
-    NewEvent, RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion, NewEvent,
+    RecordedEvent, StoreError,
 };

@@ -1,1 +1,12 @@
+//! The one integration-test binary (matklad's "Delete Cargo Integration Tests").
+//!
+//! - [`helpers`]: fresh databases per test (a temp SQLite file, or a uuid-named PostgreSQL
+//!   database created from `REVLEDGER_TEST_POSTGRES_URL`), and the engine-parametrised macro.
+//! - [`store_contract`]: the event-store contract, run against both engines.
+//! - [`command_handler`]: load/decide/append with the cache, conflicts and idempotency.
+//! - [`cli`]: the `revledger` binary itself (serve, verify, events).
 
+mod cli;
+mod command_handler;
+mod helpers;
+mod store_contract;

@@ -101,7 +101,10 @@ pub fn canonical_bytes(fields: &HashedFields<'_>) -> Vec<u8> {
         ("event_type", Value::String(fields.event_type.to_owned())),
         ("metadata", fields.metadata.clone()),
         ("payload", fields.payload.clone()),
-        ("recorded_at_us", Value::from(unix_micros(fields.recorded_at))),
+        (
+            "recorded_at_us",
+            Value::from(unix_micros(fields.recorded_at)),
+        ),
         ("schema_version", Value::from(fields.schema_version)),
         ("stream_id", Value::String(fields.stream_id.to_owned())),
         ("stream_type", Value::String(fields.stream_type.to_owned())),
@@ -186,7 +189,9 @@ mod tests {
         let bytes = canonical_bytes(&fields(&payload, &metadata));
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.contains(r#""payload":{"a":{"y":[{"c":"x","d":null}],"z":true},"b":1}"#));
-        assert!(text.starts_with(r#"{"command_id":null,"event_id":"00000000-0000-0000-0000-000000000000""#));
+        assert!(text.starts_with(
+            r#"{"command_id":null,"event_id":"00000000-0000-0000-0000-000000000000""#
+        ));
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub const MAX_READ_BATCH: usize = 10_000;
 /// Where a reader of the global log has got to. On PostgreSQL the log is ordered by
 /// `(transaction_id, position)`; on SQLite `transaction_id` is always 0 because position order
 /// is commit order there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Checkpoint {
     pub transaction_id: i64,
     pub position: Position,
@@ -54,11 +56,17 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Before the first event.
-    pub const START: Checkpoint = Checkpoint { transaction_id: 0, position: 0 };
+    pub const START: Checkpoint = Checkpoint {
+        transaction_id: 0,
+        position: 0,
+    };
 
     /// The checkpoint just after `event`.
     pub fn after(event: &RecordedEvent) -> Checkpoint {
-        Checkpoint { transaction_id: event.transaction_id, position: event.position }
+        Checkpoint {
+            transaction_id: event.transaction_id,
+            position: event.position,
+        }
     }
 }
 
@@ -171,14 +179,18 @@ pub struct RecordedEvent {
 /// Every way the store can fail, typed so callers never parse messages.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("stream {stream_id} is not at the expected version {expected:?} (it is at {actual:?})")]
+    #[error(
+        "stream {stream_id} is not at the expected version {expected:?} (it is at {actual:?})"
+    )]
     Conflict {
         stream_id: String,
         expected: ExpectedVersion,
         /// The version found, when the store knows it without another read.
         actual: Option<u64>,
     },
-    #[error("event id {event_id} was already appended with different content or to another stream")]
+    #[error(
+        "event id {event_id} was already appended with different content or to another stream"
+    )]
     DuplicateEventId { event_id: Uuid },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
@@ -221,6 +233,15 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Committed events with `position > after`, in position order, at most `limit` (capped at
+    /// [`MAX_READ_BATCH`]). Not gap-safe: a transaction still in flight may later commit a lower
+    /// position. For looking at what is committed now (verification, export), never for tailing.
+    async fn read_by_position(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// The outcome of an earlier append made with this command id, if any.
     async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError>;
 
@@ -231,13 +252,13 @@ pub trait EventStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Recomputes every per-stream hash chain, reading the global log in batches (memory grows
-/// with the number of streams, never with the number of events).
+/// Recomputes every per-stream hash chain over everything committed, reading in position order
+/// in batches (memory grows with the number of streams, never with the number of events).
 pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> {
     let mut verifier = ChainVerifier::default();
-    let mut checkpoint = Checkpoint::START;
+    let mut after: Position = 0;
     loop {
-        let batch = match store.read_all(checkpoint, MAX_READ_BATCH).await {
+        let batch = match store.read_by_position(after, MAX_READ_BATCH).await {
             Ok(batch) => batch,
             Err(StoreError::Corrupt { position, reason }) => {
                 verifier.record_undecodable(position, reason);
@@ -246,7 +267,7 @@ pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> 
             Err(other) => return Err(other),
         };
         let Some(last) = batch.last() else { break };
-        checkpoint = Checkpoint::after(last);
+        after = last.position;
         if !batch.iter().all(|event| verifier.check(event)) {
             break;
         }
@@ -268,7 +289,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
 /// Checks the shape of an append before any I/O.
 fn validate(request: &AppendRequest) -> Result<(), StoreError> {
     if request.events.is_empty() {
-        return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
+        return Err(StoreError::InvalidAppend(
+            "an append needs at least one event".into(),
+        ));
     }
     if request.events.len() > MAX_EVENTS_PER_APPEND {
         return Err(StoreError::InvalidAppend(format!(
@@ -277,10 +300,14 @@ fn validate(request: &AppendRequest) -> Result<(), StoreError> {
         )));
     }
     if request.stream_id.is_empty() || request.stream_type.is_empty() {
-        return Err(StoreError::InvalidAppend("stream_id and stream_type must not be empty".into()));
+        return Err(StoreError::InvalidAppend(
+            "stream_id and stream_type must not be empty".into(),
+        ));
     }
     if request.events.iter().any(|e| e.schema_version == 0) {
-        return Err(StoreError::InvalidAppend("schema_version starts at 1".into()));
+        return Err(StoreError::InvalidAppend(
+            "schema_version starts at 1".into(),
+        ));
     }
     Ok(())
 }
@@ -324,7 +351,13 @@ fn prepare<'a>(
             recorded_at,
         };
         let hash = hash::chain(&prev_hash, &fields);
-        prepared.push(PreparedEvent { event, version, metadata, prev_hash, hash });
+        prepared.push(PreparedEvent {
+            event,
+            version,
+            metadata,
+            prev_hash,
+            hash,
+        });
         prev_hash = hash;
     }
     Ok(prepared)
@@ -339,7 +372,9 @@ fn replayed_from_event_ids(
     found: &[(String, i64, i64)],
 ) -> Option<Result<AppendOutcome, StoreError>> {
     let (first_stream, _, _) = found.first()?;
-    let same_stream = found.iter().all(|(stream, _, _)| *stream == request.stream_id);
+    let same_stream = found
+        .iter()
+        .all(|(stream, _, _)| *stream == request.stream_id);
     if found.len() != ids.len() || !same_stream {
         return Some(Err(StoreError::DuplicateEventId { event_id: ids[0] }));
     }

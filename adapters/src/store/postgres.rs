@@ -99,18 +99,58 @@ impl PostgresStore {
                          $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
              RETURNING position",
         )
-        .bind(prepared.iter().map(|p| p.event.event_id).collect::<Vec<_>>())
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.event_id)
+                .collect::<Vec<_>>(),
+        )
         .bind(&request.stream_id)
         .bind(&request.stream_type)
         .bind(request.command_id)
         .bind(recorded_at)
-        .bind(prepared.iter().map(|p| p.version as i64).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.event.event_type.as_str()).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.event.schema_version as i32).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.event.payload.clone()).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.metadata.clone()).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.prev_hash.0.to_vec()).collect::<Vec<_>>())
-        .bind(prepared.iter().map(|p| p.hash.0.to_vec()).collect::<Vec<_>>())
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.version as i64)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.schema_version as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.payload.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.metadata.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.prev_hash.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.hash.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
         let mut positions = rows
@@ -272,6 +312,22 @@ impl EventStore for PostgresStore {
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id.to_string())
             .bind(after.position)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_by_position(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.pool)
             .await?;

@@ -159,12 +159,17 @@ impl SqliteStore {
         let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::with_capacity(ids.len());
         for id in &ids {
-            let row = sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+            let row =
+                sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
             if let Some(row) = row {
-                found.push((row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?, row.try_get::<i64, _>(2)?));
+                found.push((
+                    row.try_get::<String, _>(0)?,
+                    row.try_get::<i64, _>(1)?,
+                    row.try_get::<i64, _>(2)?,
+                ));
             }
         }
         super::replayed_from_event_ids(request, &ids, &found).unwrap_or(Err(error))
@@ -271,6 +276,22 @@ impl EventStore for SqliteStore {
         );
         let rows = sqlx::query(&sql)
             .bind(after.position)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_by_position(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.reader)
             .await?;

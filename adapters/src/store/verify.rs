@@ -49,8 +49,11 @@ impl ChainVerifier {
             return false;
         }
         self.report.events_checked += 1;
-        let (last_version, last_hash) =
-            self.heads.get(&event.stream_id).copied().unwrap_or((0, GENESIS_HASH));
+        let (last_version, last_hash) = self
+            .heads
+            .get(&event.stream_id)
+            .copied()
+            .unwrap_or((0, GENESIS_HASH));
         if let Some(reason) = mismatch(event, last_version, last_hash) {
             self.report.first_break = Some(ChainBreak {
                 stream_id: event.stream_id.clone(),
@@ -60,7 +63,8 @@ impl ChainVerifier {
             });
             return false;
         }
-        self.heads.insert(event.stream_id.clone(), (event.version, event.hash));
+        self.heads
+            .insert(event.stream_id.clone(), (event.version, event.hash));
         true
     }
 

@@ -1,0 +1,231 @@
+//! The `revledger` binary end to end: serve on the embedded default, verify, events.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adapters::store::{self, AppendRequest, EventMetadata, ExpectedVersion, NewEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::temp_dir;
+
+fn revledger(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_revledger"));
+    command
+        .current_dir(dir)
+        .env_remove("REVLEDGER_DATABASE_URL")
+        .env("REVLEDGER_LOG_FORMAT", "json");
+    command
+}
+
+/// A running `revledger serve`, killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `revledger serve --listen 127.0.0.1:0` in `dir` and reads the bound address from its
+/// JSON log.
+fn serve(dir: &Path) -> Server {
+    let mut child = revledger(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn revledger serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .expect("read log");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, address }
+}
+
+/// A minimal HTTP/1.1 GET over a plain socket: enough for health checks, no client crate.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_with_no_configuration_answers_healthz_on_an_embedded_sqlite_file() {
+    let dir = temp_dir();
+    let server = serve(&dir);
+    let (status, body) = http_get(&server.address, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("ok"));
+    let (status, body) = http_get(&server.address, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sqlite"));
+    assert!(
+        dir.join("revledger.db").exists(),
+        "the default database file is ./revledger.db"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn serve_exits_cleanly_on_sigterm() {
+    let dir = temp_dir();
+    let mut server = serve(&dir);
+    let started = Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn seed(url: &str) {
+    let store = store::open(url).await.unwrap();
+    store.migrate().await.unwrap();
+    for stream in ["lead-a", "invoice-b"] {
+        for version in 0..3u64 {
+            store
+                .append(AppendRequest {
+                    stream_id: stream.into(),
+                    stream_type: stream.split('-').next().unwrap().into(),
+                    expected_version: ExpectedVersion::from_loaded(version),
+                    command_id: None,
+                    events: vec![NewEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: "Counted".into(),
+                        schema_version: 1,
+                        payload: json!({"amount_halalas": 1000 + version}),
+                        metadata: EventMetadata::default(),
+                    }],
+                })
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn verify_passes_on_an_untouched_store_and_names_the_event_changed_by_hand() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}", dir.join("ledger.db").display());
+    seed(&url).await;
+
+    let intact = revledger(&dir)
+        .args(["verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(intact.status.success(), "{intact:?}");
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("intact: 6 events in 2 streams"));
+
+    // Play the attacker with file access: lift the guard and change one byte of one payload.
+    let tamper = "DROP TRIGGER events_no_update; \
+                  UPDATE events SET payload = replace(payload, '1001', '1009') WHERE stream_id = 'invoice-b' AND version = 2;";
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let changed = sqlx::raw_sql(tamper)
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1);
+    drop(conn);
+
+    let broken = revledger(&dir)
+        .args(["verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        stdout.contains("BROKEN: stream invoice-b version 2 position 5"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn events_prints_the_global_log_as_ndjson_from_a_position() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}", dir.join("ledger.db").display());
+    seed(&url).await;
+    let output = revledger(&dir)
+        .args(["events", "--after", "2", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let positions: Vec<i64> = lines
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, vec![3, 4, 5, 6]);
+    assert_eq!(lines[0]["stream_id"], "lead-a");
+    assert_eq!(lines[0]["hash"].as_str().unwrap().len(), 64);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unsupported_database_url_is_a_clear_error() {
+    let dir = temp_dir();
+    let output = revledger(&dir)
+        .args(["verify", "--database-url", "mysql://x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database url"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,583 @@
+//! The event-store contract, run against SQLite and PostgreSQL alike.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::store::{
+    self, AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion, NewEvent,
+    StoreError, GENESIS_HASH,
+};
+use serde_json::json;
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+use crate::helpers::{Engine, TestDb};
+
+crate::on_both_engines!(
+    appended_events_read_back_in_version_order_with_a_chained_hash,
+    appending_at_a_stale_version_is_a_typed_conflict,
+    expecting_no_stream_conflicts_once_the_stream_exists,
+    expecting_a_version_beyond_the_head_conflicts,
+    two_concurrent_appends_at_the_same_expected_version_let_exactly_one_win,
+    the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows,
+    the_same_event_ids_appended_again_return_the_original_positions,
+    an_event_id_reused_in_another_stream_is_rejected,
+    an_empty_append_is_invalid,
+    the_global_log_is_read_in_batches_from_a_checkpoint,
+    eight_writers_and_a_tailing_reader_see_every_event_once_in_checkpoint_order,
+    an_untouched_store_verifies,
+    verify_names_the_event_whose_payload_was_altered,
+    verify_names_an_event_removed_from_the_middle_of_a_stream,
+    the_database_rejects_update_and_delete_of_events,
+    a_payload_round_trips_unchanged,
+);
+
+fn event(event_type: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event_type.to_owned(),
+        schema_version: 1,
+        payload,
+        metadata: EventMetadata {
+            actor: Some("test".into()),
+            source: Some("test".into()),
+            ..Default::default()
+        },
+    }
+}
+
+fn request(stream_id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream_id: stream_id.to_owned(),
+        stream_type: stream_id.split('-').next().unwrap_or("test").to_owned(),
+        expected_version: expected,
+        command_id: None,
+        events,
+    }
+}
+
+async fn append_n(store: &dyn EventStore, stream_id: &str, n: u64) {
+    for version in 0..n {
+        store
+            .append(request(
+                stream_id,
+                ExpectedVersion::from_loaded(version),
+                vec![event("Counted", json!({"n": version}))],
+            ))
+            .await
+            .expect("append");
+    }
+}
+
+async fn appended_events_read_back_in_version_order_with_a_chained_hash(db: &TestDb) {
+    let store = db.store.as_ref();
+    let first = store
+        .append(request(
+            "lead-1",
+            ExpectedVersion::NoStream,
+            vec![
+                event("LeadCaptured", json!({"name": "Aisha"})),
+                event("LeadQualified", json!({})),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.first_version, first.last_version, first.replayed),
+        (1, 2, false)
+    );
+    assert!(first.first_position < first.last_position);
+    store
+        .append(request(
+            "lead-1",
+            ExpectedVersion::Exact(2),
+            vec![event("DemoBooked", json!({}))],
+        ))
+        .await
+        .unwrap();
+
+    let events = store.read_stream("lead-1", 1, 100).await.unwrap();
+    let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(events[0].event_type, "LeadCaptured");
+    assert_eq!(events[0].stream_type, "lead");
+    assert_eq!(events[0].prev_hash, GENESIS_HASH);
+    assert_eq!(events[1].prev_hash, events[0].hash);
+    assert_eq!(events[2].prev_hash, events[1].hash);
+    assert_eq!(store.read_stream("lead-1", 3, 100).await.unwrap().len(), 1);
+    assert_eq!(store.head_position().await.unwrap(), events[2].position);
+}
+
+async fn appending_at_a_stale_version_is_a_typed_conflict(db: &TestDb) {
+    let store = db.store.as_ref();
+    append_n(store, "invoice-1", 2).await;
+    let error = store
+        .append(request(
+            "invoice-1",
+            ExpectedVersion::Exact(1),
+            vec![event("Late", json!({}))],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict { ref stream_id, expected: ExpectedVersion::Exact(1), .. } if stream_id == "invoice-1"),
+        "{error:?}"
+    );
+    assert_eq!(
+        store.read_stream("invoice-1", 1, 100).await.unwrap().len(),
+        2
+    );
+}
+
+async fn expecting_no_stream_conflicts_once_the_stream_exists(db: &TestDb) {
+    let store = db.store.as_ref();
+    append_n(store, "lead-2", 1).await;
+    let error = store
+        .append(request(
+            "lead-2",
+            ExpectedVersion::NoStream,
+            vec![event("LeadCaptured", json!({}))],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict { .. }), "{error:?}");
+}
+
+async fn expecting_a_version_beyond_the_head_conflicts(db: &TestDb) {
+    let store = db.store.as_ref();
+    append_n(store, "lead-3", 1).await;
+    let error = store
+        .append(request(
+            "lead-3",
+            ExpectedVersion::Exact(5),
+            vec![event("Skipped", json!({}))],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::Conflict {
+                actual: Some(1),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+async fn two_concurrent_appends_at_the_same_expected_version_let_exactly_one_win(db: &TestDb) {
+    // Twenty rounds, each a real race: both writers are released by one barrier.
+    for round in 0..20u64 {
+        let barrier = Arc::new(Barrier::new(2));
+        let writers = (0..2).map(|writer| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .append(request(
+                        "payment-race",
+                        ExpectedVersion::from_loaded(round),
+                        vec![event("Raced", json!({"writer": writer}))],
+                    ))
+                    .await
+            })
+        });
+        let mut wins = 0;
+        let mut conflicts = 0;
+        for writer in writers.collect::<Vec<_>>() {
+            match writer.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::Conflict { .. }) => conflicts += 1,
+                Err(other) => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!((wins, conflicts), (1, 1), "round {round}");
+    }
+    let events = db.store.read_stream("payment-race", 1, 100).await.unwrap();
+    assert_eq!(events.len(), 20);
+}
+
+async fn the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows(
+    db: &TestDb,
+) {
+    let store = db.store.as_ref();
+    let command_id = Uuid::now_v7();
+    let mut first_request = request(
+        "invoice-9",
+        ExpectedVersion::NoStream,
+        vec![event("InvoiceIssued", json!({}))],
+    );
+    first_request.command_id = Some(command_id);
+    let first = store.append(first_request).await.unwrap();
+    assert!(!first.replayed);
+
+    // A retry: new event ids (the caller re-decided), and even an expectation that now fails.
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Any,
+        ExpectedVersion::Exact(1),
+    ] {
+        let mut retry = request(
+            "invoice-9",
+            expected,
+            vec![event("InvoiceIssued", json!({}))],
+        );
+        retry.command_id = Some(command_id);
+        let again = store.append(retry).await.unwrap();
+        assert!(again.replayed, "{expected:?}");
+        assert_eq!(
+            (
+                again.first_position,
+                again.last_position,
+                again.first_version,
+                again.last_version
+            ),
+            (
+                first.first_position,
+                first.last_position,
+                first.first_version,
+                first.last_version
+            )
+        );
+    }
+    assert_eq!(
+        store.read_stream("invoice-9", 1, 100).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store
+            .find_command(command_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .first_position,
+        first.first_position
+    );
+    assert!(store.find_command(Uuid::now_v7()).await.unwrap().is_none());
+}
+
+async fn the_same_event_ids_appended_again_return_the_original_positions(db: &TestDb) {
+    let store = db.store.as_ref();
+    let events = vec![event("A", json!({})), event("B", json!({}))];
+    let first = store
+        .append(request("lead-7", ExpectedVersion::NoStream, events.clone()))
+        .await
+        .unwrap();
+    let again = store
+        .append(request("lead-7", ExpectedVersion::Any, events))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.first_position, again.last_position),
+        (first.first_position, first.last_position)
+    );
+    assert_eq!(store.read_stream("lead-7", 1, 100).await.unwrap().len(), 2);
+}
+
+async fn an_event_id_reused_in_another_stream_is_rejected(db: &TestDb) {
+    let store = db.store.as_ref();
+    let shared = event("A", json!({}));
+    store
+        .append(request(
+            "lead-8",
+            ExpectedVersion::NoStream,
+            vec![shared.clone()],
+        ))
+        .await
+        .unwrap();
+    let error = store
+        .append(request("lead-9", ExpectedVersion::NoStream, vec![shared]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::DuplicateEventId { .. }),
+        "{error:?}"
+    );
+    assert!(store.read_stream("lead-9", 1, 10).await.unwrap().is_empty());
+}
+
+async fn an_empty_append_is_invalid(db: &TestDb) {
+    let error = db
+        .store
+        .append(request("lead-0", ExpectedVersion::Any, vec![]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::InvalidAppend(_)), "{error:?}");
+}
+
+async fn the_global_log_is_read_in_batches_from_a_checkpoint(db: &TestDb) {
+    let store = db.store.as_ref();
+    for stream in 0..5 {
+        append_n(store, &format!("lead-{stream}"), 3).await;
+    }
+    // Tail like a projector: on PostgreSQL, write transactions of other tests on the same
+    // cluster hold the read watermark back for a moment, so an empty batch means "not yet".
+    let mut seen = Vec::new();
+    let mut checkpoint = Checkpoint::START;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 15 && tokio::time::Instant::now() < deadline {
+        let batch = store.read_all(checkpoint, 4).await.unwrap();
+        assert!(batch.len() <= 4);
+        let Some(last) = batch.last() else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        checkpoint = Checkpoint::after(last);
+        seen.extend(batch.into_iter().map(|e| e.position));
+    }
+    assert!(
+        store.read_all(checkpoint, 4).await.unwrap().is_empty(),
+        "nothing after the end"
+    );
+    assert_eq!(seen.len(), 15);
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 15, "no event read twice");
+}
+
+async fn eight_writers_and_a_tailing_reader_see_every_event_once_in_checkpoint_order(db: &TestDb) {
+    const WRITERS: usize = 8;
+    const EVENTS: usize = 2_000;
+    let per_writer = EVENTS / WRITERS;
+    let reader = {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::with_capacity(EVENTS);
+            let mut checkpoint = Checkpoint::START;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while seen.len() < EVENTS && tokio::time::Instant::now() < deadline {
+                let batch = store.read_all(checkpoint, 100).await.unwrap();
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                for recorded in batch {
+                    let next = Checkpoint::after(&recorded);
+                    assert!(
+                        next > checkpoint,
+                        "checkpoint order: {next:?} after {checkpoint:?}"
+                    );
+                    checkpoint = next;
+                    seen.push(recorded.event_id);
+                }
+            }
+            seen
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::with_capacity(per_writer);
+                for n in 0..per_writer {
+                    // Every writer appends to its own streams, ten events per stream.
+                    let stream = format!("lead-w{writer}s{}", n / 10);
+                    let new = event("Counted", json!({"writer": writer, "n": n}));
+                    ids.push(new.event_id);
+                    store
+                        .append(request(
+                            &stream,
+                            ExpectedVersion::from_loaded((n % 10) as u64),
+                            vec![new],
+                        ))
+                        .await
+                        .unwrap();
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut written = HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(seen.len(), EVENTS, "the reader saw every event");
+    let distinct: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), EVENTS, "no event seen twice");
+    assert_eq!(distinct, written);
+}
+
+async fn an_untouched_store_verifies(db: &TestDb) {
+    append_n(db.store.as_ref(), "lead-a", 5).await;
+    append_n(db.store.as_ref(), "invoice-b", 3).await;
+    let report = store::verify(db.store.as_ref()).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.events_checked, report.streams_checked), (8, 2));
+}
+
+async fn verify_names_the_event_whose_payload_was_altered(db: &TestDb) {
+    let store = db.store.as_ref();
+    append_n(store, "invoice-t", 4).await;
+    append_n(store, "lead-t", 2).await;
+    let target = store
+        .read_stream("invoice-t", 3, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let change = match db.engine {
+        Engine::Sqlite => format!(
+            "UPDATE events SET payload = '{{\"n\":7}}' WHERE position = {}",
+            target.position
+        ),
+        Engine::Postgres => format!(
+            "UPDATE events SET payload = '{{\"n\":7}}'::jsonb WHERE position = {}",
+            target.position
+        ),
+    };
+    db.execute_raw(&format!("{} {change}", db.disable_append_only_guard_sql()))
+        .await
+        .unwrap();
+    let report = store::verify(store).await.unwrap();
+    let broken = report.first_break.expect("tampering detected");
+    assert_eq!(
+        (broken.stream_id.as_str(), broken.version, broken.position),
+        ("invoice-t", 3, target.position)
+    );
+    assert!(broken.reason.contains("altered"), "{}", broken.reason);
+}
+
+async fn verify_names_an_event_removed_from_the_middle_of_a_stream(db: &TestDb) {
+    let store = db.store.as_ref();
+    append_n(store, "lead-d", 4).await;
+    let removed = store.read_stream("lead-d", 2, 1).await.unwrap().remove(0);
+    let next = store.read_stream("lead-d", 3, 1).await.unwrap().remove(0);
+    db.execute_raw(&format!(
+        "{} DELETE FROM events WHERE position = {}",
+        db.disable_append_only_guard_sql(),
+        removed.position
+    ))
+    .await
+    .unwrap();
+    let broken = store::verify(store)
+        .await
+        .unwrap()
+        .first_break
+        .expect("gap detected");
+    assert_eq!((broken.version, broken.position), (3, next.position));
+}
+
+async fn the_database_rejects_update_and_delete_of_events(db: &TestDb) {
+    append_n(db.store.as_ref(), "lead-g", 2).await;
+    assert!(db
+        .execute_raw("UPDATE events SET event_type = 'Forged'")
+        .await
+        .is_err());
+    assert!(db.execute_raw("DELETE FROM events").await.is_err());
+    if db.engine == Engine::Postgres {
+        assert!(db.execute_raw("TRUNCATE events").await.is_err());
+    }
+    assert_eq!(
+        db.store.read_stream("lead-g", 1, 10).await.unwrap().len(),
+        2
+    );
+    assert!(store::verify(db.store.as_ref()).await.unwrap().is_intact());
+}
+
+async fn a_payload_round_trips_unchanged(db: &TestDb) {
+    let payload = json!({
+        "name": "شركة الرياض للتقنية",
+        "amount_halalas": 344_885,
+        "big": i64::MAX,
+        "negative": -29_990,
+        "nested": {"z": [1, 2, {"a": null}], "flag": true},
+        "quote": "\"'\\\n"
+    });
+    db.store
+        .append(request(
+            "invoice-p",
+            ExpectedVersion::NoStream,
+            vec![event("InvoiceIssued", payload.clone())],
+        ))
+        .await
+        .unwrap();
+    let stored = db
+        .store
+        .read_stream("invoice-p", 1, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(stored.payload, payload);
+    assert!(store::verify(db.store.as_ref()).await.unwrap().is_intact());
+}
+
+/// PostgreSQL only: a transaction that took a lower position but commits after a higher one
+/// must not be skipped by a reader that already saw the higher one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_lower_position_committed_late_is_not_skipped() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    append_n(db.store.as_ref(), "lead-before", 1).await;
+
+    // Transaction A takes the next position and holds it open, uncommitted.
+    let mut held = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = held.begin().await.unwrap();
+    let held_position: i64 = sqlx::query_scalar(
+        "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, schema_version, \
+         payload, metadata, recorded_at, prev_hash, hash) \
+         VALUES ($1, 'lead-held', 'lead', 1, 'Held', 1, '{}', '{}', now(), $2, $2) RETURNING position",
+    )
+    .bind(Uuid::now_v7())
+    .bind(vec![0u8; 32])
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+
+    // Transaction B takes a higher position and commits first.
+    let later = db
+        .store
+        .append(request(
+            "lead-later",
+            ExpectedVersion::NoStream,
+            vec![event("Later", json!({}))],
+        ))
+        .await
+        .unwrap();
+    assert!(later.first_position > held_position);
+
+    // While A is open the reader must not move past it: it sees only what came before.
+    let mut checkpoint = Checkpoint::START;
+    let mut seen = Vec::new();
+    for recorded in db.store.read_all(checkpoint, 100).await.unwrap() {
+        checkpoint = Checkpoint::after(&recorded);
+        seen.push(recorded.position);
+    }
+    assert!(
+        !seen.contains(&later.first_position),
+        "read past an open transaction: {seen:?}"
+    );
+
+    tx.commit().await.unwrap();
+    // Tail on: other tests' write transactions on this cluster may hold the watermark a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen.contains(&later.first_position) && tokio::time::Instant::now() < deadline {
+        let batch = db.store.read_all(checkpoint, 100).await.unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for recorded in batch {
+            checkpoint = Checkpoint::after(&recorded);
+            seen.push(recorded.position);
+        }
+    }
+    assert!(
+        seen.contains(&held_position),
+        "the late-committing lower position was skipped: {seen:?}"
+    );
+    assert!(seen.contains(&later.first_position));
+    assert_eq!(seen.iter().filter(|p| **p == held_position).count(), 1);
+    let index_of = |position: i64| seen.iter().position(|p| *p == position).unwrap();
+    assert!(
+        index_of(held_position) < index_of(later.first_position),
+        "checkpoint order is commit order: {seen:?}"
+    );
+    drop(held);
+    db.cleanup().await;
+}
