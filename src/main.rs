@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use adapters::store::{self, MAX_READ_BATCH};
+use adapters::store::{self, Checkpoint, MAX_READ_BATCH};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -129,20 +129,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints committed events in position order to stdout, batch by batch.
+/// Prints committed events in checkpoint order (position order on SQLite) to stdout, batch by
+/// batch, skipping those at or below `after`.
 async fn print_events(store: &dyn store::EventStore, after: i64, limit: u64) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    let mut after = after;
+    // Position order is commit order only on SQLite; elsewhere start from the beginning.
+    let mut checkpoint = match store.engine() {
+        "sqlite" => Checkpoint {
+            transaction_id: 0,
+            position: after,
+        },
+        _ => Checkpoint::START,
+    };
     while printed < limit {
-        let batch = store.read_by_position(after, MAX_READ_BATCH).await?;
+        let batch = store.read_committed(checkpoint, MAX_READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
-        after = last.position;
-        for event in batch
-            .iter()
-            .take((limit - printed).min(MAX_READ_BATCH as u64) as usize)
-        {
+        checkpoint = Checkpoint::after(last);
+        for event in batch.iter().filter(|event| event.position > after) {
+            if printed == limit {
+                break;
+            }
             serde_json::to_writer(&mut out, event)?;
             out.write_all(b"\n")?;
             printed += 1;

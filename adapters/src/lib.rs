@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod command;
+pub mod sql;
 pub mod store;
 
 pub use command::{CommandError, CommandHandler, CommandOutcome};

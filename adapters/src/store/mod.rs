@@ -233,12 +233,13 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// Committed events with `position > after`, in position order, at most `limit` (capped at
-    /// [`MAX_READ_BATCH`]). Not gap-safe: a transaction still in flight may later commit a lower
-    /// position. For looking at what is committed now (verification, export), never for tailing.
-    async fn read_by_position(
+    /// Committed events strictly after `after` in checkpoint order, at most `limit` (capped at
+    /// [`MAX_READ_BATCH`]), without waiting for the watermark. Not gap-safe: a transaction in
+    /// flight may still commit behind it. For looking at what is committed now (verification,
+    /// export, as-of replay), never for tailing.
+    async fn read_committed(
         &self,
-        after: Position,
+        after: Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
@@ -252,13 +253,13 @@ pub trait EventStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Recomputes every per-stream hash chain over everything committed, reading in position order
-/// in batches (memory grows with the number of streams, never with the number of events).
+/// Recomputes every per-stream hash chain over everything committed, reading in checkpoint
+/// order in batches (memory grows with the number of streams, never with the number of events).
 pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> {
     let mut verifier = ChainVerifier::default();
-    let mut after: Position = 0;
+    let mut after = Checkpoint::START;
     loop {
-        let batch = match store.read_by_position(after, MAX_READ_BATCH).await {
+        let batch = match store.read_committed(after, MAX_READ_BATCH).await {
             Ok(batch) => batch,
             Err(StoreError::Corrupt { position, reason }) => {
                 verifier.record_undecodable(position, reason);
@@ -267,7 +268,7 @@ pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> 
             Err(other) => return Err(other),
         };
         let Some(last) = batch.last() else { break };
-        after = last.position;
+        after = Checkpoint::after(last);
         if !batch.iter().all(|event| verifier.check(event)) {
             break;
         }

@@ -318,16 +318,19 @@ impl EventStore for PostgresStore {
         rows.iter().map(decode).collect()
     }
 
-    async fn read_by_position(
+    async fn read_committed(
         &self,
-        after: Position,
+        after: Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+             ORDER BY transaction_id, position LIMIT $3"
         );
         let rows = sqlx::query(&sql)
-            .bind(after)
+            .bind(after.transaction_id.to_string())
+            .bind(after.position)
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.pool)
             .await?;

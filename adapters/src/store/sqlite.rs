@@ -35,7 +35,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_type, version, event_type, \
      schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash";
@@ -282,16 +282,16 @@ impl EventStore for SqliteStore {
         rows.iter().map(decode).collect()
     }
 
-    async fn read_by_position(
+    async fn read_committed(
         &self,
-        after: Position,
+        after: Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
         );
         let rows = sqlx::query(&sql)
-            .bind(after)
+            .bind(after.position)
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.reader)
             .await?;

@@ -1,0 +1,329 @@
+//! Portable SQL for read models: one API over SQLite and PostgreSQL.
+//!
+//! Read models (projections, the webhook inbox, idempotency keys) are plain tables whose SQL is
+//! written once, in the common subset of both engines: `?` placeholders (rewritten to `$n` for
+//! PostgreSQL), `BIGINT`/`TEXT`/`BOOLEAN` columns, timestamps as integer Unix microseconds,
+//! money as integer halalas, JSON as text, `INSERT … ON CONFLICT … DO UPDATE`. That one text
+//! runs on the live database of either engine and on a scratch in-memory SQLite, which is how
+//! any read model is computed *as of* a past position without touching the live tables.
+//!
+//! Aggregates that PostgreSQL widens (`SUM(bigint)` is `numeric`) must be cast back with
+//! `CAST(… AS BIGINT)` so both engines return an `i64`.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use crate::store::StoreError;
+
+/// A bound parameter: the only types read models use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl From<i64> for SqlValue {
+    fn from(value: i64) -> Self {
+        SqlValue::Int(value)
+    }
+}
+impl From<u64> for SqlValue {
+    fn from(value: u64) -> Self {
+        SqlValue::Int(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+impl From<i32> for SqlValue {
+    fn from(value: i32) -> Self {
+        SqlValue::Int(i64::from(value))
+    }
+}
+impl From<bool> for SqlValue {
+    fn from(value: bool) -> Self {
+        SqlValue::Bool(value)
+    }
+}
+impl From<&str> for SqlValue {
+    fn from(value: &str) -> Self {
+        SqlValue::Text(value.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(value: String) -> Self {
+        SqlValue::Text(value)
+    }
+}
+impl From<&String> for SqlValue {
+    fn from(value: &String) -> Self {
+        SqlValue::Text(value.clone())
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// A pool on either engine.
+#[derive(Clone, Debug)]
+pub enum SqlDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either engine.
+pub enum SqlTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A fetched row on either engine, read by column index with the type the caller expects.
+pub enum SqlRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+/// Rewrites `?` placeholders to `$1, $2, …` for PostgreSQL. A `?` inside a single-quoted
+/// string literal is left alone.
+pub fn to_postgres_placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('?') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut index = 0;
+    let mut in_literal = false;
+    for ch in sql.chars() {
+        match ch {
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(ch);
+            }
+            '?' if !in_literal => {
+                index += 1;
+                out.push('$');
+                out.push_str(&index.to_string());
+            }
+            _ => out.push(ch),
+        }
+    }
+    Cow::Owned(out)
+}
+
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                SqlValue::Null => query.bind(None::<i64>),
+                SqlValue::Int(v) => query.bind(*v),
+                SqlValue::Text(v) => query.bind(v.as_str()),
+                SqlValue::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+impl SqlDb {
+    /// A private in-memory SQLite with the read-model schema, for as-of computations and tests.
+    pub async fn scratch() -> Result<SqlDb, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        // One connection: every connection to `:memory:` is a different database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        crate::store::sqlite::MIGRATOR.run(&pool).await?;
+        Ok(SqlDb::Sqlite(pool))
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self {
+            SqlDb::Sqlite(_) => "sqlite",
+            SqlDb::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn begin(&self) -> Result<SqlTx, StoreError> {
+        Ok(match self {
+            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        Ok(match self {
+            SqlDb::Sqlite(pool) => bind_all!(sqlx::query(sql), params)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            SqlDb::Postgres(pool) => {
+                let sql = to_postgres_placeholders(sql);
+                bind_all!(sqlx::query(&sql), params)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+
+    pub async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<SqlRow>, StoreError> {
+        Ok(match self {
+            SqlDb::Sqlite(pool) => bind_all!(sqlx::query(sql), params)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(SqlRow::Sqlite)
+                .collect(),
+            SqlDb::Postgres(pool) => {
+                let sql = to_postgres_placeholders(sql);
+                bind_all!(sqlx::query(&sql), params)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(SqlRow::Postgres)
+                    .collect()
+            }
+        })
+    }
+
+    pub async fn fetch_optional(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Option<SqlRow>, StoreError> {
+        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+    }
+}
+
+impl SqlTx {
+    pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        Ok(match self {
+            SqlTx::Sqlite(tx) => bind_all!(sqlx::query(sql), params)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            SqlTx::Postgres(tx) => {
+                let sql = to_postgres_placeholders(sql);
+                bind_all!(sqlx::query(&sql), params)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+        })
+    }
+
+    pub async fn fetch_all(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<SqlRow>, StoreError> {
+        Ok(match self {
+            SqlTx::Sqlite(tx) => bind_all!(sqlx::query(sql), params)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(SqlRow::Sqlite)
+                .collect(),
+            SqlTx::Postgres(tx) => {
+                let sql = to_postgres_placeholders(sql);
+                bind_all!(sqlx::query(&sql), params)
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .into_iter()
+                    .map(SqlRow::Postgres)
+                    .collect()
+            }
+        })
+    }
+
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Option<SqlRow>, StoreError> {
+        Ok(self.fetch_all(sql, params).await?.into_iter().next())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            SqlTx::Sqlite(tx) => tx.commit().await?,
+            SqlTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            SqlTx::Sqlite(tx) => tx.rollback().await?,
+            SqlTx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+impl SqlRow {
+    pub fn i64(&self, index: usize) -> Result<i64, StoreError> {
+        Ok(match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        })
+    }
+
+    pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        Ok(match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        })
+    }
+
+    pub fn text(&self, index: usize) -> Result<String, StoreError> {
+        Ok(match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        })
+    }
+
+    pub fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        })
+    }
+
+    pub fn bool(&self, index: usize) -> Result<bool, StoreError> {
+        Ok(match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_marks_become_numbered_placeholders_outside_literals() {
+        assert_eq!(
+            to_postgres_placeholders("SELECT ? , '?' , ? WHERE a = '?x' AND b = ?"),
+            "SELECT $1 , '?' , $2 WHERE a = '?x' AND b = $3"
+        );
+        assert!(matches!(
+            to_postgres_placeholders("SELECT 1"),
+            Cow::Borrowed(_)
+        ));
+    }
+}
