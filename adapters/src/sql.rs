@@ -275,6 +275,33 @@ impl SqlTx {
 }
 
 impl SqlRow {
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        match self {
+            SqlRow::Sqlite(row) => row.len(),
+            SqlRow::Postgres(row) => row.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Any column as a [`SqlValue`], whatever its type: for comparing whole tables.
+    pub fn value(&self, index: usize) -> Result<SqlValue, StoreError> {
+        if let Ok(value) = self.opt_i64(index) {
+            return Ok(value.map_or(SqlValue::Null, SqlValue::Int));
+        }
+        if let Ok(value) = self.opt_text(index) {
+            return Ok(value.map_or(SqlValue::Null, SqlValue::Text));
+        }
+        let value: Option<bool> = match self {
+            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Postgres(row) => row.try_get(index)?,
+        };
+        Ok(value.map_or(SqlValue::Null, SqlValue::Bool))
+    }
+
     pub fn i64(&self, index: usize) -> Result<i64, StoreError> {
         Ok(match self {
             SqlRow::Sqlite(row) => row.try_get(index)?,

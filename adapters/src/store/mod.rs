@@ -214,6 +214,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Applies the embedded migrations of this engine.
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// Whether every embedded migration has been applied to this database.
+    async fn is_migrated(&self) -> Result<bool, StoreError>;
+
     /// Appends events to one stream atomically, or nothing at all.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
@@ -251,6 +254,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The database for read models, checkpoints and other tables kept beside the events
+    /// (for SQLite, the same single writer connection as appends).
+    fn sql(&self) -> crate::sql::SqlDb;
+
+    /// Woken after every successful append, so tailing readers need not poll hard.
+    fn appended(&self) -> &tokio::sync::Notify;
 }
 
 /// Recomputes every per-stream hash chain over everything committed, reading in checkpoint

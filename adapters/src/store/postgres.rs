@@ -45,6 +45,7 @@ const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transacti
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: PgPool,
+    appended: tokio::sync::Notify,
 }
 
 impl PostgresStore {
@@ -59,7 +60,10 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            appended: tokio::sync::Notify::new(),
+        })
     }
 
     /// The pool, for adapters that keep their own tables in the same database.
@@ -260,10 +264,23 @@ impl EventStore for PostgresStore {
         Ok(())
     }
 
+    async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await;
+        // No migrations table at all is "not migrated", not an error.
+        Ok(applied.ok().flatten().unwrap_or(0) >= latest)
+    }
+
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         validate(&request)?;
         match self.try_append(&request).await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                self.appended.notify_waiters();
+                Ok(outcome)
+            }
             Err(StoreError::Database(error)) if is_concurrency_failure(&error) => {
                 let conflict = StoreError::Conflict {
                     stream_id: request.stream_id.clone(),
@@ -363,6 +380,14 @@ impl EventStore for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    fn sql(&self) -> crate::sql::SqlDb {
+        crate::sql::SqlDb::Postgres(self.pool.clone())
+    }
+
+    fn appended(&self) -> &tokio::sync::Notify {
+        &self.appended
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

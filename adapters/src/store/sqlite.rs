@@ -44,6 +44,7 @@ const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_type, version
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    appended: tokio::sync::Notify,
 }
 
 impl SqliteStore {
@@ -63,7 +64,11 @@ impl SqliteStore {
             .max_connections(READ_POOL_SIZE)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            appended: tokio::sync::Notify::new(),
+        })
     }
 
     /// The writer pool, for adapters that keep their own tables in the same file.
@@ -228,10 +233,23 @@ impl EventStore for SqliteStore {
         Ok(())
     }
 
+    async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Result<Option<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.writer)
+                .await;
+        // No migrations table at all is "not migrated", not an error.
+        Ok(applied.ok().flatten().unwrap_or(0) >= latest)
+    }
+
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         validate(&request)?;
         match self.try_append(&request).await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                self.appended.notify_waiters();
+                Ok(outcome)
+            }
             Err(StoreError::Database(error)) if is_unique_violation(&error) => {
                 let conflict = StoreError::Conflict {
                     stream_id: request.stream_id.clone(),
@@ -324,6 +342,14 @@ impl EventStore for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    fn sql(&self) -> crate::sql::SqlDb {
+        crate::sql::SqlDb::Sqlite(self.writer.clone())
+    }
+
+    fn appended(&self) -> &tokio::sync::Notify {
+        &self.appended
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,874 @@
+//! The invoice aggregate: a ZATCA tax invoice, the payments against it, and its refunds.
+//!
+//! An invoice is issued once with its lines; its subtotal, VAT (rounded once per
+//! document, see [`crate::vat`]) and total are fixed at that moment, together with its
+//! place in the ZATCA hash chain (the invoice counter value, ICV, and the previous
+//! invoice's hash, PIH), its own hash and its Phase 1 QR code. Payments are recorded
+//! against it until it is covered; an overpayment is recorded as a fact of its own,
+//! never silently absorbed. Refunds issue a credit note (type 381) and can never exceed
+//! what was paid minus what was already refunded. An invoice with nothing paid can be
+//! canceled, or expire once its due date has passed.
+//!
+//! Payment and refund ids are remembered, so a webhook delivered twice is rejected by
+//! name rather than counted twice.
+
+use std::collections::BTreeSet;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::money::{Currency, Halalas, MoneyError};
+use crate::plan::Plan;
+use crate::vat::{DocumentTotals, LineAmount};
+use crate::zatca::{self, ZatcaError, CREDIT_NOTE_TYPE_CODE};
+
+/// Digits in a Saudi VAT registration number.
+pub const VAT_NUMBER_DIGITS: usize = 15;
+
+/// Who is billed: the lead that became a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub lead_id: String,
+    pub name: String,
+}
+
+/// Who bills: the seller as registered with ZATCA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seller {
+    pub name: String,
+    /// 15 digits, beginning and ending with 3 (ZATCA BR-KSA-39/40).
+    pub vat_number: String,
+}
+
+/// One line of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub description: String,
+    pub quantity: u32,
+    /// Price of one unit before VAT.
+    pub unit_price_halalas: i64,
+    /// The plan this line sells, if it is a subscription.
+    pub plan: Option<Plan>,
+}
+
+impl InvoiceLine {
+    fn amount(&self) -> LineAmount {
+        LineAmount {
+            quantity: i64::from(self.quantity),
+            unit_price_halalas: self.unit_price_halalas,
+        }
+    }
+}
+
+/// A credit note (UN/CEFACT type 381) issued for a refund. Its amounts are positive;
+/// the type code is what makes them a reduction of the referenced invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditNote {
+    /// The credit note's own place in the ZATCA counter.
+    pub credit_note_icv: u64,
+    /// Always [`CREDIT_NOTE_TYPE_CODE`] (381).
+    pub document_type_code: u16,
+    /// The invoice this credit note corrects (ZATCA BR-KSA-56).
+    pub invoice_id: String,
+    pub refund_id: String,
+    /// Why the money was handed back (ZATCA BR-KSA-17).
+    pub reason: String,
+    /// Net part of the refunded amount.
+    pub subtotal_halalas: i64,
+    /// VAT part of the refunded amount, see [`DocumentTotals::from_gross`].
+    pub vat_halalas: i64,
+    /// The refunded amount, VAT included.
+    pub total_halalas: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+}
+
+/// Where an invoice stands. Refunds do not change it (as with Stripe, a refunded
+/// invoice stays paid); [`Invoice::refunded_halalas`] says how much went back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    /// Issued, nothing paid yet.
+    Issued,
+    /// Some, not all, of the total was paid.
+    PartiallyPaid,
+    /// The total is covered.
+    Paid,
+    /// Withdrawn before any payment.
+    Canceled,
+    /// Past its due date with nothing paid.
+    Expired,
+}
+
+/// What can be asked of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvoiceCommand {
+    /// Issue the invoice with its lines and its place in the ZATCA chain.
+    Issue {
+        invoice_id: String,
+        customer: Customer,
+        lines: Vec<InvoiceLine>,
+        #[serde(with = "time::serde::rfc3339")]
+        issued_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+        seller: Seller,
+        icv: u64,
+        /// PIH: base64 hash of the previous invoice, or [`zatca::FIRST_INVOICE_PIH`].
+        previous_invoice_hash: String,
+        moyasar_invoice_id: Option<String>,
+    },
+    /// Money was received against the invoice.
+    RecordPayment {
+        payment_id: String,
+        amount_halalas: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Money is handed back; `amount_halalas` includes VAT.
+    Refund {
+        refund_id: String,
+        amount_halalas: i64,
+        reason: String,
+        credit_note_icv: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Withdraw an invoice nobody paid.
+    Cancel {
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Close an unpaid invoice whose due date has passed.
+    Expire {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Attach the Moyasar hosted invoice that collects the payment.
+    LinkMoyasarInvoice {
+        moyasar_invoice_id: String,
+        payment_url: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+/// What happened to an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvoiceEvent {
+    InvoiceIssued {
+        invoice_id: String,
+        customer: Customer,
+        seller: Seller,
+        lines: Vec<InvoiceLine>,
+        currency: Currency,
+        subtotal_halalas: i64,
+        vat_halalas: i64,
+        total_halalas: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        issued_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+        icv: u64,
+        previous_invoice_hash: String,
+        /// Base64 SHA-256 of the invoice's canonical bytes; the next invoice's PIH.
+        invoice_hash: String,
+        /// ZATCA Phase 1 QR payload (base64 TLV).
+        qr_code: String,
+        moyasar_invoice_id: Option<String>,
+    },
+    PaymentRecorded {
+        invoice_id: String,
+        payment_id: String,
+        amount_halalas: i64,
+        /// Everything paid so far, this payment included.
+        paid_halalas: i64,
+        /// What is still owed after this payment (zero when covered or overpaid).
+        outstanding_halalas: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        recorded_at: OffsetDateTime,
+    },
+    InvoicePaid {
+        invoice_id: String,
+        lead_id: String,
+        /// The amount before VAT, on which partner commissions accrue.
+        subtotal_halalas: i64,
+        total_halalas: i64,
+        paid_halalas: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        paid_at: OffsetDateTime,
+    },
+    InvoiceOverpaid {
+        invoice_id: String,
+        payment_id: String,
+        excess_halalas: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        overpaid_at: OffsetDateTime,
+    },
+    InvoiceRefunded {
+        invoice_id: String,
+        lead_id: String,
+        refund_id: String,
+        amount_halalas: i64,
+        /// Everything refunded so far, this refund included.
+        refunded_halalas: i64,
+        /// The invoice's amount before VAT, for pro-rata commission clawbacks.
+        invoice_subtotal_halalas: i64,
+        reason: String,
+        credit_note: CreditNote,
+        #[serde(with = "time::serde::rfc3339")]
+        refunded_at: OffsetDateTime,
+    },
+    InvoiceCanceled {
+        invoice_id: String,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        canceled_at: OffsetDateTime,
+    },
+    InvoiceExpired {
+        invoice_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        expired_at: OffsetDateTime,
+    },
+    MoyasarInvoiceLinked {
+        invoice_id: String,
+        moyasar_invoice_id: String,
+        payment_url: String,
+        #[serde(with = "time::serde::rfc3339")]
+        linked_at: OffsetDateTime,
+    },
+}
+
+impl DomainEvent for InvoiceEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            InvoiceEvent::InvoiceIssued { .. } => "InvoiceIssued",
+            InvoiceEvent::PaymentRecorded { .. } => "PaymentRecorded",
+            InvoiceEvent::InvoicePaid { .. } => "InvoicePaid",
+            InvoiceEvent::InvoiceOverpaid { .. } => "InvoiceOverpaid",
+            InvoiceEvent::InvoiceRefunded { .. } => "InvoiceRefunded",
+            InvoiceEvent::InvoiceCanceled { .. } => "InvoiceCanceled",
+            InvoiceEvent::InvoiceExpired { .. } => "InvoiceExpired",
+            InvoiceEvent::MoyasarInvoiceLinked { .. } => "MoyasarInvoiceLinked",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// The rules an invoice command can break.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvoiceError {
+    #[error("the invoice was already issued")]
+    InvoiceAlreadyIssued,
+    #[error("the invoice has not been issued")]
+    InvoiceNotIssued,
+    #[error("an invoice id is required")]
+    InvoiceIdRequired,
+    #[error("an invoice needs at least one line")]
+    InvoiceHasNoLines,
+    #[error("line {line_index} has quantity zero")]
+    LineQuantityZero { line_index: usize },
+    #[error("line {line_index} has a negative unit price ({unit_price_halalas} halalas)")]
+    NegativeUnitPrice {
+        line_index: usize,
+        unit_price_halalas: i64,
+    },
+    #[error("the invoice total must be positive, got {total_halalas} halalas")]
+    InvoiceTotalNotPositive { total_halalas: i64 },
+    #[error("the due date is before the issue date")]
+    DueBeforeIssue,
+    #[error("a ZATCA invoice counter value starts at 1")]
+    IcvMustBePositive,
+    #[error("the previous invoice hash must be non-empty base64")]
+    InvalidPreviousInvoiceHash,
+    #[error("{vat_number:?} is not a Saudi VAT number (15 digits, starting and ending with 3)")]
+    InvalidSellerVatNumber { vat_number: String },
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Qr(#[from] ZatcaError),
+    #[error("a payment must be positive, got {amount_halalas} halalas")]
+    PaymentAmountNotPositive { amount_halalas: i64 },
+    #[error("payment {payment_id} was already recorded")]
+    PaymentAlreadyRecorded { payment_id: String },
+    #[error("the invoice is already paid")]
+    InvoiceAlreadyPaid,
+    #[error("the invoice is canceled")]
+    InvoiceIsCanceled,
+    #[error("the invoice is expired")]
+    InvoiceIsExpired,
+    #[error("a refund must be positive, got {amount_halalas} halalas")]
+    RefundAmountNotPositive { amount_halalas: i64 },
+    #[error("a refund needs a reason for its credit note")]
+    RefundReasonRequired,
+    #[error("refund {refund_id} was already recorded")]
+    RefundAlreadyRecorded { refund_id: String },
+    #[error(
+        "a refund of {requested_halalas} halalas exceeds what was paid ({paid_halalas}) \
+         minus what was already refunded ({already_refunded_halalas})"
+    )]
+    RefundExceedsPaid {
+        paid_halalas: i64,
+        already_refunded_halalas: i64,
+        requested_halalas: i64,
+    },
+    #[error("an invoice with payments ({paid_halalas} halalas) cannot be canceled; refund it")]
+    CannotCancelAfterPayment { paid_halalas: i64 },
+    #[error("canceling an invoice needs a reason")]
+    CancelReasonRequired,
+    #[error("an invoice with payments ({paid_halalas} halalas) cannot expire")]
+    CannotExpireAfterPayment { paid_halalas: i64 },
+    #[error("the invoice is not past its due date {due_at}")]
+    NotYetDue { due_at: OffsetDateTime },
+    #[error("the invoice is already linked to Moyasar invoice {moyasar_invoice_id}")]
+    MoyasarInvoiceAlreadyLinked { moyasar_invoice_id: String },
+}
+
+/// The fields an invoice hash covers, in the order they are hashed.
+#[derive(Debug, Clone, Copy)]
+pub struct InvoiceHashInput<'a> {
+    pub invoice_id: &'a str,
+    pub icv: u64,
+    pub previous_invoice_hash: &'a str,
+    pub issued_at: OffsetDateTime,
+    pub due_at: OffsetDateTime,
+    pub seller: &'a Seller,
+    pub customer: &'a Customer,
+    pub lines: &'a [InvoiceLine],
+    pub totals: DocumentTotals,
+}
+
+impl InvoiceHashInput<'_> {
+    /// The canonical text of the invoice: each field length-prefixed
+    /// ([`zatca::push_canonical_field`]), times as Unix nanoseconds, amounts as halalas.
+    pub fn canonical(&self) -> String {
+        let mut text = String::new();
+        let mut field = |value: &str| zatca::push_canonical_field(&mut text, value);
+        field("invoice");
+        field(self.invoice_id);
+        field(&self.icv.to_string());
+        field(self.previous_invoice_hash);
+        field(&self.issued_at.unix_timestamp_nanos().to_string());
+        field(&self.due_at.unix_timestamp_nanos().to_string());
+        field(&self.seller.name);
+        field(&self.seller.vat_number);
+        field(&self.customer.lead_id);
+        field(&self.customer.name);
+        field(&self.lines.len().to_string());
+        for line in self.lines {
+            field(&line.description);
+            field(&line.quantity.to_string());
+            field(&line.unit_price_halalas.to_string());
+            field(line.plan.map_or("", Plan::as_str));
+        }
+        field(Currency::Sar.code());
+        field(&self.totals.subtotal_halalas.to_string());
+        field(&self.totals.vat_halalas.to_string());
+        field(&self.totals.total_halalas.to_string());
+        text
+    }
+
+    /// Base64 SHA-256 of [`Self::canonical`].
+    pub fn hash(&self) -> String {
+        zatca::sha256_base64(self.canonical().as_bytes())
+    }
+}
+
+/// Whether `vat_number` is a Saudi VAT registration number: 15 ASCII digits, the first
+/// and the last being 3.
+pub fn is_saudi_vat_number(vat_number: &str) -> bool {
+    vat_number.len() == VAT_NUMBER_DIGITS
+        && vat_number.bytes().all(|b| b.is_ascii_digit())
+        && vat_number.starts_with('3')
+        && vat_number.ends_with('3')
+}
+
+/// One invoice, folded from its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    invoice_id: String,
+    lead_id: String,
+    status: Option<InvoiceStatus>,
+    subtotal_halalas: i64,
+    vat_halalas: i64,
+    total_halalas: i64,
+    paid_halalas: i64,
+    refunded_halalas: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    due_at: Option<OffsetDateTime>,
+    icv: u64,
+    invoice_hash: String,
+    qr_code: String,
+    moyasar_invoice_id: Option<String>,
+    payment_url: Option<String>,
+    payment_ids: BTreeSet<String>,
+    refund_ids: BTreeSet<String>,
+}
+
+impl Invoice {
+    pub fn invoice_id(&self) -> &str {
+        &self.invoice_id
+    }
+
+    /// The lead billed by this invoice.
+    pub fn lead_id(&self) -> &str {
+        &self.lead_id
+    }
+
+    /// `None` before the invoice is issued.
+    pub fn status(&self) -> Option<InvoiceStatus> {
+        self.status
+    }
+
+    pub fn subtotal_halalas(&self) -> i64 {
+        self.subtotal_halalas
+    }
+
+    pub fn vat_halalas(&self) -> i64 {
+        self.vat_halalas
+    }
+
+    pub fn total_halalas(&self) -> i64 {
+        self.total_halalas
+    }
+
+    /// Everything received, overpayments included.
+    pub fn paid_halalas(&self) -> i64 {
+        self.paid_halalas
+    }
+
+    pub fn refunded_halalas(&self) -> i64 {
+        self.refunded_halalas
+    }
+
+    /// What is still owed; zero once covered.
+    pub fn outstanding_halalas(&self) -> i64 {
+        self.total_halalas.saturating_sub(self.paid_halalas).max(0)
+    }
+
+    pub fn due_at(&self) -> Option<OffsetDateTime> {
+        self.due_at
+    }
+
+    pub fn icv(&self) -> u64 {
+        self.icv
+    }
+
+    /// This invoice's hash, the PIH of the next invoice.
+    pub fn invoice_hash(&self) -> &str {
+        &self.invoice_hash
+    }
+
+    pub fn qr_code(&self) -> &str {
+        &self.qr_code
+    }
+
+    pub fn moyasar_invoice_id(&self) -> Option<&str> {
+        self.moyasar_invoice_id.as_deref()
+    }
+
+    pub fn payment_url(&self) -> Option<&str> {
+        self.payment_url.as_deref()
+    }
+
+    /// Decides what a command means for this invoice, without changing it.
+    pub fn decide(&self, command: InvoiceCommand) -> Result<Vec<InvoiceEvent>, InvoiceError> {
+        match command {
+            InvoiceCommand::Issue {
+                invoice_id,
+                customer,
+                lines,
+                issued_at,
+                due_at,
+                seller,
+                icv,
+                previous_invoice_hash,
+                moyasar_invoice_id,
+            } => {
+                if self.status.is_some() {
+                    return Err(InvoiceError::InvoiceAlreadyIssued);
+                }
+                let input = InvoiceHashInput {
+                    invoice_id: &invoice_id,
+                    icv,
+                    previous_invoice_hash: &previous_invoice_hash,
+                    issued_at,
+                    due_at,
+                    seller: &seller,
+                    customer: &customer,
+                    lines: &lines,
+                    totals: check_issue(&invoice_id, &lines, &seller, issued_at, due_at)?,
+                };
+                if icv == 0 {
+                    return Err(InvoiceError::IcvMustBePositive);
+                }
+                if !zatca::is_base64(&previous_invoice_hash) {
+                    return Err(InvoiceError::InvalidPreviousInvoiceHash);
+                }
+                let totals = input.totals;
+                let qr_code = zatca::phase1_qr(
+                    &seller.name,
+                    &seller.vat_number,
+                    issued_at,
+                    totals.total_halalas,
+                    totals.vat_halalas,
+                )?;
+                let invoice_hash = input.hash();
+                Ok(vec![InvoiceEvent::InvoiceIssued {
+                    invoice_id,
+                    customer,
+                    seller,
+                    lines,
+                    currency: Currency::Sar,
+                    subtotal_halalas: totals.subtotal_halalas,
+                    vat_halalas: totals.vat_halalas,
+                    total_halalas: totals.total_halalas,
+                    issued_at,
+                    due_at,
+                    icv,
+                    previous_invoice_hash,
+                    invoice_hash,
+                    qr_code,
+                    moyasar_invoice_id,
+                }])
+            }
+            InvoiceCommand::RecordPayment {
+                payment_id,
+                amount_halalas,
+                at,
+            } => self.record_payment(payment_id, amount_halalas, at),
+            InvoiceCommand::Refund {
+                refund_id,
+                amount_halalas,
+                reason,
+                credit_note_icv,
+                at,
+            } => {
+                self.check_refund(&refund_id, amount_halalas, &reason, credit_note_icv)?;
+                let split = DocumentTotals::from_gross(amount_halalas)?;
+                let refunded_halalas = Halalas(self.refunded_halalas)
+                    .checked_add(Halalas(amount_halalas))?
+                    .get();
+                Ok(vec![InvoiceEvent::InvoiceRefunded {
+                    invoice_id: self.invoice_id.clone(),
+                    lead_id: self.lead_id.clone(),
+                    refund_id: refund_id.clone(),
+                    amount_halalas,
+                    refunded_halalas,
+                    invoice_subtotal_halalas: self.subtotal_halalas,
+                    reason: reason.clone(),
+                    credit_note: CreditNote {
+                        credit_note_icv,
+                        document_type_code: CREDIT_NOTE_TYPE_CODE,
+                        invoice_id: self.invoice_id.clone(),
+                        refund_id,
+                        reason,
+                        subtotal_halalas: split.subtotal_halalas,
+                        vat_halalas: split.vat_halalas,
+                        total_halalas: split.total_halalas,
+                        issued_at: at,
+                    },
+                    refunded_at: at,
+                }])
+            }
+            InvoiceCommand::Cancel { reason, at } => {
+                self.check_open()?;
+                if self.paid_halalas > 0 {
+                    return Err(InvoiceError::CannotCancelAfterPayment {
+                        paid_halalas: self.paid_halalas,
+                    });
+                }
+                if reason.trim().is_empty() {
+                    return Err(InvoiceError::CancelReasonRequired);
+                }
+                Ok(vec![InvoiceEvent::InvoiceCanceled {
+                    invoice_id: self.invoice_id.clone(),
+                    reason,
+                    canceled_at: at,
+                }])
+            }
+            InvoiceCommand::Expire { at } => {
+                self.check_open()?;
+                if self.paid_halalas > 0 {
+                    return Err(InvoiceError::CannotExpireAfterPayment {
+                        paid_halalas: self.paid_halalas,
+                    });
+                }
+                let due_at = self.due_at.ok_or(InvoiceError::InvoiceNotIssued)?;
+                if at <= due_at {
+                    return Err(InvoiceError::NotYetDue { due_at });
+                }
+                Ok(vec![InvoiceEvent::InvoiceExpired {
+                    invoice_id: self.invoice_id.clone(),
+                    due_at,
+                    expired_at: at,
+                }])
+            }
+            InvoiceCommand::LinkMoyasarInvoice {
+                moyasar_invoice_id,
+                payment_url,
+                at,
+            } => {
+                self.check_issued()?;
+                self.check_not_closed()?;
+                match &self.moyasar_invoice_id {
+                    Some(linked) if *linked != moyasar_invoice_id => {
+                        return Err(InvoiceError::MoyasarInvoiceAlreadyLinked {
+                            moyasar_invoice_id: linked.clone(),
+                        });
+                    }
+                    Some(_) if self.payment_url.as_deref() == Some(payment_url.as_str()) => {
+                        return Ok(Vec::new());
+                    }
+                    _ => {}
+                }
+                Ok(vec![InvoiceEvent::MoyasarInvoiceLinked {
+                    invoice_id: self.invoice_id.clone(),
+                    moyasar_invoice_id,
+                    payment_url,
+                    linked_at: at,
+                }])
+            }
+        }
+    }
+
+    fn record_payment(
+        &self,
+        payment_id: String,
+        amount_halalas: i64,
+        at: OffsetDateTime,
+    ) -> Result<Vec<InvoiceEvent>, InvoiceError> {
+        self.check_issued()?;
+        if self.payment_ids.contains(&payment_id) {
+            return Err(InvoiceError::PaymentAlreadyRecorded { payment_id });
+        }
+        self.check_open()?;
+        if amount_halalas <= 0 {
+            return Err(InvoiceError::PaymentAmountNotPositive { amount_halalas });
+        }
+        let paid_halalas = Halalas(self.paid_halalas)
+            .checked_add(Halalas(amount_halalas))?
+            .get();
+        let outstanding_before = self.outstanding_halalas();
+        let mut events = vec![InvoiceEvent::PaymentRecorded {
+            invoice_id: self.invoice_id.clone(),
+            payment_id: payment_id.clone(),
+            amount_halalas,
+            paid_halalas,
+            outstanding_halalas: outstanding_before.saturating_sub(amount_halalas).max(0),
+            recorded_at: at,
+        }];
+        if amount_halalas >= outstanding_before {
+            events.push(InvoiceEvent::InvoicePaid {
+                invoice_id: self.invoice_id.clone(),
+                lead_id: self.lead_id.clone(),
+                subtotal_halalas: self.subtotal_halalas,
+                total_halalas: self.total_halalas,
+                paid_halalas,
+                paid_at: at,
+            });
+        }
+        if amount_halalas > outstanding_before {
+            events.push(InvoiceEvent::InvoiceOverpaid {
+                invoice_id: self.invoice_id.clone(),
+                payment_id,
+                excess_halalas: amount_halalas - outstanding_before,
+                overpaid_at: at,
+            });
+        }
+        Ok(events)
+    }
+
+    fn check_refund(
+        &self,
+        refund_id: &str,
+        amount_halalas: i64,
+        reason: &str,
+        credit_note_icv: u64,
+    ) -> Result<(), InvoiceError> {
+        self.check_issued()?;
+        if self.refund_ids.contains(refund_id) {
+            return Err(InvoiceError::RefundAlreadyRecorded {
+                refund_id: refund_id.to_owned(),
+            });
+        }
+        if amount_halalas <= 0 {
+            return Err(InvoiceError::RefundAmountNotPositive { amount_halalas });
+        }
+        if reason.trim().is_empty() {
+            return Err(InvoiceError::RefundReasonRequired);
+        }
+        if credit_note_icv == 0 {
+            return Err(InvoiceError::IcvMustBePositive);
+        }
+        let refundable = Halalas(self.paid_halalas)
+            .checked_sub(Halalas(self.refunded_halalas))?
+            .get();
+        if amount_halalas > refundable {
+            return Err(InvoiceError::RefundExceedsPaid {
+                paid_halalas: self.paid_halalas,
+                already_refunded_halalas: self.refunded_halalas,
+                requested_halalas: amount_halalas,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_issued(&self) -> Result<InvoiceStatus, InvoiceError> {
+        self.status.ok_or(InvoiceError::InvoiceNotIssued)
+    }
+
+    /// Canceled and expired invoices accept nothing but refunds (of which they have none).
+    fn check_not_closed(&self) -> Result<(), InvoiceError> {
+        match self.check_issued()? {
+            InvoiceStatus::Canceled => Err(InvoiceError::InvoiceIsCanceled),
+            InvoiceStatus::Expired => Err(InvoiceError::InvoiceIsExpired),
+            _ => Ok(()),
+        }
+    }
+
+    /// Open means still waiting for money: not paid, canceled or expired.
+    fn check_open(&self) -> Result<(), InvoiceError> {
+        self.check_not_closed()?;
+        if self.status == Some(InvoiceStatus::Paid) {
+            return Err(InvoiceError::InvoiceAlreadyPaid);
+        }
+        Ok(())
+    }
+}
+
+/// The rules on an invoice's content; returns its totals.
+fn check_issue(
+    invoice_id: &str,
+    lines: &[InvoiceLine],
+    seller: &Seller,
+    issued_at: OffsetDateTime,
+    due_at: OffsetDateTime,
+) -> Result<DocumentTotals, InvoiceError> {
+    if invoice_id.trim().is_empty() {
+        return Err(InvoiceError::InvoiceIdRequired);
+    }
+    if lines.is_empty() {
+        return Err(InvoiceError::InvoiceHasNoLines);
+    }
+    for (line_index, line) in lines.iter().enumerate() {
+        if line.quantity == 0 {
+            return Err(InvoiceError::LineQuantityZero { line_index });
+        }
+        if line.unit_price_halalas < 0 {
+            return Err(InvoiceError::NegativeUnitPrice {
+                line_index,
+                unit_price_halalas: line.unit_price_halalas,
+            });
+        }
+    }
+    let totals = DocumentTotals::from_lines(lines.iter().map(InvoiceLine::amount))?;
+    if totals.total_halalas <= 0 {
+        return Err(InvoiceError::InvoiceTotalNotPositive {
+            total_halalas: totals.total_halalas,
+        });
+    }
+    if due_at < issued_at {
+        return Err(InvoiceError::DueBeforeIssue);
+    }
+    if !is_saudi_vat_number(&seller.vat_number) {
+        return Err(InvoiceError::InvalidSellerVatNumber {
+            vat_number: seller.vat_number.clone(),
+        });
+    }
+    Ok(totals)
+}
+
+impl Aggregate for Invoice {
+    const TYPE: &'static str = "invoice";
+    type Command = InvoiceCommand;
+    type Event = InvoiceEvent;
+    type Error = InvoiceError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            InvoiceEvent::InvoiceIssued {
+                invoice_id,
+                customer,
+                subtotal_halalas,
+                vat_halalas,
+                total_halalas,
+                due_at,
+                icv,
+                invoice_hash,
+                qr_code,
+                moyasar_invoice_id,
+                ..
+            } => {
+                self.invoice_id = invoice_id;
+                self.lead_id = customer.lead_id;
+                self.status = Some(InvoiceStatus::Issued);
+                self.subtotal_halalas = subtotal_halalas;
+                self.vat_halalas = vat_halalas;
+                self.total_halalas = total_halalas;
+                self.due_at = Some(due_at);
+                self.icv = icv;
+                self.invoice_hash = invoice_hash;
+                self.qr_code = qr_code;
+                self.moyasar_invoice_id = moyasar_invoice_id;
+            }
+            InvoiceEvent::PaymentRecorded {
+                payment_id,
+                paid_halalas,
+                ..
+            } => {
+                self.payment_ids.insert(payment_id);
+                self.paid_halalas = paid_halalas;
+                if self.status == Some(InvoiceStatus::Issued) {
+                    self.status = Some(InvoiceStatus::PartiallyPaid);
+                }
+            }
+            InvoiceEvent::InvoicePaid { .. } => self.status = Some(InvoiceStatus::Paid),
+            InvoiceEvent::InvoiceOverpaid { .. } => {}
+            InvoiceEvent::InvoiceRefunded {
+                refund_id,
+                refunded_halalas,
+                ..
+            } => {
+                self.refund_ids.insert(refund_id);
+                self.refunded_halalas = refunded_halalas;
+            }
+            InvoiceEvent::InvoiceCanceled { .. } => self.status = Some(InvoiceStatus::Canceled),
+            InvoiceEvent::InvoiceExpired { .. } => self.status = Some(InvoiceStatus::Expired),
+            InvoiceEvent::MoyasarInvoiceLinked {
+                moyasar_invoice_id,
+                payment_url,
+                ..
+            } => {
+                self.moyasar_invoice_id = Some(moyasar_invoice_id);
+                self.payment_url = Some(payment_url);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,583 @@
+//! Partners who bring customers, their tiers, and the program-wide limit on Strategic
+//! partners.
+//!
+//! A partner's tier sets its commission rate: Referral 10%, Certified 15%, Strategic
+//! 20% plus a 5% revenue share. A Referral partner becomes Certified automatically when
+//! its third distinct customer is activated; the upgrade is decided in the same
+//! decision as the activation, so it can neither be missed nor happen twice.
+//!
+//! At most [`MAX_STRATEGIC_PARTNERS`] partners may be Strategic. That limit spans many
+//! partners, so no single [`Partner`] stream can enforce it; the [`PartnerProgram`]
+//! aggregate (one stream for the whole program) holds the slots, and a partner is made
+//! Strategic only after [`PartnerProgramCommand::TakeStrategicSlot`] succeeded. Because
+//! that stream is appended with optimistic concurrency, two partners racing for the
+//! last slot cannot both win.
+//!
+//! Attribution: a lead belongs to a partner when it was captured within
+//! [`ATTRIBUTION_WINDOW_DAYS`] of the partner's referral click, see [`attributes`].
+
+use std::collections::BTreeSet;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// How many partners may be Strategic at once.
+pub const MAX_STRATEGIC_PARTNERS: u32 = 3;
+
+/// Days after a referral click within which a captured lead is the partner's.
+pub const ATTRIBUTION_WINDOW_DAYS: i64 = 30;
+
+/// Distinct activated customers that make a Referral partner Certified.
+pub const ACTIVATIONS_FOR_CERTIFIED: u32 = 3;
+
+/// The id of the single partner-program stream.
+pub const PARTNER_PROGRAM_ID: &str = "strategic-slots";
+
+/// Whether a lead captured at `captured_at` is attributed to a referral click at
+/// `clicked_at`: captured no earlier than the click and at most 30 whole days after it.
+/// Any time on day 30 counts (30 days and 23 hours is still day 30); day 31 does not.
+pub fn attributes(clicked_at: OffsetDateTime, captured_at: OffsetDateTime) -> bool {
+    captured_at >= clicked_at && (captured_at - clicked_at).whole_days() <= ATTRIBUTION_WINDOW_DAYS
+}
+
+/// A partner's tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerTier {
+    Referral,
+    Certified,
+    Strategic,
+}
+
+impl PartnerTier {
+    /// Commission on the amount before VAT of each attributed paid invoice.
+    pub const fn commission_rate_bps(self) -> u32 {
+        match self {
+            PartnerTier::Referral => 1_000,
+            PartnerTier::Certified => 1_500,
+            PartnerTier::Strategic => 2_000,
+        }
+    }
+
+    /// Additional revenue share (Strategic only).
+    pub const fn revenue_share_bps(self) -> u32 {
+        match self {
+            PartnerTier::Strategic => 500,
+            PartnerTier::Referral | PartnerTier::Certified => 0,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PartnerTier::Referral => "referral",
+            PartnerTier::Certified => "certified",
+            PartnerTier::Strategic => "strategic",
+        }
+    }
+}
+
+impl std::fmt::Display for PartnerTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a partner may currently earn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerStatus {
+    Active,
+    Suspended,
+}
+
+/// What can be asked of a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartnerCommand {
+    /// Join the program. Enrolling as Strategic requires a slot taken first.
+    Enroll {
+        partner_id: String,
+        name: String,
+        email: String,
+        tier: PartnerTier,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Move to another tier by decision. Moving to Strategic requires a slot taken first.
+    ChangeTier {
+        tier: PartnerTier,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// A lead attributed to this partner became an active customer.
+    RecordCustomerActivated {
+        lead_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    Suspend {
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    Reinstate {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+/// What happened to a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartnerEvent {
+    PartnerEnrolled {
+        partner_id: String,
+        name: String,
+        email: String,
+        tier: PartnerTier,
+        commission_rate_bps: u32,
+        revenue_share_bps: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        enrolled_at: OffsetDateTime,
+    },
+    PartnerTierChanged {
+        partner_id: String,
+        from: PartnerTier,
+        to: PartnerTier,
+        reason: String,
+        commission_rate_bps: u32,
+        revenue_share_bps: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        changed_at: OffsetDateTime,
+    },
+    PartnerCustomerActivated {
+        partner_id: String,
+        lead_id: String,
+        /// Distinct activated customers, this one included.
+        activated_customers: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        activated_at: OffsetDateTime,
+    },
+    PartnerSuspended {
+        partner_id: String,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        suspended_at: OffsetDateTime,
+    },
+    PartnerReinstated {
+        partner_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        reinstated_at: OffsetDateTime,
+    },
+}
+
+impl DomainEvent for PartnerEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            PartnerEvent::PartnerEnrolled { .. } => "PartnerEnrolled",
+            PartnerEvent::PartnerTierChanged { .. } => "PartnerTierChanged",
+            PartnerEvent::PartnerCustomerActivated { .. } => "PartnerCustomerActivated",
+            PartnerEvent::PartnerSuspended { .. } => "PartnerSuspended",
+            PartnerEvent::PartnerReinstated { .. } => "PartnerReinstated",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// The rules a partner command can break.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PartnerError {
+    #[error("the partner is already enrolled")]
+    PartnerAlreadyEnrolled,
+    #[error("the partner is not enrolled")]
+    PartnerNotEnrolled,
+    #[error("a partner id is required")]
+    PartnerIdRequired,
+    #[error("a partner needs a name")]
+    PartnerNameRequired,
+    #[error("a partner needs an email")]
+    PartnerEmailRequired,
+    #[error("the partner is already {tier}")]
+    TierUnchanged { tier: PartnerTier },
+    #[error("changing a tier needs a reason")]
+    TierChangeReasonRequired,
+    #[error("the partner is suspended")]
+    PartnerIsSuspended,
+    #[error("customer {lead_id} was already counted for this partner")]
+    CustomerAlreadyActivated { lead_id: String },
+    #[error("suspending a partner needs a reason")]
+    SuspensionReasonRequired,
+    #[error("the partner is already suspended")]
+    PartnerAlreadySuspended,
+    #[error("the partner is not suspended")]
+    PartnerNotSuspended,
+}
+
+/// One partner, folded from its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    partner_id: String,
+    tier: Option<PartnerTier>,
+    status: Option<PartnerStatus>,
+    activated_leads: BTreeSet<String>,
+}
+
+impl Partner {
+    pub fn partner_id(&self) -> &str {
+        &self.partner_id
+    }
+
+    /// `None` before enrollment.
+    pub fn tier(&self) -> Option<PartnerTier> {
+        self.tier
+    }
+
+    /// `None` before enrollment.
+    pub fn status(&self) -> Option<PartnerStatus> {
+        self.status
+    }
+
+    /// Distinct customers activated through this partner.
+    pub fn activated_customers(&self) -> usize {
+        self.activated_leads.len()
+    }
+
+    /// Decides what a command means for this partner, without changing it.
+    pub fn decide(&self, command: PartnerCommand) -> Result<Vec<PartnerEvent>, PartnerError> {
+        if let PartnerCommand::Enroll {
+            partner_id,
+            name,
+            email,
+            tier,
+            at,
+        } = command
+        {
+            return self.enroll(partner_id, name, email, tier, at);
+        }
+        let (tier, status) = match (self.tier, self.status) {
+            (Some(tier), Some(status)) => (tier, status),
+            _ => return Err(PartnerError::PartnerNotEnrolled),
+        };
+        let partner_id = self.partner_id.clone();
+        let events = match command {
+            PartnerCommand::Enroll { .. } => return Err(PartnerError::PartnerAlreadyEnrolled),
+            PartnerCommand::ChangeTier {
+                tier: to,
+                reason,
+                at,
+            } => {
+                if status == PartnerStatus::Suspended {
+                    return Err(PartnerError::PartnerIsSuspended);
+                }
+                if to == tier {
+                    return Err(PartnerError::TierUnchanged { tier });
+                }
+                if reason.trim().is_empty() {
+                    return Err(PartnerError::TierChangeReasonRequired);
+                }
+                vec![tier_changed(partner_id, tier, to, reason, at)]
+            }
+            PartnerCommand::RecordCustomerActivated { lead_id, at } => {
+                self.record_activation(tier, lead_id, at)?
+            }
+            PartnerCommand::Suspend { reason, at } => {
+                if status == PartnerStatus::Suspended {
+                    return Err(PartnerError::PartnerAlreadySuspended);
+                }
+                if reason.trim().is_empty() {
+                    return Err(PartnerError::SuspensionReasonRequired);
+                }
+                vec![PartnerEvent::PartnerSuspended {
+                    partner_id,
+                    reason,
+                    suspended_at: at,
+                }]
+            }
+            PartnerCommand::Reinstate { at } => {
+                if status != PartnerStatus::Suspended {
+                    return Err(PartnerError::PartnerNotSuspended);
+                }
+                vec![PartnerEvent::PartnerReinstated {
+                    partner_id,
+                    reinstated_at: at,
+                }]
+            }
+        };
+        Ok(events)
+    }
+
+    fn enroll(
+        &self,
+        partner_id: String,
+        name: String,
+        email: String,
+        tier: PartnerTier,
+        at: OffsetDateTime,
+    ) -> Result<Vec<PartnerEvent>, PartnerError> {
+        if self.tier.is_some() {
+            return Err(PartnerError::PartnerAlreadyEnrolled);
+        }
+        if partner_id.trim().is_empty() {
+            return Err(PartnerError::PartnerIdRequired);
+        }
+        if name.trim().is_empty() {
+            return Err(PartnerError::PartnerNameRequired);
+        }
+        if email.trim().is_empty() {
+            return Err(PartnerError::PartnerEmailRequired);
+        }
+        Ok(vec![PartnerEvent::PartnerEnrolled {
+            partner_id,
+            name,
+            email,
+            tier,
+            commission_rate_bps: tier.commission_rate_bps(),
+            revenue_share_bps: tier.revenue_share_bps(),
+            enrolled_at: at,
+        }])
+    }
+
+    /// Counts a customer once and, for a Referral partner reaching the threshold,
+    /// upgrades it to Certified in the same decision.
+    fn record_activation(
+        &self,
+        tier: PartnerTier,
+        lead_id: String,
+        at: OffsetDateTime,
+    ) -> Result<Vec<PartnerEvent>, PartnerError> {
+        if self.activated_leads.contains(&lead_id) {
+            return Err(PartnerError::CustomerAlreadyActivated { lead_id });
+        }
+        let activated_customers =
+            u32::try_from(self.activated_leads.len().saturating_add(1)).unwrap_or(u32::MAX);
+        let mut events = vec![PartnerEvent::PartnerCustomerActivated {
+            partner_id: self.partner_id.clone(),
+            lead_id,
+            activated_customers,
+            activated_at: at,
+        }];
+        if tier == PartnerTier::Referral && activated_customers == ACTIVATIONS_FOR_CERTIFIED {
+            events.push(tier_changed(
+                self.partner_id.clone(),
+                tier,
+                PartnerTier::Certified,
+                format!("{ACTIVATIONS_FOR_CERTIFIED} activated customers"),
+                at,
+            ));
+        }
+        Ok(events)
+    }
+}
+
+fn tier_changed(
+    partner_id: String,
+    from: PartnerTier,
+    to: PartnerTier,
+    reason: String,
+    at: OffsetDateTime,
+) -> PartnerEvent {
+    PartnerEvent::PartnerTierChanged {
+        partner_id,
+        from,
+        to,
+        reason,
+        commission_rate_bps: to.commission_rate_bps(),
+        revenue_share_bps: to.revenue_share_bps(),
+        changed_at: at,
+    }
+}
+
+impl Aggregate for Partner {
+    const TYPE: &'static str = "partner";
+    type Command = PartnerCommand;
+    type Event = PartnerEvent;
+    type Error = PartnerError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PartnerEvent::PartnerEnrolled {
+                partner_id, tier, ..
+            } => {
+                self.partner_id = partner_id;
+                self.tier = Some(tier);
+                self.status = Some(PartnerStatus::Active);
+            }
+            PartnerEvent::PartnerTierChanged { to, .. } => self.tier = Some(to),
+            PartnerEvent::PartnerCustomerActivated { lead_id, .. } => {
+                self.activated_leads.insert(lead_id);
+            }
+            PartnerEvent::PartnerSuspended { .. } => self.status = Some(PartnerStatus::Suspended),
+            PartnerEvent::PartnerReinstated { .. } => self.status = Some(PartnerStatus::Active),
+        }
+    }
+}
+
+/// What can be asked of the partner program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartnerProgramCommand {
+    /// Reserve a Strategic slot for a partner, before making it Strategic.
+    TakeStrategicSlot {
+        partner_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Give a Strategic slot back (the partner left the tier).
+    ReleaseStrategicSlot {
+        partner_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+/// What happened to the program's Strategic slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartnerProgramEvent {
+    StrategicSlotTaken {
+        partner_id: String,
+        /// Slots in use, this one included.
+        slots_taken: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        taken_at: OffsetDateTime,
+    },
+    StrategicSlotReleased {
+        partner_id: String,
+        /// Slots in use after the release.
+        slots_taken: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        released_at: OffsetDateTime,
+    },
+}
+
+impl DomainEvent for PartnerProgramEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            PartnerProgramEvent::StrategicSlotTaken { .. } => "StrategicSlotTaken",
+            PartnerProgramEvent::StrategicSlotReleased { .. } => "StrategicSlotReleased",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// The rules a program command can break.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PartnerProgramError {
+    #[error("all {max} Strategic slots are taken")]
+    StrategicSlotsFull { max: u32 },
+    #[error("partner {partner_id} already holds a Strategic slot")]
+    StrategicSlotAlreadyHeld { partner_id: String },
+    #[error("partner {partner_id} holds no Strategic slot")]
+    NoStrategicSlotHeld { partner_id: String },
+    #[error("a partner id is required")]
+    PartnerIdRequired,
+}
+
+/// The partner program: the holders of the Strategic slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerProgram {
+    strategic_partners: BTreeSet<String>,
+}
+
+impl PartnerProgram {
+    /// The partners holding a Strategic slot.
+    pub fn strategic_partners(&self) -> impl Iterator<Item = &str> {
+        self.strategic_partners.iter().map(String::as_str)
+    }
+
+    fn slots_taken(&self) -> u32 {
+        u32::try_from(self.strategic_partners.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Decides what a command means for the program, without changing it.
+    pub fn decide(
+        &self,
+        command: PartnerProgramCommand,
+    ) -> Result<Vec<PartnerProgramEvent>, PartnerProgramError> {
+        match command {
+            PartnerProgramCommand::TakeStrategicSlot { partner_id, at } => {
+                if partner_id.trim().is_empty() {
+                    return Err(PartnerProgramError::PartnerIdRequired);
+                }
+                if self.strategic_partners.contains(&partner_id) {
+                    return Err(PartnerProgramError::StrategicSlotAlreadyHeld { partner_id });
+                }
+                if self.slots_taken() >= MAX_STRATEGIC_PARTNERS {
+                    return Err(PartnerProgramError::StrategicSlotsFull {
+                        max: MAX_STRATEGIC_PARTNERS,
+                    });
+                }
+                Ok(vec![PartnerProgramEvent::StrategicSlotTaken {
+                    partner_id,
+                    slots_taken: self.slots_taken().saturating_add(1),
+                    taken_at: at,
+                }])
+            }
+            PartnerProgramCommand::ReleaseStrategicSlot { partner_id, at } => {
+                if !self.strategic_partners.contains(&partner_id) {
+                    return Err(PartnerProgramError::NoStrategicSlotHeld { partner_id });
+                }
+                Ok(vec![PartnerProgramEvent::StrategicSlotReleased {
+                    partner_id,
+                    slots_taken: self.slots_taken().saturating_sub(1),
+                    released_at: at,
+                }])
+            }
+        }
+    }
+}
+
+impl Aggregate for PartnerProgram {
+    const TYPE: &'static str = "partner_program";
+    type Command = PartnerProgramCommand;
+    type Event = PartnerProgramEvent;
+    type Error = PartnerProgramError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _service: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PartnerProgramEvent::StrategicSlotTaken { partner_id, .. } => {
+                self.strategic_partners.insert(partner_id);
+            }
+            PartnerProgramEvent::StrategicSlotReleased { partner_id, .. } => {
+                self.strategic_partners.remove(&partner_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+//! The audit log: every event with who, what, when, why and from where, plus the running global
+//! hash and its seals.
+//!
+//! The per-stream hash chains (in the store) prove no event was changed; they cannot see an
+//! event removed from the end of a stream, a whole stream removed, or rows reordered. The audit
+//! projection folds the global log, in checkpoint order, into a running hash,
+//! `running(seq) = SHA-256(running(seq - 1) || position as 8 big-endian bytes || event hash)`,
+//! stored on each audit row, and every [`SEAL_INTERVAL`] events writes a seal `(seq, position,
+//! running hash)` into `audit_seals`, an append-only table that a rebuild never touches.
+//! [`verify_seals`] recomputes the fold from the events table and names the first event where
+//! the log and the audit trail part ways.
+
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
+use adapters::store::{Checkpoint, EventStore, RecordedEvent, MAX_READ_BATCH};
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{Projection, ProjectionError};
+
+/// Events between two seals. Small enough that a removed or reordered event is pinned to a
+/// short range by the seals alone; at 32 bytes a seal, a million events cost 4,000 rows.
+pub const SEAL_INTERVAL: i64 = 250;
+
+/// The running hash before the first event.
+pub const GENESIS_RUNNING_HASH: [u8; 32] = [0; 32];
+
+pub struct AuditLog;
+
+/// One step of the running hash.
+pub fn next_running_hash(previous: &[u8; 32], position: i64, event_hash: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(position.to_be_bytes());
+    hasher.update(event_hash);
+    hasher.finalize().into()
+}
+
+fn metadata_text(metadata: &Value, key: &str) -> SqlValue {
+    match metadata.get(key) {
+        Some(Value::String(text)) => SqlValue::Text(text.clone()),
+        Some(Value::Null) | None => SqlValue::Null,
+        Some(other) => SqlValue::Text(other.to_string()),
+    }
+}
+
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+#[async_trait]
+impl Projection for AuditLog {
+    fn name(&self) -> &'static str {
+        "audit_log"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["audit_log"]
+    }
+
+    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let last = tx
+            .fetch_optional(
+                "SELECT seq, running_hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let (previous_seq, previous_hash) = match last {
+            Some(row) => {
+                let text = row.text(1)?;
+                let hash = decode_hash(&text).ok_or(ProjectionError::Undecodable {
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                    reason: format!("the previous running hash {text:?} is not 32 bytes of hex"),
+                })?;
+                (row.i64(0)?, hash)
+            }
+            None => (0, GENESIS_RUNNING_HASH),
+        };
+        let seq = previous_seq + 1;
+        let running = hex::encode(next_running_hash(
+            &previous_hash,
+            event.position,
+            &event.hash.0,
+        ));
+        let metadata = &event.metadata;
+        tx.execute(
+            "INSERT INTO audit_log (seq, position, transaction_id, event_id, stream_id, stream_type, \
+             version, event_type, actor, command_id, correlation_id, causation_id, request_id, \
+             delivery_id, source, recorded_at_us, event_hash, running_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                seq.into(),
+                event.position.into(),
+                event.transaction_id.into(),
+                event.event_id.to_string().into(),
+                event.stream_id.as_str().into(),
+                event.stream_type.as_str().into(),
+                event.version.into(),
+                event.event_type.as_str().into(),
+                metadata_text(metadata, "actor"),
+                metadata_text(metadata, "command_id"),
+                metadata_text(metadata, "correlation_id"),
+                metadata_text(metadata, "causation_id"),
+                metadata_text(metadata, "request_id"),
+                metadata_text(metadata, "delivery_id"),
+                metadata_text(metadata, "source"),
+                adapters::clock::unix_micros(event.recorded_at).into(),
+                event.hash.to_hex().into(),
+                running.as_str().into(),
+            ],
+        )
+        .await?;
+        if seq % SEAL_INTERVAL == 0 {
+            // A rebuild refolds the same log and must find the same seal; it never rewrites one.
+            tx.execute(
+                "INSERT INTO audit_seals (seq, transaction_id, position, running_hash, sealed_at_us) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+                &[
+                    seq.into(),
+                    event.transaction_id.into(),
+                    event.position.into(),
+                    running.into(),
+                    adapters::clock::unix_micros(event.recorded_at).into(),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
+        let summary = db
+            .fetch_optional("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM audit_log", &[])
+            .await?;
+        let (events, last_seq) = match summary {
+            Some(row) => (row.i64(0)?, row.i64(1)?),
+            None => (0, 0),
+        };
+        let running_hash = db
+            .fetch_optional(
+                "SELECT running_hash, position FROM audit_log WHERE seq = ?",
+                &[last_seq.into()],
+            )
+            .await?
+            .map(|row| {
+                Ok::<_, ProjectionError>(
+                    serde_json::json!({"running_hash": row.text(0)?, "position": row.i64(1)?}),
+                )
+            })
+            .transpose()?;
+        let by_type = db
+            .fetch_all("SELECT event_type, COUNT(*) FROM audit_log GROUP BY event_type ORDER BY event_type", &[])
+            .await?
+            .iter()
+            .map(|row| Ok((row.text(0)?, Value::from(row.i64(1)?))))
+            .collect::<Result<serde_json::Map<String, Value>, ProjectionError>>()?;
+        Ok(serde_json::json!({
+            "events": events,
+            "head": running_hash,
+            "events_by_type": by_type,
+        }))
+    }
+}
+
+/// Where the events table and the audit trail disagree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SealBreak {
+    /// The audit sequence number where they part.
+    pub seq: i64,
+    /// The event position there, as the events table has it now (None: the log ended).
+    pub position: Option<i64>,
+    pub reason: String,
+}
+
+/// The result of checking the running hash and the seals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SealReport {
+    pub events_checked: i64,
+    pub seals_checked: i64,
+    pub first_break: Option<SealBreak>,
+}
+
+struct AuditRow {
+    seq: i64,
+    position: i64,
+    running_hash: String,
+}
+
+/// Recomputes the running hash from the events table, in checkpoint order, and compares it
+/// with every audit row and every seal written so far.
+pub async fn verify_seals(
+    store: &dyn EventStore,
+    db: &SqlDb,
+) -> Result<SealReport, ProjectionError> {
+    let seals = db
+        .fetch_all(
+            "SELECT seq, position, running_hash FROM audit_seals ORDER BY seq",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AuditRow {
+                seq: row.i64(0)?,
+                position: row.i64(1)?,
+                running_hash: row.text(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ProjectionError>>()?;
+    let audited: i64 = db
+        .fetch_optional("SELECT COALESCE(MAX(seq), 0) FROM audit_log", &[])
+        .await?
+        .map_or(Ok(0), |row| row.i64(0))?;
+    let last_sealed = seals.last().map_or(0, |seal| seal.seq);
+    let until = audited.max(last_sealed);
+
+    let mut report = SealReport::default();
+    let mut running = GENESIS_RUNNING_HASH;
+    let mut seq = 0i64;
+    let mut seals = seals.into_iter().peekable();
+    let mut after = Checkpoint::START;
+    while seq < until {
+        let batch = store.read_committed(after, MAX_READ_BATCH).await?;
+        let audit_rows = audit_rows(db, seq, MAX_READ_BATCH as i64).await?;
+        let mut audit_rows = audit_rows.into_iter().peekable();
+        if batch.is_empty() {
+            report.first_break = Some(SealBreak {
+                seq: seq + 1,
+                position: None,
+                reason: format!("the audit trail covers {until} events but the events table ends after {seq}: events were removed"),
+            });
+            break;
+        }
+        for event in &batch {
+            if seq == until {
+                break;
+            }
+            seq += 1;
+            running = next_running_hash(&running, event.position, &event.hash.0);
+            let running_hex = hex::encode(running);
+            report.events_checked += 1;
+            if let Some(row) = audit_rows.next_if(|row| row.seq == seq) {
+                if row.position != event.position || row.running_hash != running_hex {
+                    report.first_break = Some(SealBreak {
+                        seq,
+                        position: Some(event.position),
+                        reason: format!(
+                            "audit row {seq} recorded position {} and running hash {}, the events table now gives position {} and {running_hex}: an event was removed, added, reordered or altered at or before position {}",
+                            row.position, row.running_hash, event.position, event.position
+                        ),
+                    });
+                    return Ok(report);
+                }
+            }
+            if let Some(seal) = seals.next_if(|seal| seal.seq == seq) {
+                report.seals_checked += 1;
+                if seal.position != event.position || seal.running_hash != running_hex {
+                    report.first_break = Some(SealBreak {
+                        seq,
+                        position: Some(event.position),
+                        reason: format!(
+                            "seal {seq} (position {}) does not match the recomputed running hash: the log was changed at or before position {}",
+                            seal.position, event.position
+                        ),
+                    });
+                    return Ok(report);
+                }
+            }
+        }
+        after = Checkpoint::after(batch.last().expect("batch is not empty"));
+    }
+    Ok(report)
+}
+
+async fn audit_rows(
+    db: &SqlDb,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, ProjectionError> {
+    db.fetch_all(
+        "SELECT seq, position, running_hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        &[after_seq.into(), limit.into()],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(AuditRow {
+            seq: row.i64(0)?,
+            position: row.i64(1)?,
+            running_hash: row.text(2)?,
+        })
+    })
+    .collect()
+}

@@ -1,0 +1,367 @@
+//! The projector: checkpoints, batches, catch-up, rebuild and as-of replay.
+//!
+//! One step reads at most `batch_size` events after the checkpoint (gap-safe), opens one
+//! transaction, applies each event, writes the new checkpoint, commits. Failure before the
+//! commit rolls everything back, read model and checkpoint alike; the next step reads the same
+//! events again. Failure after the commit loses nothing: the checkpoint moved with the rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::clock::{now_micros, unix_micros};
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
+use adapters::store::{Checkpoint, EventStore, RecordedEvent, MAX_READ_BATCH};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::{Projection, ProjectionError};
+
+/// Events applied per transaction. Large enough to amortise the commit (an fsync), small enough
+/// that a batch commits in milliseconds and holds SQLite's single write lock only briefly.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
+/// How often an idle projector looks for new events when no append woke it (another process
+/// may have appended).
+pub const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// After a failed step, wait this long before trying again, so a broken database is not
+/// hammered.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Points in a step where a test can make it fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The read model was written, the transaction not committed yet.
+    BeforeCommit,
+    /// The transaction committed; the step has not returned yet.
+    AfterCommit,
+}
+
+/// A test hook deciding whether a step fails at a point.
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
+
+/// Where a projection stands relative to the head of the log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Lag {
+    pub name: String,
+    pub checkpoint: Checkpoint,
+    pub events_applied: i64,
+    pub head_position: i64,
+    /// Events in the log after the checkpoint.
+    pub events_behind: i64,
+    /// Age of the oldest unapplied event, 0 when caught up.
+    pub seconds_behind: i64,
+}
+
+/// Runs one projection against one store.
+#[derive(Clone)]
+pub struct Projector {
+    store: Arc<dyn EventStore>,
+    db: SqlDb,
+    projection: Arc<dyn Projection>,
+    batch_size: usize,
+    fault: Option<FaultHook>,
+}
+
+impl Projector {
+    /// A projector writing into the store's own database.
+    pub fn new(store: Arc<dyn EventStore>, projection: Arc<dyn Projection>) -> Projector {
+        let db = store.sql();
+        Projector {
+            store,
+            db,
+            projection,
+            batch_size: DEFAULT_BATCH_SIZE,
+            fault: None,
+        }
+    }
+
+    /// Writes into `db` instead (a scratch database for as-of).
+    pub fn with_db(mut self, db: SqlDb) -> Projector {
+        self.db = db;
+        self
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Projector {
+        self.batch_size = batch_size.clamp(1, MAX_READ_BATCH);
+        self
+    }
+
+    /// Installs a fault hook (tests).
+    pub fn with_fault(mut self, fault: FaultHook) -> Projector {
+        self.fault = Some(fault);
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    pub fn db(&self) -> &SqlDb {
+        &self.db
+    }
+
+    /// The committed checkpoint and the count of events applied so far.
+    pub async fn checkpoint(&self) -> Result<(Checkpoint, i64), ProjectionError> {
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT transaction_id, position, events_applied FROM projection_checkpoints WHERE name = ?",
+                &[self.name().into()],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => (
+                Checkpoint {
+                    transaction_id: row.i64(0)?,
+                    position: row.i64(1)?,
+                },
+                row.i64(2)?,
+            ),
+            None => (Checkpoint::START, 0),
+        })
+    }
+
+    /// Applies the next batch; returns how many events it applied (0 when caught up).
+    pub async fn step(&self) -> Result<usize, ProjectionError> {
+        let (checkpoint, applied) = self.checkpoint().await?;
+        let batch = self.store.read_all(checkpoint, self.batch_size).await?;
+        self.apply_batch(&batch, applied).await
+    }
+
+    async fn apply_batch(
+        &self,
+        batch: &[RecordedEvent],
+        applied_before: i64,
+    ) -> Result<usize, ProjectionError> {
+        let Some(last) = batch.last() else {
+            return Ok(0);
+        };
+        let mut tx = self.db.begin().await?;
+        let result = self
+            .apply_in(&mut tx, batch, applied_before, Checkpoint::after(last))
+            .await;
+        if let Err(error) = result {
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+        if self.faults_at(FaultPoint::BeforeCommit) {
+            let _ = tx.rollback().await;
+            return Err(ProjectionError::Injected("before commit"));
+        }
+        tx.commit().await?;
+        if self.faults_at(FaultPoint::AfterCommit) {
+            return Err(ProjectionError::Injected("after commit"));
+        }
+        Ok(batch.len())
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &mut SqlTx,
+        batch: &[RecordedEvent],
+        applied_before: i64,
+        checkpoint: Checkpoint,
+    ) -> Result<(), ProjectionError> {
+        for event in batch {
+            self.projection.apply(tx, event).await?;
+        }
+        save_checkpoint(
+            tx,
+            self.name(),
+            checkpoint,
+            applied_before + batch.len() as i64,
+        )
+        .await
+    }
+
+    fn faults_at(&self, point: FaultPoint) -> bool {
+        self.fault.as_ref().is_some_and(|fault| fault(point))
+    }
+
+    /// Steps until a step finds nothing new; returns the events applied.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut total = 0u64;
+        loop {
+            let applied = self.step().await?;
+            if applied == 0 {
+                return Ok(total);
+            }
+            total += applied as u64;
+        }
+    }
+
+    /// Empties the projection's tables and its checkpoint, in one transaction.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.db.begin().await?;
+        for table in self.projection.tables() {
+            tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
+        }
+        tx.execute(
+            "DELETE FROM projection_checkpoints WHERE name = ?",
+            &[self.name().into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How far behind the head of the log this projection is.
+    pub async fn lag(&self) -> Result<Lag, ProjectionError> {
+        let (checkpoint, events_applied) = self.checkpoint().await?;
+        let head_position = self.store.head_position().await?;
+        let pending = self.store.read_all(checkpoint, 1).await?;
+        let seconds_behind = pending.first().map_or(0, |oldest| {
+            (OffsetDateTime::now_utc() - oldest.recorded_at)
+                .whole_seconds()
+                .max(0)
+        });
+        let events_behind = if pending.is_empty() {
+            0
+        } else {
+            (head_position - checkpoint.position).max(1)
+        };
+        Ok(Lag {
+            name: self.name().to_owned(),
+            checkpoint,
+            events_applied,
+            head_position,
+            events_behind,
+            seconds_behind,
+        })
+    }
+
+    /// Tails the log until `shutdown` turns true: a step whenever an append wakes it, or every
+    /// [`IDLE_POLL`]. A failing step is logged and retried after [`RETRY_DELAY`]; it never
+    /// skips the event.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let woken = self.store.appended().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.step().await {
+                Ok(0) => {
+                    tokio::select! {
+                        () = &mut woken => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(projection = self.name(), %error, "projection step failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY_DELAY) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn save_checkpoint(
+    tx: &mut SqlTx,
+    name: &str,
+    checkpoint: Checkpoint,
+    events_applied: i64,
+) -> Result<(), ProjectionError> {
+    tx.execute(
+        "INSERT INTO projection_checkpoints (name, transaction_id, position, events_applied, updated_at_us) \
+         VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id, \
+         position = excluded.position, events_applied = excluded.events_applied, \
+         updated_at_us = excluded.updated_at_us",
+        &[
+            name.into(),
+            checkpoint.transaction_id.into(),
+            checkpoint.position.into(),
+            events_applied.into(),
+            unix_micros(now_micros()).into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A moment in the log's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    /// Every event with a position at or below this one.
+    Position(i64),
+    /// Every event recorded at or before this instant.
+    Time(OffsetDateTime),
+}
+
+impl AsOf {
+    /// Parses `1234` as a position and an RFC 3339 timestamp as a time.
+    pub fn parse(text: &str) -> Result<AsOf, String> {
+        if let Ok(position) = text.parse::<i64>() {
+            return if position >= 0 {
+                Ok(AsOf::Position(position))
+            } else {
+                Err(format!("as_of position {position} is negative"))
+            };
+        }
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map(AsOf::Time)
+            .map_err(|e| format!("as_of {text:?} is neither a position nor an RFC 3339 time: {e}"))
+    }
+
+    fn includes(&self, event: &RecordedEvent) -> bool {
+        match self {
+            AsOf::Position(position) => event.position <= *position,
+            AsOf::Time(at) => event.recorded_at <= *at,
+        }
+    }
+}
+
+/// Computes `projection` as of `moment` into a fresh scratch database and returns it: the live
+/// tables are not touched. Streams the committed log in checkpoint order, in batches.
+pub async fn as_of(
+    store: Arc<dyn EventStore>,
+    projection: Arc<dyn Projection>,
+    moment: AsOf,
+) -> Result<SqlDb, ProjectionError> {
+    let scratch = SqlDb::scratch().await?;
+    let projector = Projector::new(store.clone(), projection).with_db(scratch.clone());
+    let mut after = Checkpoint::START;
+    let mut applied = 0i64;
+    loop {
+        let batch = store.read_committed(after, MAX_READ_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = Checkpoint::after(last);
+        let included: Vec<RecordedEvent> =
+            batch.into_iter().filter(|e| moment.includes(e)).collect();
+        applied += projector.apply_batch(&included, applied).await? as i64;
+    }
+    Ok(scratch)
+}
+
+/// Every row of `table` ordered by all its columns, as values: for comparing a rebuild or an
+/// as-of result with the live table.
+pub async fn dump_table(db: &SqlDb, table: &str) -> Result<Vec<Vec<SqlValue>>, ProjectionError> {
+    let probe = db
+        .fetch_optional(&format!("SELECT * FROM {table} LIMIT 1"), &[])
+        .await?;
+    let Some(probe) = probe else {
+        return Ok(Vec::new());
+    };
+    let order: Vec<String> = (1..=probe.len()).map(|i| i.to_string()).collect();
+    let rows = db
+        .fetch_all(
+            &format!("SELECT * FROM {table} ORDER BY {}", order.join(", ")),
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| row.value(i).map_err(ProjectionError::from))
+                .collect()
+        })
+        .collect()
+}
