@@ -7,8 +7,10 @@
 
 pub mod clock;
 pub mod command;
+pub mod handlers;
 pub mod sql;
 pub mod store;
+pub mod webhooks;
 
 pub use command::{CommandError, CommandHandler, CommandOutcome};
 pub use store::{

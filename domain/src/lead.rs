@@ -191,6 +191,13 @@ pub enum LeadCommand {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// Archive as cold, but only if the lead really has been silent for
+    /// [`COLD_AFTER_DAYS`] at `at` (what the follow-up process manager sends, so a lead that
+    /// responded after the board was read is never archived by mistake).
+    ArchiveIfCold {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// Put an archived lead back where it was.
     Reopen {
         #[serde(with = "time::serde::rfc3339")]
@@ -363,6 +370,8 @@ pub enum LeadError {
     LeadAlreadyArchived,
     #[error("only an archived lead can be reopened")]
     LeadNotArchived,
+    #[error("the lead is not cold: silent since {silent_since}, cold only after {COLD_AFTER_DAYS} days")]
+    LeadNotCold { silent_since: OffsetDateTime },
 }
 
 /// One lead, folded from its events.
@@ -563,6 +572,20 @@ impl Lead {
                     archived_at: at,
                 }
             }
+            LeadCommand::ArchiveIfCold { at } => {
+                let silent_since = self.silence_started_at.unwrap_or(at);
+                if !is_cold(silent_since, at) {
+                    return Err(LeadError::LeadNotCold { silent_since });
+                }
+                let reason = ArchiveReason::Cold;
+                check_archivable(stage, &reason)?;
+                LeadEvent::LeadArchived {
+                    lead_id,
+                    reason,
+                    from_stage: stage,
+                    archived_at: at,
+                }
+            }
             LeadCommand::Reopen { at } => {
                 if stage != LeadStage::Archived {
                     return Err(LeadError::LeadNotArchived);
@@ -713,9 +736,15 @@ impl Aggregate for Lead {
                 self.archived_from = Some(from_stage);
                 self.stage = Some(LeadStage::Archived);
             }
-            LeadEvent::LeadReopened { stage, .. } => {
+            LeadEvent::LeadReopened {
+                stage, reopened_at, ..
+            } => {
+                // Reopening is a fresh contact: the silence clock starts again, or a lead
+                // archived as cold would be cold again the moment it is reopened.
                 self.stage = Some(stage);
                 self.archived_from = None;
+                self.silence_started_at = Some(reopened_at);
+                self.follow_ups_since_response = 0;
             }
             LeadEvent::FollowUpLogged {
                 responded,

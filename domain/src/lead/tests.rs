@@ -830,3 +830,59 @@ proptest! {
         }
     }
 }
+
+fn follow_up(responded: bool, day: u8) -> LeadEvent {
+    LeadEvent::FollowUpLogged {
+        lead_id: LEAD.into(),
+        channel: FollowUpChannel::Email,
+        note: "checking in".into(),
+        responded,
+        logged_at: at(day),
+    }
+}
+
+#[test]
+fn a_lead_silent_for_fourteen_days_is_archived_as_cold() {
+    LeadTest::with(())
+        .given(vec![captured(), follow_up(false, 1), follow_up(false, 3)])
+        .when(LeadCommand::ArchiveIfCold { at: at(14) })
+        .then_expect_events(vec![LeadEvent::LeadArchived {
+            lead_id: LEAD.into(),
+            reason: ArchiveReason::Cold,
+            from_stage: LeadStage::New,
+            archived_at: at(14),
+        }]);
+}
+
+#[test]
+fn a_lead_silent_for_thirteen_days_is_not_archived_as_cold() {
+    LeadTest::with(())
+        .given(vec![captured()])
+        .when(LeadCommand::ArchiveIfCold { at: at(13) })
+        .then_expect_error(LeadError::LeadNotCold { silent_since: at(0) });
+}
+
+#[test]
+fn a_response_restarts_the_silence_before_the_cold_archive() {
+    LeadTest::with(())
+        .given(vec![captured(), follow_up(true, 5)])
+        .when(LeadCommand::ArchiveIfCold { at: at(14) })
+        .then_expect_error(LeadError::LeadNotCold { silent_since: at(5) });
+}
+
+#[test]
+fn a_reopened_lead_starts_a_new_silence_and_is_not_cold_at_once() {
+    LeadTest::with(())
+        .given(vec![
+            captured(),
+            LeadEvent::LeadArchived {
+                lead_id: LEAD.into(),
+                reason: ArchiveReason::Cold,
+                from_stage: LeadStage::New,
+                archived_at: at(14),
+            },
+            LeadEvent::LeadReopened { lead_id: LEAD.into(), stage: LeadStage::New, reopened_at: at(20) },
+        ])
+        .when(LeadCommand::ArchiveIfCold { at: at(21) })
+        .then_expect_error(LeadError::LeadNotCold { silent_since: at(20) });
+}
