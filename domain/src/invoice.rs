@@ -63,12 +63,102 @@ impl InvoiceLine {
     }
 }
 
+/// Everything an invoice is issued with except its place in the ZATCA chain (ICV and
+/// PIH), which the seller's [`crate::DocumentSequence`] allocates. The sequence records
+/// it in full, so the invoice can be issued from the allocation alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueInvoice {
+    pub invoice_id: String,
+    pub customer: Customer,
+    pub lines: Vec<InvoiceLine>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_at: OffsetDateTime,
+    pub seller: Seller,
+    pub moyasar_invoice_id: Option<String>,
+}
+
+impl IssueInvoice {
+    /// The [`InvoiceCommand::Issue`] for this invoice at a place in the chain.
+    pub fn into_command(self, icv: u64, previous_invoice_hash: String) -> InvoiceCommand {
+        let IssueInvoice {
+            invoice_id,
+            customer,
+            lines,
+            issued_at,
+            due_at,
+            seller,
+            moyasar_invoice_id,
+        } = self;
+        InvoiceCommand::Issue {
+            invoice_id,
+            customer,
+            lines,
+            issued_at,
+            due_at,
+            seller,
+            icv,
+            previous_invoice_hash,
+            moyasar_invoice_id,
+        }
+    }
+
+    /// Checks the invoice's content and its place in the chain, in the order
+    /// [`Invoice::decide`] does, and returns what its hash covers.
+    fn hash_input<'a>(
+        &'a self,
+        icv: u64,
+        previous_invoice_hash: &'a str,
+    ) -> Result<InvoiceHashInput<'a>, InvoiceError> {
+        let totals = check_issue(
+            &self.invoice_id,
+            &self.lines,
+            &self.seller,
+            self.issued_at,
+            self.due_at,
+        )?;
+        if icv == 0 {
+            return Err(InvoiceError::IcvMustBePositive);
+        }
+        if !zatca::is_base64(previous_invoice_hash) {
+            return Err(InvoiceError::InvalidPreviousInvoiceHash);
+        }
+        Ok(InvoiceHashInput {
+            invoice_id: &self.invoice_id,
+            icv,
+            previous_invoice_hash,
+            issued_at: self.issued_at,
+            due_at: self.due_at,
+            seller: &self.seller,
+            customer: &self.customer,
+            lines: &self.lines,
+            totals,
+        })
+    }
+}
+
+/// The `invoice_hash` that [`Invoice::decide`] records in [`InvoiceEvent::InvoiceIssued`]
+/// when `issue` is issued with this ICV and PIH: both go through the same
+/// [`InvoiceHashInput`]. Fails on the content rules the hash depends on (an invoice
+/// whose totals cannot be computed has no hash); the QR rules are not checked here.
+pub fn invoice_hash(
+    issue: &IssueInvoice,
+    icv: u64,
+    previous_invoice_hash: &str,
+) -> Result<String, InvoiceError> {
+    Ok(issue.hash_input(icv, previous_invoice_hash)?.hash())
+}
+
 /// A credit note (UN/CEFACT type 381) issued for a refund. Its amounts are positive;
 /// the type code is what makes them a reduction of the referenced invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditNote {
     /// The credit note's own place in the ZATCA counter.
     pub credit_note_icv: u64,
+    /// PIH: the hash of the seller's document before this credit note (invoice or
+    /// credit note), not of the invoice it corrects.
+    pub credit_note_previous_hash: String,
     /// Always [`CREDIT_NOTE_TYPE_CODE`] (381).
     pub document_type_code: u16,
     /// The invoice this credit note corrects (ZATCA BR-KSA-56).
@@ -133,7 +223,10 @@ pub enum InvoiceCommand {
         refund_id: String,
         amount_halalas: i64,
         reason: String,
+        /// The credit note's ICV, allocated by the seller's [`crate::DocumentSequence`].
         credit_note_icv: u64,
+        /// The credit note's PIH, allocated with its ICV.
+        credit_note_previous_hash: String,
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
@@ -498,49 +591,16 @@ impl Invoice {
                 if self.status.is_some() {
                     return Err(InvoiceError::InvoiceAlreadyIssued);
                 }
-                let input = InvoiceHashInput {
-                    invoice_id: &invoice_id,
-                    icv,
-                    previous_invoice_hash: &previous_invoice_hash,
-                    issued_at,
-                    due_at,
-                    seller: &seller,
-                    customer: &customer,
-                    lines: &lines,
-                    totals: check_issue(&invoice_id, &lines, &seller, issued_at, due_at)?,
-                };
-                if icv == 0 {
-                    return Err(InvoiceError::IcvMustBePositive);
-                }
-                if !zatca::is_base64(&previous_invoice_hash) {
-                    return Err(InvoiceError::InvalidPreviousInvoiceHash);
-                }
-                let totals = input.totals;
-                let qr_code = zatca::phase1_qr(
-                    &seller.name,
-                    &seller.vat_number,
-                    issued_at,
-                    totals.total_halalas,
-                    totals.vat_halalas,
-                )?;
-                let invoice_hash = input.hash();
-                Ok(vec![InvoiceEvent::InvoiceIssued {
+                let issue = IssueInvoice {
                     invoice_id,
                     customer,
-                    seller,
                     lines,
-                    currency: Currency::Sar,
-                    subtotal_halalas: totals.subtotal_halalas,
-                    vat_halalas: totals.vat_halalas,
-                    total_halalas: totals.total_halalas,
                     issued_at,
                     due_at,
-                    icv,
-                    previous_invoice_hash,
-                    invoice_hash,
-                    qr_code,
+                    seller,
                     moyasar_invoice_id,
-                }])
+                };
+                Ok(vec![issued_event(issue, icv, previous_invoice_hash)?])
             }
             InvoiceCommand::RecordPayment {
                 payment_id,
@@ -552,9 +612,16 @@ impl Invoice {
                 amount_halalas,
                 reason,
                 credit_note_icv,
+                credit_note_previous_hash,
                 at,
             } => {
-                self.check_refund(&refund_id, amount_halalas, &reason, credit_note_icv)?;
+                self.check_refund(
+                    &refund_id,
+                    amount_halalas,
+                    &reason,
+                    credit_note_icv,
+                    &credit_note_previous_hash,
+                )?;
                 let split = DocumentTotals::from_gross(amount_halalas)?;
                 let refunded_halalas = Halalas(self.refunded_halalas)
                     .checked_add(Halalas(amount_halalas))?
@@ -569,6 +636,7 @@ impl Invoice {
                     reason: reason.clone(),
                     credit_note: CreditNote {
                         credit_note_icv,
+                        credit_note_previous_hash,
                         document_type_code: CREDIT_NOTE_TYPE_CODE,
                         invoice_id: self.invoice_id.clone(),
                         refund_id,
@@ -695,6 +763,7 @@ impl Invoice {
         amount_halalas: i64,
         reason: &str,
         credit_note_icv: u64,
+        credit_note_previous_hash: &str,
     ) -> Result<(), InvoiceError> {
         self.check_issued()?;
         if self.refund_ids.contains(refund_id) {
@@ -710,6 +779,9 @@ impl Invoice {
         }
         if credit_note_icv == 0 {
             return Err(InvoiceError::IcvMustBePositive);
+        }
+        if !zatca::is_base64(credit_note_previous_hash) {
+            return Err(InvoiceError::InvalidPreviousInvoiceHash);
         }
         let refundable = Halalas(self.paid_halalas)
             .checked_sub(Halalas(self.refunded_halalas))?
@@ -745,6 +817,50 @@ impl Invoice {
         }
         Ok(())
     }
+}
+
+/// The [`InvoiceEvent::InvoiceIssued`] for a new invoice at a place in the chain.
+fn issued_event(
+    issue: IssueInvoice,
+    icv: u64,
+    previous_invoice_hash: String,
+) -> Result<InvoiceEvent, InvoiceError> {
+    let input = issue.hash_input(icv, &previous_invoice_hash)?;
+    let totals = input.totals;
+    let invoice_hash = input.hash();
+    let qr_code = zatca::phase1_qr(
+        &issue.seller.name,
+        &issue.seller.vat_number,
+        issue.issued_at,
+        totals.total_halalas,
+        totals.vat_halalas,
+    )?;
+    let IssueInvoice {
+        invoice_id,
+        customer,
+        lines,
+        issued_at,
+        due_at,
+        seller,
+        moyasar_invoice_id,
+    } = issue;
+    Ok(InvoiceEvent::InvoiceIssued {
+        invoice_id,
+        customer,
+        seller,
+        lines,
+        currency: Currency::Sar,
+        subtotal_halalas: totals.subtotal_halalas,
+        vat_halalas: totals.vat_halalas,
+        total_halalas: totals.total_halalas,
+        issued_at,
+        due_at,
+        icv,
+        previous_invoice_hash,
+        invoice_hash,
+        qr_code,
+        moyasar_invoice_id,
+    })
 }
 
 /// The rules on an invoice's content; returns its totals.

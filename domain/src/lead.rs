@@ -370,7 +370,9 @@ pub enum LeadError {
     LeadAlreadyArchived,
     #[error("only an archived lead can be reopened")]
     LeadNotArchived,
-    #[error("the lead is not cold: silent since {silent_since}, cold only after {COLD_AFTER_DAYS} days")]
+    #[error(
+        "the lead is not cold: silent since {silent_since}, cold only after {COLD_AFTER_DAYS} days"
+    )]
     LeadNotCold { silent_since: OffsetDateTime },
 }
 

@@ -1,5 +1,6 @@
 //! The pure domain of revledger: money, VAT, the price list, and the aggregates whose
-//! events make up the revenue ledger (leads, invoices, payments, partners, commissions).
+//! events make up the revenue ledger (leads, invoices, payments, partners, commissions,
+//! and each seller's ZATCA document sequence).
 //!
 //! Nothing here performs I/O or reads a clock. Every command carries the time it happened
 //! and every rule is a plain synchronous `decide(&self, command) -> Result<Vec<Event>, _>`
@@ -20,12 +21,13 @@ pub mod money;
 pub mod partner;
 pub mod payment;
 pub mod plan;
+pub mod sequence;
 pub mod vat;
 pub mod zatca;
 
 pub use commission::{CommissionCommand, CommissionError, CommissionEvent, PartnerCommission};
 pub use ids::stream_id;
-pub use invoice::{Invoice, InvoiceCommand, InvoiceError, InvoiceEvent};
+pub use invoice::{Invoice, InvoiceCommand, InvoiceError, InvoiceEvent, IssueInvoice};
 pub use lead::{Lead, LeadCommand, LeadError, LeadEvent};
 pub use money::{Currency, Halalas, Money, MoneyError};
 pub use partner::{
@@ -34,4 +36,5 @@ pub use partner::{
 };
 pub use payment::{Payment, PaymentCommand, PaymentError, PaymentEvent};
 pub use plan::Plan;
+pub use sequence::{DocumentSequence, SequenceCommand, SequenceError, SequenceEvent};
 pub use vat::{DocumentTotals, VAT_RATE_BPS};

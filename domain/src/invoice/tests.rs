@@ -77,6 +77,14 @@ fn issued() -> InvoiceEvent {
         .remove(0)
 }
 
+/// The issued invoice's hash: the PIH of the seller's next document, here its credit note.
+fn issued_hash() -> String {
+    match issued() {
+        InvoiceEvent::InvoiceIssued { invoice_hash, .. } => invoice_hash,
+        other => panic!("expected InvoiceIssued, got {other:?}"),
+    }
+}
+
 fn payment(payment_id: &str, amount_halalas: i64) -> InvoiceCommand {
     InvoiceCommand::RecordPayment {
         payment_id: payment_id.into(),
@@ -121,6 +129,7 @@ fn refund(refund_id: &str, amount_halalas: i64) -> InvoiceCommand {
         amount_halalas,
         reason: "customer canceled in the first week".into(),
         credit_note_icv: 2,
+        credit_note_previous_hash: issued_hash(),
         at: later(3),
     }
 }
@@ -137,6 +146,7 @@ fn refunded(refund_id: &str, amount_halalas: i64, total_refunded: i64) -> Invoic
         reason: "customer canceled in the first week".into(),
         credit_note: CreditNote {
             credit_note_icv: 2,
+            credit_note_previous_hash: issued_hash(),
             document_type_code: 381,
             invoice_id: INVOICE.into(),
             refund_id: refund_id.into(),
@@ -621,9 +631,50 @@ fn a_refund_without_a_reason_is_rejected() {
             amount_halalas: 100,
             reason: "  ".into(),
             credit_note_icv: 2,
+            credit_note_previous_hash: issued_hash(),
             at: later(3),
         })
         .then_expect_error(InvoiceError::RefundReasonRequired);
+}
+
+#[test]
+fn a_credit_note_whose_previous_hash_is_not_base64_is_rejected() {
+    InvoiceTest::with(())
+        .given(fully_paid())
+        .when(InvoiceCommand::Refund {
+            refund_id: "refund-1".into(),
+            amount_halalas: 100,
+            reason: "goodwill".into(),
+            credit_note_icv: 2,
+            credit_note_previous_hash: String::new(),
+            at: later(3),
+        })
+        .then_expect_error(InvoiceError::InvalidPreviousInvoiceHash);
+}
+
+#[test]
+fn an_invoice_issued_from_an_issue_and_its_place_hashes_as_invoice_hash_says() {
+    let issue = IssueInvoice {
+        invoice_id: INVOICE.into(),
+        customer: customer(),
+        lines: vec![growth_line()],
+        issued_at: issued_at(),
+        due_at: due_at(),
+        seller: seller(),
+        moyasar_invoice_id: None,
+    };
+    assert_eq!(
+        issue.clone().into_command(1, FIRST_INVOICE_PIH.into()),
+        issue_command()
+    );
+    assert_eq!(
+        invoice_hash(&issue, 1, FIRST_INVOICE_PIH).unwrap(),
+        issued_hash()
+    );
+    assert_eq!(
+        invoice_hash(&issue, 0, FIRST_INVOICE_PIH),
+        Err(InvoiceError::IcvMustBePositive)
+    );
 }
 
 #[test]
@@ -643,6 +694,7 @@ fn a_credit_note_with_counter_value_zero_is_rejected() {
             amount_halalas: 100,
             reason: "goodwill".into(),
             credit_note_icv: 0,
+            credit_note_previous_hash: issued_hash(),
             at: later(3),
         })
         .then_expect_error(InvoiceError::IcvMustBePositive);

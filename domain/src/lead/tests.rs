@@ -859,7 +859,9 @@ fn a_lead_silent_for_thirteen_days_is_not_archived_as_cold() {
     LeadTest::with(())
         .given(vec![captured()])
         .when(LeadCommand::ArchiveIfCold { at: at(13) })
-        .then_expect_error(LeadError::LeadNotCold { silent_since: at(0) });
+        .then_expect_error(LeadError::LeadNotCold {
+            silent_since: at(0),
+        });
 }
 
 #[test]
@@ -867,7 +869,9 @@ fn a_response_restarts_the_silence_before_the_cold_archive() {
     LeadTest::with(())
         .given(vec![captured(), follow_up(true, 5)])
         .when(LeadCommand::ArchiveIfCold { at: at(14) })
-        .then_expect_error(LeadError::LeadNotCold { silent_since: at(5) });
+        .then_expect_error(LeadError::LeadNotCold {
+            silent_since: at(5),
+        });
 }
 
 #[test]
@@ -881,8 +885,14 @@ fn a_reopened_lead_starts_a_new_silence_and_is_not_cold_at_once() {
                 from_stage: LeadStage::New,
                 archived_at: at(14),
             },
-            LeadEvent::LeadReopened { lead_id: LEAD.into(), stage: LeadStage::New, reopened_at: at(20) },
+            LeadEvent::LeadReopened {
+                lead_id: LEAD.into(),
+                stage: LeadStage::New,
+                reopened_at: at(20),
+            },
         ])
         .when(LeadCommand::ArchiveIfCold { at: at(21) })
-        .then_expect_error(LeadError::LeadNotCold { silent_since: at(20) });
+        .then_expect_error(LeadError::LeadNotCold {
+            silent_since: at(20),
+        });
 }
