@@ -32,6 +32,90 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "REVLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Moyasar webhooks: the `secret_token` configured for the webhook (enables /webhooks/moyasar).
+    #[arg(long, env = "REVLEDGER_MOYASAR_SECRET_TOKEN", hide_env_values = true)]
+    moyasar_secret_token: Option<String>,
+    /// Calendly webhooks: the signing key (enables /webhooks/calendly).
+    #[arg(long, env = "REVLEDGER_CALENDLY_SIGNING_KEY", hide_env_values = true)]
+    calendly_signing_key: Option<String>,
+    /// Calendly: how far a signature timestamp may be from now, in seconds.
+    #[arg(long, env = "REVLEDGER_CALENDLY_TOLERANCE_SECS", default_value_t = 180)]
+    calendly_tolerance_secs: i64,
+    /// Partner and lead sources (Standard Webhooks): `whsec_…` secrets, comma-separated while
+    /// rotating (enables /webhooks/partners).
+    #[arg(
+        long,
+        env = "REVLEDGER_PARTNER_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    partner_webhook_secret: Vec<String>,
+    /// Standard Webhooks timestamp tolerance, in seconds.
+    #[arg(
+        long,
+        env = "REVLEDGER_PARTNER_WEBHOOK_TOLERANCE_SECS",
+        default_value_t = 300
+    )]
+    partner_webhook_tolerance_secs: i64,
+    /// Bearer token of the bootstrap administrator.
+    #[arg(long, env = "REVLEDGER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<api::Config> {
+        use adapters::webhooks::{standard, Secret};
+        let partner_webhook_secrets: Vec<Secret> = self
+            .partner_webhook_secret
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        for (index, secret) in partner_webhook_secrets.iter().enumerate() {
+            standard::decode_secret(secret).map_err(|_| {
+                anyhow::anyhow!(
+                    "REVLEDGER_PARTNER_WEBHOOK_SECRET entry {} is not a whsec_<base64> secret",
+                    index + 1
+                )
+            })?;
+        }
+        Ok(api::Config {
+            listen: self.listen,
+            moyasar_secret_token: self
+                .moyasar_secret_token
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            calendly_signing_key: self
+                .calendly_signing_key
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            calendly_tolerance_secs: self.calendly_tolerance_secs,
+            partner_webhook_secrets,
+            partner_tolerance_secs: self.partner_webhook_tolerance_secs,
+            admin_token: self.admin_token.filter(|s| !s.is_empty()).map(Secret::new),
+            run_workers: true,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Retry dead-lettered deliveries now (one by id, or all of them).
+    Replay {
+        /// The dead letter's id (as listed by GET /api/webhooks/dead-letters).
+        #[arg(long, conflicts_with = "all")]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -40,12 +124,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP service (migrates the database first).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "REVLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-    },
+    /// Run the HTTP service with its projections and process managers (migrates first).
+    Serve(ServeArgs),
     /// Apply the embedded migrations and exit.
     Migrate,
     /// Recompute every per-stream hash chain and the audit seals; exit 0 when intact, 1 naming
@@ -65,6 +145,9 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Operate on the webhook inbox.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print the global log as NDJSON, one event per line.
     Events {
         /// Print only events with a position greater than this.
@@ -103,27 +186,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening the {} store", engine_name(&cli.database_url)))?;
     match cli.command {
-        Command::Serve { listen } => {
-            store.migrate().await.context("migrating the database")?;
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let workers: Vec<_> = projections::read_models()
-                .into_iter()
-                .map(|projection| {
-                    let projector = projections::Projector::new(store.clone(), projection);
-                    tokio::spawn(projector.run(stopped.clone()))
-                })
-                .collect();
-            let app = api::Application::build(listen, api::AppState { store })
+        Command::Serve(args) => {
+            let config = args.into_config()?;
+            let listen = config.listen;
+            let service = api::Service::start(store, config)
                 .await
-                .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(address = %app.local_addr()?, "revledger listening");
-            app.run(shutdown_signal()).await?;
-            // Requests are drained; let each projector finish (and commit) its current batch.
-            let _ = stop.send(true);
-            for worker in workers {
-                let _ = worker.await;
-            }
+                .with_context(|| format!("starting on {listen}"))?;
+            tracing::info!(address = %service.local_addr()?, "revledger listening");
+            service.run(shutdown_signal()).await?;
             tracing::info!("revledger stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhooks(WebhooksCommand::Replay { id, all }) => {
+            store.migrate().await.context("migrating the database")?;
+            let config = api::Config {
+                run_workers: false,
+                listen: "127.0.0.1:0".parse()?,
+                ..Default::default()
+            };
+            let service = api::Service::start(store.clone(), config).await?;
+            let ids: Vec<String> = match (id, all) {
+                (Some(id), _) => vec![id],
+                (None, true) => {
+                    adapters::inbox::dead_letters(&store.sql(), adapters::inbox::MAX_LIST)
+                        .await?
+                        .into_iter()
+                        .map(|entry| entry.inbox_id)
+                        .collect()
+                }
+                (None, false) => anyhow::bail!("say which dead letter: --id ID, or --all"),
+            };
+            for id in ids {
+                match api::webhooks::replay(service.state(), &id).await {
+                    Ok(response) => println!("{id}: {}", response.status()),
+                    Err(error) => println!("{id}: {error}"),
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -21,7 +21,7 @@
 //! **Idempotency.** Every command carries a command id, stored with its events. A command
 //! retried after success is answered from the store's command log: when the store reports a
 //! replay, or when the aggregate rejects the command (the first run already changed its state),
-//! the handler looks the command id up before returning the rejection.
+//! the handler looks the command id up before returning the rejection or a decision of no events.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -104,6 +104,8 @@ pub struct CommandEnvelope<C> {
     pub command_id: Uuid,
     pub command: C,
     pub metadata: EventMetadata,
+    /// For a webhook delivery: its inbox row, stored with the events.
+    pub inbox: Option<crate::inbox::InboxRecord>,
 }
 
 #[derive(Clone)]
@@ -158,6 +160,10 @@ where
             }
             let events = sink.collect().await;
             if events.is_empty() {
+                // Nothing to do now may mean it was done before, under this very command id.
+                if let Some(original) = self.store.find_command(envelope.command_id).await? {
+                    return Ok(CommandOutcome::from_append(&original));
+                }
                 return Ok(CommandOutcome {
                     stream_id,
                     version: loaded.version,
@@ -176,6 +182,7 @@ where
                     .iter()
                     .map(|event| to_new_event(event, &envelope.metadata))
                     .collect::<Result<_, _>>()?,
+                inbox: envelope.inbox.clone(),
             };
             match self.store.append(request).await {
                 Ok(outcome) if outcome.replayed => {

@@ -8,6 +8,7 @@ use domain::invoice::Invoice;
 use domain::lead::Lead;
 use domain::partner::{Partner, PartnerProgram};
 use domain::payment::Payment;
+use domain::sequence::DocumentSequence;
 
 use crate::command::CommandHandler;
 use crate::store::EventStore;
@@ -20,6 +21,7 @@ pub struct Handlers {
     pub partners: CommandHandler<Partner>,
     pub partner_program: CommandHandler<PartnerProgram>,
     pub commissions: CommandHandler<PartnerCommission>,
+    pub sequences: CommandHandler<DocumentSequence>,
 }
 
 impl Handlers {
@@ -31,6 +33,7 @@ impl Handlers {
             partners: CommandHandler::new(store.clone()),
             partner_program: CommandHandler::new(store.clone()),
             commissions: CommandHandler::new(store.clone()),
+            sequences: CommandHandler::new(store.clone()),
             store,
         })
     }

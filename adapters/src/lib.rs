@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod command;
 pub mod handlers;
+pub mod inbox;
 pub mod sql;
 pub mod store;
 pub mod webhooks;

@@ -20,9 +20,16 @@ use sqlx::{Postgres, Row, Sqlite, Transaction};
 use crate::store::StoreError;
 
 /// A bound parameter: the only types read models use.
+///
+/// Nulls carry their column's type: PostgreSQL prepares a statement with the parameter types
+/// of its first execution, so a NULL bound as the wrong type would poison the cached statement
+/// for every later non-null value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SqlValue {
+    /// A NULL text (also how dumps show any NULL).
     Null,
+    NullInt,
+    NullBool,
     Int(i64),
     Text(String),
     Bool(bool),
@@ -63,8 +70,23 @@ impl From<&String> for SqlValue {
         SqlValue::Text(value.clone())
     }
 }
-impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
-    fn from(value: Option<T>) -> Self {
+impl From<Option<i64>> for SqlValue {
+    fn from(value: Option<i64>) -> Self {
+        value.map_or(SqlValue::NullInt, SqlValue::Int)
+    }
+}
+impl From<Option<bool>> for SqlValue {
+    fn from(value: Option<bool>) -> Self {
+        value.map_or(SqlValue::NullBool, SqlValue::Bool)
+    }
+}
+impl From<Option<String>> for SqlValue {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(SqlValue::Null, SqlValue::Text)
+    }
+}
+impl From<Option<&str>> for SqlValue {
+    fn from(value: Option<&str>) -> Self {
         value.map_or(SqlValue::Null, Into::into)
     }
 }
@@ -119,7 +141,9 @@ macro_rules! bind_all {
         let mut query = $query;
         for param in $params {
             query = match param {
-                SqlValue::Null => query.bind(None::<i64>),
+                SqlValue::Null => query.bind(None::<String>),
+                SqlValue::NullInt => query.bind(None::<i64>),
+                SqlValue::NullBool => query.bind(None::<bool>),
                 SqlValue::Int(v) => query.bind(*v),
                 SqlValue::Text(v) => query.bind(v.as_str()),
                 SqlValue::Bool(v) => query.bind(*v),
@@ -127,6 +151,37 @@ macro_rules! bind_all {
         }
         query
     }};
+}
+
+/// Binds one value to a SQLite query (for statements the store runs inside its own
+/// transactions).
+pub fn bind_sqlite<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    value: SqlValue,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    match value {
+        SqlValue::Null => query.bind(None::<String>),
+        SqlValue::NullInt => query.bind(None::<i64>),
+        SqlValue::NullBool => query.bind(None::<bool>),
+        SqlValue::Int(v) => query.bind(v),
+        SqlValue::Text(v) => query.bind(v),
+        SqlValue::Bool(v) => query.bind(v),
+    }
+}
+
+/// Binds one value to a PostgreSQL query.
+pub fn bind_postgres<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    value: SqlValue,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    match value {
+        SqlValue::Null => query.bind(None::<String>),
+        SqlValue::NullInt => query.bind(None::<i64>),
+        SqlValue::NullBool => query.bind(None::<bool>),
+        SqlValue::Int(v) => query.bind(v),
+        SqlValue::Text(v) => query.bind(v),
+        SqlValue::Bool(v) => query.bind(v),
+    }
 }
 
 impl SqlDb {
@@ -287,7 +342,8 @@ impl SqlRow {
         self.len() == 0
     }
 
-    /// Any column as a [`SqlValue`], whatever its type: for comparing whole tables.
+    /// Any column as a [`SqlValue`], whatever its type, normalised so both engines compare
+    /// equal: every NULL is `Null`, booleans are `Int(0 | 1)` (SQLite stores them so).
     pub fn value(&self, index: usize) -> Result<SqlValue, StoreError> {
         if let Ok(value) = self.opt_i64(index) {
             return Ok(value.map_or(SqlValue::Null, SqlValue::Int));
@@ -299,7 +355,7 @@ impl SqlRow {
             SqlRow::Sqlite(row) => row.try_get(index)?,
             SqlRow::Postgres(row) => row.try_get(index)?,
         };
-        Ok(value.map_or(SqlValue::Null, SqlValue::Bool))
+        Ok(value.map_or(SqlValue::Null, |v| SqlValue::Int(i64::from(v))))
     }
 
     pub fn i64(&self, index: usize) -> Result<i64, StoreError> {

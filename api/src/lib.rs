@@ -1,29 +1,34 @@
-//! The HTTP interface of revledger (axum).
+//! The HTTP interface of revledger (axum): health, webhooks, and (as they land) the API.
 //!
-//! [`Application::build`] binds the listener and assembles the router; [`Application::run`]
-//! serves until the shutdown future resolves, then drains in-flight requests. Building apart from
-//! running lets tests bind port 0 and learn the real address first (zero2prod's pattern).
+//! [`service::Service::start`] builds everything the process runs; [`router`] assembles the
+//! routes with their limits. Errors map to statuses in one place ([`error::ApiError`]).
 
-use std::future::Future;
-use std::net::SocketAddr;
+pub mod error;
+pub mod service;
+pub mod webhooks;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::EventStore;
-use axum::extract::State;
+use adapters::handlers::Handlers;
+use adapters::store::EventStore;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use projections::Projector;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// Largest request body accepted anywhere. Webhook payloads and commands are a few KiB; the
-/// bound keeps a hostile client from holding memory.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub use error::ApiError;
+pub use service::{Config, Service};
+
+/// Largest request body accepted anywhere (413 above it). Webhook payloads and commands are a
+/// few KiB; the bound keeps a hostile client from holding memory.
+pub const MAX_BODY_BYTES: usize = adapters::webhooks::MAX_WEBHOOK_BODY_BYTES;
 
 /// A request that takes longer than this is answered 408: nothing we do should take seconds.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,37 +37,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
+    pub handlers: Arc<Handlers>,
+    pub projectors: Arc<Vec<Projector>>,
+    pub config: Arc<Config>,
 }
 
-/// The service, bound to its address and ready to run.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-}
-
-impl Application {
-    /// Binds `listen` (port 0 picks a free port) and assembles the routes.
-    pub async fn build(listen: SocketAddr, state: AppState) -> std::io::Result<Application> {
-        let listener = TcpListener::bind(listen).await?;
-        Ok(Application {
-            listener,
-            router: router(state),
-        })
-    }
-
-    /// The address actually bound.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+impl AppState {
+    pub fn projector(&self, name: &str) -> Option<&Projector> {
+        self.projectors.iter().find(|p| p.name() == name)
     }
 }
 
@@ -71,7 +53,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/webhooks/moyasar", post(webhooks::moyasar))
+        .route("/webhooks/calendly", post(webhooks::calendly))
+        .route("/webhooks/partners", post(webhooks::partners))
+        .route(
+            "/api/webhooks/dead-letters",
+            get(webhooks::list_dead_letters),
+        )
+        .route(
+            "/api/webhooks/dead-letters/{id}/replay",
+            post(webhooks::replay_dead_letter),
+        )
         .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -85,17 +79,41 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and every migration is applied.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "engine": state.store.engine()})).into_response(),
+    let reachable = state.store.ping().await;
+    let migrated = state.store.is_migrated().await.unwrap_or(false);
+    match reachable {
+        Ok(()) if migrated => {
+            Json(json!({"status": "ready", "engine": state.store.engine()})).into_response()
+        }
+        Ok(()) => ApiError::Unavailable("migrations not applied".into()).into_response(),
         Err(error) => {
             tracing::warn!(%error, "database not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not ready", "error": "database unreachable"})),
-            )
-                .into_response()
+            ApiError::Unavailable("database unreachable".into()).into_response()
         }
+    }
+}
+
+/// Bearer-token check for the operator routes: the admin token from `REVLEDGER_ADMIN_TOKEN`,
+/// compared in constant time.
+pub(crate) fn require_admin(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), ApiError> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    let expected = state
+        .config
+        .admin_token
+        .as_ref()
+        .ok_or(ApiError::Unauthorized)?;
+    if adapters::webhooks::constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
     }
 }

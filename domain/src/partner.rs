@@ -13,6 +13,14 @@
 //! that stream is appended with optimistic concurrency, two partners racing for the
 //! last slot cannot both win.
 //!
+//! Applications: a partner source posts `partner.applied` (name, email, requested tier),
+//! which [`PartnerCommand::Apply`] records as an *applicant*: a partner stream with
+//! [`PartnerStatus::Applied`], no tier and no commission. Only [`PartnerCommand::Enroll`]
+//! makes it a partner, and the tier it enrolls in is the program's decision; the
+//! requested tier is kept as what was asked for, nothing more. Enroll works on a new
+//! stream too, for partners signed up directly. Every other command on an applicant is
+//! [`PartnerError::PartnerNotEnrolled`].
+//!
 //! Attribution: a lead belongs to a partner when it was captured within
 //! [`ATTRIBUTION_WINDOW_DAYS`] of the partner's referral click, see [`attributes`].
 
@@ -85,18 +93,32 @@ impl std::fmt::Display for PartnerTier {
     }
 }
 
-/// Whether a partner may currently earn.
+/// Where a partner stands in the program, and so whether it may currently earn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerStatus {
+    /// Applied to join but not enrolled yet: no tier, earns nothing.
+    Applied,
+    /// Enrolled and earning.
     Active,
+    /// Enrolled but earning nothing until reinstated.
     Suspended,
 }
 
 /// What can be asked of a partner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartnerCommand {
-    /// Join the program. Enrolling as Strategic requires a slot taken first.
+    /// Ask to join the program (a partner source's `partner.applied`). The requested
+    /// tier is a request; the tier is decided when the applicant is enrolled.
+    Apply {
+        partner_id: String,
+        name: String,
+        email: String,
+        requested_tier: PartnerTier,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Join the program, from a new stream or as an applicant. Enrolling as Strategic requires a slot taken first.
     Enroll {
         partner_id: String,
         name: String,
@@ -132,6 +154,14 @@ pub enum PartnerCommand {
 /// What happened to a partner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartnerEvent {
+    PartnerApplied {
+        partner_id: String,
+        name: String,
+        email: String,
+        requested_tier: PartnerTier,
+        #[serde(with = "time::serde::rfc3339")]
+        applied_at: OffsetDateTime,
+    },
     PartnerEnrolled {
         partner_id: String,
         name: String,
@@ -176,6 +206,7 @@ pub enum PartnerEvent {
 impl DomainEvent for PartnerEvent {
     fn event_type(&self) -> String {
         let name = match self {
+            PartnerEvent::PartnerApplied { .. } => "PartnerApplied",
             PartnerEvent::PartnerEnrolled { .. } => "PartnerEnrolled",
             PartnerEvent::PartnerTierChanged { .. } => "PartnerTierChanged",
             PartnerEvent::PartnerCustomerActivated { .. } => "PartnerCustomerActivated",
@@ -193,8 +224,12 @@ impl DomainEvent for PartnerEvent {
 /// The rules a partner command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PartnerError {
+    #[error("the partner has already applied")]
+    PartnerAlreadyApplied,
     #[error("the partner is already enrolled")]
     PartnerAlreadyEnrolled,
+    #[error("this stream records partner {recorded}, not {requested}")]
+    PartnerIdMismatch { recorded: String, requested: String },
     #[error("the partner is not enrolled")]
     PartnerNotEnrolled,
     #[error("a partner id is required")]
@@ -224,6 +259,9 @@ pub enum PartnerError {
 pub struct Partner {
     partner_id: String,
     tier: Option<PartnerTier>,
+    /// What the partner asked for when it applied; `None` if it never applied.
+    #[serde(default)]
+    requested_tier: Option<PartnerTier>,
     status: Option<PartnerStatus>,
     activated_leads: BTreeSet<String>,
 }
@@ -233,14 +271,25 @@ impl Partner {
         &self.partner_id
     }
 
-    /// `None` before enrollment.
+    /// `None` before enrollment, applicants included.
     pub fn tier(&self) -> Option<PartnerTier> {
         self.tier
     }
 
-    /// `None` before enrollment.
+    /// The tier asked for in the application; `None` if the partner never applied.
+    pub fn requested_tier(&self) -> Option<PartnerTier> {
+        self.requested_tier
+    }
+
+    /// `None` before an application or enrollment; [`PartnerStatus::Applied`] for an
+    /// applicant.
     pub fn status(&self) -> Option<PartnerStatus> {
         self.status
+    }
+
+    /// Whether the partner is enrolled (active or suspended), not merely an applicant.
+    pub fn is_enrolled(&self) -> bool {
+        self.tier.is_some()
     }
 
     /// Distinct customers activated through this partner.
@@ -250,23 +299,40 @@ impl Partner {
 
     /// Decides what a command means for this partner, without changing it.
     pub fn decide(&self, command: PartnerCommand) -> Result<Vec<PartnerEvent>, PartnerError> {
-        if let PartnerCommand::Enroll {
-            partner_id,
-            name,
-            email,
-            tier,
-            at,
-        } = command
-        {
-            return self.enroll(partner_id, name, email, tier, at);
+        match command {
+            PartnerCommand::Apply {
+                partner_id,
+                name,
+                email,
+                requested_tier,
+                at,
+            } => self.take_application(partner_id, name, email, requested_tier, at),
+            PartnerCommand::Enroll {
+                partner_id,
+                name,
+                email,
+                tier,
+                at,
+            } => self.enroll(partner_id, name, email, tier, at),
+            command => self.decide_for_enrolled(command),
         }
-        let (tier, status) = match (self.tier, self.status) {
-            (Some(tier), Some(status)) => (tier, status),
-            _ => return Err(PartnerError::PartnerNotEnrolled),
+    }
+
+    /// The commands only an enrolled partner can take; applicants and new streams are
+    /// [`PartnerError::PartnerNotEnrolled`].
+    fn decide_for_enrolled(
+        &self,
+        command: PartnerCommand,
+    ) -> Result<Vec<PartnerEvent>, PartnerError> {
+        let (Some(tier), Some(status)) = (self.tier, self.status) else {
+            return Err(PartnerError::PartnerNotEnrolled);
         };
         let partner_id = self.partner_id.clone();
         let events = match command {
-            PartnerCommand::Enroll { .. } => return Err(PartnerError::PartnerAlreadyEnrolled),
+            // Decided in `decide`; here only an enrolled partner can get this far.
+            PartnerCommand::Apply { .. } | PartnerCommand::Enroll { .. } => {
+                return Err(PartnerError::PartnerAlreadyEnrolled)
+            }
             PartnerCommand::ChangeTier {
                 tier: to,
                 reason,
@@ -312,6 +378,33 @@ impl Partner {
         Ok(events)
     }
 
+    /// Records an application once, and never for a partner already enrolled.
+    fn take_application(
+        &self,
+        partner_id: String,
+        name: String,
+        email: String,
+        requested_tier: PartnerTier,
+        at: OffsetDateTime,
+    ) -> Result<Vec<PartnerEvent>, PartnerError> {
+        if self.is_enrolled() {
+            return Err(PartnerError::PartnerAlreadyEnrolled);
+        }
+        if self.status == Some(PartnerStatus::Applied) {
+            return Err(PartnerError::PartnerAlreadyApplied);
+        }
+        check_identity(&partner_id, &name, &email)?;
+        Ok(vec![PartnerEvent::PartnerApplied {
+            partner_id,
+            name,
+            email,
+            requested_tier,
+            applied_at: at,
+        }])
+    }
+
+    /// Enrolls a new partner or an applicant, in the tier decided here: an applicant's
+    /// requested tier does not bind it.
     fn enroll(
         &self,
         partner_id: String,
@@ -320,17 +413,15 @@ impl Partner {
         tier: PartnerTier,
         at: OffsetDateTime,
     ) -> Result<Vec<PartnerEvent>, PartnerError> {
-        if self.tier.is_some() {
+        if self.is_enrolled() {
             return Err(PartnerError::PartnerAlreadyEnrolled);
         }
-        if partner_id.trim().is_empty() {
-            return Err(PartnerError::PartnerIdRequired);
-        }
-        if name.trim().is_empty() {
-            return Err(PartnerError::PartnerNameRequired);
-        }
-        if email.trim().is_empty() {
-            return Err(PartnerError::PartnerEmailRequired);
+        check_identity(&partner_id, &name, &email)?;
+        if self.status == Some(PartnerStatus::Applied) && partner_id != self.partner_id {
+            return Err(PartnerError::PartnerIdMismatch {
+                recorded: self.partner_id.clone(),
+                requested: partner_id,
+            });
         }
         Ok(vec![PartnerEvent::PartnerEnrolled {
             partner_id,
@@ -375,6 +466,20 @@ impl Partner {
     }
 }
 
+/// The identity every application and enrollment must carry.
+fn check_identity(partner_id: &str, name: &str, email: &str) -> Result<(), PartnerError> {
+    if partner_id.trim().is_empty() {
+        return Err(PartnerError::PartnerIdRequired);
+    }
+    if name.trim().is_empty() {
+        return Err(PartnerError::PartnerNameRequired);
+    }
+    if email.trim().is_empty() {
+        return Err(PartnerError::PartnerEmailRequired);
+    }
+    Ok(())
+}
+
 fn tier_changed(
     partner_id: String,
     from: PartnerTier,
@@ -414,6 +519,15 @@ impl Aggregate for Partner {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
+            PartnerEvent::PartnerApplied {
+                partner_id,
+                requested_tier,
+                ..
+            } => {
+                self.partner_id = partner_id;
+                self.requested_tier = Some(requested_tier);
+                self.status = Some(PartnerStatus::Applied);
+            }
             PartnerEvent::PartnerEnrolled {
                 partner_id, tier, ..
             } => {

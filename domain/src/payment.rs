@@ -3,8 +3,11 @@
 //!
 //! Moyasar reports a payment's whole current state (status and cumulative amounts) in
 //! each webhook or API read, so the single command [`PaymentCommand::RecordGatewayStatus`]
-//! carries that snapshot and the aggregate decides which fact it adds. The legal moves
-//! are:
+//! carries that snapshot and the aggregate decides which fact it adds. Webhooks arrive
+//! late, repeated and out of order, so the rules below make the recorded end state the
+//! same whatever order the reports of one payment arrive in.
+//!
+//! # The transition graph
 //!
 //! ```text
 //! initiated  -> authorized | paid | failed | verified
@@ -15,11 +18,67 @@
 //! verified   -> paid | failed
 //! ```
 //!
-//! The first status we hear of may be any status (webhooks start at `paid` for a card
-//! payment), anything else is [`PaymentError::IllegalTransition`], and the same snapshot
-//! delivered again adds nothing, so redelivery is harmless. Amounts are validated on
-//! every snapshot: positive amount, SAR only, fee between zero and the amount, refunded
-//! never above the amount and never decreasing.
+//! `failed`, `voided` and a fully or partly `refunded` payment move nowhere else:
+//! `failed` and `voided` are terminal, `refunded` only grows its cumulative amount.
+//!
+//! # Ahead, behind, contradictory
+//!
+//! The order over statuses is the graph's reachability, a partial order:
+//! `a` **precedes** `b` ([`PaymentStatus::precedes`]) when a path of one or more legal
+//! moves leads from `a` to `b` (the `refunded -> refunded` loop does not count). In full:
+//!
+//! ```text
+//! initiated  precedes every other status
+//! authorized precedes captured, paid, refunded, voided, failed
+//! verified   precedes paid, refunded, failed
+//! captured   precedes paid, refunded
+//! paid       precedes refunded
+//! refunded, failed, voided precede nothing
+//! ```
+//!
+//! It is not a rank: `authorized` and `verified` sit on different paths, as do `paid`
+//! and `failed`, so neither of such a pair is before the other. Against the recorded
+//! status `current`, a report of status `reported` is
+//!
+//! - **behind** (stale) when `reported` precedes `current`, or both are `refunded` and
+//!   the report's cumulative refunded amount is smaller than the recorded one. It is
+//!   an older picture of the payment, arriving late: accepted, and it adds nothing.
+//! - **the same** when `reported == current` with the same amounts: a redelivery, it
+//!   adds nothing. A `refunded` report with a larger cumulative amount is a further
+//!   refund; any other change of amounts in the same status is
+//!   [`PaymentError::AmountsChangedWithoutTransition`].
+//! - **ahead** when `current` precedes `reported`, whether by one legal move or by
+//!   several, some of whose reports we have not seen (yet): the report's status is
+//!   recorded, and a refund's delta is the growth of the cumulative refunded amount.
+//! - **contradictory** otherwise: [`PaymentError::IllegalTransition`]. That is every
+//!   move out of a terminal `failed` or `voided` other than to a status behind it
+//!   (`paid` after `failed` is an error, `initiated` after `failed` is stale), and a
+//!   `failed` or `voided` report after `captured`, `paid` or `refunded`: a payment that
+//!   collected money cannot also have failed, and a late `failed` is not stale under
+//!   this order because `failed` does not precede `paid`.
+//!
+//! Identity and amounts are checked on every report, stale ones included, because a
+//! stale report must still describe the same payment: same payment id, same invoice
+//! once one is known, same amount, SAR only, fee and captured and refunded amounts
+//! between zero and the amount.
+//!
+//! # `PaymentPaid` is never missing
+//!
+//! Readers (the invoice process manager, the journal) learn that money was collected
+//! from [`PaymentEvent::PaymentPaid`]. When a `refunded` report is recorded for a
+//! payment whose history holds no collection yet (a first report, or one ahead of
+//! `initiated`, `authorized` or `verified`), the `paid` report was missed or is still
+//! on its way, so the decision records [`PaymentEvent::PaymentPaid`] first (the same
+//! snapshot with the refunded amount as it stood before, `paid_at` the report's time)
+//! and then [`PaymentEvent::PaymentRefunded`]. The late `paid` report is then stale.
+//! A payment that was ever paid therefore has exactly one `PaymentPaid`, whatever the
+//! arrival order. A history that already holds `captured` (the authorize-then-capture
+//! flow, where Moyasar never reports `paid`) records only the refund, as before.
+//!
+//! A first report of `captured` (its `authorized` missed) records just
+//! [`PaymentEvent::PaymentCaptured`]: capture is the collection fact of that flow, and
+//! synthesising a `paid` Moyasar may still report would record it twice. Every other
+//! first report records its own status's event.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -44,7 +103,8 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    /// Whether a payment in this status may next be reported in `next`.
+    /// Whether a payment in this status may next be reported in `next`: one legal
+    /// move of the transition graph.
     pub const fn can_move_to(self, next: PaymentStatus) -> bool {
         use PaymentStatus::*;
         matches!(
@@ -55,6 +115,32 @@ impl PaymentStatus {
                 | (Paid, Refunded)
                 | (Refunded, Refunded)
                 | (Verified, Paid | Failed)
+        )
+    }
+
+    /// Whether a path of one or more legal moves leads from this status to `later`
+    /// (the `refunded -> refunded` loop does not count): the partial order that tells a
+    /// stale report from a contradictory one. See the module docs.
+    pub const fn precedes(self, later: PaymentStatus) -> bool {
+        use PaymentStatus::*;
+        matches!(
+            (self, later),
+            (
+                Initiated,
+                Authorized | Captured | Paid | Failed | Refunded | Voided | Verified
+            ) | (Authorized, Captured | Paid | Refunded | Voided | Failed)
+                | (Verified, Paid | Refunded | Failed)
+                | (Captured, Paid | Refunded)
+                | (Paid, Refunded)
+        )
+    }
+
+    /// Whether a payment that reached this status collected money: a refund from here
+    /// needs no `PaymentPaid` of its own.
+    const fn has_collected(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Captured | PaymentStatus::Paid | PaymentStatus::Refunded
         )
     }
 
@@ -342,8 +428,49 @@ impl Payment {
         }
     }
 
-    /// Decides what a gateway report adds to this payment's history.
+    /// Decides what a gateway report adds to this payment's history: nothing for a
+    /// stale or repeated report, the facts it adds otherwise (see the module docs).
     pub fn decide(&self, command: PaymentCommand) -> Result<Vec<PaymentEvent>, PaymentError> {
+        let (status, reported, at) = self.read_report(command)?;
+        let (Some(current), Some(recorded)) = (self.status, &self.payment) else {
+            let refunded_before = 0;
+            return Ok(events_reaching(None, status, reported, refunded_before, at));
+        };
+        check_same_payment(recorded, &reported)?;
+        if is_behind(status, &reported, current, recorded) {
+            return Ok(Vec::new());
+        }
+        if reported.refunded_halalas < recorded.refunded_halalas {
+            return Err(PaymentError::RefundedDecreased {
+                recorded_halalas: recorded.refunded_halalas,
+                reported_halalas: reported.refunded_halalas,
+            });
+        }
+        if current == status {
+            return same_status(status, recorded, reported, at);
+        }
+        if !current.precedes(status) {
+            return Err(PaymentError::IllegalTransition {
+                from: current,
+                to: status,
+            });
+        }
+        let refunded_before = recorded.refunded_halalas;
+        Ok(events_reaching(
+            Some(current),
+            status,
+            reported,
+            refunded_before,
+            at,
+        ))
+    }
+
+    /// Parses the report into a snapshot, keeping the invoice ids already known when
+    /// the report omits them, and checks it on its own.
+    fn read_report(
+        &self,
+        command: PaymentCommand,
+    ) -> Result<(PaymentStatus, GatewayPayment, OffsetDateTime), PaymentError> {
         let PaymentCommand::RecordGatewayStatus {
             payment_id,
             invoice_id,
@@ -359,10 +486,10 @@ impl Payment {
         let currency: Currency = currency
             .parse()
             .map_err(|_| PaymentError::UnsupportedCurrency { currency })?;
+        let known = self.payment.as_ref();
         let reported = GatewayPayment {
-            invoice_id: invoice_id.or_else(|| self.payment.as_ref()?.invoice_id.clone()),
-            moyasar_invoice_id: moyasar_invoice_id
-                .or_else(|| self.payment.as_ref()?.moyasar_invoice_id.clone()),
+            invoice_id: invoice_id.or_else(|| known?.invoice_id.clone()),
+            moyasar_invoice_id: moyasar_invoice_id.or_else(|| known?.moyasar_invoice_id.clone()),
             payment_id,
             amount_halalas,
             fee_halalas,
@@ -371,27 +498,66 @@ impl Payment {
             currency,
         };
         check_snapshot(status, &reported)?;
-        let (Some(from), Some(recorded)) = (self.status, &self.payment) else {
-            let delta = reported.refunded_halalas;
-            return Ok(vec![PaymentEvent::new(status, reported, delta, at)]);
-        };
-        check_against_recorded(recorded, &reported)?;
-        let refund_delta = reported.refunded_halalas - recorded.refunded_halalas;
-        if from == status {
-            let same_fee_and_capture = recorded.fee_halalas == reported.fee_halalas
-                && recorded.captured_halalas == reported.captured_halalas;
-            if same_fee_and_capture && refund_delta == 0 {
-                return Ok(Vec::new());
-            }
-            let a_further_refund = status == PaymentStatus::Refunded && refund_delta > 0;
-            if !(same_fee_and_capture && a_further_refund) {
-                return Err(PaymentError::AmountsChangedWithoutTransition { status });
-            }
-        } else if !from.can_move_to(status) {
-            return Err(PaymentError::IllegalTransition { from, to: status });
-        }
-        Ok(vec![PaymentEvent::new(status, reported, refund_delta, at)])
+        Ok((status, reported, at))
     }
+}
+
+/// Whether a report is an older picture of the payment than the one recorded.
+fn is_behind(
+    status: PaymentStatus,
+    reported: &GatewayPayment,
+    current: PaymentStatus,
+    recorded: &GatewayPayment,
+) -> bool {
+    let an_earlier_refund = status == PaymentStatus::Refunded
+        && current == PaymentStatus::Refunded
+        && reported.refunded_halalas < recorded.refunded_halalas;
+    status.precedes(current) || an_earlier_refund
+}
+
+/// A report in the recorded status: a redelivery adds nothing, a refund that grew adds
+/// its delta, any other change of amounts is an error.
+fn same_status(
+    status: PaymentStatus,
+    recorded: &GatewayPayment,
+    reported: GatewayPayment,
+    at: OffsetDateTime,
+) -> Result<Vec<PaymentEvent>, PaymentError> {
+    let refund_delta = reported.refunded_halalas - recorded.refunded_halalas;
+    let same_fee_and_capture = recorded.fee_halalas == reported.fee_halalas
+        && recorded.captured_halalas == reported.captured_halalas;
+    if same_fee_and_capture && refund_delta == 0 {
+        return Ok(Vec::new());
+    }
+    let a_further_refund = status == PaymentStatus::Refunded && refund_delta > 0;
+    if !(same_fee_and_capture && a_further_refund) {
+        return Err(PaymentError::AmountsChangedWithoutTransition { status });
+    }
+    Ok(vec![PaymentEvent::new(status, reported, refund_delta, at)])
+}
+
+/// The events that bring a payment from `current` (`None`: a first report) to
+/// `status`: the status's own event, preceded by the missed `PaymentPaid` when a
+/// refund reaches a payment whose history holds no collection.
+fn events_reaching(
+    current: Option<PaymentStatus>,
+    status: PaymentStatus,
+    reported: GatewayPayment,
+    refunded_before: i64,
+    at: OffsetDateTime,
+) -> Vec<PaymentEvent> {
+    let refund_delta = reported.refunded_halalas - refunded_before;
+    let collected = current.is_some_and(PaymentStatus::has_collected);
+    let mut events = Vec::with_capacity(2);
+    if status == PaymentStatus::Refunded && !collected {
+        let as_paid = GatewayPayment {
+            refunded_halalas: refunded_before,
+            ..reported.clone()
+        };
+        events.push(PaymentEvent::new(PaymentStatus::Paid, as_paid, 0, at));
+    }
+    events.push(PaymentEvent::new(status, reported, refund_delta, at));
+    events
 }
 
 /// The rules every report must satisfy on its own.
@@ -428,8 +594,9 @@ fn check_snapshot(status: PaymentStatus, reported: &GatewayPayment) -> Result<()
     Ok(())
 }
 
-/// The rules a report must satisfy against what was recorded before.
-fn check_against_recorded(
+/// The rules every report, stale or not, must satisfy against what was recorded: it
+/// describes the same payment, for the same invoice, of the same amount.
+fn check_same_payment(
     recorded: &GatewayPayment,
     reported: &GatewayPayment,
 ) -> Result<(), PaymentError> {
@@ -453,12 +620,6 @@ fn check_against_recorded(
         return Err(PaymentError::AmountChanged {
             recorded_halalas: recorded.amount_halalas,
             reported_halalas: reported.amount_halalas,
-        });
-    }
-    if reported.refunded_halalas < recorded.refunded_halalas {
-        return Err(PaymentError::RefundedDecreased {
-            recorded_halalas: recorded.refunded_halalas,
-            reported_halalas: reported.refunded_halalas,
         });
     }
     Ok(())

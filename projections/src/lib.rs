@@ -7,6 +7,10 @@
 //! past position or time into a scratch database ([`runtime::as_of`]).
 
 pub mod audit_log;
+pub mod crm_board;
+pub mod funnel;
+pub mod process;
+pub mod revenue;
 pub mod runtime;
 
 use adapters::sql::{SqlDb, SqlTx};
@@ -28,6 +32,8 @@ pub enum ProjectionError {
     },
     #[error("injected fault: {0}")]
     Injected(&'static str),
+    #[error("command failed: {0}")]
+    Command(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
 }
@@ -52,7 +58,12 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Every read model, in the order they are run and listed.
 pub fn read_models() -> Vec<std::sync::Arc<dyn Projection>> {
-    vec![std::sync::Arc::new(audit_log::AuditLog)]
+    vec![
+        std::sync::Arc::new(audit_log::AuditLog),
+        std::sync::Arc::new(funnel::Funnel),
+        std::sync::Arc::new(crm_board::CrmBoard),
+        std::sync::Arc::new(revenue::Revenue),
+    ]
 }
 
 /// The read model called `name`.
@@ -61,4 +72,35 @@ pub fn read_model(name: &str) -> Result<std::sync::Arc<dyn Projection>, Projecti
         .into_iter()
         .find(|projection| projection.name() == name)
         .ok_or_else(|| ProjectionError::Unknown(name.to_owned()))
+}
+
+/// A stored domain event back in its enum (externally tagged: `{event_type: payload}`).
+pub(crate) fn decode<E: serde::de::DeserializeOwned>(
+    event: &RecordedEvent,
+) -> Result<E, ProjectionError> {
+    let mut tagged = serde_json::Map::with_capacity(1);
+    tagged.insert(event.event_type.clone(), event.payload.clone());
+    serde_json::from_value(serde_json::Value::Object(tagged)).map_err(|e| {
+        ProjectionError::Undecodable {
+            position: event.position,
+            event_type: event.event_type.clone(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Read models keep time as integer Unix microseconds (portable, ordered, exact).
+pub(crate) fn micros(at: time::OffsetDateTime) -> i64 {
+    adapters::clock::unix_micros(at)
+}
+
+pub(crate) fn from_micros(us: i64) -> time::OffsetDateTime {
+    adapters::clock::from_unix_micros(us).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Microseconds as an RFC 3339 string for JSON output.
+pub fn rfc3339(us: i64) -> String {
+    from_micros(us)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -24,6 +24,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// may have appended).
 pub const IDLE_POLL: Duration = Duration::from_millis(250);
 
+/// How often a reader waiting for a projection to catch up looks again.
+pub const CATCH_UP_POLL: Duration = Duration::from_millis(5);
+
 /// After a failed step, wait this long before trying again, so a broken database is not
 /// hammered.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -206,6 +209,28 @@ impl Projector {
         Ok(())
     }
 
+    /// Whether every event committed so far has been applied. (Not merely "nothing visible
+    /// below the watermark": on PostgreSQL another transaction may hold that back for a moment.)
+    pub async fn is_caught_up(&self) -> Result<bool, ProjectionError> {
+        let (checkpoint, _) = self.checkpoint().await?;
+        Ok(self.store.read_committed(checkpoint, 1).await?.is_empty())
+    }
+
+    /// Waits, at most `limit`, until the projection has applied everything visible now (the
+    /// projector itself runs elsewhere). Returns whether it got there.
+    pub async fn wait_caught_up(&self, limit: Duration) -> Result<bool, ProjectionError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.is_caught_up().await? {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+    }
+
     /// How far behind the head of the log this projection is.
     pub async fn lag(&self) -> Result<Lag, ProjectionError> {
         let (checkpoint, events_applied) = self.checkpoint().await?;
@@ -261,6 +286,42 @@ impl Projector {
             }
         }
     }
+}
+
+/// A checkpoint as stored, or the start when there is none.
+pub(crate) async fn load_checkpoint(
+    db: &SqlDb,
+    name: &str,
+) -> Result<(Checkpoint, i64), ProjectionError> {
+    let row = db
+        .fetch_optional(
+            "SELECT transaction_id, position, events_applied FROM projection_checkpoints WHERE name = ?",
+            &[name.into()],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => (
+            Checkpoint {
+                transaction_id: row.i64(0)?,
+                position: row.i64(1)?,
+            },
+            row.i64(2)?,
+        ),
+        None => (Checkpoint::START, 0),
+    })
+}
+
+/// Saves a process manager's checkpoint on its own (its effects are idempotent commands).
+pub(crate) async fn save_checkpoint_autocommit(
+    db: &SqlDb,
+    name: &str,
+    checkpoint: Checkpoint,
+    events_applied: i64,
+) -> Result<(), ProjectionError> {
+    let mut tx = db.begin().await?;
+    save_checkpoint(&mut tx, name, checkpoint, events_applied).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn save_checkpoint(

@@ -139,6 +139,7 @@ async fn seed(url: &str) {
                     stream_type: stream.split('-').next().unwrap().into(),
                     expected_version: ExpectedVersion::from_loaded(version),
                     command_id: None,
+                    inbox: None,
                     events: vec![NewEvent {
                         event_id: Uuid::now_v7(),
                         event_type: "Counted".into(),

@@ -105,6 +105,7 @@ fn envelope(id: &str, command: TallyCommand) -> CommandEnvelope<TallyCommand> {
             source: Some("test".into()),
             ..Default::default()
         },
+        inbox: None,
     }
 }
 

@@ -6,7 +6,11 @@
 //! - [`command_handler`]: load/decide/append with the cache, conflicts and idempotency.
 //! - [`cli`]: the `revledger` binary itself (serve, verify, events).
 
+mod app;
 mod cli;
 mod command_handler;
 mod helpers;
+mod history;
+mod projections;
 mod store_contract;
+mod webhooks;

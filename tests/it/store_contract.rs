@@ -54,6 +54,7 @@ fn request(stream_id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) ->
         expected_version: expected,
         command_id: None,
         events,
+        inbox: None,
     }
 }
 

@@ -140,6 +140,8 @@ pub struct AppendRequest {
     /// When set, a second append with this id returns the first one's outcome.
     pub command_id: Option<Uuid>,
     pub events: Vec<NewEvent>,
+    /// A webhook delivery's inbox row, written in the same transaction as the events.
+    pub inbox: Option<crate::inbox::InboxRecord>,
 }
 
 /// Where an append landed.
@@ -399,4 +401,22 @@ fn replayed_from_event_ids(
         last_position: positions.max().unwrap_or(0),
         replayed: true,
     }))
+}
+
+/// The inbox row as stored with an append: the answer names where the events landed.
+fn with_outcome(
+    record: &crate::inbox::InboxRecord,
+    outcome: &AppendOutcome,
+) -> crate::inbox::InboxRecord {
+    let mut record = record.clone();
+    let mut response = match record.response {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    response.insert("stream_id".into(), Value::from(outcome.stream_id.clone()));
+    response.insert("version".into(), Value::from(outcome.last_version));
+    response.insert("first_position".into(), Value::from(outcome.first_position));
+    response.insert("last_position".into(), Value::from(outcome.last_position));
+    record.response = Value::Object(response);
+    record
 }

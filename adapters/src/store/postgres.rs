@@ -17,6 +17,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
     RecordedEvent, StoreError, MAX_READ_BATCH,
@@ -184,6 +185,14 @@ impl PostgresStore {
             .bind(recorded_at)
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(inbox) = &request.inbox {
+            let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
+            let mut query = sqlx::query(&sql);
+            for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+                query = crate::sql::bind_postgres(query, param);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(outcome)

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
     RecordedEvent, StoreError, MAX_READ_BATCH,
@@ -145,6 +146,13 @@ impl SqliteStore {
             .bind(unix_micros(recorded_at))
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(inbox) = &request.inbox {
+            let mut query = sqlx::query(crate::inbox::UPSERT_ACCEPTED_SQL);
+            for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+                query = crate::sql::bind_sqlite(query, param);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(outcome)

@@ -137,6 +137,182 @@ fn any_command_before_enrollment_is_rejected() {
         .then_expect_error(PartnerError::PartnerNotEnrolled);
 }
 
+// --- applications ----------------------------------------------------------------------
+
+fn apply(requested_tier: PartnerTier) -> PartnerCommand {
+    PartnerCommand::Apply {
+        partner_id: PARTNER.into(),
+        name: "Riyadh Digital".into(),
+        email: "hello@riyadh.example".into(),
+        requested_tier,
+        at: at(),
+    }
+}
+
+fn applied(requested_tier: PartnerTier) -> PartnerEvent {
+    PartnerEvent::PartnerApplied {
+        partner_id: PARTNER.into(),
+        name: "Riyadh Digital".into(),
+        email: "hello@riyadh.example".into(),
+        requested_tier,
+        applied_at: at(),
+    }
+}
+
+#[test]
+fn an_application_on_a_new_stream_records_an_applicant() {
+    PartnerTest::with(())
+        .given_no_previous_events()
+        .when(apply(PartnerTier::Strategic))
+        .then_expect_events(vec![applied(PartnerTier::Strategic)]);
+}
+
+#[test]
+fn an_applicant_has_no_tier_until_it_is_enrolled() {
+    let mut partner = Partner::default();
+    partner.apply(applied(PartnerTier::Strategic));
+    assert_eq!(partner.partner_id(), PARTNER);
+    assert_eq!(partner.tier(), None);
+    assert_eq!(partner.requested_tier(), Some(PartnerTier::Strategic));
+    assert_eq!(partner.status(), Some(PartnerStatus::Applied));
+    assert!(!partner.is_enrolled());
+    partner.apply(enrolled(PartnerTier::Referral));
+    assert_eq!(partner.tier(), Some(PartnerTier::Referral));
+    assert_eq!(partner.status(), Some(PartnerStatus::Active));
+    assert!(partner.is_enrolled());
+}
+
+#[test]
+fn applying_twice_is_rejected() {
+    PartnerTest::with(())
+        .given(vec![applied(PartnerTier::Referral)])
+        .when(apply(PartnerTier::Certified))
+        .then_expect_error(PartnerError::PartnerAlreadyApplied);
+}
+
+#[test]
+fn applying_after_enrollment_is_rejected() {
+    let enrolled_histories = [
+        vec![enrolled(PartnerTier::Referral)],
+        vec![
+            applied(PartnerTier::Referral),
+            enrolled(PartnerTier::Referral),
+        ],
+        vec![enrolled(PartnerTier::Referral), suspended()],
+    ];
+    for history in enrolled_histories {
+        PartnerTest::with(())
+            .given(history)
+            .when(apply(PartnerTier::Referral))
+            .then_expect_error(PartnerError::PartnerAlreadyEnrolled);
+    }
+}
+
+#[test]
+fn applying_without_an_id_a_name_or_an_email_is_rejected() {
+    let cases = [
+        (" ", "n", "e", PartnerError::PartnerIdRequired),
+        ("p", "", "e", PartnerError::PartnerNameRequired),
+        ("p", "n", " ", PartnerError::PartnerEmailRequired),
+    ];
+    for (partner_id, name, email, error) in cases {
+        PartnerTest::with(())
+            .given_no_previous_events()
+            .when(PartnerCommand::Apply {
+                partner_id: partner_id.into(),
+                name: name.into(),
+                email: email.into(),
+                requested_tier: PartnerTier::Referral,
+                at: at(),
+            })
+            .then_expect_error(error);
+    }
+}
+
+#[test]
+fn an_applicant_is_enrolled_in_the_tier_decided_not_the_tier_requested() {
+    PartnerTest::with(())
+        .given(vec![applied(PartnerTier::Strategic)])
+        .when(enroll(PartnerTier::Referral))
+        .then_expect_events(vec![enrolled(PartnerTier::Referral)]);
+}
+
+#[test]
+fn enrolling_an_applicant_under_another_partner_id_is_rejected() {
+    PartnerTest::with(())
+        .given(vec![applied(PartnerTier::Referral)])
+        .when(PartnerCommand::Enroll {
+            partner_id: "partner-2".into(),
+            name: "Riyadh Digital".into(),
+            email: "hello@riyadh.example".into(),
+            tier: PartnerTier::Referral,
+            at: at(),
+        })
+        .then_expect_error(PartnerError::PartnerIdMismatch {
+            recorded: PARTNER.into(),
+            requested: "partner-2".into(),
+        });
+}
+
+#[test]
+fn enrolling_an_applicant_without_a_name_is_rejected() {
+    PartnerTest::with(())
+        .given(vec![applied(PartnerTier::Referral)])
+        .when(PartnerCommand::Enroll {
+            partner_id: PARTNER.into(),
+            name: " ".into(),
+            email: "hello@riyadh.example".into(),
+            tier: PartnerTier::Referral,
+            at: at(),
+        })
+        .then_expect_error(PartnerError::PartnerNameRequired);
+}
+
+#[test]
+fn every_other_command_on_an_applicant_is_rejected_as_not_enrolled() {
+    let commands = [
+        PartnerCommand::ChangeTier {
+            tier: PartnerTier::Certified,
+            reason: "why".into(),
+            at: at(),
+        },
+        activate("lead-1"),
+        PartnerCommand::Suspend {
+            reason: "spam".into(),
+            at: at(),
+        },
+        PartnerCommand::Reinstate { at: at() },
+    ];
+    for command in commands {
+        PartnerTest::with(())
+            .given(vec![applied(PartnerTier::Referral)])
+            .when(command)
+            .then_expect_error(PartnerError::PartnerNotEnrolled);
+    }
+}
+
+#[test]
+fn an_enrolled_applicant_counts_customers_like_any_partner() {
+    PartnerTest::with(())
+        .given(vec![
+            applied(PartnerTier::Strategic),
+            enrolled(PartnerTier::Referral),
+        ])
+        .when(activate("lead-1"))
+        .then_expect_events(vec![activated("lead-1", 1)]);
+}
+
+#[test]
+fn an_application_is_a_flat_snake_case_object() {
+    let json = serde_json::to_value(applied(PartnerTier::Certified)).unwrap();
+    let body = &json["PartnerApplied"];
+    assert_eq!(body["partner_id"], PARTNER);
+    assert_eq!(body["requested_tier"], "certified");
+    assert_eq!(body["applied_at"], "2025-03-01T10:00:00Z");
+    let back: PartnerEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, applied(PartnerTier::Certified));
+}
+
 // --- tier changes ----------------------------------------------------------------------------
 
 #[test]
@@ -412,6 +588,10 @@ fn partner_events_are_named_for_their_variant() {
     assert_eq!(
         enrolled(PartnerTier::Referral).event_type(),
         "PartnerEnrolled"
+    );
+    assert_eq!(
+        applied(PartnerTier::Referral).event_type(),
+        "PartnerApplied"
     );
     assert_eq!(slot_taken("p1", 1).event_type(), "StrategicSlotTaken");
     assert_eq!(suspended().event_version(), "1");

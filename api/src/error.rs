@@ -1,0 +1,95 @@
+//! Every error the API answers with, mapped to a status in one place.
+//!
+//! Bodies are `{"error": <code>, "detail": <what to fix>}` (plus `field` when one field is at
+//! fault). A 500 says nothing internal: the cause is logged with the request's span instead.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(error.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<adapters::store::StoreError> for ApiError {
+    fn from(error: adapters::store::StoreError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<projections::ProjectionError> for ApiError {
+    fn from(error: projections::ProjectionError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::BadRequest {
+                code,
+                detail,
+                field,
+            } => {
+                json!({"error": code, "detail": detail, "field": field})
+            }
+            ApiError::Unauthorized => json!({"error": "unauthorized", "detail": self.to_string()}),
+            ApiError::Unauthenticated(detail) => {
+                json!({"error": "unauthenticated", "detail": detail})
+            }
+            ApiError::Forbidden(detail) => json!({"error": "forbidden", "detail": detail}),
+            ApiError::NotFound(detail) => json!({"error": "not_found", "detail": detail}),
+            ApiError::Conflict(detail) => json!({"error": "conflict", "detail": detail}),
+            ApiError::Unprocessable { code, detail } => json!({"error": code, "detail": detail}),
+            ApiError::Unavailable(detail) => json!({"error": "unavailable", "detail": detail}),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                json!({"error": "internal", "detail": "the server failed; the cause is logged"})
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

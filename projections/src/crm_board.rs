@@ -1,0 +1,259 @@
+//! The CRM board: one row per lead with its stage, owner, last contact and the next follow-up
+//! due (day 1, 3 and 7 after the last two-way contact), and why it was archived.
+//!
+//! The follow-up clock mirrors the `Lead` aggregate exactly (the same
+//! `domain::lead::next_follow_up_due`): capture, a response or a reopen start the silence;
+//! each follow-up without a response moves the next due date on; from `paid` on, and while
+//! archived, nothing is due. The follow-up process manager reads `silence_started_at_us` to
+//! archive leads silent for 14 days.
+
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
+use adapters::store::RecordedEvent;
+use async_trait::async_trait;
+use domain::lead::{next_follow_up_due, ArchiveReason, LeadEvent, LeadStage};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::{decode, from_micros, micros, Projection, ProjectionError};
+
+pub struct CrmBoard;
+
+/// The most rows one board read returns.
+pub const MAX_BOARD_ROWS: i64 = 500;
+
+fn due(stage: LeadStage, silence_started: OffsetDateTime, follow_ups: i64) -> SqlValue {
+    if !stage.is_before_paid() {
+        return SqlValue::NullInt;
+    }
+    next_follow_up_due(
+        silence_started,
+        u32::try_from(follow_ups).unwrap_or(u32::MAX),
+    )
+    .map(micros)
+    .into()
+}
+
+fn archive_reason(reason: &ArchiveReason) -> String {
+    match reason {
+        ArchiveReason::Cold => "cold".to_owned(),
+        ArchiveReason::Lost { note } => format!("lost: {note}"),
+    }
+}
+
+/// The row's stage, silence start and follow-up count.
+async fn clock(
+    tx: &mut SqlTx,
+    lead_id: &str,
+) -> Result<Option<(LeadStage, i64, i64)>, ProjectionError> {
+    let row = tx
+        .fetch_optional(
+            "SELECT stage, silence_started_at_us, follow_ups_since_response FROM crm_board WHERE lead_id = ?",
+            &[lead_id.into()],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stage: LeadStage = serde_json::from_value(Value::String(row.text(0)?)).map_err(|e| {
+        ProjectionError::Undecodable {
+            position: 0,
+            event_type: "crm_board.stage".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Some((stage, row.i64(1)?, row.i64(2)?)))
+}
+
+async fn move_to(
+    tx: &mut SqlTx,
+    lead_id: &str,
+    stage: LeadStage,
+    reason: Option<String>,
+    at: OffsetDateTime,
+) -> Result<(), ProjectionError> {
+    let Some((_, silence_us, follow_ups)) = clock(tx, lead_id).await? else {
+        return Ok(());
+    };
+    let silence = from_micros(silence_us);
+    tx.execute(
+        "UPDATE crm_board SET stage = ?, archived_reason = ?, next_follow_up_due_us = ?, updated_at_us = ? \
+         WHERE lead_id = ?",
+        &[
+            stage.as_str().into(),
+            reason.into(),
+            due(stage, silence, follow_ups),
+            micros(at).into(),
+            lead_id.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projection for CrmBoard {
+    fn name(&self) -> &'static str {
+        "crm_board"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["crm_board"]
+    }
+
+    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.stream_type != "lead" {
+            return Ok(());
+        }
+        match decode::<LeadEvent>(event)? {
+            LeadEvent::LeadCaptured {
+                lead_id,
+                name,
+                company,
+                email,
+                phone,
+                source,
+                partner_id,
+                owner,
+                captured_at,
+                ..
+            } => {
+                let at = micros(captured_at);
+                tx.execute(
+                    "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
+                     stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
+                     follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, 0, ?, NULL, ?)",
+                    &[
+                        lead_id.into(),
+                        name.into(),
+                        company.into(),
+                        email.map(|e| e.to_lowercase()).into(),
+                        phone.into(),
+                        source.into(),
+                        partner_id.into(),
+                        owner.into(),
+                        at.into(),
+                        at.into(),
+                        at.into(),
+                        due(LeadStage::New, captured_at, 0),
+                        at.into(),
+                    ],
+                )
+                .await?;
+            }
+            LeadEvent::FollowUpLogged {
+                lead_id,
+                responded,
+                logged_at,
+                ..
+            } => {
+                let Some((stage, silence_us, follow_ups)) = clock(tx, &lead_id).await? else {
+                    return Ok(());
+                };
+                let (silence, follow_ups) = if responded {
+                    (logged_at, 0)
+                } else {
+                    (from_micros(silence_us), follow_ups + 1)
+                };
+                tx.execute(
+                    "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
+                     follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
+                    &[
+                        micros(logged_at).into(),
+                        micros(silence).into(),
+                        follow_ups.into(),
+                        if stage == LeadStage::Archived { SqlValue::NullInt } else { due(stage, silence, follow_ups) },
+                        micros(logged_at).into(),
+                        lead_id.into(),
+                    ],
+                )
+                .await?;
+            }
+            LeadEvent::LeadReopened {
+                lead_id,
+                stage,
+                reopened_at,
+                ..
+            } => {
+                tx.execute(
+                    "UPDATE crm_board SET silence_started_at_us = ?, follow_ups_since_response = 0 WHERE lead_id = ?",
+                    &[micros(reopened_at).into(), lead_id.as_str().into()],
+                )
+                .await?;
+                move_to(tx, &lead_id, stage, None, reopened_at).await?;
+            }
+            LeadEvent::LeadArchived {
+                lead_id,
+                reason,
+                archived_at,
+                ..
+            } => {
+                move_to(
+                    tx,
+                    &lead_id,
+                    LeadStage::Archived,
+                    Some(archive_reason(&reason)),
+                    archived_at,
+                )
+                .await?
+            }
+            LeadEvent::LeadQualified {
+                lead_id,
+                qualified_at,
+                ..
+            } => move_to(tx, &lead_id, LeadStage::Qualified, None, qualified_at).await?,
+            LeadEvent::DemoBooked {
+                lead_id, booked_at, ..
+            } => move_to(tx, &lead_id, LeadStage::DemoBooked, None, booked_at).await?,
+            LeadEvent::DemoCanceled {
+                lead_id,
+                canceled_at,
+                ..
+            } => move_to(tx, &lead_id, LeadStage::Qualified, None, canceled_at).await?,
+            LeadEvent::ProposalSent {
+                lead_id, sent_at, ..
+            } => move_to(tx, &lead_id, LeadStage::Proposal, None, sent_at).await?,
+            LeadEvent::LeadPaid {
+                lead_id, paid_at, ..
+            } => move_to(tx, &lead_id, LeadStage::Paid, None, paid_at).await?,
+            LeadEvent::OnboardingStarted {
+                lead_id,
+                started_at,
+                ..
+            } => move_to(tx, &lead_id, LeadStage::Onboarding, None, started_at).await?,
+            LeadEvent::LeadActivated {
+                lead_id,
+                activated_at,
+                ..
+            } => move_to(tx, &lead_id, LeadStage::Active, None, activated_at).await?,
+            LeadEvent::DemoNoShowRecorded { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
+        let rows = db
+            .fetch_all(
+                "SELECT lead_id, name, company, stage, owner, last_contact_at_us, next_follow_up_due_us, \
+                 archived_reason, source, partner_id FROM crm_board ORDER BY stage, lead_id LIMIT ?",
+                &[MAX_BOARD_ROWS.into()],
+            )
+            .await?;
+        let leads = rows
+            .iter()
+            .map(|row| {
+                Ok(json!({
+                    "lead_id": row.text(0)?,
+                    "name": row.text(1)?,
+                    "company": row.opt_text(2)?,
+                    "stage": row.text(3)?,
+                    "owner": row.opt_text(4)?,
+                    "last_contact_at": crate::rfc3339(row.i64(5)?),
+                    "next_follow_up_due": row.opt_i64(6)?.map(crate::rfc3339),
+                    "archived_reason": row.opt_text(7)?,
+                    "source": row.text(8)?,
+                    "partner_id": row.opt_text(9)?,
+                }))
+            })
+            .collect::<Result<Vec<Value>, ProjectionError>>()?;
+        Ok(json!({"leads": leads}))
+    }
+}

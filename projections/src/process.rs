@@ -1,0 +1,799 @@
+//! Process managers: durable reactions that turn one aggregate's events into another's commands.
+//!
+//! A process manager tails the global log from its own checkpoint like a projection, but its
+//! effects are commands, appended in their own transactions. Exactly-once comes from
+//! determinism rather than from one transaction: each command's id is derived from the process
+//! name, the triggering event's id and the command's index, so reacting to the same event again
+//! (after a crash before the checkpoint moved, or in a replay) appends nothing new: the store
+//! answers with the original outcome. State a process manager keeps (parked payments, id maps)
+//! is written with idempotent statements for the same reason.
+//!
+//! A command the domain refuses is not retried: it is recorded in `process_rejections` (with
+//! the rule it broke) for finance to see, and the process manager moves on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::clock::{now_micros, unix_micros};
+use adapters::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
+use adapters::handlers::Handlers;
+use adapters::sql::SqlDb;
+use adapters::store::{Checkpoint, EventMetadata, RecordedEvent};
+use async_trait::async_trait;
+use cqrs_es::Aggregate;
+use domain::invoice::{InvoiceCommand, InvoiceEvent};
+use domain::lead::{LeadCommand, LeadEvent};
+use domain::partner::PartnerCommand;
+use domain::payment::{GatewayPayment, PaymentEvent};
+use domain::sequence::{SequenceCommand, SequenceEvent};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::runtime::{save_checkpoint_autocommit, IDLE_POLL, RETRY_DELAY};
+use crate::{decode, micros, ProjectionError};
+
+/// The namespace of process-manager command ids (uuid v5).
+pub const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x8f1f_4a8e_53c1_4e6b_9c7e_5d0a_2b6e_11a7);
+
+/// Events one process-manager step reacts to.
+pub const BATCH_SIZE: usize = 200;
+
+/// The command id a process manager uses for the `index`-th command caused by `cause`.
+pub fn command_id(process: &str, cause: &str, index: u32) -> Uuid {
+    Uuid::new_v5(
+        &COMMAND_NAMESPACE,
+        format!("{process}:{cause}:{index}").as_bytes(),
+    )
+}
+
+/// Where a process manager issues commands from: handlers, its database, and who it is.
+pub struct Context {
+    pub handlers: Arc<Handlers>,
+    pub db: SqlDb,
+}
+
+/// A reaction to events.
+#[async_trait]
+pub trait ProcessManager: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    /// Reacts to one event. Must be idempotent: it may see the same event again.
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError>;
+}
+
+/// Sends one command on behalf of `process`, caused by `event`; a domain refusal is recorded,
+/// not returned.
+pub async fn send<A>(
+    context: &Context,
+    handler: &CommandHandler<A>,
+    process: &'static str,
+    event: &RecordedEvent,
+    index: u32,
+    aggregate_id: &str,
+    command: A::Command,
+) -> Result<Option<CommandOutcome>, ProjectionError>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let command_id = command_id(process, &event.event_id.to_string(), index);
+    send_with_id(
+        context,
+        handler,
+        process,
+        event,
+        command_id,
+        aggregate_id,
+        command,
+    )
+    .await
+}
+
+/// [`send`] with an explicit command id (for reactions not caused by one event, or caused
+/// the same way from two places).
+pub async fn send_with_id<A>(
+    context: &Context,
+    handler: &CommandHandler<A>,
+    process: &'static str,
+    event: &RecordedEvent,
+    command_id: Uuid,
+    aggregate_id: &str,
+    command: A::Command,
+) -> Result<Option<CommandOutcome>, ProjectionError>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let correlation = event
+        .metadata
+        .get("correlation_id")
+        .and_then(|v| v.as_str())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .or(event.command_id);
+    let envelope = CommandEnvelope {
+        aggregate_id: aggregate_id.to_owned(),
+        command_id,
+        command,
+        metadata: EventMetadata {
+            actor: Some(format!("process:{process}")),
+            source: Some(format!("process:{process}")),
+            causation_id: Some(event.event_id),
+            correlation_id: correlation,
+            ..Default::default()
+        },
+        inbox: None,
+    };
+    match handler.execute(envelope).await {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(CommandError::Rejected(rule)) => {
+            let target = CommandHandler::<A>::stream_id(aggregate_id);
+            tracing::info!(process, %target, reason = %rule, "process-manager command refused by the domain");
+            context
+                .db
+                .execute(
+                    "INSERT INTO process_rejections (process, command_id, position, event_type, target_stream, \
+                     reason, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, command_id) DO NOTHING",
+                    &[
+                        process.into(),
+                        command_id.to_string().into(),
+                        event.position.into(),
+                        event.event_type.as_str().into(),
+                        target.into(),
+                        rule.to_string().into(),
+                        unix_micros(now_micros()).into(),
+                    ],
+                )
+                .await?;
+            Ok(None)
+        }
+        Err(CommandError::Store(error)) => Err(error.into()),
+        Err(other) => Err(ProjectionError::Command(other.to_string())),
+    }
+}
+
+/// Runs one process manager: tails the log from its checkpoint, reacts, moves the checkpoint.
+pub struct ProcessRunner {
+    context: Arc<Context>,
+    process: Arc<dyn ProcessManager>,
+    /// Test hook: stop a step (as a crash would) after reacting to this many events, before
+    /// the checkpoint moves.
+    crash_after: Option<usize>,
+}
+
+impl ProcessRunner {
+    pub fn new(handlers: Arc<Handlers>, process: Arc<dyn ProcessManager>) -> ProcessRunner {
+        let db = handlers.store.sql();
+        ProcessRunner {
+            context: Arc::new(Context { handlers, db }),
+            process,
+            crash_after: None,
+        }
+    }
+
+    /// Makes the next steps fail after reacting to `events` events, before saving the
+    /// checkpoint, as a process killed at that moment would (tests).
+    pub fn crashing_after(mut self, events: usize) -> ProcessRunner {
+        self.crash_after = Some(events);
+        self
+    }
+
+    pub fn checkpoint_name(&self) -> String {
+        format!("process:{}", self.process.name())
+    }
+
+    async fn checkpoint(&self) -> Result<(Checkpoint, i64), ProjectionError> {
+        crate::runtime::load_checkpoint(&self.context.db, &self.checkpoint_name()).await
+    }
+
+    /// Reacts to the next batch; returns how many events it handled.
+    pub async fn step(&self) -> Result<usize, ProjectionError> {
+        let (checkpoint, handled) = self.checkpoint().await?;
+        let batch = self
+            .context
+            .handlers
+            .store
+            .read_all(checkpoint, BATCH_SIZE)
+            .await?;
+        let Some(last) = batch.last() else {
+            return Ok(0);
+        };
+        for (index, event) in batch.iter().enumerate() {
+            if self.crash_after == Some(index) {
+                return Err(ProjectionError::Injected(
+                    "process crashed before its checkpoint",
+                ));
+            }
+            self.process.react(&self.context, event).await?;
+        }
+        save_checkpoint_autocommit(
+            &self.context.db,
+            &self.checkpoint_name(),
+            Checkpoint::after(last),
+            handled + batch.len() as i64,
+        )
+        .await?;
+        Ok(batch.len())
+    }
+
+    /// Whether every event committed so far has been reacted to.
+    pub async fn is_caught_up(&self) -> Result<bool, ProjectionError> {
+        let (checkpoint, _) = self.checkpoint().await?;
+        Ok(self
+            .context
+            .handlers
+            .store
+            .read_committed(checkpoint, 1)
+            .await?
+            .is_empty())
+    }
+
+    /// Steps until nothing is left.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                0 => return Ok(total),
+                handled => total += handled as u64,
+            }
+        }
+    }
+
+    /// Tails the log until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let woken = self.context.handlers.store.appended().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let delay = match self.step().await {
+                Ok(0) => IDLE_POLL,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!(process = self.process.name(), %error, "process manager step failed; retrying");
+                    RETRY_DELAY
+                }
+            };
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Every process manager, in the order they are run.
+pub fn process_managers() -> Vec<Arc<dyn ProcessManager>> {
+    vec![
+        Arc::new(InvoicesFromAllocations),
+        Arc::new(PaymentsToInvoices),
+        Arc::new(LeadPaidOnInvoicePaid),
+        Arc::new(PartnerActivations),
+    ]
+}
+
+/// Invoice paid -> lead marked paid.
+pub struct LeadPaidOnInvoicePaid;
+
+#[async_trait]
+impl ProcessManager for LeadPaidOnInvoicePaid {
+    fn name(&self) -> &'static str {
+        "lead_paid"
+    }
+
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.event_type != "InvoicePaid" {
+            return Ok(());
+        }
+        let InvoiceEvent::InvoicePaid {
+            invoice_id,
+            lead_id,
+            paid_at,
+            ..
+        } = decode::<InvoiceEvent>(event)?
+        else {
+            return Ok(());
+        };
+        let command = LeadCommand::MarkPaid {
+            invoice_id,
+            at: paid_at,
+        };
+        send(
+            context,
+            &context.handlers.leads,
+            self.name(),
+            event,
+            0,
+            &lead_id,
+            command,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A lead a partner referred became active -> the partner's activation count (and, at the
+/// third, the upgrade to Certified, decided by the Partner aggregate).
+pub struct PartnerActivations;
+
+#[async_trait]
+impl ProcessManager for PartnerActivations {
+    fn name(&self) -> &'static str {
+        "partner_activations"
+    }
+
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.event_type != "LeadActivated" {
+            return Ok(());
+        }
+        let LeadEvent::LeadActivated {
+            lead_id,
+            partner_id: Some(partner_id),
+            activated_at,
+        } = decode::<LeadEvent>(event)?
+        else {
+            return Ok(());
+        };
+        let command = PartnerCommand::RecordCustomerActivated {
+            lead_id,
+            at: activated_at,
+        };
+        send(
+            context,
+            &context.handlers.partners,
+            self.name(),
+            event,
+            0,
+            &partner_id,
+            command,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Payment paid -> invoice payment recorded; payment refunded -> credit note allocated and
+/// invoice refunded. A payment or refund for an invoice not issued yet is parked and applied
+/// when the invoice's `InvoiceIssued` (or its Moyasar link) comes by; command ids are derived
+/// from the payment event either way, so each is applied once.
+pub struct PaymentsToInvoices;
+
+/// A money movement waiting for, or applied to, an invoice.
+struct Movement {
+    kind: &'static str,
+    payment_event_id: String,
+    payment_id: String,
+    amount_halalas: i64,
+    cumulative_halalas: i64,
+    at: OffsetDateTime,
+}
+
+/// Why gateway refunds carry no reason of their own.
+pub const GATEWAY_REFUND_REASON: &str = "refunded through the payment gateway";
+
+impl PaymentsToInvoices {
+    const NAME: &'static str = "payments_to_invoices";
+
+    async fn apply_movement(
+        context: &Context,
+        cause: &RecordedEvent,
+        invoice_id: &str,
+        seller_vat_number: &str,
+        movement: &Movement,
+    ) -> Result<(), ProjectionError> {
+        let handlers = &context.handlers;
+        if movement.kind == "payment" {
+            let command = InvoiceCommand::RecordPayment {
+                payment_id: movement.payment_id.clone(),
+                amount_halalas: movement.amount_halalas,
+                at: movement.at,
+            };
+            let id = command_id(Self::NAME, &movement.payment_event_id, 0);
+            send_with_id(
+                context,
+                &handlers.invoices,
+                Self::NAME,
+                cause,
+                id,
+                invoice_id,
+                command,
+            )
+            .await?;
+            return Ok(());
+        }
+        let refund_id = format!(
+            "{}:refund:{}",
+            movement.payment_id, movement.cumulative_halalas
+        );
+        // Take an ICV only for a refund the invoice can accept, so no credit-note number is
+        // left without its document.
+        let (invoice, _) = handlers
+            .invoices
+            .load_aggregate(invoice_id)
+            .await
+            .map_err(|e| ProjectionError::Command(e.to_string()))?;
+        let refundable = invoice.paid_halalas() - invoice.refunded_halalas();
+        if movement.amount_halalas > refundable {
+            tracing::warn!(%invoice_id, %refund_id, refundable, "gateway refund larger than what the invoice can refund");
+        }
+        let allocate = SequenceCommand::AllocateCreditNote {
+            invoice_id: invoice_id.to_owned(),
+            refund_id: refund_id.clone(),
+            amount_halalas: movement.amount_halalas,
+            reason: GATEWAY_REFUND_REASON.to_owned(),
+            at: movement.at,
+        };
+        let id = command_id(Self::NAME, &movement.payment_event_id, 1);
+        if movement.amount_halalas > refundable
+            || send_with_id(
+                context,
+                &handlers.sequences,
+                Self::NAME,
+                cause,
+                id,
+                seller_vat_number,
+                allocate,
+            )
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let (sequence, _) = handlers
+            .sequences
+            .load_aggregate(seller_vat_number)
+            .await
+            .map_err(|e| ProjectionError::Command(e.to_string()))?;
+        let Some((icv, previous_hash, _)) = sequence.allocation(&refund_id) else {
+            return Err(ProjectionError::Command(format!(
+                "credit note {refund_id} was allocated but is not in the sequence"
+            )));
+        };
+        let command = InvoiceCommand::Refund {
+            refund_id,
+            amount_halalas: movement.amount_halalas,
+            reason: GATEWAY_REFUND_REASON.to_owned(),
+            credit_note_icv: icv,
+            credit_note_previous_hash: previous_hash.to_owned(),
+            at: movement.at,
+        };
+        let id = command_id(Self::NAME, &movement.payment_event_id, 2);
+        send_with_id(
+            context,
+            &handlers.invoices,
+            Self::NAME,
+            cause,
+            id,
+            invoice_id,
+            command,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Our invoice id and its seller for a payment's references, if that invoice was issued.
+    async fn resolve(
+        db: &SqlDb,
+        invoice_id: Option<&str>,
+        moyasar_invoice_id: Option<&str>,
+    ) -> Result<Option<(String, String)>, ProjectionError> {
+        if let Some(ours) = invoice_id {
+            let row = db
+                .fetch_optional(
+                    "SELECT invoice_id, seller_vat_number FROM pm_invoices WHERE invoice_id = ?",
+                    &[ours.into()],
+                )
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some((row.text(0)?, row.text(1)?)));
+            }
+        }
+        if let Some(theirs) = moyasar_invoice_id {
+            let row = db
+                .fetch_optional(
+                    "SELECT invoice_id, seller_vat_number FROM pm_invoices WHERE moyasar_invoice_id = ?",
+                    &[theirs.into()],
+                )
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some((row.text(0)?, row.text(1)?)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Applies what was parked under `keys` now that the invoice is known.
+    async fn release(
+        context: &Context,
+        cause: &RecordedEvent,
+        invoice_id: &str,
+        keys: &[String],
+    ) -> Result<(), ProjectionError> {
+        let Some((_, seller)) = Self::resolve(&context.db, Some(invoice_id), None).await? else {
+            return Ok(());
+        };
+        for key in keys {
+            let parked = context
+                .db
+                .fetch_all(
+                    "SELECT payment_event_id, kind, payment_id, amount_halalas, cumulative_halalas, at_us                      FROM pm_parked_payments WHERE invoice_key = ? ORDER BY position",
+                    &[key.as_str().into()],
+                )
+                .await?;
+            for row in parked {
+                let movement = Movement {
+                    payment_event_id: row.text(0)?,
+                    kind: if row.text(1)? == "refund" {
+                        "refund"
+                    } else {
+                        "payment"
+                    },
+                    payment_id: row.text(2)?,
+                    amount_halalas: row.i64(3)?,
+                    cumulative_halalas: row.i64(4)?,
+                    at: crate::from_micros(row.i64(5)?),
+                };
+                Self::apply_movement(context, cause, invoice_id, &seller, &movement).await?;
+            }
+            context
+                .db
+                .execute(
+                    "DELETE FROM pm_parked_payments WHERE invoice_key = ?",
+                    &[key.as_str().into()],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_movement(
+        context: &Context,
+        event: &RecordedEvent,
+        payment: &GatewayPayment,
+        movement: Movement,
+    ) -> Result<(), ProjectionError> {
+        let ours = payment.invoice_id.as_deref();
+        let theirs = payment.moyasar_invoice_id.as_deref();
+        if let Some((invoice_id, seller)) = Self::resolve(&context.db, ours, theirs).await? {
+            return Self::apply_movement(context, event, &invoice_id, &seller, &movement).await;
+        }
+        let key = match (ours, theirs) {
+            (Some(ours), _) => format!("ours:{ours}"),
+            (None, Some(theirs)) => format!("moyasar:{theirs}"),
+            (None, None) => {
+                tracing::warn!(payment = %payment.payment_id, "payment names no invoice; nothing to record");
+                return Ok(());
+            }
+        };
+        tracing::info!(payment = %payment.payment_id, %key, kind = movement.kind, "parked until its invoice is issued");
+        context
+            .db
+            .execute(
+                "INSERT INTO pm_parked_payments (invoice_key, payment_event_id, kind, payment_id, amount_halalas,                  cumulative_halalas, at_us, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)                  ON CONFLICT (invoice_key, payment_event_id) DO NOTHING",
+                &[
+                    key.into(),
+                    movement.payment_event_id.into(),
+                    movement.kind.into(),
+                    movement.payment_id.into(),
+                    movement.amount_halalas.into(),
+                    movement.cumulative_halalas.into(),
+                    micros(movement.at).into(),
+                    event.position.into(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProcessManager for PaymentsToInvoices {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        match event.event_type.as_str() {
+            "InvoiceIssued" => {
+                let InvoiceEvent::InvoiceIssued {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    seller,
+                    ..
+                } = decode(event)?
+                else {
+                    return Ok(());
+                };
+                context
+                    .db
+                    .execute(
+                        "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) VALUES (?, ?, ?) \
+                         ON CONFLICT (invoice_id) DO NOTHING",
+                        &[invoice_id.as_str().into(), moyasar_invoice_id.clone().into(), seller.vat_number.into()],
+                    )
+                    .await?;
+                let mut keys = vec![format!("ours:{invoice_id}")];
+                keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
+                Self::release(context, event, &invoice_id, &keys).await
+            }
+            "MoyasarInvoiceLinked" => {
+                let InvoiceEvent::MoyasarInvoiceLinked {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    ..
+                } = decode(event)?
+                else {
+                    return Ok(());
+                };
+                context
+                    .db
+                    .execute(
+                        "UPDATE pm_invoices SET moyasar_invoice_id = ? WHERE invoice_id = ?",
+                        &[
+                            moyasar_invoice_id.as_str().into(),
+                            invoice_id.as_str().into(),
+                        ],
+                    )
+                    .await?;
+                Self::release(
+                    context,
+                    event,
+                    &invoice_id,
+                    &[format!("moyasar:{moyasar_invoice_id}")],
+                )
+                .await
+            }
+            "PaymentPaid" => {
+                let PaymentEvent::PaymentPaid { payment, paid_at } = decode(event)? else {
+                    return Ok(());
+                };
+                let movement = Movement {
+                    kind: "payment",
+                    payment_event_id: event.event_id.to_string(),
+                    payment_id: payment.payment_id.clone(),
+                    amount_halalas: payment.amount_halalas,
+                    cumulative_halalas: payment.amount_halalas,
+                    at: paid_at,
+                };
+                Self::on_movement(context, event, &payment, movement).await
+            }
+            "PaymentRefunded" => {
+                let PaymentEvent::PaymentRefunded {
+                    payment,
+                    refund_delta_halalas,
+                    refunded_at,
+                } = decode(event)?
+                else {
+                    return Ok(());
+                };
+                let movement = Movement {
+                    kind: "refund",
+                    payment_event_id: event.event_id.to_string(),
+                    payment_id: payment.payment_id.clone(),
+                    amount_halalas: refund_delta_halalas,
+                    cumulative_halalas: payment.refunded_halalas,
+                    at: refunded_at,
+                };
+                Self::on_movement(context, event, &payment, movement).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A document allocated in the seller's sequence -> the invoice issued from it. The API issues
+/// the invoice right after allocating; this catches the case where it stopped in between, so
+/// no ICV is ever left without its invoice. Both use [`issue_command_id`], so it is issued once.
+pub struct InvoicesFromAllocations;
+
+/// The command id that issues the invoice allocated for `invoice_id`.
+pub fn issue_command_id(invoice_id: &str) -> Uuid {
+    command_id("invoice_issuer", invoice_id, 0)
+}
+
+#[async_trait]
+impl ProcessManager for InvoicesFromAllocations {
+    fn name(&self) -> &'static str {
+        "invoice_issuer"
+    }
+
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.event_type != "DocumentAllocated" {
+            return Ok(());
+        }
+        let SequenceEvent::DocumentAllocated {
+            icv,
+            previous_invoice_hash,
+            issue: Some(issue),
+            ..
+        } = decode(event)?
+        else {
+            return Ok(());
+        };
+        let invoice_id = issue.invoice_id.clone();
+        let command = issue.into_command(icv, previous_invoice_hash);
+        let id = issue_command_id(&invoice_id);
+        send_with_id(
+            context,
+            &context.handlers.invoices,
+            self.name(),
+            event,
+            id,
+            &invoice_id,
+            command,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Archives leads silent for 14 days: not a reaction to an event but to time passing, so it is
+/// a sweep over the CRM board, run every [`FOLLOW_UP_SWEEP`]. The lead aggregate checks the
+/// silence itself (`ArchiveIfCold`), so a board that lags can never archive a lead that
+/// answered; the command id is derived from the lead and the start of its silence, so one
+/// silence archives at most once.
+pub const FOLLOW_UP_SWEEP: Duration = Duration::from_secs(60);
+
+/// Leads archived per sweep at most; the next sweep takes the rest.
+pub const FOLLOW_UP_SWEEP_LIMIT: i64 = 500;
+
+pub async fn archive_cold_leads(
+    handlers: &Handlers,
+    now: OffsetDateTime,
+) -> Result<usize, ProjectionError> {
+    let db = handlers.store.sql();
+    let cutoff = micros(now - time::Duration::days(domain::lead::COLD_AFTER_DAYS));
+    let rows = db
+        .fetch_all(
+            "SELECT lead_id, silence_started_at_us FROM crm_board \
+             WHERE stage IN ('new', 'qualified', 'demo_booked', 'proposal') AND silence_started_at_us <= ? \
+             ORDER BY silence_started_at_us LIMIT ?",
+            &[cutoff.into(), FOLLOW_UP_SWEEP_LIMIT.into()],
+        )
+        .await?;
+    let mut archived = 0;
+    for row in rows {
+        let lead_id = row.text(0)?;
+        let silence = row.i64(1)?;
+        let envelope = CommandEnvelope {
+            aggregate_id: lead_id.clone(),
+            command_id: command_id("follow_up", &format!("{lead_id}:{silence}"), 0),
+            command: LeadCommand::ArchiveIfCold { at: now },
+            metadata: EventMetadata {
+                actor: Some("process:follow_up".into()),
+                source: Some("process:follow_up".into()),
+                ..Default::default()
+            },
+            inbox: None,
+        };
+        match handlers.leads.execute(envelope).await {
+            Ok(outcome) if !outcome.replayed && outcome.events_appended > 0 => archived += 1,
+            Ok(_) => {}
+            Err(CommandError::Rejected(rule)) => {
+                tracing::debug!(%lead_id, reason = %rule, "lead not archived as cold");
+            }
+            Err(CommandError::Store(error)) => return Err(error.into()),
+            Err(other) => return Err(ProjectionError::Command(other.to_string())),
+        }
+    }
+    Ok(archived)
+}
+
+/// Runs [`archive_cold_leads`] every [`FOLLOW_UP_SWEEP`] until shutdown.
+pub async fn run_follow_up_sweeps(handlers: Arc<Handlers>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let now = OffsetDateTime::now_utc();
+        match archive_cold_leads(&handlers, now).await {
+            Ok(0) => {}
+            Ok(archived) => tracing::info!(archived, "cold leads archived"),
+            Err(error) => tracing::warn!(%error, "follow-up sweep failed; retrying later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(FOLLOW_UP_SWEEP) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Revenue: MRR from active subscriptions by plan, ARPU, plan mix and pilots converted.
+//!
+//! A customer's subscription is the plan of the latest paid invoice that sells a plan; it is
+//! active until that invoice is refunded in full. MRR counts the monthly price before VAT of
+//! active paid plans; the 7-day pilot (1 SAR) is a trial, shown in the plan mix but not
+//! recurring revenue. ARPU is MRR over paying customers, rounded half up to the halala.
+
+use adapters::sql::{SqlDb, SqlTx};
+use adapters::store::RecordedEvent;
+use async_trait::async_trait;
+use domain::invoice::InvoiceEvent;
+use domain::plan::Plan;
+use serde_json::{json, Value};
+
+use crate::{decode, micros, Projection, ProjectionError};
+
+pub struct Revenue;
+
+fn monthly_halalas(plan: Plan) -> i64 {
+    match plan {
+        Plan::Pilot => 0,
+        other => other.price_halalas(),
+    }
+}
+
+fn parse_plan(text: &str) -> Option<Plan> {
+    serde_json::from_value(Value::String(text.to_owned())).ok()
+}
+
+#[async_trait]
+impl Projection for Revenue {
+    fn name(&self) -> &'static str {
+        "revenue"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["revenue_invoices", "revenue_customers"]
+    }
+
+    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.stream_type != "invoice" {
+            return Ok(());
+        }
+        match decode::<InvoiceEvent>(event)? {
+            InvoiceEvent::InvoiceIssued {
+                invoice_id,
+                customer,
+                lines,
+                subtotal_halalas,
+                total_halalas,
+                ..
+            } => {
+                let plan = lines
+                    .iter()
+                    .find_map(|line| line.plan)
+                    .map(|plan| plan.as_str());
+                tx.execute(
+                    "INSERT INTO revenue_invoices (invoice_id, lead_id, plan, subtotal_halalas, total_halalas, \
+                     status, refunded_halalas) VALUES (?, ?, ?, ?, ?, 'issued', 0)",
+                    &[
+                        invoice_id.into(),
+                        customer.lead_id.into(),
+                        plan.into(),
+                        subtotal_halalas.into(),
+                        total_halalas.into(),
+                    ],
+                )
+                .await?;
+            }
+            InvoiceEvent::InvoicePaid {
+                invoice_id,
+                lead_id,
+                paid_at,
+                ..
+            } => {
+                tx.execute(
+                    "UPDATE revenue_invoices SET status = 'paid' WHERE invoice_id = ?",
+                    &[invoice_id.as_str().into()],
+                )
+                .await?;
+                let plan = tx
+                    .fetch_optional(
+                        "SELECT plan FROM revenue_invoices WHERE invoice_id = ?",
+                        &[invoice_id.as_str().into()],
+                    )
+                    .await?
+                    .map(|row| row.opt_text(0))
+                    .transpose()?
+                    .flatten()
+                    .and_then(|text| parse_plan(&text));
+                let Some(plan) = plan else { return Ok(()) };
+                let is_pilot = plan == Plan::Pilot;
+                tx.execute(
+                    "INSERT INTO revenue_customers (lead_id, plan, invoice_id, monthly_halalas, active, \
+                     started_on_pilot, converted_from_pilot, since_us) VALUES (?, ?, ?, ?, TRUE, ?, FALSE, ?) \
+                     ON CONFLICT (lead_id) DO UPDATE SET plan = excluded.plan, invoice_id = excluded.invoice_id, \
+                     monthly_halalas = excluded.monthly_halalas, active = TRUE, \
+                     converted_from_pilot = revenue_customers.converted_from_pilot \
+                        OR (revenue_customers.started_on_pilot AND excluded.plan <> 'pilot')",
+                    &[
+                        lead_id.into(),
+                        plan.as_str().into(),
+                        invoice_id.into(),
+                        monthly_halalas(plan).into(),
+                        is_pilot.into(),
+                        micros(paid_at).into(),
+                    ],
+                )
+                .await?;
+            }
+            InvoiceEvent::InvoiceRefunded {
+                invoice_id,
+                refunded_halalas,
+                ..
+            } => {
+                tx.execute(
+                    "UPDATE revenue_invoices SET refunded_halalas = ?, \
+                     status = CASE WHEN ? >= total_halalas THEN 'refunded' ELSE status END WHERE invoice_id = ?",
+                    &[refunded_halalas.into(), refunded_halalas.into(), invoice_id.as_str().into()],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE revenue_customers SET active = FALSE WHERE invoice_id = ? AND EXISTS \
+                     (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
+                    &[invoice_id.as_str().into(), invoice_id.into()],
+                )
+                .await?;
+            }
+            InvoiceEvent::InvoiceCanceled { invoice_id, .. } => {
+                tx.execute(
+                    "UPDATE revenue_invoices SET status = 'canceled' WHERE invoice_id = ?",
+                    &[invoice_id.into()],
+                )
+                .await?;
+            }
+            InvoiceEvent::InvoiceExpired { invoice_id, .. } => {
+                tx.execute(
+                    "UPDATE revenue_invoices SET status = 'expired' WHERE invoice_id = ?",
+                    &[invoice_id.into()],
+                )
+                .await?;
+            }
+            InvoiceEvent::PaymentRecorded { .. }
+            | InvoiceEvent::InvoiceOverpaid { .. }
+            | InvoiceEvent::MoyasarInvoiceLinked { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
+        let mut by_plan = serde_json::Map::new();
+        let (mut mrr, mut paying) = (0i64, 0i64);
+        for plan in Plan::ALL {
+            let row = db
+                .fetch_optional(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(monthly_halalas), 0) AS BIGINT) FROM revenue_customers \
+                     WHERE active AND plan = ?",
+                    &[plan.as_str().into()],
+                )
+                .await?;
+            let (customers, plan_mrr) = match row {
+                Some(row) => (row.i64(0)?, row.i64(1)?),
+                None => (0, 0),
+            };
+            mrr += plan_mrr;
+            if plan != Plan::Pilot {
+                paying += customers;
+            }
+            by_plan.insert(
+                plan.as_str().to_owned(),
+                json!({"customers": customers, "mrr_halalas": plan_mrr}),
+            );
+        }
+        let arpu = if paying == 0 {
+            0
+        } else {
+            (mrr + paying / 2) / paying
+        };
+        let pilots = db
+            .fetch_optional(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN converted_from_pilot THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM revenue_customers WHERE started_on_pilot",
+                &[],
+            )
+            .await?;
+        let (pilots_started, pilots_converted) = match pilots {
+            Some(row) => (row.i64(0)?, row.i64(1)?),
+            None => (0, 0),
+        };
+        Ok(json!({
+            "currency": "SAR",
+            "mrr_halalas": mrr,
+            "paying_customers": paying,
+            "arpu_halalas": arpu,
+            "plan_mix": by_plan,
+            "pilots_started": pilots_started,
+            "pilots_converted": pilots_converted,
+            "pilot_conversion_bps": if pilots_started == 0 { 0 } else { pilots_converted * 10_000 / pilots_started },
+        }))
+    }
+}

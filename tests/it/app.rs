@@ -1,0 +1,317 @@
+//! `spawn_app()`: the whole service on a fresh database and port 0, with typed helpers.
+
+use std::sync::Arc;
+
+use adapters::command::CommandEnvelope;
+use adapters::handlers::Handlers;
+use adapters::store::EventMetadata;
+use adapters::webhooks::{calendly, standard, Secret};
+use api::{AppState, Config, Service};
+use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
+use domain::plan::Plan;
+use domain::sequence::SequenceCommand;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use crate::helpers::{Engine, TestDb};
+
+pub const MOYASAR_TOKEN: &str = "test-moyasar-secret-token";
+pub const CALENDLY_KEY: &str = "test-calendly-signing-key";
+/// Two partner secrets, as during a key rotation (base64 of 24 random-looking bytes each).
+pub const PARTNER_SECRETS: [&str; 2] = [
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "whsec_c2Vjb25kLXJvdGF0ZWQta2V5LWZvci10ZXN0cw==",
+];
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const SELLER_VAT: &str = "300000000000003";
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDb,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A response: status and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    if let Ok(filter) = std::env::var("REVLEDGER_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+    let db = TestDb::new(engine).await?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        moyasar_secret_token: Some(Secret::new(MOYASAR_TOKEN)),
+        calendly_signing_key: Some(Secret::new(CALENDLY_KEY)),
+        partner_webhook_secrets: PARTNER_SECRETS.iter().map(|s| Secret::new(*s)).collect(),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        ..Config::default()
+    };
+    let service = Service::start(db.store.clone(), config)
+        .await
+        .expect("service starts");
+    let address = service.local_addr().unwrap().to_string();
+    let state = service.state().clone();
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        service
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("service runs");
+    });
+    Some(TestApp {
+        address,
+        db,
+        state,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    })
+}
+
+impl TestApp {
+    pub fn handlers(&self) -> &Arc<Handlers> {
+        &self.state.handlers
+    }
+
+    /// Stops the service (drain, workers stop) and drops the database.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.db.cleanup().await;
+    }
+
+    /// One HTTP/1.1 request over a fresh connection (no client crate needed).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Answer {
+        http_request(&self.address, method, path, headers, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let headers: Vec<(&str, String)> = token
+            .map(|t| ("Authorization", format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        self.request("GET", path, &headers, b"").await
+    }
+
+    pub async fn post_moyasar_webhook(&self, body: &Value) -> Answer {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.request(
+            "POST",
+            "/webhooks/moyasar",
+            &[("Content-Type", "application/json".into())],
+            &bytes,
+        )
+        .await
+    }
+
+    pub async fn post_calendly_webhook(&self, body: &Value, signed_at: i64) -> Answer {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let signature = calendly::sign(&Secret::new(CALENDLY_KEY), signed_at, &bytes);
+        let headers = [
+            ("Content-Type", "application/json".into()),
+            (calendly::SIGNATURE_HEADER, signature),
+        ];
+        self.request("POST", "/webhooks/calendly", &headers, &bytes)
+            .await
+    }
+
+    pub async fn post_partner_webhook(
+        &self,
+        id: &str,
+        body: &Value,
+        secret: &str,
+        signed_at: i64,
+    ) -> Answer {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let signature = standard::sign(&Secret::new(secret), id, signed_at, &bytes).unwrap();
+        let headers = [
+            ("Content-Type", "application/json".to_owned()),
+            (standard::ID_HEADER, id.to_owned()),
+            (standard::TIMESTAMP_HEADER, signed_at.to_string()),
+            (standard::SIGNATURE_HEADER, signature),
+        ];
+        self.request("POST", "/webhooks/partners", &headers, &bytes)
+            .await
+    }
+
+    /// Allocates and issues a one-line invoice for `plan` through the seller's sequence, as the
+    /// API does; returns the invoice id and its total with VAT.
+    pub async fn issue_invoice(
+        &self,
+        lead_id: &str,
+        plan: Plan,
+        moyasar_invoice_id: Option<&str>,
+        at: OffsetDateTime,
+    ) -> (String, i64) {
+        let invoice_id = Uuid::now_v7().to_string();
+        let issue = IssueInvoice {
+            invoice_id: invoice_id.clone(),
+            customer: Customer {
+                lead_id: lead_id.to_owned(),
+                name: "Customer".into(),
+            },
+            lines: vec![InvoiceLine {
+                description: format!("{} plan, one month", plan.as_str()),
+                quantity: 1,
+                unit_price_halalas: plan.price_halalas(),
+                plan: Some(plan),
+            }],
+            issued_at: at,
+            due_at: at + time::Duration::days(14),
+            seller: Seller {
+                name: "Dealix".into(),
+                vat_number: SELLER_VAT.into(),
+            },
+            moyasar_invoice_id: moyasar_invoice_id.map(str::to_owned),
+        };
+        issue_through_sequence(self.handlers(), issue).await;
+        let (invoice, _) = self
+            .handlers()
+            .invoices
+            .load_aggregate(&invoice_id)
+            .await
+            .unwrap();
+        (invoice_id, invoice.total_halalas())
+    }
+
+    /// Events of one stream, as stored.
+    pub async fn stream(&self, stream_id: &str) -> Vec<adapters::store::RecordedEvent> {
+        self.db
+            .store
+            .read_stream(stream_id, 1, 10_000)
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until every projection and process manager has caught up.
+    pub async fn settle(&self) {
+        crate::history::settle(&self.state.handlers).await;
+    }
+}
+
+/// Allocates an invoice in the seller's sequence, then issues it with the allocated ICV and
+/// PIH under the command id the invoice-issuer process manager would use.
+pub async fn issue_through_sequence(handlers: &Handlers, issue: IssueInvoice) {
+    let invoice_id = issue.invoice_id.clone();
+    let vat = issue.seller.vat_number.clone();
+    handlers
+        .sequences
+        .execute(envelope(
+            &vat,
+            SequenceCommand::AllocateInvoice {
+                issue: issue.clone(),
+            },
+        ))
+        .await
+        .expect("allocate");
+    let (sequence, _) = handlers.sequences.load_aggregate(&vat).await.unwrap();
+    let (icv, pih, _) = sequence.allocation(&invoice_id).expect("allocated");
+    let mut issue_envelope = envelope(&invoice_id, issue.into_command(icv, pih.to_owned()));
+    issue_envelope.command_id = projections::process::issue_command_id(&invoice_id);
+    handlers
+        .invoices
+        .execute(issue_envelope)
+        .await
+        .expect("issue");
+}
+
+pub fn envelope<C>(aggregate_id: &str, command: C) -> CommandEnvelope<C> {
+    CommandEnvelope {
+        aggregate_id: aggregate_id.to_owned(),
+        command_id: Uuid::now_v7(),
+        command,
+        metadata: EventMetadata {
+            actor: Some("test".into()),
+            source: Some("test".into()),
+            ..Default::default()
+        },
+        inbox: None,
+    }
+}
+
+/// Undoes HTTP/1.1 chunked transfer encoding when the body uses it.
+fn dechunk(body: &str) -> String {
+    let looks_chunked = body
+        .lines()
+        .next()
+        .is_some_and(|l| !l.is_empty() && u64::from_str_radix(l.trim(), 16).is_ok())
+        && body.contains("\r\n");
+    if !looks_chunked || body.trim_start().starts_with('{') {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// One HTTP/1.1 request to `address` over a fresh connection.
+pub async fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Answer {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading a large body; a failed write is fine then.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body_text = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let body_text = dechunk(body_text);
+    Answer {
+        status,
+        body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
+        text: body_text,
+    }
+}
