@@ -230,3 +230,146 @@ fn an_unsupported_database_url_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database url"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Seeds a small generated history into a fresh SQLite file through the real handlers.
+async fn seeded_history(dir: &Path) -> (String, std::sync::Arc<adapters::handlers::Handlers>) {
+    let url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let store = store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let handlers = adapters::handlers::Handlers::new(store);
+    let mut generator = crate::history::Generator::new(handlers.clone(), 99);
+    generator.partners().await;
+    generator.until(600).await;
+    (url, handlers)
+}
+
+#[tokio::test]
+async fn replay_as_of_prints_the_funnel_as_it_was_at_that_position() {
+    let dir = temp_dir();
+    let (url, handlers) = seeded_history(&dir).await;
+    let middle = handlers.store.head_position().await.unwrap() / 2;
+    let projection = projections::read_model("funnel").unwrap();
+    let expected = projection
+        .render(
+            &projections::runtime::as_of(
+                handlers.store.clone(),
+                projection.clone(),
+                projections::AsOf::Position(middle),
+            )
+            .await
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let output = revledger(&dir)
+        .args([
+            "replay",
+            "--as-of",
+            &middle.to_string(),
+            "--projection",
+            "funnel",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, expected);
+    let full = projection
+        .render(
+            &projections::runtime::as_of(
+                handlers.store.clone(),
+                projection.clone(),
+                projections::AsOf::Position(i64::MAX),
+            )
+            .await
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        printed["leads"], full["leads"],
+        "the middle of the history is not its end"
+    );
+
+    let bad = revledger(&dir)
+        .args([
+            "replay",
+            "--as-of",
+            "yesterday",
+            "--projection",
+            "funnel",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("neither a position nor an RFC 3339 time")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn rebuild_reports_events_seconds_and_rate_and_verify_checks_the_seals() {
+    let dir = temp_dir();
+    let (url, handlers) = seeded_history(&dir).await;
+    let head = handlers.store.head_position().await.unwrap();
+    let output = revledger(&dir)
+        .args(["rebuild", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for name in ["audit_log", "funnel", "crm_board", "revenue"] {
+        assert!(
+            stdout.contains(&format!("rebuilt {name}: {head} events in")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("events/s"), "{stdout}");
+    let verified = revledger(&dir)
+        .args(["verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    let verified_out = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{verified_out}");
+    assert!(
+        verified_out.contains(&format!("audit trail intact: {head} events")),
+        "{verified_out}"
+    );
+
+    // Remove the last event of a stream: no chain notices, the audit trail does.
+    let last = handlers
+        .store
+        .sql()
+        .fetch_optional("SELECT MAX(position) FROM events", &[])
+        .await
+        .unwrap()
+        .unwrap()
+        .i64(0)
+        .unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER events_no_delete; DELETE FROM events WHERE position = {last};"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    let broken = revledger(&dir)
+        .args(["verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    let broken_out = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{broken_out}");
+    assert!(
+        broken_out.contains("BROKEN: audit sequence"),
+        "{broken_out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -244,6 +244,7 @@ impl Generator {
             self.lead().await;
         }
         run_process_managers(&self.handlers).await;
+        run_projections(&self.handlers).await.unwrap();
     }
 
     /// One lead's story, chosen at random.
