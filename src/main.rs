@@ -65,6 +65,42 @@ struct ServeArgs {
     /// Bearer token of the bootstrap administrator.
     #[arg(long, env = "REVLEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The seller's name on invoices and in the ZATCA QR.
+    #[arg(long, env = "REVLEDGER_SELLER_NAME", default_value = api::service::DEFAULT_SELLER_NAME)]
+    seller_name: String,
+    /// The seller's VAT registration number (15 digits, starting and ending with 3).
+    #[arg(long, env = "REVLEDGER_SELLER_VAT_NUMBER", default_value = api::service::DEFAULT_SELLER_VAT_NUMBER)]
+    seller_vat_number: String,
+    /// Days a partner commission is held before it can be approved.
+    #[arg(long, env = "REVLEDGER_COMMISSION_HOLD_DAYS", default_value_t = 30)]
+    commission_hold_days: u32,
+    /// Which referral earns a lead several partners referred.
+    #[arg(long, env = "REVLEDGER_ATTRIBUTION", value_enum, default_value_t = Attribution::FirstTouch)]
+    attribution: Attribution,
+    /// A partner is paid out only when its approved total reaches this many halalas.
+    #[arg(
+        long,
+        env = "REVLEDGER_PAYOUT_MINIMUM_HALALAS",
+        default_value_t = 50_000
+    )]
+    payout_minimum_halalas: i64,
+    /// Moyasar API secret key (`sk_live_…`); when set, each issued invoice without a Moyasar
+    /// invoice id gets a Moyasar hosted invoice, whose id and payment URL are recorded.
+    #[arg(long, env = "REVLEDGER_MOYASAR_API_KEY", hide_env_values = true)]
+    moyasar_api_key: Option<String>,
+    /// Moyasar API base URL (every path is relative to it).
+    #[arg(long, env = "REVLEDGER_MOYASAR_BASE_URL", default_value = adapters::moyasar_api::DEFAULT_BASE_URL)]
+    moyasar_base_url: String,
+    /// Where Moyasar POSTs a created invoice once it is paid (its `callback_url`); not sent when
+    /// unset. Payments are recorded from the Moyasar webhook either way.
+    #[arg(long, env = "REVLEDGER_MOYASAR_CALLBACK_URL")]
+    moyasar_callback_url: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Attribution {
+    FirstTouch,
+    LastTouch,
 }
 
 impl ServeArgs {
@@ -98,6 +134,26 @@ impl ServeArgs {
             partner_webhook_secrets,
             partner_tolerance_secs: self.partner_webhook_tolerance_secs,
             admin_token: self.admin_token.filter(|s| !s.is_empty()).map(Secret::new),
+            program: projections::commissions::ProgramConfig {
+                hold_days: self.commission_hold_days,
+                attribution: match self.attribution {
+                    Attribution::FirstTouch => domain::partner::AttributionModel::FirstTouch,
+                    Attribution::LastTouch => domain::partner::AttributionModel::LastTouch,
+                },
+                payout_minimum_halalas: self.payout_minimum_halalas,
+            },
+            seller: domain::invoice::Seller {
+                name: self.seller_name,
+                vat_number: self.seller_vat_number,
+            },
+            moyasar_api: self
+                .moyasar_api_key
+                .filter(|key| !key.is_empty())
+                .map(|key| adapters::moyasar_api::MoyasarApiConfig {
+                    base_url: self.moyasar_base_url,
+                    callback_url: self.moyasar_callback_url.filter(|url| !url.is_empty()),
+                    ..adapters::moyasar_api::MoyasarApiConfig::new(Secret::new(key))
+                }),
             run_workers: true,
         })
     }
@@ -113,6 +169,22 @@ enum WebhooksCommand {
         /// Replay every dead letter.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// admin, sales, finance, auditor or partner.
+        #[arg(long)]
+        role: String,
+        /// The partner a partner token belongs to.
+        #[arg(long)]
+        partner: Option<String>,
+        /// A note saying whose token this is.
+        #[arg(long)]
+        label: Option<String>,
     },
 }
 
@@ -145,6 +217,28 @@ enum Command {
         #[arg(long)]
         projection: String,
     },
+    /// Print the ZATCA Phase 1 QR (base64 TLV) for the values printed on an invoice, exactly as
+    /// given, so support staff can check a printed code.
+    ZatcaQr {
+        #[arg(long)]
+        seller_name: String,
+        #[arg(long)]
+        vat_number: String,
+        /// As printed, e.g. 2026-11-27T09:30:00Z.
+        #[arg(long)]
+        timestamp: String,
+        /// Total with VAT, as printed (e.g. 3448.85).
+        #[arg(long)]
+        total: String,
+        /// VAT total, as printed (e.g. 449.85).
+        #[arg(long)]
+        vat: String,
+    },
+    /// Compare invoices, payments and commissions; list every mismatch (exit 1 if any).
+    Reconcile,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Operate on the webhook inbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -182,6 +276,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::ZatcaQr {
+        seller_name,
+        vat_number,
+        timestamp,
+        total,
+        vat,
+    } = &cli.command
+    {
+        use domain::zatca::{
+            encode_tlv, TAG_SELLER_NAME, TAG_TIMESTAMP, TAG_TOTAL_WITH_VAT, TAG_VAT_NUMBER,
+            TAG_VAT_TOTAL,
+        };
+        let qr = encode_tlv(&[
+            (TAG_SELLER_NAME, seller_name),
+            (TAG_VAT_NUMBER, vat_number),
+            (TAG_TIMESTAMP, timestamp),
+            (TAG_TOTAL_WITH_VAT, total),
+            (TAG_VAT_TOTAL, vat),
+        ])?;
+        println!("{qr}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = store::open(&cli.database_url)
         .await
         .with_context(|| format!("opening the {} store", engine_name(&cli.database_url)))?;
@@ -241,6 +357,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let scratch = projections::runtime::as_of(store, projection.clone(), moment).await?;
             let state = projection.render(&scratch).await?;
             println!("{}", serde_json::to_string_pretty(&state)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ZatcaQr { .. } => unreachable!("handled before the store is opened"),
+        Command::Reconcile => {
+            store.migrate().await.context("migrating the database")?;
+            let projector = projections::Projector::new(
+                store.clone(),
+                projections::read_model("reconciliation")?,
+            );
+            projector.catch_up().await?;
+            let mismatches = projections::reconciliation::mismatches(&store.sql()).await?;
+            for mismatch in &mismatches {
+                println!("{}", serde_json::to_string(mismatch)?);
+            }
+            if mismatches.is_empty() {
+                println!("reconciled: no mismatches");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} mismatches", mismatches.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Token(TokenCommand::Create {
+            role,
+            partner,
+            label,
+        }) => {
+            store.migrate().await.context("migrating the database")?;
+            let role = api::auth::Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("unknown role {role:?}: admin, sales, finance, auditor or partner")
+            })?;
+            let (token_id, token) =
+                api::auth::create_token(&store.sql(), role, partner.as_deref(), label.as_deref())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "token {token_id} ({}) created; it is shown once:",
+                role.as_str()
+            );
+            println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Events { after, limit } => {

@@ -210,13 +210,53 @@ where
         Err(CommandError::Conflict { stream_id })
     }
 
-    /// The aggregate's current state and version, from the cache or the store.
+    /// The aggregate's current state and version, for reading. Unlike the command path, which
+    /// may act on a cached state because the append's version check catches a stale one, a
+    /// read must not be stale: the cached state is caught up with whatever another process
+    /// appended since (one indexed read of the stream's tail).
     pub async fn load_aggregate(
         &self,
         aggregate_id: &str,
     ) -> Result<(A, u64), CommandError<A::Error>> {
-        let loaded = self.load(&Self::stream_id(aggregate_id)).await?;
+        let stream_id = Self::stream_id(aggregate_id);
+        let cached = self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .get(&stream_id)
+            .cloned();
+        let mut loaded = cached.unwrap_or(Loaded {
+            aggregate: A::default(),
+            version: 0,
+        });
+        self.catch_up(&stream_id, &mut loaded).await?;
+        self.remember(&stream_id, loaded.clone());
         Ok((loaded.aggregate, loaded.version))
+    }
+
+    /// Applies the stream's events after `loaded.version`.
+    async fn catch_up(
+        &self,
+        stream_id: &str,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), CommandError<A::Error>> {
+        loop {
+            let batch = self
+                .store
+                .read_stream(stream_id, loaded.version + 1, MAX_READ_BATCH)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            let last_version = last.version;
+            for recorded in &batch {
+                loaded.aggregate.apply(decode_event::<A>(recorded)?);
+            }
+            loaded.version = last_version;
+            if batch.len() < MAX_READ_BATCH {
+                return Ok(());
+            }
+        }
     }
 
     async fn load(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
@@ -233,21 +273,7 @@ where
             aggregate: A::default(),
             version: 0,
         };
-        loop {
-            let batch = self
-                .store
-                .read_stream(stream_id, loaded.version + 1, MAX_READ_BATCH)
-                .await?;
-            let Some(last) = batch.last() else { break };
-            let last_version = last.version;
-            for recorded in &batch {
-                loaded.aggregate.apply(decode_event::<A>(recorded)?);
-            }
-            loaded.version = last_version;
-            if batch.len() < MAX_READ_BATCH {
-                break;
-            }
-        }
+        self.catch_up(stream_id, &mut loaded).await?;
         Ok(loaded)
     }
 

@@ -8,6 +8,7 @@ use domain::invoice::Invoice;
 use domain::lead::Lead;
 use domain::partner::{Partner, PartnerProgram};
 use domain::payment::Payment;
+use domain::payout::PayoutBatch;
 use domain::sequence::DocumentSequence;
 
 use crate::command::CommandHandler;
@@ -22,6 +23,7 @@ pub struct Handlers {
     pub partner_program: CommandHandler<PartnerProgram>,
     pub commissions: CommandHandler<PartnerCommission>,
     pub sequences: CommandHandler<DocumentSequence>,
+    pub payouts: CommandHandler<PayoutBatch>,
 }
 
 impl Handlers {
@@ -34,6 +36,7 @@ impl Handlers {
             partner_program: CommandHandler::new(store.clone()),
             commissions: CommandHandler::new(store.clone()),
             sequences: CommandHandler::new(store.clone()),
+            payouts: CommandHandler::new(store.clone()),
             store,
         })
     }

@@ -2,13 +2,16 @@
 //!
 //! Everything that touches I/O and is not HTTP lives here: the append-only event store on
 //! SQLite and PostgreSQL ([`store`]), the command handler that loads an aggregate, lets the
-//! pure domain decide, and appends the result with optimistic concurrency ([`command`]), and
-//! the clock ([`clock`]). The domain crate never sees any of it: time and ids are passed in.
+//! pure domain decide, and appends the result with optimistic concurrency ([`command`]), the
+//! clock ([`clock`]), and the one outbound API we call, Moyasar's ([`moyasar_api`]). The domain
+//! crate never sees any of it: time and ids are passed in.
 
 pub mod clock;
 pub mod command;
 pub mod handlers;
 pub mod inbox;
+pub mod moyasar_api;
+pub mod services;
 pub mod sql;
 pub mod store;
 pub mod webhooks;

@@ -3,7 +3,13 @@
 //! [`service::Service::start`] builds everything the process runs; [`router`] assembles the
 //! routes with their limits. Errors map to statuses in one place ([`error::ApiError`]).
 
+pub mod auth;
+pub mod commands;
+pub mod dashboard;
+pub mod demo;
 pub mod error;
+pub mod finance;
+pub mod queries;
 pub mod service;
 pub mod webhooks;
 
@@ -64,6 +70,29 @@ pub fn router(state: AppState) -> Router {
             "/api/webhooks/dead-letters/{id}/replay",
             post(webhooks::replay_dead_letter),
         )
+        .route("/api/ledger/trial-balance", get(finance::trial_balance))
+        .route(
+            "/api/ledger/accounts/{account}",
+            get(finance::ledger_account),
+        )
+        .route("/api/reconciliation", get(finance::reconciliation))
+        .route(
+            "/api/partners/{id}/statements/{month}",
+            get(finance::statement),
+        )
+        .route(
+            "/api/partners/{id}/referrals",
+            post(finance::record_referral),
+        )
+        .route("/api/partners/{id}/tier", post(finance::change_tier))
+        .route(
+            "/api/commissions/{id}/{decision}",
+            post(finance::decide_commission),
+        )
+        .route("/api/payouts", post(finance::create_payouts))
+        .merge(commands::routes())
+        .merge(queries::routes())
+        .merge(dashboard::routes())
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -92,28 +121,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(%error, "database not reachable");
             ApiError::Unavailable("database unreachable".into()).into_response()
         }
-    }
-}
-
-/// Bearer-token check for the operator routes: the admin token from `REVLEDGER_ADMIN_TOKEN`,
-/// compared in constant time.
-pub(crate) fn require_admin(
-    state: &AppState,
-    headers: &axum::http::HeaderMap,
-) -> Result<(), ApiError> {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    let expected = state
-        .config
-        .admin_token
-        .as_ref()
-        .ok_or(ApiError::Unauthorized)?;
-    if adapters::webhooks::constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
     }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::handlers::Handlers;
+use adapters::moyasar_api::MoyasarClient;
 use adapters::store::EventStore;
 use adapters::webhooks::Secret;
-use projections::process::{process_managers, run_follow_up_sweeps, ProcessRunner};
+use projections::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use projections::Projector;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +30,12 @@ pub struct Config {
     pub partner_webhook_secrets: Vec<Secret>,
     pub partner_tolerance_secs: i64,
     pub admin_token: Option<Secret>,
+    /// The partner program: hold period, attribution model, payout minimum.
+    pub program: projections::commissions::ProgramConfig,
+    /// Who issues invoices (ZATCA seller name and VAT number).
+    pub seller: domain::invoice::Seller,
+    /// Moyasar's API: when set, each issued invoice without a Moyasar invoice gets one.
+    pub moyasar_api: Option<adapters::moyasar_api::MoyasarApiConfig>,
     /// Run projections, process managers and background sweeps in this process.
     pub run_workers: bool,
 }
@@ -43,10 +50,21 @@ impl Default for Config {
             partner_webhook_secrets: Vec::new(),
             partner_tolerance_secs: adapters::webhooks::standard::DEFAULT_TOLERANCE_SECS,
             admin_token: None,
+            program: projections::commissions::ProgramConfig::default(),
+            seller: domain::invoice::Seller {
+                name: DEFAULT_SELLER_NAME.to_owned(),
+                vat_number: DEFAULT_SELLER_VAT_NUMBER.to_owned(),
+            },
+            moyasar_api: None,
             run_workers: true,
         }
     }
 }
+
+/// The seller when none is configured: a placeholder that passes ZATCA's format checks, so the
+/// embedded default works out of the box; production sets its own.
+pub const DEFAULT_SELLER_NAME: &str = "Dealix";
+pub const DEFAULT_SELLER_VAT_NUMBER: &str = "300000000000003";
 
 /// How long shutdown waits for background workers to finish their current batch.
 pub const WORKER_DRAIN: Duration = Duration::from_secs(10);
@@ -63,6 +81,10 @@ impl Service {
     /// Migrates the store, starts the workers and binds the listener (port 0 picks one).
     pub async fn start(store: Arc<dyn EventStore>, config: Config) -> Result<Service, StartError> {
         store.migrate().await?;
+        let moyasar = match &config.moyasar_api {
+            Some(api) => Some(Arc::new(MoyasarClient::new(api)?)),
+            None => None,
+        };
         let handlers = Handlers::new(store.clone());
         let projectors: Vec<Projector> = projections::read_models()
             .into_iter()
@@ -74,7 +96,7 @@ impl Service {
             for projector in &projectors {
                 workers.push(tokio::spawn(projector.clone().run(stopped.clone())));
             }
-            for process in process_managers() {
+            for process in process_managers_configured(&config.program, moyasar) {
                 workers.push(tokio::spawn(
                     ProcessRunner::new(handlers.clone(), process).run(stopped.clone()),
                 ));
@@ -146,4 +168,6 @@ pub enum StartError {
     Store(#[from] adapters::store::StoreError),
     #[error("cannot bind the listener: {0}")]
     Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Moyasar(#[from] adapters::moyasar_api::MoyasarApiError),
 }

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{require_admin, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 /// How often the retry worker looks for parked deliveries that are due.
 pub const RETRY_POLL: Duration = Duration::from_secs(1);
@@ -520,6 +520,30 @@ async fn apply_partner(
     match event.kind {
         standard::PartnerSourceEventKind::LeadCaptured(lead) => {
             let lead_id = derived_lead_id(&format!("partners:{}", record.delivery_id));
+            // The click that brought the lead is a referral of its own: the 30-day attribution
+            // window runs from it, not from when the form was posted.
+            if let (Some(partner_id), Some(clicked_at), false) =
+                (&lead.partner_id, lead.referred_at, lead.email.is_empty())
+            {
+                let referral = PartnerCommand::RecordReferral {
+                    lead_email: lead.email.clone(),
+                    clicked_at,
+                    at: event.occurred_at,
+                };
+                let id = Uuid::new_v5(
+                    &INBOX_NAMESPACE,
+                    format!("referral:{}", record.command_id()).as_bytes(),
+                );
+                match state
+                    .handlers
+                    .partners
+                    .execute(envelope(record, partner_id, referral, id, false))
+                    .await
+                {
+                    Ok(_) | Err(CommandError::Rejected(_)) => {}
+                    Err(other) => return Err(ApiError::internal(other)),
+                }
+            }
             let command = LeadCommand::Capture {
                 lead_id: lead_id.clone(),
                 name: lead.name,
@@ -530,7 +554,9 @@ async fn apply_partner(
                 partner_id: lead.partner_id,
                 utm: None,
                 owner: None,
-                at: lead.referred_at.unwrap_or(event.occurred_at),
+                at: event
+                    .occurred_at
+                    .max(lead.referred_at.unwrap_or(event.occurred_at)),
             };
             run_main(&state.handlers.leads, record, &lead_id, command, |_| false).await
         }
@@ -619,7 +645,9 @@ pub async fn list_dead_letters(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
+    crate::auth::authenticate(&state, &headers)
+        .await?
+        .require_read(crate::auth::Area::Audit)?;
     let letters = inbox::dead_letters(&state.store.sql(), query.limit.unwrap_or(50)).await?;
     let items: Vec<Value> = letters
         .iter()
@@ -644,7 +672,9 @@ pub async fn replay_dead_letter(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers)?;
+    crate::auth::authenticate(&state, &headers)
+        .await?
+        .require_change(crate::auth::Area::Finance)?;
     replay(&state, &id).await
 }
 

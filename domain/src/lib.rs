@@ -20,6 +20,7 @@ pub mod lead;
 pub mod money;
 pub mod partner;
 pub mod payment;
+pub mod payout;
 pub mod plan;
 pub mod sequence;
 pub mod vat;
@@ -35,6 +36,7 @@ pub use partner::{
     PartnerProgramError, PartnerProgramEvent,
 };
 pub use payment::{Payment, PaymentCommand, PaymentError, PaymentEvent};
+pub use payout::{PayoutBatch, PayoutCommand, PayoutError, PayoutEvent};
 pub use plan::Plan;
 pub use sequence::{DocumentSequence, SequenceCommand, SequenceError, SequenceEvent};
 pub use vat::{DocumentTotals, VAT_RATE_BPS};

@@ -21,8 +21,12 @@
 //! stream too, for partners signed up directly. Every other command on an applicant is
 //! [`PartnerError::PartnerNotEnrolled`].
 //!
-//! Attribution: a lead belongs to a partner when it was captured within
-//! [`ATTRIBUTION_WINDOW_DAYS`] of the partner's referral click, see [`attributes`].
+//! Referrals and attribution: [`PartnerCommand::RecordReferral`] records that a lead's
+//! email clicked an active partner's link at a given moment; the same (email, click)
+//! recorded twice is one referral. A lead belongs to a partner when it was captured
+//! within [`ATTRIBUTION_WINDOW_DAYS`] of that partner's click (see [`attributes`]); when
+//! several partners referred the same email, [`attribute`] picks one by the program's
+//! [`AttributionModel`] (first touch unless configured otherwise).
 
 use std::collections::BTreeSet;
 
@@ -38,6 +42,10 @@ pub const MAX_STRATEGIC_PARTNERS: u32 = 3;
 /// Days after a referral click within which a captured lead is the partner's.
 pub const ATTRIBUTION_WINDOW_DAYS: i64 = 30;
 
+/// Longest lead email a referral accepts (RFC 5321's 254-character path limit); a
+/// longer one is malformed and is refused before it reaches an event.
+pub const MAX_EMAIL_LEN: usize = 254;
+
 /// Distinct activated customers that make a Referral partner Certified.
 pub const ACTIVATIONS_FOR_CERTIFIED: u32 = 3;
 
@@ -49,6 +57,75 @@ pub const PARTNER_PROGRAM_ID: &str = "strategic-slots";
 /// Any time on day 30 counts (30 days and 23 hours is still day 30); day 31 does not.
 pub fn attributes(clicked_at: OffsetDateTime, captured_at: OffsetDateTime) -> bool {
     captured_at >= clicked_at && (captured_at - clicked_at).whole_days() <= ATTRIBUTION_WINDOW_DAYS
+}
+
+/// Which of several partners whose clicks attribute the same lead earns it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionModel {
+    /// The earliest click in the window wins (the program's default).
+    #[default]
+    FirstTouch,
+    /// The latest click before the capture wins.
+    LastTouch,
+}
+
+/// One recorded referral click: which partner sent which lead email, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Referral {
+    pub partner_id: String,
+    /// Trimmed and lowercased, as recorded.
+    pub lead_email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub clicked_at: OffsetDateTime,
+}
+
+/// The referral that earns a lead captured at `captured_at`, among the referrals of
+/// that lead's email (the caller passes only those; this function does not compare
+/// emails). Only clicks that [`attributes`] the capture count. First touch picks the
+/// earliest click, last touch the latest; clicks at the same instant go to the lowest
+/// partner id, so the answer never depends on the order of `referrals`. `None` when no
+/// click is in the window.
+pub fn attribute(
+    referrals: &[Referral],
+    captured_at: OffsetDateTime,
+    model: AttributionModel,
+) -> Option<&Referral> {
+    let in_window = referrals
+        .iter()
+        .filter(|referral| attributes(referral.clicked_at, captured_at));
+    // Lower sorts first: earlier click (first touch) or later click (last touch), then
+    // the lower partner id, then the email, for a total order.
+    let rank = |left: &&Referral, right: &&Referral| {
+        let by_click = match model {
+            AttributionModel::FirstTouch => left.clicked_at.cmp(&right.clicked_at),
+            AttributionModel::LastTouch => right.clicked_at.cmp(&left.clicked_at),
+        };
+        by_click
+            .then_with(|| left.partner_id.cmp(&right.partner_id))
+            .then_with(|| left.lead_email.cmp(&right.lead_email))
+    };
+    in_window.min_by(rank)
+}
+
+/// A lead email as referrals record it: trimmed and lowercased, so `Sara@X.sa ` and
+/// `sara@x.sa` are one lead. It must look like `local@domain`: one `@` with something
+/// on each side, no whitespace, at most [`MAX_EMAIL_LEN`] bytes.
+pub fn normalize_lead_email(email: &str) -> Result<String, PartnerError> {
+    let normalized = email.trim().to_lowercase();
+    let well_formed = normalized.len() <= MAX_EMAIL_LEN
+        && !normalized.chars().any(char::is_whitespace)
+        && matches!(
+            normalized.split_once('@'),
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        );
+    if well_formed {
+        Ok(normalized)
+    } else {
+        Err(PartnerError::InvalidEmail {
+            email: email.to_owned(),
+        })
+    }
 }
 
 /// A partner's tier.
@@ -149,6 +226,15 @@ pub enum PartnerCommand {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// A lead's email clicked this partner's referral link at `clicked_at`; recorded at
+    /// `at`. Recording the same (email, click) again changes nothing.
+    RecordReferral {
+        lead_email: String,
+        #[serde(with = "time::serde::rfc3339")]
+        clicked_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
 }
 
 /// What happened to a partner.
@@ -201,6 +287,15 @@ pub enum PartnerEvent {
         #[serde(with = "time::serde::rfc3339")]
         reinstated_at: OffsetDateTime,
     },
+    ReferralRecorded {
+        partner_id: String,
+        /// Trimmed and lowercased.
+        lead_email: String,
+        #[serde(with = "time::serde::rfc3339")]
+        clicked_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        recorded_at: OffsetDateTime,
+    },
 }
 
 impl DomainEvent for PartnerEvent {
@@ -212,6 +307,7 @@ impl DomainEvent for PartnerEvent {
             PartnerEvent::PartnerCustomerActivated { .. } => "PartnerCustomerActivated",
             PartnerEvent::PartnerSuspended { .. } => "PartnerSuspended",
             PartnerEvent::PartnerReinstated { .. } => "PartnerReinstated",
+            PartnerEvent::ReferralRecorded { .. } => "ReferralRecorded",
         };
         name.to_owned()
     }
@@ -252,6 +348,13 @@ pub enum PartnerError {
     PartnerAlreadySuspended,
     #[error("the partner is not suspended")]
     PartnerNotSuspended,
+    #[error("{email:?} is not an email address like name@example.com")]
+    InvalidEmail { email: String },
+    #[error("a referral click at {clicked_at} is after it was recorded at {recorded_at}")]
+    ReferralClickInTheFuture {
+        clicked_at: OffsetDateTime,
+        recorded_at: OffsetDateTime,
+    },
 }
 
 /// One partner, folded from its events.
@@ -264,6 +367,17 @@ pub struct Partner {
     requested_tier: Option<PartnerTier>,
     status: Option<PartnerStatus>,
     activated_leads: BTreeSet<String>,
+    /// Every referral recorded, once each.
+    #[serde(default)]
+    referrals: BTreeSet<RecordedReferral>,
+}
+
+/// A referral as the partner stream remembers it, to record each (email, click) once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct RecordedReferral {
+    lead_email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    clicked_at: OffsetDateTime,
 }
 
 impl Partner {
@@ -295,6 +409,15 @@ impl Partner {
     /// Distinct customers activated through this partner.
     pub fn activated_customers(&self) -> usize {
         self.activated_leads.len()
+    }
+
+    /// The referrals recorded for this partner, ordered by email then click.
+    pub fn referrals(&self) -> impl Iterator<Item = Referral> + '_ {
+        self.referrals.iter().map(|recorded| Referral {
+            partner_id: self.partner_id.clone(),
+            lead_email: recorded.lead_email.clone(),
+            clicked_at: recorded.clicked_at,
+        })
     }
 
     /// Decides what a command means for this partner, without changing it.
@@ -374,6 +497,11 @@ impl Partner {
                     reinstated_at: at,
                 }]
             }
+            PartnerCommand::RecordReferral {
+                lead_email,
+                clicked_at,
+                at,
+            } => self.record_referral(status, &lead_email, clicked_at, at)?,
         };
         Ok(events)
     }
@@ -464,6 +592,41 @@ impl Partner {
         }
         Ok(events)
     }
+
+    /// Records a referral click once. A repeat of a recorded (email, click) is accepted
+    /// with no event even after a suspension, so a redelivered webhook is not turned
+    /// into a failure by something that happened since its first delivery.
+    fn record_referral(
+        &self,
+        status: PartnerStatus,
+        lead_email: &str,
+        clicked_at: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<Vec<PartnerEvent>, PartnerError> {
+        let lead_email = normalize_lead_email(lead_email)?;
+        let recorded = RecordedReferral {
+            lead_email,
+            clicked_at,
+        };
+        if self.referrals.contains(&recorded) {
+            return Ok(Vec::new());
+        }
+        if status == PartnerStatus::Suspended {
+            return Err(PartnerError::PartnerIsSuspended);
+        }
+        if clicked_at > at {
+            return Err(PartnerError::ReferralClickInTheFuture {
+                clicked_at,
+                recorded_at: at,
+            });
+        }
+        Ok(vec![PartnerEvent::ReferralRecorded {
+            partner_id: self.partner_id.clone(),
+            lead_email: recorded.lead_email,
+            clicked_at,
+            recorded_at: at,
+        }])
+    }
 }
 
 /// The identity every application and enrollment must carry.
@@ -541,6 +704,16 @@ impl Aggregate for Partner {
             }
             PartnerEvent::PartnerSuspended { .. } => self.status = Some(PartnerStatus::Suspended),
             PartnerEvent::PartnerReinstated { .. } => self.status = Some(PartnerStatus::Active),
+            PartnerEvent::ReferralRecorded {
+                lead_email,
+                clicked_at,
+                ..
+            } => {
+                self.referrals.insert(RecordedReferral {
+                    lead_email,
+                    clicked_at,
+                });
+            }
         }
     }
 }
@@ -620,7 +793,7 @@ impl PartnerProgram {
         self.strategic_partners.iter().map(String::as_str)
     }
 
-    fn slots_taken(&self) -> u32 {
+    pub fn slots_taken(&self) -> u32 {
         u32::try_from(self.strategic_partners.len()).unwrap_or(u32::MAX)
     }
 

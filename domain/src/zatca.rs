@@ -81,15 +81,24 @@ pub fn phase1_qr(
     total_halalas: i64,
     vat_halalas: i64,
 ) -> Result<String, ZatcaError> {
-    let fields = [
-        (TAG_SELLER_NAME, seller_name.to_owned()),
-        (TAG_VAT_NUMBER, vat_number.to_owned()),
-        (TAG_TIMESTAMP, qr_timestamp(timestamp)?),
-        (TAG_TOTAL_WITH_VAT, Halalas(total_halalas).to_sar_string()),
-        (TAG_VAT_TOTAL, Halalas(vat_halalas).to_sar_string()),
-    ];
+    let timestamp = qr_timestamp(timestamp)?;
+    let total = Halalas(total_halalas).to_sar_string();
+    let vat = Halalas(vat_halalas).to_sar_string();
+    encode_tlv(&[
+        (TAG_SELLER_NAME, seller_name),
+        (TAG_VAT_NUMBER, vat_number),
+        (TAG_TIMESTAMP, &timestamp),
+        (TAG_TOTAL_WITH_VAT, &total),
+        (TAG_VAT_TOTAL, &vat),
+    ])
+}
+
+/// Encodes `(tag, value)` pairs as TLV (one tag byte, one byte of the value's UTF-8 length,
+/// the value) and base64. Values are taken exactly as given: what support staff type from a
+/// printed invoice must reproduce its code byte for byte.
+pub fn encode_tlv(fields: &[(u8, &str)]) -> Result<String, ZatcaError> {
     let mut tlv = Vec::new();
-    for (tag, value) in &fields {
+    for (tag, value) in fields {
         let length = u8::try_from(value.len()).map_err(|_| ZatcaError::QrValueTooLong {
             tag: *tag,
             length_bytes: value.len(),
@@ -239,6 +248,38 @@ mod tests {
         assert!(decode_qr("not base64!").is_err());
         assert!(decode_qr(&BASE64.encode([1u8, 5, b'a'])).is_err());
         assert!(decode_qr(&BASE64.encode([1u8])).is_err());
+    }
+
+    #[test]
+    fn a_published_ascii_vector_is_reproduced() {
+        // The example in Salla's ZATCA package documentation.
+        let qr = encode_tlv(&[
+            (TAG_SELLER_NAME, "Salla"),
+            (TAG_VAT_NUMBER, "1234567891"),
+            (TAG_TIMESTAMP, "2021-07-12T14:25:09Z"),
+            (TAG_TOTAL_WITH_VAT, "100.00"),
+            (TAG_VAT_TOTAL, "15.00"),
+        ])
+        .unwrap();
+        assert_eq!(
+            qr,
+            "AQVTYWxsYQIKMTIzNDU2Nzg5MQMUMjAyMS0wNy0xMlQxNDoyNTowOVoEBjEwMC4wMAUFMTUuMDA="
+        );
+    }
+
+    #[test]
+    fn a_published_arabic_vector_is_reproduced() {
+        // The Unicode fixture of the mrsool/zatca test suite: the seller name is five Arabic
+        // letters, ten UTF-8 bytes, and tag 1's length byte says 10.
+        let qr = encode_tlv(&[
+            (TAG_SELLER_NAME, "مرسول"),
+            (TAG_VAT_NUMBER, "310228833400003"),
+            (TAG_TIMESTAMP, "2021-10-20T19:29:32+03:00"),
+            (TAG_TOTAL_WITH_VAT, "115"),
+            (TAG_VAT_TOTAL, "15"),
+        ])
+        .unwrap();
+        assert_eq!(qr, "AQrZhdix2LPZiNmEAg8zMTAyMjg4MzM0MDAwMDMDGTIwMjEtMTAtMjBUMTk6Mjk6MzIrMDM6MDAEAzExNQUCMTU=");
     }
 
     #[test]

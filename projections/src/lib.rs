@@ -7,11 +7,17 @@
 //! past position or time into a scratch database ([`runtime::as_of`]).
 
 pub mod audit_log;
+pub mod commissions;
 pub mod crm_board;
 pub mod funnel;
+pub mod ledger;
+pub mod moyasar_invoices;
+pub mod payouts;
 pub mod process;
+pub mod reconciliation;
 pub mod revenue;
 pub mod runtime;
+pub mod statements;
 
 use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::{RecordedEvent, StoreError};
@@ -34,6 +40,9 @@ pub enum ProjectionError {
     Injected(&'static str),
     #[error("command failed: {0}")]
     Command(String),
+    /// An outside service (Moyasar's API) could not answer now; the step is retried later.
+    #[error("{0}")]
+    External(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
 }
@@ -63,6 +72,9 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(funnel::Funnel),
         std::sync::Arc::new(crm_board::CrmBoard),
         std::sync::Arc::new(revenue::Revenue),
+        std::sync::Arc::new(statements::Statements),
+        std::sync::Arc::new(ledger::Ledger),
+        std::sync::Arc::new(reconciliation::Reconciliation),
     ]
 }
 

@@ -9,7 +9,9 @@
 //! is written with idempotent statements for the same reason.
 //!
 //! A command the domain refuses is not retried: it is recorded in `process_rejections` (with
-//! the rule it broke) for finance to see, and the process manager moves on.
+//! the rule it broke) for finance to see, and the process manager moves on. A reaction that
+//! cannot finish now (an outside service such as Moyasar's API is down) returns an error
+//! instead: the runner retries the step later without moving the checkpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,27 +131,50 @@ where
         Err(CommandError::Rejected(rule)) => {
             let target = CommandHandler::<A>::stream_id(aggregate_id);
             tracing::info!(process, %target, reason = %rule, "process-manager command refused by the domain");
-            context
-                .db
-                .execute(
-                    "INSERT INTO process_rejections (process, command_id, position, event_type, target_stream, \
-                     reason, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, command_id) DO NOTHING",
-                    &[
-                        process.into(),
-                        command_id.to_string().into(),
-                        event.position.into(),
-                        event.event_type.as_str().into(),
-                        target.into(),
-                        rule.to_string().into(),
-                        unix_micros(now_micros()).into(),
-                    ],
-                )
-                .await?;
+            record_rejection(
+                context,
+                process,
+                event,
+                command_id,
+                &target,
+                &rule.to_string(),
+            )
+            .await?;
             Ok(None)
         }
         Err(CommandError::Store(error)) => Err(error.into()),
         Err(other) => Err(ProjectionError::Command(other.to_string())),
     }
+}
+
+/// Records in `process_rejections` that the command `command_id`, caused by `event` and aimed
+/// at `target_stream`, was refused for `reason` (by the domain, or by an outside service such
+/// as Moyasar), so it is not retried. Recording it again keeps the first record.
+pub async fn record_rejection(
+    context: &Context,
+    process: &'static str,
+    event: &RecordedEvent,
+    command_id: Uuid,
+    target_stream: &str,
+    reason: &str,
+) -> Result<(), ProjectionError> {
+    context
+        .db
+        .execute(
+            "INSERT INTO process_rejections (process, command_id, position, event_type, target_stream, \
+             reason, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, command_id) DO NOTHING",
+            &[
+                process.into(),
+                command_id.to_string().into(),
+                event.position.into(),
+                event.event_type.as_str().into(),
+                target_stream.into(),
+                reason.into(),
+                unix_micros(now_micros()).into(),
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Runs one process manager: tails the log from its checkpoint, reacts, moves the checkpoint.
@@ -265,14 +290,41 @@ impl ProcessRunner {
     }
 }
 
-/// Every process manager, in the order they are run.
+/// Every process manager with the default program configuration.
 pub fn process_managers() -> Vec<Arc<dyn ProcessManager>> {
-    vec![
+    process_managers_with(&crate::commissions::ProgramConfig::default())
+}
+
+/// Every process manager, in the order they are run, without the ones that call outside
+/// services.
+pub fn process_managers_with(
+    program: &crate::commissions::ProgramConfig,
+) -> Vec<Arc<dyn ProcessManager>> {
+    process_managers_configured(program, None)
+}
+
+/// Every process manager, in the order they are run; the Moyasar invoice creator
+/// ([`crate::moyasar_invoices::MoyasarInvoices`]) only when a Moyasar API client is configured.
+pub fn process_managers_configured(
+    program: &crate::commissions::ProgramConfig,
+    moyasar: Option<Arc<adapters::moyasar_api::MoyasarClient>>,
+) -> Vec<Arc<dyn ProcessManager>> {
+    let mut managers: Vec<Arc<dyn ProcessManager>> = vec![
         Arc::new(InvoicesFromAllocations),
         Arc::new(PaymentsToInvoices),
         Arc::new(LeadPaidOnInvoicePaid),
         Arc::new(PartnerActivations),
-    ]
+        Arc::new(crate::commissions::Commissions {
+            config: program.clone(),
+        }),
+        Arc::new(crate::payouts::PayoutsToCommissions),
+    ];
+    if let Some(client) = moyasar {
+        managers.push(Arc::new(crate::moyasar_invoices::MoyasarInvoices::new(
+            client,
+        )));
+    }
+    managers
 }
 
 /// Invoice paid -> lead marked paid.

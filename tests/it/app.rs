@@ -45,6 +45,14 @@ pub struct Answer {
 }
 
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    spawn_app_with(engine, |_| {}).await
+}
+
+/// [`spawn_app`] with the configuration changed by `configure` before the service starts.
+pub async fn spawn_app_with(
+    engine: Engine,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     if let Ok(filter) = std::env::var("REVLEDGER_TEST_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -52,14 +60,19 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
             .try_init();
     }
     let db = TestDb::new(engine).await?;
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         moyasar_secret_token: Some(Secret::new(MOYASAR_TOKEN)),
         calendly_signing_key: Some(Secret::new(CALENDLY_KEY)),
         partner_webhook_secrets: PARTNER_SECRETS.iter().map(|s| Secret::new(*s)).collect(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        program: projections::commissions::ProgramConfig {
+            payout_minimum_halalas: 10_000,
+            ..Default::default()
+        },
         ..Config::default()
     };
+    configure(&mut config);
     let service = Service::start(db.store.clone(), config)
         .await
         .expect("service starts");

@@ -373,3 +373,34 @@ async fn rebuild_reports_events_seconds_and_rate_and_verify_checks_the_seals() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn zatca_qr_prints_the_published_arabic_vector() {
+    let dir = temp_dir();
+    let output = revledger(&dir)
+        .args([
+            "zatca-qr",
+            "--seller-name",
+            "مرسول",
+            "--vat-number",
+            "310228833400003",
+            "--timestamp",
+            "2021-10-20T19:29:32+03:00",
+            "--total",
+            "115",
+            "--vat",
+            "15",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "AQrZhdix2LPZiNmEAg8zMTAyMjg4MzM0MDAwMDMDGTIwMjEtMTAtMjBUMTk6Mjk6MzIrMDM6MDAEAzExNQUCMTU="
+    );
+    assert!(
+        !dir.join("revledger.db").exists(),
+        "printing a QR touches no database"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -503,15 +503,7 @@ impl Generator {
             return false;
         }
         run_process_managers(&h).await;
-        if let Some(partner_id) = self.partner_of(lead_id).await {
-            self.commission(
-                &partner_id,
-                lead_id,
-                &invoice_id,
-                invoice.subtotal_halalas(),
-            )
-            .await;
-        }
+        self.commission(&invoice_id).await;
         if self.chance(12) {
             let partial = total / 2;
             let at = self.tick(24);
@@ -536,28 +528,15 @@ impl Generator {
         true
     }
 
-    async fn partner_of(&self, lead_id: &str) -> Option<String> {
-        let (lead, _) = self.handlers.leads.load_aggregate(lead_id).await.unwrap();
-        lead.partner_id().map(str::to_owned)
-    }
-
-    /// A commission's whole life, chosen at random.
-    async fn commission(&mut self, partner_id: &str, lead_id: &str, invoice_id: &str, base: i64) {
+    /// What finance does with the commission the process manager accrued for `invoice_id`.
+    async fn commission(&mut self, invoice_id: &str) {
         let h = self.handlers.clone();
-        let commission_id = format!("commission-{}", self.lead_number);
-        let at = self.tick(1);
-        let accrue = CommissionCommand::Accrue {
-            commission_id: commission_id.clone(),
-            partner_id: partner_id.to_owned(),
-            invoice_id: invoice_id.to_owned(),
-            lead_id: lead_id.to_owned(),
-            base_halalas: base,
-            rate_bps: 1000,
-            hold_days: 30,
-            at,
-        };
-        run(&h.commissions, &commission_id, accrue).await;
-        let after_hold = at + Span::days(31);
+        let commission_id = projections::commissions::commission_id_for(invoice_id);
+        let (commission, version) = h.commissions.load_aggregate(&commission_id).await.unwrap();
+        if version == 0 {
+            return;
+        }
+        let after_hold = commission.held_until().expect("accrued") + Span::days(1);
         match self.next() % 5 {
             0 => {
                 let reject = CommissionCommand::Reject {
@@ -575,15 +554,6 @@ impl Generator {
                     at: after_hold,
                 };
                 run(&h.commissions, &commission_id, adjust).await;
-            }
-            2 => {
-                let clawback = CommissionCommand::ClawBack {
-                    refund_id: format!("refund-{}", self.lead_number),
-                    refunded_base_halalas: base / 2,
-                    invoice_base_halalas: base,
-                    at: after_hold,
-                };
-                run(&h.commissions, &commission_id, clawback).await;
             }
             _ => {
                 run(

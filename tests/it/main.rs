@@ -5,12 +5,19 @@
 //! - [`store_contract`]: the event-store contract, run against both engines.
 //! - [`command_handler`]: load/decide/append with the cache, conflicts and idempotency.
 //! - [`cli`]: the `revledger` binary itself (serve, verify, events).
+//! - [`moyasar_api`]: creating Moyasar invoices against a local fake of Moyasar's API.
 
+mod api_routes;
 mod app;
 mod cli;
 mod command_handler;
+mod dashboard;
+mod finance;
+mod finance_api;
+mod finance_ledger;
 mod helpers;
 mod history;
+mod moyasar_api;
 mod projections;
 mod store_contract;
 mod webhooks;

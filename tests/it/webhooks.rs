@@ -501,7 +501,10 @@ async fn a_calendly_booking_from_an_unknown_email_captures_a_lead_with_its_utm_a
     let answer = app.post_calendly_webhook(&body, now_unix()).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     app.settle().await;
-    let lead_stream = answer.body["stream_id"].as_str().unwrap().to_owned();
+    let lead_stream = answer.body["stream_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no stream in {}", answer.text))
+        .to_owned();
     assert_eq!(
         types(app, &lead_stream).await,
         ["LeadCaptured", "DemoBooked"]

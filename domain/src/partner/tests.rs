@@ -596,3 +596,339 @@ fn partner_events_are_named_for_their_variant() {
     assert_eq!(slot_taken("p1", 1).event_type(), "StrategicSlotTaken");
     assert_eq!(suspended().event_version(), "1");
 }
+
+// --- referrals ------------------------------------------------------------------------------
+
+fn record_referral(lead_email: &str, clicked_at: OffsetDateTime) -> PartnerCommand {
+    PartnerCommand::RecordReferral {
+        lead_email: lead_email.into(),
+        clicked_at,
+        at: at(),
+    }
+}
+
+fn referral_recorded(lead_email: &str, clicked_at: OffsetDateTime) -> PartnerEvent {
+    PartnerEvent::ReferralRecorded {
+        partner_id: PARTNER.into(),
+        lead_email: lead_email.into(),
+        clicked_at,
+        recorded_at: at(),
+    }
+}
+
+fn an_hour_ago() -> OffsetDateTime {
+    at() - Duration::hours(1)
+}
+
+#[test]
+fn an_active_partner_records_a_referral_with_a_normalized_email() {
+    PartnerTest::with(())
+        .given(vec![enrolled(PartnerTier::Referral)])
+        .when(record_referral("  Sara@Example.SA ", an_hour_ago()))
+        .then_expect_events(vec![referral_recorded("sara@example.sa", an_hour_ago())]);
+}
+
+#[test]
+fn a_referral_clicked_at_the_moment_it_is_recorded_is_accepted() {
+    PartnerTest::with(())
+        .given(vec![enrolled(PartnerTier::Referral)])
+        .when(record_referral("sara@example.sa", at()))
+        .then_expect_events(vec![referral_recorded("sara@example.sa", at())]);
+}
+
+#[test]
+fn the_same_referral_recorded_twice_is_recorded_once() {
+    PartnerTest::with(())
+        .given(vec![
+            enrolled(PartnerTier::Referral),
+            referral_recorded("sara@example.sa", an_hour_ago()),
+        ])
+        .when(record_referral("SARA@example.sa", an_hour_ago()))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn the_same_email_clicking_again_later_is_another_referral() {
+    PartnerTest::with(())
+        .given(vec![
+            enrolled(PartnerTier::Referral),
+            referral_recorded("sara@example.sa", an_hour_ago() - Duration::days(2)),
+        ])
+        .when(record_referral("sara@example.sa", an_hour_ago()))
+        .then_expect_events(vec![referral_recorded("sara@example.sa", an_hour_ago())]);
+}
+
+#[test]
+fn a_referral_redelivered_after_a_suspension_is_still_recorded_once_without_error() {
+    PartnerTest::with(())
+        .given(vec![
+            enrolled(PartnerTier::Referral),
+            referral_recorded("sara@example.sa", an_hour_ago()),
+            suspended(),
+        ])
+        .when(record_referral("sara@example.sa", an_hour_ago()))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_suspended_partner_cannot_record_a_new_referral() {
+    PartnerTest::with(())
+        .given(vec![enrolled(PartnerTier::Referral), suspended()])
+        .when(record_referral("sara@example.sa", an_hour_ago()))
+        .then_expect_error(PartnerError::PartnerIsSuspended);
+}
+
+#[test]
+fn a_reinstated_partner_records_referrals_again() {
+    PartnerTest::with(())
+        .given(vec![
+            enrolled(PartnerTier::Referral),
+            suspended(),
+            PartnerEvent::PartnerReinstated {
+                partner_id: PARTNER.into(),
+                reinstated_at: at(),
+            },
+        ])
+        .when(record_referral("sara@example.sa", an_hour_ago()))
+        .then_expect_events(vec![referral_recorded("sara@example.sa", an_hour_ago())]);
+}
+
+#[test]
+fn an_applicant_or_an_unknown_partner_cannot_record_a_referral() {
+    for history in [vec![], vec![applied(PartnerTier::Referral)]] {
+        PartnerTest::with(())
+            .given(history)
+            .when(record_referral("sara@example.sa", an_hour_ago()))
+            .then_expect_error(PartnerError::PartnerNotEnrolled);
+    }
+}
+
+#[test]
+fn a_referral_without_a_valid_email_is_rejected() {
+    let too_long = format!("{}@example.sa", "a".repeat(MAX_EMAIL_LEN));
+    let invalid = [
+        "",
+        "   ",
+        "sara.example.sa",
+        "@example.sa",
+        "sara@",
+        "sara@@example.sa",
+        "sa ra@example.sa",
+        too_long.as_str(),
+    ];
+    for email in invalid {
+        PartnerTest::with(())
+            .given(vec![enrolled(PartnerTier::Referral)])
+            .when(record_referral(email, an_hour_ago()))
+            .then_expect_error(PartnerError::InvalidEmail {
+                email: email.into(),
+            });
+    }
+}
+
+#[test]
+fn a_referral_clicked_after_it_was_recorded_is_rejected() {
+    let clicked_at = at() + Duration::seconds(1);
+    PartnerTest::with(())
+        .given(vec![enrolled(PartnerTier::Referral)])
+        .when(record_referral("sara@example.sa", clicked_at))
+        .then_expect_error(PartnerError::ReferralClickInTheFuture {
+            clicked_at,
+            recorded_at: at(),
+        });
+}
+
+#[test]
+fn a_partner_remembers_its_referrals() {
+    let mut partner = Partner::default();
+    partner.apply(enrolled(PartnerTier::Referral));
+    partner.apply(referral_recorded("sara@example.sa", an_hour_ago()));
+    partner.apply(referral_recorded("sara@example.sa", an_hour_ago()));
+    let referrals: Vec<Referral> = partner.referrals().collect();
+    assert_eq!(
+        referrals,
+        vec![Referral {
+            partner_id: PARTNER.into(),
+            lead_email: "sara@example.sa".into(),
+            clicked_at: an_hour_ago(),
+        }]
+    );
+    let json = serde_json::to_value(&partner).unwrap();
+    let back: Partner = serde_json::from_value(json).unwrap();
+    assert_eq!(back, partner);
+}
+
+#[test]
+fn a_recorded_referral_is_a_flat_snake_case_object() {
+    let event = referral_recorded("sara@example.sa", an_hour_ago());
+    assert_eq!(event.event_type(), "ReferralRecorded");
+    assert_eq!(event.event_version(), "1");
+    let json = serde_json::to_value(&event).unwrap();
+    let body = &json["ReferralRecorded"];
+    assert_eq!(body["lead_email"], "sara@example.sa");
+    assert_eq!(body["clicked_at"], "2025-03-01T09:00:00Z");
+    assert_eq!(body["recorded_at"], "2025-03-01T10:00:00Z");
+    let back: PartnerEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, event);
+}
+
+// --- choosing among referrals -----------------------------------------------------------
+
+fn referral(partner_id: &str, clicked_at: OffsetDateTime) -> Referral {
+    Referral {
+        partner_id: partner_id.into(),
+        lead_email: "sara@example.sa".into(),
+        clicked_at,
+    }
+}
+
+fn click_day(days: i64) -> OffsetDateTime {
+    datetime!(2025-03-01 10:00 UTC) + Duration::days(days)
+}
+
+fn attributed_partner(
+    referrals: &[Referral],
+    captured_at: OffsetDateTime,
+    model: AttributionModel,
+) -> Option<&str> {
+    attribute(referrals, captured_at, model).map(|referral| referral.partner_id.as_str())
+}
+
+#[test]
+fn first_touch_is_the_default_attribution_model() {
+    assert_eq!(AttributionModel::default(), AttributionModel::FirstTouch);
+    assert_eq!(
+        serde_json::to_value(AttributionModel::LastTouch).unwrap(),
+        "last_touch"
+    );
+}
+
+#[test]
+fn first_touch_gives_the_lead_to_the_earliest_click_in_the_window() {
+    let referrals = [
+        referral("p-late", click_day(5)),
+        referral("p-early", click_day(1)),
+        referral("p-middle", click_day(3)),
+    ];
+    let captured_at = click_day(10);
+    assert_eq!(
+        attributed_partner(&referrals, captured_at, AttributionModel::FirstTouch),
+        Some("p-early")
+    );
+}
+
+#[test]
+fn last_touch_gives_the_lead_to_the_latest_click_before_the_capture() {
+    let referrals = [
+        referral("p-late", click_day(5)),
+        referral("p-early", click_day(1)),
+        referral("p-after-capture", click_day(11)),
+    ];
+    let captured_at = click_day(10);
+    assert_eq!(
+        attributed_partner(&referrals, captured_at, AttributionModel::LastTouch),
+        Some("p-late")
+    );
+}
+
+#[test]
+fn a_click_on_day_thirty_attributes_and_a_click_on_day_thirty_one_does_not() {
+    let captured_at = click_day(31);
+    let day_thirty = [referral("p-30", click_day(1))];
+    let day_thirty_one = [referral("p-31", click_day(0))];
+    let late_on_day_thirty = [referral("p-30-late", click_day(0) + Duration::seconds(1))];
+    for model in [AttributionModel::FirstTouch, AttributionModel::LastTouch] {
+        assert_eq!(
+            attributed_partner(&day_thirty, captured_at, model),
+            Some("p-30")
+        );
+        assert_eq!(
+            attributed_partner(&late_on_day_thirty, captured_at, model),
+            Some("p-30-late")
+        );
+        assert_eq!(
+            attributed_partner(&day_thirty_one, captured_at, model),
+            None
+        );
+    }
+}
+
+#[test]
+fn first_touch_skips_an_earlier_click_that_fell_out_of_the_window() {
+    let referrals = [
+        referral("p-expired", click_day(0)),
+        referral("p-in-window", click_day(2)),
+    ];
+    assert_eq!(
+        attributed_partner(&referrals, click_day(31), AttributionModel::FirstTouch),
+        Some("p-in-window")
+    );
+}
+
+#[test]
+fn a_lead_with_no_referral_in_the_window_is_attributed_to_no_one() {
+    let captured_at = click_day(10);
+    assert_eq!(
+        attributed_partner(&[], captured_at, AttributionModel::FirstTouch),
+        None
+    );
+    let only_after = [referral("p1", click_day(10) + Duration::seconds(1))];
+    assert_eq!(
+        attributed_partner(&only_after, captured_at, AttributionModel::LastTouch),
+        None
+    );
+}
+
+#[test]
+fn clicks_at_the_same_instant_go_to_the_lowest_partner_id_whatever_the_order() {
+    let clicked_at = click_day(1);
+    let forward = [referral("p-a", clicked_at), referral("p-b", clicked_at)];
+    let backward = [referral("p-b", clicked_at), referral("p-a", clicked_at)];
+    for model in [AttributionModel::FirstTouch, AttributionModel::LastTouch] {
+        for referrals in [&forward, &backward] {
+            assert_eq!(
+                attributed_partner(referrals, click_day(2), model),
+                Some("p-a")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lead_email_is_normalized_for_matching() {
+    assert_eq!(
+        normalize_lead_email(" Sara@Example.SA\n").unwrap(),
+        "sara@example.sa"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn attribution_never_depends_on_the_order_of_referrals(
+        clicks in proptest::collection::vec((0u8..4, 0i64..40), 0..8),
+        captured_day in 0i64..45,
+        last_touch in proptest::bool::ANY,
+    ) {
+        let model = if last_touch { AttributionModel::LastTouch } else { AttributionModel::FirstTouch };
+        let referrals: Vec<Referral> = clicks
+            .iter()
+            .map(|(partner, day)| referral(&format!("p{partner}"), click_day(*day)))
+            .collect();
+        let mut reversed = referrals.clone();
+        reversed.reverse();
+        let captured_at = click_day(captured_day);
+        let chosen = attribute(&referrals, captured_at, model);
+        proptest::prop_assert_eq!(chosen, attribute(&reversed, captured_at, model));
+        if let Some(chosen) = chosen {
+            proptest::prop_assert!(attributes(chosen.clicked_at, captured_at));
+            for other in referrals.iter().filter(|r| attributes(r.clicked_at, captured_at)) {
+                match model {
+                    AttributionModel::FirstTouch => proptest::prop_assert!(chosen.clicked_at <= other.clicked_at),
+                    AttributionModel::LastTouch => proptest::prop_assert!(chosen.clicked_at >= other.clicked_at),
+                }
+            }
+        } else {
+            proptest::prop_assert!(referrals.iter().all(|r| !attributes(r.clicked_at, captured_at)));
+        }
+    }
+}

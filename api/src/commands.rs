@@ -1,0 +1,799 @@
+//! Command routes: leads (the sales area), invoices and partner enrollment (the finance area).
+//!
+//! Every route authenticates and checks the role first (so a caller without the right learns
+//! nothing about ids or bodies), then parses the body, then runs the command under
+//! [`finance::idempotent`]: the same `Idempotency-Key` with the same body gets the first answer
+//! again, with another body 422. Ids the server makes up (a lead's, an invoice's, a partner's)
+//! are derived from the Idempotency-Key when there is one, so a retry after a lost answer lands
+//! on the same aggregate and its command id is recognised by the store.
+//!
+//! Times are the server's clock ([`adapters::clock::now_micros`]) except where the time is
+//! business data the caller knows (a demo's `scheduled_for`).
+//!
+//! Each answer carries the resulting stream version and global position (see
+//! [`finance::command_answer`]); pass the position as `after_position` to a query to read
+//! your own write.
+
+use adapters::command::{CommandEnvelope, CommandHandler, CommandOutcome};
+use adapters::services::{change_partner_tier, TierChangeError};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use domain::invoice::{Customer, Invoice, InvoiceCommand, InvoiceLine, IssueInvoice};
+use domain::lead::{ArchiveReason, FollowUpChannel, Lead, LeadCommand, LeadEvent, Utm};
+use domain::partner::{
+    Partner, PartnerCommand, PartnerTier, MAX_STRATEGIC_PARTNERS, PARTNER_PROGRAM_ID,
+};
+use domain::plan::Plan;
+use domain::sequence::SequenceCommand;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{authenticate, Area, Principal};
+use crate::finance::{command_answer, command_error, command_id, idempotent, metadata, parse_body};
+use crate::{ApiError, AppState};
+
+/// Days an invoice is payable when the request does not say.
+pub const DEFAULT_DUE_DAYS: i64 = 14;
+
+/// The longest payment term accepted: a year covers every plan's billing period with room.
+pub const MAX_DUE_DAYS: i64 = 365;
+
+/// Most lines one invoice may carry. Invoices here sell a plan or a handful of services; the
+/// bound keeps one allocation (which stores the whole document) small.
+pub const MAX_INVOICE_LINES: usize = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/leads", post(capture_lead))
+        .route("/api/leads/{id}/{action}", post(lead_action))
+        .route("/api/invoices", post(create_invoice))
+        .route("/api/invoices/{id}/cancel", post(cancel_invoice))
+        .route("/api/partners", post(enroll_partner))
+}
+
+/// The principal, allowed to change `area`.
+async fn changer(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Principal, ApiError> {
+    let principal = authenticate(state, headers).await?;
+    principal.require_change(area)?;
+    Ok(principal)
+}
+
+/// An id the server assigns: derived from the request's command id when the request carries
+/// an Idempotency-Key (so a retry names the same aggregate), a fresh time-ordered one otherwise.
+fn assigned_id(headers: &HeaderMap, command_id: Uuid) -> String {
+    if headers.contains_key("idempotency-key") {
+        command_id.to_string()
+    } else {
+        Uuid::now_v7().to_string()
+    }
+}
+
+/// Parses a command body. NUL characters are refused anywhere in it: PostgreSQL stores
+/// neither text nor JSONB with one, and no name, email or note needs one.
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let value: Value = parse_body(body)?;
+    if let Some(field) = field_with_nul(&value, "body") {
+        return Err(bad_field(
+            &field,
+            format!("{field} contains a NUL character"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|error| ApiError::BadRequest {
+        code: "invalid_body",
+        detail: format!("the JSON body is not what this command takes: {error}"),
+        field: None,
+    })
+}
+
+/// The first field (a dotted path) holding a string with a NUL character.
+fn field_with_nul(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| field_with_nul(item, &format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+            if name.contains('\0') {
+                Some(at.to_owned())
+            } else {
+                field_with_nul(item, &format!("{at}.{name}"))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// 400 when a path or query parameter holds a NUL character (see [`parse`]).
+pub(crate) fn reject_nul(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(bad_field(
+            field,
+            format!("{field} contains a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+/// A body that may be empty (commands that need nothing but their path).
+fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("no {what} {id}"))
+}
+
+fn bad_field(field: &str, detail: String) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_field",
+        detail,
+        field: Some(field.to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leads
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureRequest {
+    lead_id: Option<String>,
+    name: String,
+    company: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    source: String,
+    partner_id: Option<String>,
+    utm: Option<Utm>,
+    owner: Option<String>,
+}
+
+/// `POST /api/leads`: capture a lead (201).
+async fn capture_lead(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Sales).await?;
+    let request: CaptureRequest = parse(&body)?;
+    let id = command_id(&principal, &headers);
+    let lead_id = match request.lead_id {
+        Some(lead_id) if lead_id.trim().is_empty() => {
+            return Err(bad_field("lead_id", "lead_id must not be empty".into()))
+        }
+        Some(lead_id) => lead_id,
+        None => assigned_id(&headers, id),
+    };
+    let envelope = CommandEnvelope {
+        aggregate_id: lead_id.clone(),
+        command_id: id,
+        command: LeadCommand::Capture {
+            lead_id: lead_id.clone(),
+            name: request.name,
+            company: request.company,
+            email: request.email,
+            phone: request.phone,
+            source: request.source,
+            partner_id: request.partner_id,
+            utm: request.utm,
+            owner: request.owner,
+            at: adapters::clock::now_micros(),
+        },
+        metadata: metadata(&principal, &headers),
+        inbox: None,
+    };
+    idempotent(
+        &state,
+        &principal,
+        &headers,
+        "POST /api/leads",
+        &body,
+        || async {
+            let outcome = state
+                .handlers
+                .leads
+                .execute(envelope)
+                .await
+                .map_err(command_error)?;
+            Ok((StatusCode::CREATED, with_id("lead_id", &lead_id, &outcome)))
+        },
+    )
+    .await
+}
+
+/// The body of every lead action; each action reads the fields it needs.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LeadActionRequest {
+    booking_id: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    scheduled_for: Option<OffsetDateTime>,
+    plan: Option<Plan>,
+    /// `cold` or `lost` when archiving; why, when canceling a demo.
+    reason: Option<String>,
+    note: Option<String>,
+    rescheduled: Option<bool>,
+    channel: Option<FollowUpChannel>,
+    responded: Option<bool>,
+}
+
+fn required<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::BadRequest {
+        code: "missing_field",
+        detail: format!("{action} needs the field {field:?}"),
+        field: Some(field.to_owned()),
+    })
+}
+
+/// The lead command an action path and body ask for.
+fn lead_command(
+    action: &str,
+    request: LeadActionRequest,
+    at: OffsetDateTime,
+) -> Result<LeadCommand, ApiError> {
+    Ok(match action {
+        "qualify" => LeadCommand::Qualify { at },
+        "book-demo" => LeadCommand::BookDemo {
+            booking_id: required(request.booking_id, "booking_id", action)?,
+            scheduled_for: required(request.scheduled_for, "scheduled_for", action)?,
+            at,
+        },
+        "cancel-demo" => LeadCommand::CancelDemo {
+            booking_id: required(request.booking_id, "booking_id", action)?,
+            reason: request.reason.unwrap_or_default(),
+            rescheduled: request.rescheduled.unwrap_or(false),
+            at,
+        },
+        "no-show" => LeadCommand::RecordNoShow {
+            booking_id: required(request.booking_id, "booking_id", action)?,
+            at,
+        },
+        "proposal" => LeadCommand::SendProposal {
+            plan: required(request.plan, "plan", action)?,
+            at,
+        },
+        "onboard" => LeadCommand::StartOnboarding { at },
+        "activate" => LeadCommand::Activate { at },
+        "archive" => {
+            let reason = match required(request.reason, "reason", action)?.as_str() {
+                "cold" => ArchiveReason::Cold,
+                "lost" => ArchiveReason::Lost {
+                    note: request.note.unwrap_or_default(),
+                },
+                other => {
+                    return Err(bad_field(
+                        "reason",
+                        format!("archive reason {other:?} is neither \"cold\" nor \"lost\""),
+                    ))
+                }
+            };
+            LeadCommand::Archive { reason, at }
+        }
+        "reopen" => LeadCommand::Reopen { at },
+        "follow-ups" => LeadCommand::LogFollowUp {
+            channel: required(request.channel, "channel", action)?,
+            note: request.note.unwrap_or_default(),
+            responded: request.responded.unwrap_or(false),
+            at,
+        },
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no lead action {other:?}: use qualify, book-demo, cancel-demo, no-show, \
+                 proposal, onboard, activate, archive, reopen or follow-ups"
+            )))
+        }
+    })
+}
+
+/// `POST /api/leads/{id}/{action}`: move a lead through the funnel or log a follow-up.
+async fn lead_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((lead_id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Sales).await?;
+    reject_nul("lead id", &lead_id)?;
+    reject_nul("action", &action)?;
+    let request: LeadActionRequest = parse_optional_body(&body)?;
+    let command = lead_command(&action, request, adapters::clock::now_micros())?;
+    let status = if action == "follow-ups" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let envelope = CommandEnvelope {
+        aggregate_id: lead_id.clone(),
+        command_id: command_id(&principal, &headers),
+        command,
+        metadata: metadata(&principal, &headers),
+        inbox: None,
+    };
+    let path = format!("POST /api/leads/{lead_id}/{action}");
+    idempotent(&state, &principal, &headers, &path, &body, || async {
+        require_existing(&state.handlers.leads, &lead_id, "lead").await?;
+        let outcome = state
+            .handlers
+            .leads
+            .execute(envelope)
+            .await
+            .map_err(command_error)?;
+        Ok((status, with_id("lead_id", &lead_id, &outcome)))
+    })
+    .await
+}
+
+/// 404 unless the aggregate has at least one event.
+async fn require_existing<A>(
+    handler: &CommandHandler<A>,
+    id: &str,
+    what: &str,
+) -> Result<A, ApiError>
+where
+    A: cqrs_es::Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let (aggregate, version) = handler.load_aggregate(id).await.map_err(command_error)?;
+    if version == 0 {
+        return Err(not_found(what, id));
+    }
+    Ok(aggregate)
+}
+
+/// The command answer with the aggregate's id in front.
+fn with_id(name: &str, id: &str, outcome: &CommandOutcome) -> Value {
+    let mut answer = command_answer(outcome);
+    answer[name] = Value::from(id);
+    answer
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invoices
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineRequest {
+    description: String,
+    quantity: u32,
+    unit_price_halalas: i64,
+    plan: Option<Plan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvoiceRequest {
+    lead_id: String,
+    plan: Option<Plan>,
+    lines: Option<Vec<LineRequest>>,
+    customer_name: Option<String>,
+    due_days: Option<i64>,
+    moyasar_invoice_id: Option<String>,
+}
+
+impl InvoiceRequest {
+    fn lines(&self) -> Result<Vec<InvoiceLine>, ApiError> {
+        match (&self.plan, &self.lines) {
+            (Some(plan), None) => Ok(vec![InvoiceLine {
+                description: format!("{} plan, one month", plan.as_str()),
+                quantity: 1,
+                unit_price_halalas: plan.price_halalas(),
+                plan: Some(*plan),
+            }]),
+            (None, Some(lines)) if lines.len() > MAX_INVOICE_LINES => Err(bad_field(
+                "lines",
+                format!(
+                    "{} lines; an invoice carries at most {MAX_INVOICE_LINES}",
+                    lines.len()
+                ),
+            )),
+            (None, Some(lines)) => Ok(lines
+                .iter()
+                .map(|line| InvoiceLine {
+                    description: line.description.clone(),
+                    quantity: line.quantity,
+                    unit_price_halalas: line.unit_price_halalas,
+                    plan: line.plan,
+                })
+                .collect()),
+            _ => Err(ApiError::BadRequest {
+                code: "missing_field",
+                detail: "an invoice takes either \"plan\" or \"lines\" (one of them)".into(),
+                field: Some("plan".into()),
+            }),
+        }
+    }
+
+    fn due_days(&self) -> Result<i64, ApiError> {
+        let days = self.due_days.unwrap_or(DEFAULT_DUE_DAYS);
+        if (0..=MAX_DUE_DAYS).contains(&days) {
+            Ok(days)
+        } else {
+            Err(bad_field(
+                "due_days",
+                format!("due_days {days} is outside 0..={MAX_DUE_DAYS}"),
+            ))
+        }
+    }
+}
+
+/// The name a customer is billed under when the request gives none: the captured lead's
+/// company, else its name (from the lead's first event, so it never waits for a projection).
+async fn captured_customer_name(state: &AppState, lead_id: &str) -> Result<String, ApiError> {
+    let stream = CommandHandler::<Lead>::stream_id(lead_id);
+    let first = state.store.read_stream(&stream, 1, 1).await?;
+    let captured = first
+        .first()
+        .map(adapters::command::decode_event::<Lead>)
+        .transpose()
+        .map_err(command_error)?;
+    match captured {
+        Some(LeadEvent::LeadCaptured { company, name, .. }) => Ok(company
+            .filter(|company| !company.trim().is_empty())
+            .unwrap_or(name)),
+        _ => Err(not_found("lead", lead_id)),
+    }
+}
+
+/// `POST /api/invoices`: allocate the next place in the seller's ZATCA chain, then issue the
+/// invoice there (201). The issue runs under the command id the invoice-issuer process
+/// manager would use, so an allocation is turned into its invoice exactly once whoever gets
+/// there first.
+async fn create_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Finance).await?;
+    let request: InvoiceRequest = parse(&body)?;
+    let lines = request.lines()?;
+    let due_days = request.due_days()?;
+    let id = command_id(&principal, &headers);
+    let invoice_id = assigned_id(&headers, id);
+    idempotent(
+        &state,
+        &principal,
+        &headers,
+        "POST /api/invoices",
+        &body,
+        || async {
+            require_existing(&state.handlers.leads, &request.lead_id, "lead").await?;
+            let name = match request.customer_name.clone() {
+                Some(name) => name,
+                None => captured_customer_name(&state, &request.lead_id).await?,
+            };
+            let issued_at = adapters::clock::now_micros();
+            let issue = IssueInvoice {
+                invoice_id: invoice_id.clone(),
+                customer: Customer {
+                    lead_id: request.lead_id.clone(),
+                    name,
+                },
+                lines,
+                issued_at,
+                due_at: issued_at + time::Duration::days(due_days),
+                seller: state.config.seller.clone(),
+                moyasar_invoice_id: request.moyasar_invoice_id.clone(),
+            };
+            let outcome = issue_through_sequence(&state, &principal, &headers, id, issue).await?;
+            let (invoice, _) = state
+                .handlers
+                .invoices
+                .load_aggregate(&invoice_id)
+                .await
+                .map_err(command_error)?;
+            let mut answer = invoice_view(&invoice);
+            for (key, value) in command_answer(&outcome).as_object().into_iter().flatten() {
+                answer[key] = value.clone();
+            }
+            Ok((StatusCode::CREATED, answer))
+        },
+    )
+    .await
+}
+
+/// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH.
+/// A repeat of an allocation already made (same invoice id) skips straight to the invoice.
+async fn issue_through_sequence(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    command_id: Uuid,
+    issue: IssueInvoice,
+) -> Result<CommandOutcome, ApiError> {
+    let handlers = &state.handlers;
+    let vat_number = issue.seller.vat_number.clone();
+    let invoice_id = issue.invoice_id.clone();
+    let (sequence, _) = handlers
+        .sequences
+        .load_aggregate(&vat_number)
+        .await
+        .map_err(command_error)?;
+    if sequence.allocation(&invoice_id).is_some() {
+        // An earlier attempt with this Idempotency-Key allocated it; the invoice issuer (or
+        // that attempt) issues it from the allocation.
+        let (invoice, version) = handlers
+            .invoices
+            .load_aggregate(&invoice_id)
+            .await
+            .map_err(command_error)?;
+        if version == 0 || invoice.status().is_none() {
+            return Err(ApiError::Conflict(format!(
+                "invoice {invoice_id} is allocated and being issued; retry"
+            )));
+        }
+        let original = state
+            .store
+            .find_command(projections::process::issue_command_id(&invoice_id))
+            .await?;
+        return Ok(CommandOutcome {
+            stream_id: CommandHandler::<Invoice>::stream_id(&invoice_id),
+            version,
+            first_position: original.as_ref().map(|o| o.first_position),
+            last_position: original.as_ref().map(|o| o.last_position),
+            events_appended: 0,
+            replayed: true,
+        });
+    }
+    handlers
+        .sequences
+        .execute(CommandEnvelope {
+            aggregate_id: vat_number.clone(),
+            command_id,
+            command: SequenceCommand::AllocateInvoice {
+                issue: issue.clone(),
+            },
+            metadata: metadata(principal, headers),
+            inbox: None,
+        })
+        .await
+        .map_err(command_error)?;
+    let (sequence, _) = handlers
+        .sequences
+        .load_aggregate(&vat_number)
+        .await
+        .map_err(command_error)?;
+    let (icv, previous_invoice_hash, _) = sequence
+        .allocation(&invoice_id)
+        .ok_or_else(|| ApiError::internal(format!("{invoice_id} was not allocated")))?;
+    let command = issue.into_command(icv, previous_invoice_hash.to_owned());
+    handlers
+        .invoices
+        .execute(CommandEnvelope {
+            aggregate_id: invoice_id.clone(),
+            command_id: projections::process::issue_command_id(&invoice_id),
+            command,
+            metadata: metadata(principal, headers),
+            inbox: None,
+        })
+        .await
+        .map_err(command_error)
+}
+
+/// What an invoice is now: the API's one view of it.
+pub fn invoice_view(invoice: &Invoice) -> Value {
+    json!({
+        "invoice_id": invoice.invoice_id(),
+        "lead_id": invoice.lead_id(),
+        "status": invoice.status(),
+        "currency": "SAR",
+        "subtotal_halalas": invoice.subtotal_halalas(),
+        "vat_halalas": invoice.vat_halalas(),
+        "total_halalas": invoice.total_halalas(),
+        "paid_halalas": invoice.paid_halalas(),
+        "refunded_halalas": invoice.refunded_halalas(),
+        "outstanding_halalas": invoice.outstanding_halalas(),
+        "due_at": invoice.due_at().and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
+        "icv": invoice.icv(),
+        "invoice_hash": invoice.invoice_hash(),
+        "qr_code": invoice.qr_code(),
+        "moyasar_invoice_id": invoice.moyasar_invoice_id(),
+        "payment_url": invoice.payment_url(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    reason: String,
+}
+
+/// `POST /api/invoices/{id}/cancel`: withdraw an unpaid invoice.
+async fn cancel_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(invoice_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Finance).await?;
+    reject_nul("invoice id", &invoice_id)?;
+    let request: CancelRequest = parse(&body)?;
+    let envelope = CommandEnvelope {
+        aggregate_id: invoice_id.clone(),
+        command_id: command_id(&principal, &headers),
+        command: InvoiceCommand::Cancel {
+            reason: request.reason,
+            at: adapters::clock::now_micros(),
+        },
+        metadata: metadata(&principal, &headers),
+        inbox: None,
+    };
+    let path = format!("POST /api/invoices/{invoice_id}/cancel");
+    idempotent(&state, &principal, &headers, &path, &body, || async {
+        require_existing(&state.handlers.invoices, &invoice_id, "invoice").await?;
+        let outcome = state
+            .handlers
+            .invoices
+            .execute(envelope)
+            .await
+            .map_err(command_error)?;
+        Ok((StatusCode::OK, with_id("invoice_id", &invoice_id, &outcome)))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partners
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollRequest {
+    partner_id: Option<String>,
+    name: String,
+    email: String,
+    #[serde(default = "referral")]
+    tier: PartnerTier,
+}
+
+fn referral() -> PartnerTier {
+    PartnerTier::Referral
+}
+
+/// `POST /api/partners`: enroll a partner (201). A Strategic partner is enrolled as Referral
+/// and then promoted through the program's slots, so the limit of
+/// [`MAX_STRATEGIC_PARTNERS`] holds however the partner arrives.
+async fn enroll_partner(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Finance).await?;
+    let request: EnrollRequest = parse(&body)?;
+    let id = command_id(&principal, &headers);
+    let partner_id = match request.partner_id.clone() {
+        Some(partner_id) if partner_id.trim().is_empty() => {
+            return Err(bad_field(
+                "partner_id",
+                "partner_id must not be empty".into(),
+            ))
+        }
+        Some(partner_id) => partner_id,
+        None => assigned_id(&headers, id),
+    };
+    idempotent(
+        &state,
+        &principal,
+        &headers,
+        "POST /api/partners",
+        &body,
+        || async {
+            let strategic = request.tier == PartnerTier::Strategic;
+            if strategic {
+                require_strategic_slot(&state).await?;
+            }
+            let enroll_tier = if strategic {
+                PartnerTier::Referral
+            } else {
+                request.tier
+            };
+            let at = adapters::clock::now_micros();
+            let mut outcome = state
+                .handlers
+                .partners
+                .execute(CommandEnvelope {
+                    aggregate_id: partner_id.clone(),
+                    command_id: id,
+                    command: PartnerCommand::Enroll {
+                        partner_id: partner_id.clone(),
+                        name: request.name.clone(),
+                        email: request.email.clone(),
+                        tier: enroll_tier,
+                        at,
+                    },
+                    metadata: metadata(&principal, &headers),
+                    inbox: None,
+                })
+                .await
+                .map_err(command_error)?;
+            if strategic {
+                outcome =
+                    promote_to_strategic(&state, &principal, &headers, &partner_id, id, at).await?;
+            }
+            let mut answer = with_id("partner_id", &partner_id, &outcome);
+            answer["tier"] = json!(request.tier);
+            Ok((StatusCode::CREATED, answer))
+        },
+    )
+    .await
+}
+
+/// 422 when every Strategic slot is taken (checked again, atomically, by the promotion).
+async fn require_strategic_slot(state: &AppState) -> Result<(), ApiError> {
+    let (program, _) = state
+        .handlers
+        .partner_program
+        .load_aggregate(PARTNER_PROGRAM_ID)
+        .await
+        .map_err(command_error)?;
+    if program.slots_taken() >= MAX_STRATEGIC_PARTNERS {
+        return Err(ApiError::Unprocessable {
+            code: "rejected",
+            detail: format!(
+                "all {MAX_STRATEGIC_PARTNERS} Strategic slots are taken; enroll at another tier"
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn promote_to_strategic(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    partner_id: &str,
+    enroll_command_id: Uuid,
+    at: OffsetDateTime,
+) -> Result<CommandOutcome, ApiError> {
+    let (partner, _): (Partner, u64) = state
+        .handlers
+        .partners
+        .load_aggregate(partner_id)
+        .await
+        .map_err(command_error)?;
+    let promotion_id = Uuid::new_v5(
+        &adapters::inbox::INBOX_NAMESPACE,
+        format!("{enroll_command_id}:strategic").as_bytes(),
+    );
+    if partner.tier() == Some(PartnerTier::Strategic) {
+        // A retry of an enrollment whose promotion already happened.
+        if let Some(original) = state.store.find_command(promotion_id).await? {
+            return Ok(CommandOutcome {
+                stream_id: original.stream_id,
+                version: original.last_version,
+                first_position: Some(original.first_position),
+                last_position: Some(original.last_position),
+                events_appended: original.last_version - original.first_version + 1,
+                replayed: true,
+            });
+        }
+    }
+    change_partner_tier(
+        &state.handlers,
+        partner_id,
+        PartnerTier::Strategic,
+        "enrolled as a Strategic partner",
+        at,
+        promotion_id,
+        metadata(principal, headers),
+    )
+    .await
+    .map_err(|error| match error {
+        TierChangeError::Program(e) => ApiError::Unprocessable {
+            code: "rejected",
+            detail: format!("{e}; partner {partner_id} stays enrolled as Referral"),
+        },
+        TierChangeError::Partner(e) => command_error(e),
+    })
+}

@@ -1,0 +1,835 @@
+//! Query routes: one lead, invoice or partner; the funnel, the CRM board and its follow-ups, the
+//! audit trail, revenue; and the auditor's feed (a stream's stored events, the whole log as
+//! NDJSON, chain verification, projection lag).
+//!
+//! Every read-model route accepts:
+//! - `as_of=<position|RFC 3339 time>`: the read model computed over the log up to then, in a
+//!   scratch database ([`crate::finance::read_db`]); the aggregate routes fold their stream up
+//!   to the same moment.
+//! - `after_position=N`: read-your-writes. The route waits, at most [`READ_YOUR_WRITES_WAIT`],
+//!   until the projection it reads has applied every event up to position N (the position a
+//!   command answered with), else answers 202 `{"status": "pending", "lag": …}`.
+//!
+//! Lists are paginated: `limit` (default [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]) and
+//! the `cursor` a page returned as `next_cursor` (`null` on the last page). A cursor past the
+//! end gives an empty page.
+
+use std::time::Duration;
+
+use adapters::command::{decode_event, CommandHandler};
+use adapters::sql::{SqlRow, SqlValue};
+use adapters::store::{Checkpoint, RecordedEvent, MAX_READ_BATCH};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cqrs_es::Aggregate;
+use domain::invoice::Invoice;
+use domain::lead::LeadStage;
+use domain::partner::Partner;
+use projections::AsOf;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::auth::{authenticate, Area, Principal, Role};
+use crate::commands::reject_nul;
+use crate::finance::{command_error, read_db};
+use crate::{ApiError, AppState};
+
+/// Rows in a page when the request does not say.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+
+/// Most rows one page returns: a page is one indexed range read and one JSON body of tens of
+/// KiB at most.
+pub const MAX_PAGE_SIZE: i64 = 200;
+
+/// How long `after_position` waits for a projection before answering 202. Projections apply a
+/// batch in milliseconds; two seconds behind means a backlog the caller should see, not wait on.
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a read-your-writes wait looks at the projection's checkpoint again.
+const READ_YOUR_WRITES_POLL: Duration = Duration::from_millis(10);
+
+/// Events the NDJSON feed sends when the request gives no `limit`.
+pub const DEFAULT_FEED_EVENTS: u64 = 10_000;
+
+/// Most events one feed request sends; a reader continues with `after=` its last position.
+pub const MAX_FEED_EVENTS: u64 = 1_000_000;
+
+/// Events read from the store per feed chunk: memory per request stays bounded by one batch.
+pub const FEED_BATCH: usize = 1_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/leads/{id}", get(lead))
+        .route("/api/invoices/{id}", get(invoice))
+        .route("/api/partners/{id}", get(partner))
+        .route("/api/funnel", get(funnel))
+        .route("/api/crm/board", get(crm_board))
+        .route("/api/crm/follow-ups", get(follow_ups))
+        .route("/api/audit", get(audit))
+        .route("/api/revenue", get(revenue))
+        .route("/api/streams/{stream_id}/events", get(stream_events))
+        .route("/api/events", get(event_feed))
+        .route("/api/verify", get(verify))
+        .route("/api/projections", get(projections_lag))
+}
+
+/// The query parameters every read accepts, plus the filters of the lists.
+#[derive(Deserialize, Default)]
+pub struct ReadQuery {
+    as_of: Option<String>,
+    after_position: Option<i64>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+    stage: Option<String>,
+    due_before: Option<String>,
+    stream: Option<String>,
+    actor: Option<String>,
+    event_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl ReadQuery {
+    /// 400 when any text parameter holds a NUL character.
+    fn check_text(&self) -> Result<(), ApiError> {
+        for (field, value) in [
+            ("as_of", &self.as_of),
+            ("cursor", &self.cursor),
+            ("stage", &self.stage),
+            ("due_before", &self.due_before),
+            ("stream", &self.stream),
+            ("actor", &self.actor),
+            ("event_type", &self.event_type),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(value) = value {
+                reject_nul(field, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn as_of(&self) -> Result<Option<AsOf>, ApiError> {
+        self.as_of
+            .as_deref()
+            .map(|text| {
+                AsOf::parse(text).map_err(|detail| ApiError::BadRequest {
+                    code: "invalid_as_of",
+                    detail,
+                    field: Some("as_of".into()),
+                })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<i64, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if (1..=MAX_PAGE_SIZE).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(bad_param(
+                "limit",
+                format!("limit {limit} is outside 1..={MAX_PAGE_SIZE}"),
+            ))
+        }
+    }
+}
+
+fn bad_param(field: &str, detail: String) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_parameter",
+        detail,
+        field: Some(field.to_owned()),
+    }
+}
+
+fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+        bad_param(
+            field,
+            format!("{field} {text:?} is not an RFC 3339 time: {e}"),
+        )
+    })
+}
+
+async fn reader(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Principal, ApiError> {
+    let principal = authenticate(state, headers).await?;
+    principal.require_read(area)?;
+    Ok(principal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-your-writes
+
+/// Whether projection `name` has applied every committed event at or below `position`.
+async fn has_applied(state: &AppState, name: &str, position: i64) -> Result<bool, ApiError> {
+    let projector = state
+        .projector(name)
+        .ok_or_else(|| ApiError::internal(format!("no projector {name}")))?;
+    let (checkpoint, _) = projector.checkpoint().await?;
+    let db = state.store.sql();
+    if db.engine() != "postgres" {
+        // One writer: position order is commit order, so the checkpoint says it all.
+        return Ok(checkpoint.position >= position);
+    }
+    if state.store.head_position().await? < position {
+        return Ok(false);
+    }
+    // The log is applied in (transaction id, position) order: N is applied when no committed
+    // event at or below N lies after the checkpoint.
+    let row = db
+        .fetch_optional(
+            "SELECT COUNT(*) FROM events WHERE position <= ? \
+             AND (transaction_id, position) > (?::text::xid8, ?)",
+            &[
+                position.into(),
+                checkpoint.transaction_id.to_string().into(),
+                checkpoint.position.into(),
+            ],
+        )
+        .await?;
+    Ok(row.map_or(Ok(0), |row| row.i64(0))? == 0)
+}
+
+/// `None` when the read may go ahead; the 202 answer when projection `name` has not reached
+/// `after_position` within [`READ_YOUR_WRITES_WAIT`].
+async fn pending(
+    state: &AppState,
+    name: &str,
+    after_position: Option<i64>,
+) -> Result<Option<Response>, ApiError> {
+    let Some(position) = after_position else {
+        return Ok(None);
+    };
+    let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
+    loop {
+        if has_applied(state, name, position).await? {
+            return Ok(None);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(READ_YOUR_WRITES_POLL).await;
+    }
+    let lag = match state.projector(name) {
+        Some(projector) => serde_json::to_value(projector.lag().await?).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    Ok(Some(
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "pending",
+                "projection": name,
+                "after_position": position,
+                "lag": lag,
+            })),
+        )
+            .into_response(),
+    ))
+}
+
+/// The aggregate `id` now, or folded from its stream up to `as_of`; 404 when it has no events
+/// (by then).
+async fn aggregate<A>(
+    state: &AppState,
+    handler: &CommandHandler<A>,
+    id: &str,
+    as_of: Option<AsOf>,
+    what: &str,
+) -> Result<(A, u64), ApiError>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let (aggregate, version) = match as_of {
+        None => handler.load_aggregate(id).await.map_err(command_error)?,
+        Some(moment) => aggregate_as_of::<A>(state, id, moment).await?,
+    };
+    if version == 0 {
+        return Err(ApiError::NotFound(format!("no {what} {id}")));
+    }
+    Ok((aggregate, version))
+}
+
+fn included(moment: AsOf, event: &RecordedEvent) -> bool {
+    match moment {
+        AsOf::Position(position) => event.position <= position,
+        AsOf::Time(at) => event.recorded_at <= at,
+    }
+}
+
+async fn aggregate_as_of<A>(state: &AppState, id: &str, moment: AsOf) -> Result<(A, u64), ApiError>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let stream_id = CommandHandler::<A>::stream_id(id);
+    let mut aggregate = A::default();
+    let mut version = 0;
+    loop {
+        let batch = state
+            .store
+            .read_stream(&stream_id, version + 1, MAX_READ_BATCH)
+            .await?;
+        let full = batch.len() == MAX_READ_BATCH;
+        // A stream's versions are appended one transaction after another, so its positions
+        // and times rise with the version: the first event past the moment ends the fold.
+        for event in batch {
+            if !included(moment, &event) {
+                return Ok((aggregate, version));
+            }
+            aggregate.apply(decode_event::<A>(&event).map_err(command_error)?);
+            version = event.version;
+        }
+        if !full {
+            return Ok((aggregate, version));
+        }
+    }
+}
+
+fn rfc3339(at: Option<OffsetDateTime>) -> Value {
+    at.and_then(|at| at.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One lead, invoice, partner
+
+const BOARD_COLUMNS: &str = "lead_id, name, company, email, phone, source, partner_id, owner, \
+     stage, captured_at_us, last_contact_at_us, follow_ups_since_response, \
+     next_follow_up_due_us, archived_reason";
+
+fn board_row(row: &SqlRow) -> Result<Value, ApiError> {
+    Ok(json!({
+        "lead_id": row.text(0)?,
+        "name": row.text(1)?,
+        "company": row.opt_text(2)?,
+        "email": row.opt_text(3)?,
+        "phone": row.opt_text(4)?,
+        "source": row.text(5)?,
+        "partner_id": row.opt_text(6)?,
+        "owner": row.opt_text(7)?,
+        "stage": row.text(8)?,
+        "captured_at": projections::rfc3339(row.i64(9)?),
+        "last_contact_at": projections::rfc3339(row.i64(10)?),
+        "follow_ups_since_response": row.i64(11)?,
+        "next_follow_up_due": row.opt_i64(12)?.map(projections::rfc3339),
+        "archived_reason": row.opt_text(13)?,
+    }))
+}
+
+/// `GET /api/leads/{id}`: the CRM board's row with the lead aggregate's own state.
+async fn lead(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(lead_id): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Sales).await?;
+    query.check_text()?;
+    reject_nul("lead id", &lead_id)?;
+    let as_of = query.as_of()?;
+    if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
+        return Ok(answer);
+    }
+    let (lead, version) = aggregate(&state, &state.handlers.leads, &lead_id, as_of, "lead").await?;
+    let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
+    let board = db
+        .fetch_optional(
+            &format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE lead_id = ?"),
+            &[lead_id.as_str().into()],
+        )
+        .await?
+        .as_ref()
+        .map(board_row)
+        .transpose()?;
+    Ok(Json(json!({
+        "lead_id": lead_id,
+        "stage": lead.stage(),
+        "version": version,
+        "partner_id": lead.partner_id(),
+        "demo_booking_id": lead.demo_booking_id(),
+        "proposed_plan": lead.proposed_plan(),
+        "invoice_id": lead.invoice_id(),
+        "follow_ups_since_response": lead.follow_ups_since_response(),
+        "next_follow_up_due": rfc3339(lead.next_follow_up_due()),
+        "board": board,
+    }))
+    .into_response())
+}
+
+/// `GET /api/invoices/{id}`: the invoice aggregate (always current: it is read from its
+/// stream, so `after_position` never has to wait).
+async fn invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(invoice_id): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Finance).await?;
+    query.check_text()?;
+    reject_nul("invoice id", &invoice_id)?;
+    let as_of = query.as_of()?;
+    let (invoice, version): (Invoice, u64) = aggregate(
+        &state,
+        &state.handlers.invoices,
+        &invoice_id,
+        as_of,
+        "invoice",
+    )
+    .await?;
+    let mut view = crate::commands::invoice_view(&invoice);
+    view["version"] = version.into();
+    Ok(Json(view).into_response())
+}
+
+/// `GET /api/partners/{id}`: the partner aggregate; a partner token sees only its own.
+async fn partner(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(partner_id): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers)
+        .await?
+        .require_partner(&partner_id)?;
+    query.check_text()?;
+    reject_nul("partner id", &partner_id)?;
+    let as_of = query.as_of()?;
+    let (partner, version): (Partner, u64) = aggregate(
+        &state,
+        &state.handlers.partners,
+        &partner_id,
+        as_of,
+        "partner",
+    )
+    .await?;
+    let tier = partner.tier();
+    Ok(Json(json!({
+        "partner_id": partner_id,
+        "version": version,
+        "status": partner.status(),
+        "tier": tier,
+        "requested_tier": partner.requested_tier(),
+        "commission_rate_bps": tier.map(|t| t.commission_rate_bps()),
+        "revenue_share_bps": tier.map(|t| t.revenue_share_bps()),
+        "activated_customers": partner.activated_customers(),
+        "referrals": partner.referrals().count(),
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read models
+
+/// A whole read model as its projection renders it.
+async fn rendered(state: &AppState, name: &str, query: &ReadQuery) -> Result<Response, ApiError> {
+    query.as_of()?;
+    if let Some(answer) = pending(state, name, query.after_position).await? {
+        return Ok(answer);
+    }
+    let db = read_db(state, name, query.as_of.as_deref()).await?;
+    let model = projections::read_model(name)?;
+    Ok(Json(model.render(&db).await?).into_response())
+}
+
+/// `GET /api/funnel`.
+async fn funnel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Sales).await?;
+    query.check_text()?;
+    rendered(&state, "funnel", &query).await
+}
+
+/// `GET /api/revenue`: MRR, ARPU, plan mix, pilot conversion.
+async fn revenue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Finance).await?;
+    query.check_text()?;
+    rendered(&state, "revenue", &query).await
+}
+
+/// One page of rows and where the next starts.
+fn page(items: Vec<Value>, limit: i64, next: Option<String>) -> Value {
+    let more = items.len() as i64 > limit;
+    let items: Vec<Value> = items.into_iter().take(limit as usize).collect();
+    json!({
+        "items": items,
+        "next_cursor": if more { next } else { None },
+    })
+}
+
+/// `GET /api/crm/board?stage=&cursor=&limit=`: leads ordered by id.
+async fn crm_board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Sales).await?;
+    query.check_text()?;
+    let limit = query.limit()?;
+    query.as_of()?;
+    let mut sql = format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE 1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(stage) = &query.stage {
+        let stage: LeadStage = serde_json::from_value(Value::String(stage.clone()))
+            .map_err(|_| {
+                bad_param(
+                    "stage",
+                    format!("no stage {stage:?}: use new, qualified, demo_booked, proposal, paid, onboarding, active or archived"),
+                )
+            })?;
+        sql.push_str(" AND stage = ?");
+        params.push(stage.as_str().into());
+    }
+    if let Some(cursor) = &query.cursor {
+        sql.push_str(" AND lead_id > ?");
+        params.push(cursor.as_str().into());
+    }
+    sql.push_str(" ORDER BY lead_id LIMIT ?");
+    params.push((limit + 1).into());
+    if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
+        return Ok(answer);
+    }
+    let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
+    let rows = db.fetch_all(&sql, &params).await?;
+    let items = rows.iter().map(board_row).collect::<Result<Vec<_>, _>>()?;
+    let next = rows
+        .get(limit as usize - 1)
+        .map(|row| row.text(0))
+        .transpose()?;
+    Ok(Json(page(items, limit, next)).into_response())
+}
+
+/// A follow-up cursor: `<due microseconds>:<lead id>`.
+fn follow_up_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
+    cursor
+        .split_once(':')
+        .and_then(|(due, lead)| Some((due.parse().ok()?, lead.to_owned())))
+        .ok_or_else(|| {
+            bad_param(
+                "cursor",
+                format!("{cursor:?} is not a cursor this list gave"),
+            )
+        })
+}
+
+/// `GET /api/crm/follow-ups?due_before=`: leads whose next follow-up is due (by now, or by
+/// `due_before`), soonest first.
+async fn follow_ups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Sales).await?;
+    query.check_text()?;
+    let limit = query.limit()?;
+    query.as_of()?;
+    let due_before = match &query.due_before {
+        Some(text) => parse_time("due_before", text)?,
+        None => adapters::clock::now_micros(),
+    };
+    let mut sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM crm_board \
+         WHERE next_follow_up_due_us IS NOT NULL AND next_follow_up_due_us <= ?"
+    );
+    let mut params: Vec<SqlValue> = vec![adapters::clock::unix_micros(due_before).into()];
+    if let Some(cursor) = &query.cursor {
+        let (due_us, lead_id) = follow_up_cursor(cursor)?;
+        sql.push_str(
+            " AND (next_follow_up_due_us > ? OR (next_follow_up_due_us = ? AND lead_id > ?))",
+        );
+        params.extend([due_us.into(), due_us.into(), lead_id.into()]);
+    }
+    sql.push_str(" ORDER BY next_follow_up_due_us, lead_id LIMIT ?");
+    params.push((limit + 1).into());
+    if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
+        return Ok(answer);
+    }
+    let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
+    let rows = db.fetch_all(&sql, &params).await?;
+    let items = rows.iter().map(board_row).collect::<Result<Vec<_>, _>>()?;
+    let next = rows
+        .get(limit as usize - 1)
+        .map(|row| -> Result<String, ApiError> { Ok(format!("{}:{}", row.i64(12)?, row.text(0)?)) })
+        .transpose()?;
+    let mut answer = page(items, limit, next);
+    answer["due_before"] = rfc3339(Some(due_before));
+    Ok(Json(answer).into_response())
+}
+
+const AUDIT_COLUMNS: &str = "seq, position, event_id, stream_id, stream_type, version, \
+     event_type, actor, command_id, correlation_id, causation_id, request_id, delivery_id, \
+     source, recorded_at_us, event_hash, running_hash";
+
+fn audit_row(row: &SqlRow) -> Result<Value, ApiError> {
+    Ok(json!({
+        "seq": row.i64(0)?,
+        "position": row.i64(1)?,
+        "event_id": row.text(2)?,
+        "stream_id": row.text(3)?,
+        "stream_type": row.text(4)?,
+        "version": row.i64(5)?,
+        "event_type": row.text(6)?,
+        "actor": row.opt_text(7)?,
+        "command_id": row.opt_text(8)?,
+        "correlation_id": row.opt_text(9)?,
+        "causation_id": row.opt_text(10)?,
+        "request_id": row.opt_text(11)?,
+        "delivery_id": row.opt_text(12)?,
+        "source": row.opt_text(13)?,
+        "recorded_at": projections::rfc3339(row.i64(14)?),
+        "event_hash": row.text(15)?,
+        "running_hash": row.text(16)?,
+    }))
+}
+
+/// `GET /api/audit?stream=&actor=&event_type=&from=&to=&cursor=&limit=`: the audit trail
+/// in the order the audit projection saw it (`seq`), oldest first.
+async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Audit).await?;
+    query.check_text()?;
+    let limit = query.limit()?;
+    query.as_of()?;
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    for (column, value) in [
+        ("stream_id", &query.stream),
+        ("actor", &query.actor),
+        ("event_type", &query.event_type),
+    ] {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            params.push(value.as_str().into());
+        }
+    }
+    if let Some(from) = &query.from {
+        sql.push_str(" AND recorded_at_us >= ?");
+        params.push(adapters::clock::unix_micros(parse_time("from", from)?).into());
+    }
+    if let Some(to) = &query.to {
+        sql.push_str(" AND recorded_at_us <= ?");
+        params.push(adapters::clock::unix_micros(parse_time("to", to)?).into());
+    }
+    if let Some(cursor) = &query.cursor {
+        let seq: i64 = cursor.parse().map_err(|_| {
+            bad_param(
+                "cursor",
+                format!("{cursor:?} is not an audit sequence number"),
+            )
+        })?;
+        sql.push_str(" AND seq > ?");
+        params.push(seq.into());
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?");
+    params.push((limit + 1).into());
+    if let Some(answer) = pending(&state, "audit_log", query.after_position).await? {
+        return Ok(answer);
+    }
+    let db = read_db(&state, "audit_log", query.as_of.as_deref()).await?;
+    let rows = db.fetch_all(&sql, &params).await?;
+    let items = rows.iter().map(audit_row).collect::<Result<Vec<_>, _>>()?;
+    let next = rows
+        .get(limit as usize - 1)
+        .map(|row| row.i64(0).map(|seq| seq.to_string()))
+        .transpose()?;
+    Ok(Json(page(items, limit, next)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The auditor's feed
+
+/// `GET /api/streams/{stream_id}/events?cursor=<version>&limit=`: a stream's events as
+/// stored, with their hashes, in version order.
+async fn stream_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(stream_id): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Audit).await?;
+    query.check_text()?;
+    reject_nul("stream id", &stream_id)?;
+    let limit = query.limit()?;
+    let after_version: u64 = match &query.cursor {
+        Some(cursor) => cursor
+            .parse()
+            .map_err(|_| bad_param("cursor", format!("{cursor:?} is not a stream version")))?,
+        None => 0,
+    };
+    if state.store.read_stream(&stream_id, 1, 1).await?.is_empty() {
+        return Err(ApiError::NotFound(format!("no stream {stream_id}")));
+    }
+    let events = state
+        .store
+        .read_stream(
+            &stream_id,
+            after_version.saturating_add(1),
+            limit as usize + 1,
+        )
+        .await?;
+    let next = events
+        .get(limit as usize - 1)
+        .map(|event| event.version.to_string());
+    let items = events
+        .iter()
+        .map(|event| serde_json::to_value(event).map_err(ApiError::internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut answer = page(items, limit, next);
+    answer["stream_id"] = stream_id.into();
+    Ok(Json(answer).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    after: Option<i64>,
+    limit: Option<u64>,
+}
+
+/// Where the feed reads next and how much it may still send.
+struct Feed {
+    store: std::sync::Arc<dyn adapters::store::EventStore>,
+    checkpoint: Checkpoint,
+    after: i64,
+    remaining: u64,
+}
+
+impl Feed {
+    /// The next non-empty chunk of NDJSON lines, or `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, adapters::store::StoreError> {
+        while self.remaining > 0 {
+            let batch = self
+                .store
+                .read_committed(self.checkpoint, FEED_BATCH)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(None);
+            };
+            self.checkpoint = Checkpoint::after(last);
+            let mut chunk = Vec::new();
+            for event in batch.iter().filter(|event| event.position > self.after) {
+                if self.remaining == 0 {
+                    break;
+                }
+                serde_json::to_writer(&mut chunk, event).map_err(|e| {
+                    adapters::store::StoreError::Corrupt {
+                        position: event.position,
+                        reason: e.to_string(),
+                    }
+                })?;
+                chunk.push(b'\n');
+                self.remaining -= 1;
+            }
+            if !chunk.is_empty() {
+                return Ok(Some(Bytes::from(chunk)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `GET /api/events?after=<position>&limit=`: every committed event after `after`, in commit
+/// order, one JSON object per line, streamed batch by batch.
+async fn event_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Audit).await?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(bad_param("after", format!("after {after} is negative")));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_FEED_EVENTS);
+    if !(1..=MAX_FEED_EVENTS).contains(&limit) {
+        return Err(bad_param(
+            "limit",
+            format!("limit {limit} is outside 1..={MAX_FEED_EVENTS}"),
+        ));
+    }
+    // On SQLite position order is commit order, so reading can start right after `after`;
+    // on PostgreSQL commit order differs from position order, so it starts at the beginning
+    // and skips what is at or below `after`.
+    let checkpoint = match state.store.engine() {
+        "sqlite" => Checkpoint {
+            transaction_id: 0,
+            position: after,
+        },
+        _ => Checkpoint::START,
+    };
+    let feed = Feed {
+        store: state.store.clone(),
+        checkpoint,
+        after,
+        remaining: limit,
+    };
+    let stream = futures_util::stream::unfold(Some(feed), |feed| async move {
+        let mut feed = feed?;
+        match feed.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(feed))),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!(%error, "the event feed stopped");
+                Some((Err(std::io::Error::other(error.to_string())), None))
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `GET /api/verify`: every stream's hash chain and the audit trail's running hash and seals.
+async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    reader(&state, &headers, Area::Audit).await?;
+    let chains = adapters::store::verify(state.store.as_ref()).await?;
+    let seals =
+        projections::audit_log::verify_seals(state.store.as_ref(), &state.store.sql()).await?;
+    let intact = chains.is_intact() && seals.first_break.is_none();
+    Ok(Json(json!({
+        "status": if intact { "intact" } else { "broken" },
+        "intact": intact,
+        "chains": chains,
+        "audit": seals,
+    }))
+    .into_response())
+}
+
+/// `GET /api/projections`: each projection's checkpoint and lag (any staff role: the
+/// dashboard shows it to everyone who reads a projection).
+async fn projections_lag(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    if principal.role == Role::Partner {
+        return Err(ApiError::Forbidden(
+            "the partner role cannot read this".into(),
+        ));
+    }
+    let mut lags = Vec::with_capacity(state.projectors.len());
+    for projector in state.projectors.iter() {
+        lags.push(serde_json::to_value(projector.lag().await?).map_err(ApiError::internal)?);
+    }
+    Ok(Json(json!({"projections": lags})).into_response())
+}

@@ -1,0 +1,412 @@
+//! Partner statements: per partner per month, the opening balance, what was accrued, rejected,
+//! adjusted, clawed back and paid out, and the closing balance, each line traceable to the
+//! event that caused it. Also each commission's standing (`partner_commissions`), which payout
+//! batches are built from.
+//!
+//! The balance is what we owe the partner: accruals and positive adjustments raise it;
+//! rejections, clawbacks (negative entries, also after a payout: then the balance goes below
+//! what is approved and the difference is carried against the next payout) and payouts lower it.
+//! A payout that nets a carried clawback shows it as a `carried` line that recovers it.
+
+use adapters::sql::{SqlDb, SqlTx};
+use adapters::store::RecordedEvent;
+use async_trait::async_trait;
+use domain::commission::CommissionEvent;
+use domain::payout::PayoutEvent;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::{decode, micros, rfc3339, Projection, ProjectionError};
+
+pub struct Statements;
+
+/// The most partners `render` lists.
+pub const MAX_PARTNERS_RENDERED: i64 = 500;
+
+fn month(at: OffsetDateTime) -> String {
+    format!("{:04}-{:02}", at.year(), u8::from(at.month()))
+}
+
+struct Line<'a> {
+    partner_id: &'a str,
+    commission_id: &'a str,
+    kind: &'static str,
+    amount_halalas: i64,
+    at: OffsetDateTime,
+    reference: Option<&'a str>,
+}
+
+async fn add_line(
+    tx: &mut SqlTx,
+    event: &RecordedEvent,
+    line: Line<'_>,
+) -> Result<(), ProjectionError> {
+    tx.execute(
+        "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
+         occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            event.event_id.to_string().into(),
+            line.partner_id.into(),
+            month(line.at).into(),
+            event.position.into(),
+            line.commission_id.into(),
+            line.kind.into(),
+            line.amount_halalas.into(),
+            micros(line.at).into(),
+            line.reference.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A payout that nets clawbacks made after an earlier payout: each carried amount is recovered
+/// (the partner's debt is settled by paying that much less), which the statement shows as a
+/// `carried` line, and the commission no longer carries it.
+async fn apply_payout(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    let PayoutEvent::PayoutCreated {
+        payout_id,
+        partner_id,
+        carried,
+        created_at,
+        ..
+    } = decode::<PayoutEvent>(event)?
+    else {
+        return Ok(());
+    };
+    for (index, item) in carried.iter().enumerate() {
+        update_commission(
+            tx,
+            &item.commission_id,
+            "carried_halalas = carried_halalas - ?",
+            vec![item.amount_halalas.into()],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
+             occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, 'carried', ?, ?, ?)",
+            &[
+                format!("{}:{index}", event.event_id).into(),
+                partner_id.as_str().into(),
+                month(created_at).into(),
+                event.position.into(),
+                item.commission_id.as_str().into(),
+                (-item.amount_halalas).into(),
+                micros(created_at).into(),
+                payout_id.as_str().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn update_commission(
+    tx: &mut SqlTx,
+    commission_id: &str,
+    set: &str,
+    params: Vec<adapters::sql::SqlValue>,
+) -> Result<(), ProjectionError> {
+    let mut params = params;
+    params.push(commission_id.into());
+    tx.execute(
+        &format!("UPDATE partner_commissions SET {set} WHERE commission_id = ?"),
+        &params,
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projection for Statements {
+    fn name(&self) -> &'static str {
+        "partner_statements"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["statement_lines", "partner_commissions"]
+    }
+
+    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if event.event_type == "PayoutCreated" {
+            return apply_payout(tx, event).await;
+        }
+        if event.stream_type != "commission" {
+            return Ok(());
+        }
+        match decode::<CommissionEvent>(event)? {
+            CommissionEvent::CommissionAccrued {
+                commission_id,
+                partner_id,
+                invoice_id,
+                lead_id,
+                amount_halalas,
+                held_until,
+                accrued_at,
+                ..
+            } => {
+                tx.execute(
+                    "INSERT INTO partner_commissions (commission_id, partner_id, invoice_id, lead_id, status, \
+                     accrued_halalas, net_halalas, held_until_us, payout_id, carried_halalas) \
+                     VALUES (?, ?, ?, ?, 'held', ?, ?, ?, NULL, 0)",
+                    &[
+                        commission_id.as_str().into(),
+                        partner_id.as_str().into(),
+                        invoice_id.as_str().into(),
+                        lead_id.into(),
+                        amount_halalas.into(),
+                        amount_halalas.into(),
+                        micros(held_until).into(),
+                    ],
+                )
+                .await?;
+                let line = Line {
+                    partner_id: &partner_id,
+                    commission_id: &commission_id,
+                    kind: "accrued",
+                    amount_halalas,
+                    at: accrued_at,
+                    reference: Some(&invoice_id),
+                };
+                add_line(tx, event, line).await?;
+            }
+            CommissionEvent::CommissionApproved { commission_id, .. } => {
+                update_commission(tx, &commission_id, "status = 'approved'", vec![]).await?;
+            }
+            CommissionEvent::CommissionRejected {
+                commission_id,
+                partner_id,
+                amount_halalas,
+                rejected_at,
+                reason,
+                ..
+            } => {
+                update_commission(
+                    tx,
+                    &commission_id,
+                    "status = 'rejected', net_halalas = 0",
+                    vec![],
+                )
+                .await?;
+                let line = Line {
+                    partner_id: &partner_id,
+                    commission_id: &commission_id,
+                    kind: "rejected",
+                    amount_halalas: -amount_halalas,
+                    at: rejected_at,
+                    reference: Some(&reason),
+                };
+                add_line(tx, event, line).await?;
+            }
+            CommissionEvent::CommissionAdjusted {
+                commission_id,
+                partner_id,
+                amount_halalas,
+                adjusted_at,
+                reason,
+                ..
+            } => {
+                update_commission(
+                    tx,
+                    &commission_id,
+                    "net_halalas = net_halalas + ?",
+                    vec![amount_halalas.into()],
+                )
+                .await?;
+                let line = Line {
+                    partner_id: &partner_id,
+                    commission_id: &commission_id,
+                    kind: "adjusted",
+                    amount_halalas,
+                    at: adjusted_at,
+                    reference: Some(&reason),
+                };
+                add_line(tx, event, line).await?;
+            }
+            CommissionEvent::CommissionClawedBack {
+                commission_id,
+                partner_id,
+                refund_id,
+                amount_halalas,
+                after_payout,
+                clawed_back_at,
+                ..
+            } => {
+                let carried = if after_payout { amount_halalas } else { 0 };
+                update_commission(
+                    tx,
+                    &commission_id,
+                    "net_halalas = net_halalas + ?, carried_halalas = carried_halalas + ?",
+                    vec![amount_halalas.into(), carried.into()],
+                )
+                .await?;
+                let line = Line {
+                    partner_id: &partner_id,
+                    commission_id: &commission_id,
+                    kind: "clawed_back",
+                    amount_halalas,
+                    at: clawed_back_at,
+                    reference: Some(&refund_id),
+                };
+                add_line(tx, event, line).await?;
+            }
+            CommissionEvent::CommissionPaidOut {
+                commission_id,
+                partner_id,
+                payout_id,
+                amount_halalas,
+                paid_out_at,
+            } => {
+                update_commission(
+                    tx,
+                    &commission_id,
+                    "status = 'paid_out', payout_id = ?",
+                    vec![payout_id.as_str().into()],
+                )
+                .await?;
+                let line = Line {
+                    partner_id: &partner_id,
+                    commission_id: &commission_id,
+                    kind: "paid_out",
+                    amount_halalas: -amount_halalas,
+                    at: paid_out_at,
+                    reference: Some(&payout_id),
+                };
+                add_line(tx, event, line).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
+        let rows = db
+            .fetch_all(
+                "SELECT partner_id, CAST(SUM(amount_halalas) AS BIGINT), COUNT(*) FROM statement_lines \
+                 GROUP BY partner_id ORDER BY partner_id LIMIT ?",
+                &[MAX_PARTNERS_RENDERED.into()],
+            )
+            .await?;
+        let partners = rows
+            .iter()
+            .map(|row| Ok(json!({"partner_id": row.text(0)?, "balance_halalas": row.i64(1)?, "lines": row.i64(2)?})))
+            .collect::<Result<Vec<Value>, ProjectionError>>()?;
+        Ok(json!({"partners": partners}))
+    }
+}
+
+/// One partner's statement for one month (`YYYY-MM`).
+pub async fn statement(
+    db: &SqlDb,
+    partner_id: &str,
+    month: &str,
+) -> Result<Value, ProjectionError> {
+    let opening: i64 = db
+        .fetch_optional(
+            "SELECT CAST(COALESCE(SUM(amount_halalas), 0) AS BIGINT) FROM statement_lines WHERE partner_id = ? AND month < ?",
+            &[partner_id.into(), month.into()],
+        )
+        .await?
+        .map_or(Ok(0), |row| row.i64(0))?;
+    let rows = db
+        .fetch_all(
+            "SELECT kind, amount_halalas, commission_id, event_id, position, occurred_at_us, reference \
+             FROM statement_lines WHERE partner_id = ? AND month = ? ORDER BY occurred_at_us, position",
+            &[partner_id.into(), month.into()],
+        )
+        .await?;
+    let mut totals = std::collections::BTreeMap::from([
+        ("accrued", 0i64),
+        ("rejected", 0),
+        ("adjusted", 0),
+        ("clawed_back", 0),
+        ("paid_out", 0),
+        ("carried", 0),
+    ]);
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut balance = opening;
+    for row in &rows {
+        let kind = row.text(0)?;
+        let amount = row.i64(1)?;
+        balance += amount;
+        if let Some(total) = totals.get_mut(kind.as_str()) {
+            *total += amount;
+        }
+        lines.push(json!({
+            "kind": kind,
+            "amount_halalas": amount,
+            "balance_halalas": balance,
+            "commission_id": row.text(2)?,
+            "event_id": row.text(3)?,
+            "position": row.i64(4)?,
+            "occurred_at": rfc3339(row.i64(5)?),
+            "reference": row.opt_text(6)?,
+        }));
+    }
+    Ok(json!({
+        "partner_id": partner_id,
+        "month": month,
+        "currency": "SAR",
+        "opening_balance_halalas": opening,
+        "accrued_halalas": totals["accrued"],
+        "rejected_halalas": totals["rejected"],
+        "adjusted_halalas": totals["adjusted"],
+        "clawed_back_halalas": totals["clawed_back"],
+        "paid_out_halalas": totals["paid_out"],
+        "carried_halalas": totals["carried"],
+        "closing_balance_halalas": balance,
+        "lines": lines,
+    }))
+}
+
+/// The statement as CSV: one row per line, then the summary rows.
+pub fn statement_csv(statement: &Value) -> String {
+    let mut out = String::from("occurred_at,kind,commission_id,reference,amount_halalas,balance_halalas,event_id,position\n");
+    let field = |value: &Value| -> String {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        if text.contains([',', '"', '\n']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    };
+    if let Some(lines) = statement["lines"].as_array() {
+        for line in lines {
+            let cells: Vec<String> = [
+                "occurred_at",
+                "kind",
+                "commission_id",
+                "reference",
+                "amount_halalas",
+                "balance_halalas",
+                "event_id",
+                "position",
+            ]
+            .iter()
+            .map(|key| field(&line[*key]))
+            .collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+    }
+    for key in [
+        "opening_balance_halalas",
+        "accrued_halalas",
+        "rejected_halalas",
+        "adjusted_halalas",
+        "clawed_back_halalas",
+        "paid_out_halalas",
+        "carried_halalas",
+        "closing_balance_halalas",
+    ] {
+        out.push_str(&format!(
+            ",{},,,{},,,\n",
+            key.trim_end_matches("_halalas"),
+            field(&statement[key])
+        ));
+    }
+    out
+}
