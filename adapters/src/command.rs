@@ -142,8 +142,24 @@ where
         format!("{}-{}", A::TYPE, aggregate_id)
     }
 
-    /// Runs one command; see the module docs for the steps.
+    /// Runs one command; see the module docs for the steps. Counted in
+    /// `revledger_commands_total{aggregate, outcome}`.
     pub async fn execute(
+        &self,
+        envelope: CommandEnvelope<A::Command>,
+    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        let result = self.execute_once(envelope).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn execute_once(
         &self,
         envelope: CommandEnvelope<A::Command>,
     ) -> Result<CommandOutcome, CommandError<A::Error>> {

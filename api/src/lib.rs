@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod finance;
+pub mod metrics;
 pub mod queries;
 pub mod service;
 pub mod webhooks;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
         .route("/webhooks/moyasar", post(webhooks::moyasar))
         .route("/webhooks/calendly", post(webhooks::calendly))
         .route("/webhooks/partners", post(webhooks::partners))
@@ -94,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(queries::routes())
         .merge(dashboard::routes())
         .with_state(state)
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

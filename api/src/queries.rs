@@ -806,6 +806,7 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let seals =
         projections::audit_log::verify_seals(state.store.as_ref(), &state.store.sql()).await?;
     let intact = chains.is_intact() && seals.first_break.is_none();
+    crate::metrics::chain_intact(intact);
     Ok(Json(json!({
         "status": if intact { "intact" } else { "broken" },
         "intact": intact,

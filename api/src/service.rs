@@ -113,7 +113,9 @@ impl Service {
             projectors: Arc::new(projectors),
             config: config.clone(),
         };
+        crate::metrics::install();
         if config.run_workers {
+            workers.push(tokio::spawn(crate::metrics::run_gauges(state.clone(), stopped.clone())));
             workers.push(tokio::spawn(crate::webhooks::run_retries(
                 state.clone(),
                 stopped.clone(),

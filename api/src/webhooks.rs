@@ -80,6 +80,7 @@ fn forged(provider: &str, error: &WebhookError) -> Response {
         WebhookError::Malformed { .. } => "malformed",
     };
     tracing::warn!(provider, reason, "webhook delivery failed authentication");
+    crate::metrics::webhook(provider, "forged");
     json_response(
         StatusCode::UNAUTHORIZED,
         json!({"error": "unauthenticated", "detail": format!("the delivery could not be authenticated ({reason})")}),
@@ -190,6 +191,7 @@ async fn receive(
     let db = state.store.sql();
     match inbox::find(&db, provider, &delivery_id).await {
         Ok(Some(seen)) if seen.body_sha256 == record.body_sha256 && seen.status != "parked" => {
+            crate::metrics::webhook(provider, "duplicate");
             return stored_answer(&seen);
         }
         Ok(Some(seen)) if seen.body_sha256 != record.body_sha256 => {
@@ -197,6 +199,7 @@ async fn receive(
                 return ApiError::from(error).into_response();
             }
             tracing::warn!(provider, %delivery_id, "delivery id reused with a different body");
+            crate::metrics::webhook(provider, "conflict");
             return ApiError::Conflict(format!(
                 "delivery {delivery_id} was already received with a different body; this one is kept for review"
             ))
@@ -234,8 +237,14 @@ async fn settle(
     record.response = json!({"status": "accepted", "provider": record.provider, "delivery_id": record.delivery_id});
     let db = state.store.sql();
     let outcome = apply(state, &record, delivery).await?;
+    let counted = match &outcome {
+        Outcome::Accepted | Outcome::Acknowledged(_) => "accepted",
+        Outcome::Refused(_) => "refused",
+        Outcome::Park(_) => "parked",
+    };
     let (status, response) = match outcome {
         Outcome::Accepted => {
+            crate::metrics::webhook(&record.provider, counted);
             // The row was written with the events; answer what it says.
             return match inbox::find(&db, &record.provider, &record.delivery_id).await? {
                 Some(entry) => Ok(stored_answer(&entry)),
@@ -243,12 +252,14 @@ async fn settle(
             };
         }
         Outcome::Acknowledged(why) => {
+            crate::metrics::webhook(&record.provider, counted);
             record.response = json!({"status": "accepted", "provider": record.provider,
                 "delivery_id": record.delivery_id, "effect": why});
             inbox::record_without_events(&db, &record, "acknowledged", None).await?;
             (StatusCode::OK, record.response.clone())
         }
         Outcome::Refused(rule) => {
+            crate::metrics::webhook(&record.provider, counted);
             record.response = json!({"status": "refused", "provider": record.provider,
                 "delivery_id": record.delivery_id, "reason": rule});
             inbox::record_without_events(&db, &record, "rejected", Some(&rule)).await?;
@@ -259,6 +270,7 @@ async fn settle(
             record.response = json!({"status": "parked", "provider": record.provider,
                 "delivery_id": record.delivery_id, "reason": reason});
             let status = inbox::park(&db, &record, &reason, now()).await?;
+            crate::metrics::webhook(&record.provider, if status == "dead_lettered" { "dead_lettered" } else { counted });
             tracing::info!(provider = %record.provider, delivery_id = %record.delivery_id, %reason, status, "delivery parked");
             (
                 StatusCode::ACCEPTED,

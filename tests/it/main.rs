@@ -21,3 +21,4 @@ mod moyasar_api;
 mod projections;
 mod store_contract;
 mod webhooks;
+mod metrics;

@@ -420,3 +420,17 @@ fn with_outcome(
     record.response = Value::Object(response);
     record
 }
+
+/// Records an append in the metrics: its latency, and each appended event by type.
+fn record_append(request: &AppendRequest, started: std::time::Instant, result: &Result<AppendOutcome, StoreError>) {
+    metrics::histogram!("revledger_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
+    if let Ok(outcome) = result {
+        if !outcome.replayed {
+            for event in &request.events {
+                metrics::counter!("revledger_events_appended_total", "event_type" => event.event_type.clone()).increment(1);
+            }
+            let now = crate::clock::unix_micros(crate::clock::now_micros());
+            metrics::gauge!("revledger_last_event_timestamp_seconds").set(now as f64 / 1_000_000.0);
+        }
+    }
+}

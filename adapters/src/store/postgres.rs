@@ -198,6 +198,28 @@ impl PostgresStore {
         Ok(outcome)
     }
 
+    /// The append, after validation: a typed conflict or the original outcome of a replay.
+    async fn append_validated(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        match self.try_append(request).await {
+            Ok(outcome) => {
+                self.appended.notify_waiters();
+                Ok(outcome)
+            }
+            Err(StoreError::Database(error)) if is_concurrency_failure(&error) => {
+                let conflict = StoreError::Conflict {
+                    stream_id: request.stream_id.clone(),
+                    expected: request.expected_version,
+                    actual: None,
+                };
+                self.resolve_failure(request, conflict).await
+            }
+            Err(conflict @ StoreError::Conflict { .. }) => {
+                self.resolve_failure(request, conflict).await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
     /// After a failed append: the original outcome when this was a replay, else the error.
     async fn resolve_failure(
         &self,
@@ -285,24 +307,10 @@ impl EventStore for PostgresStore {
 
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         validate(&request)?;
-        match self.try_append(&request).await {
-            Ok(outcome) => {
-                self.appended.notify_waiters();
-                Ok(outcome)
-            }
-            Err(StoreError::Database(error)) if is_concurrency_failure(&error) => {
-                let conflict = StoreError::Conflict {
-                    stream_id: request.stream_id.clone(),
-                    expected: request.expected_version,
-                    actual: None,
-                };
-                self.resolve_failure(&request, conflict).await
-            }
-            Err(conflict @ StoreError::Conflict { .. }) => {
-                self.resolve_failure(&request, conflict).await
-            }
-            Err(other) => Err(other),
-        }
+        let started = std::time::Instant::now();
+        let result = self.append_validated(&request).await;
+        super::record_append(&request, started, &result);
+        result
     }
 
     async fn read_stream(

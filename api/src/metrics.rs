@@ -1,0 +1,117 @@
+//! Prometheus metrics at `GET /metrics`, through the `metrics` facade.
+//!
+//! Families (base units, `_total` counters, `_seconds` histograms):
+//! - `revledger_http_requests_total{route,method,status}`, `revledger_http_request_duration_seconds{route,method}`
+//! - `revledger_commands_total{aggregate,outcome}` (adapters), `revledger_events_appended_total{event_type}`,
+//!   `revledger_store_append_duration_seconds`, `revledger_last_event_timestamp_seconds` (the store)
+//! - `revledger_webhook_deliveries_total{provider,outcome}` (the webhook routes)
+//! - `revledger_projection_checkpoint_position{projection}`, `revledger_projection_lag_events{projection}`,
+//!   `revledger_projection_lag_seconds{projection}`, `revledger_webhook_inbox{status}` (sampled every
+//!   [`GAUGE_INTERVAL`] by [`run_gauges`])
+//! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+use crate::AppState;
+
+/// How often the gauges (lag, inbox sizes) are sampled.
+pub const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Latency buckets in seconds: commands and webhooks answer in milliseconds; the tail up to
+/// 10 s catches a database in trouble.
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls (tests start several services in one
+/// process) share it. `None` when another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(error) => {
+                    tracing::warn!(%error, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// `GET /metrics`.
+pub async fn render() -> Response {
+    let body = install().map(|handle| handle.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// Counts every request by matched route (not the raw path, so ids do not explode the
+/// label set) and status, and times it.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("revledger_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("revledger_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    response
+}
+
+/// Counts one webhook delivery's outcome.
+pub fn webhook(provider: &str, outcome: &'static str) {
+    metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// Samples projection checkpoints and lag, and inbox sizes.
+pub async fn sample_gauges(state: &AppState) {
+    for projector in state.projectors.iter() {
+        match projector.lag().await {
+            Ok(lag) => {
+                let name = lag.name.clone();
+                metrics::gauge!("revledger_projection_checkpoint_position", "projection" => name.clone()).set(lag.checkpoint.position as f64);
+                metrics::gauge!("revledger_projection_lag_events", "projection" => name.clone()).set(lag.events_behind as f64);
+                metrics::gauge!("revledger_projection_lag_seconds", "projection" => name).set(lag.seconds_behind as f64);
+            }
+            Err(error) => tracing::debug!(%error, "lag not sampled"),
+        }
+    }
+    if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {
+        for status in ["accepted", "acknowledged", "rejected", "parked", "dead_lettered"] {
+            let count = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+            metrics::gauge!("revledger_webhook_inbox", "status" => status).set(count as f64);
+        }
+    }
+}
+
+/// Samples the gauges every [`GAUGE_INTERVAL`] until shutdown.
+pub async fn run_gauges(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        sample_gauges(&state).await;
+        tokio::select! {
+            () = tokio::time::sleep(GAUGE_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Records the outcome of a chain verification.
+pub fn chain_intact(intact: bool) {
+    metrics::gauge!("revledger_chain_intact").set(if intact { 1.0 } else { 0.0 });
+}
+
