@@ -62,6 +62,10 @@ struct ServeArgs {
         default_value_t = 300
     )]
     partner_webhook_tolerance_secs: i64,
+    /// Load a generated demo history (hundreds of leads over 90 days, partners, invoices,
+    /// payments, commissions) into an empty store before serving; skipped if it holds events.
+    #[arg(long, env = "REVLEDGER_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    demo: bool,
     /// Bearer token of the bootstrap administrator.
     #[arg(long, env = "REVLEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -303,13 +307,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the {} store", engine_name(&cli.database_url)))?;
     match cli.command {
         Command::Serve(args) => {
+            let demo = args.demo;
             let config = args.into_config()?;
             let listen = config.listen;
+            if demo {
+                load_demo(&store, &config.seller).await?;
+            }
             let service = api::Service::start(store, config)
                 .await
                 .with_context(|| format!("starting on {listen}"))?;
+            let shutdown = shutdown_signal();
             tracing::info!(address = %service.local_addr()?, "revledger listening");
-            service.run(shutdown_signal()).await?;
+            if demo {
+                eprintln!("dashboard: http://{}/dashboard", service.local_addr()?);
+            }
+            service.run(shutdown).await?;
             tracing::info!("revledger stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -404,6 +416,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `serve --demo`: loads the demo history before the workers start (its process managers run
+/// inside the load; the projections catch up as the service starts).
+async fn load_demo(
+    store: &std::sync::Arc<dyn store::EventStore>,
+    seller: &domain::invoice::Seller,
+) -> anyhow::Result<()> {
+    store.migrate().await.context("migrating the database")?;
+    let handlers = adapters::handlers::Handlers::new(store.clone());
+    let started = std::time::Instant::now();
+    match api::demo::load_demo(&handlers, seller, time::OffsetDateTime::now_utc()).await {
+        Ok(summary) => tracing::info!(
+            leads = summary.leads,
+            invoices = summary.invoices,
+            events = summary.events,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo history loaded"
+        ),
+        Err(api::demo::DemoError::StoreNotEmpty { events }) => {
+            tracing::warn!(events, "--demo skipped: the store already holds events")
+        }
+        Err(error) => return Err(error).context("loading the demo history"),
+    }
+    Ok(())
 }
 
 /// Checks the per-stream chains, then the audit trail's running hash and seals.
@@ -552,24 +589,22 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Registered now, not on first poll: a signal that arrives between "listening" and the
+    // server's first poll must still drain rather than kill the process.
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+        tracing::info!("shutdown signal received; draining");
     }
-    tracing::info!("shutdown signal received; draining");
 }

@@ -155,7 +155,8 @@ where
             Err(CommandError::Conflict { .. }) => "conflict",
             Err(_) => "error",
         };
-        metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
+        metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
+            .increment(1);
         result
     }
 

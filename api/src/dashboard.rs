@@ -180,6 +180,7 @@ pub struct Labels {
     pub balance: &'static str,
     pub statement_lines: &'static str,
     pub commission: &'static str,
+    pub commission_list: &'static str,
     pub invoice: &'static str,
     pub lead: &'static str,
     pub status: &'static str,
@@ -277,6 +278,7 @@ pub const EN: Labels = Labels {
     balance: "Balance",
     statement_lines: "Statement lines",
     commission: "Commission",
+    commission_list: "Commissions",
     invoice: "Invoice",
     lead: "Lead",
     status: "Status",
@@ -374,6 +376,7 @@ pub const AR: Labels = Labels {
     balance: "الرصيد",
     statement_lines: "بنود الكشف",
     commission: "العمولة",
+    commission_list: "العمولات",
     invoice: "الفاتورة",
     lead: "العميل المحتمل",
     status: "الحالة",
@@ -761,7 +764,9 @@ h2 { font-size: 1.15rem; margin: 1.5rem 0 0.5rem; }
 table { border-collapse: collapse; width: 100%; margin: 0.5rem 0 1rem; font-size: 0.92rem; }
 th, td { text-align: start; padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
-td.num, th.num { text-align: end; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: end; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id, th.id { white-space: nowrap; }
+figure { margin: 0 0 1rem; }
 .cards { display: flex; flex-wrap: wrap; gap: 1rem; margin: 0.5rem 0 1rem; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 1rem; min-width: 12rem; }
 .card .label { color: var(--muted); font-size: 0.85rem; }
@@ -1577,7 +1582,7 @@ async fn commissions_body(
         esc(labels.payouts),
         esc(labels.payout),
         esc(labels.partner),
-        esc(labels.commissions),
+        esc(labels.commission_list),
         esc(labels.amount)
     );
     if payouts.is_empty() {
@@ -1608,7 +1613,7 @@ async fn commissions_body(
     let _ = write!(
         html,
         r#"<h2>{}</h2><table id="commissions"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
-        esc(labels.commissions),
+        esc(labels.commission_list),
         esc(labels.commission),
         esc(labels.partner),
         esc(labels.invoice),
@@ -1703,7 +1708,7 @@ async fn reconciliation_body(
         esc(labels.payments),
         i64_of(checked, "payments"),
         esc(labels.checked),
-        esc(labels.commissions),
+        esc(labels.commission_list),
         i64_of(checked, "commissions"),
     );
     if let Some(by_kind) = report["by_kind"]

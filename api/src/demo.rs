@@ -142,15 +142,21 @@ pub async fn load_demo_sized(
 
 /// Runs every process manager in this task until each has reacted to everything committed.
 /// Safe while the service's own runners work too: reactions carry deterministic command ids,
-/// so a reaction made twice appends once.
+/// so a reaction made twice appends once, and a checkpoint another runner moved first is
+/// simply read again.
 pub async fn settle_processes(handlers: &Arc<Handlers>) -> Result<(), DemoError> {
     let deadline = tokio::time::Instant::now() + PROCESS_WAIT;
     loop {
         let mut done = true;
         for process in process_managers() {
             let runner = ProcessRunner::new(handlers.clone(), process);
-            runner.catch_up().await?;
-            done &= runner.is_caught_up().await?;
+            match runner.catch_up().await {
+                Ok(_) => done &= runner.is_caught_up().await?,
+                // The service's own runner moved the checkpoint first (it reacted to that
+                // batch); look again.
+                Err(ProjectionError::CheckpointMoved(_)) => done = false,
+                Err(error) => return Err(error.into()),
+            }
         }
         if done {
             return Ok(());

@@ -9,7 +9,9 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod finance;
+pub mod leadership;
 pub mod metrics;
+pub mod openapi;
 pub mod queries;
 pub mod service;
 pub mod webhooks;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub handlers: Arc<Handlers>,
     pub projectors: Arc<Vec<Projector>>,
     pub config: Arc<Config>,
+    /// Whether this replica runs the background workers now.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi::document))
         .route("/webhooks/moyasar", post(webhooks::moyasar))
         .route("/webhooks/calendly", post(webhooks::calendly))
         .route("/webhooks/partners", post(webhooks::partners))
@@ -117,7 +122,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let migrated = state.store.is_migrated().await.unwrap_or(false);
     match reachable {
         Ok(()) if migrated => {
-            Json(json!({"status": "ready", "engine": state.store.engine()})).into_response()
+            let leader = state.leader.load(std::sync::atomic::Ordering::SeqCst);
+            Json(json!({"status": "ready", "engine": state.store.engine(), "leader": leader}))
+                .into_response()
         }
         Ok(()) => ApiError::Unavailable("migrations not applied".into()).into_response(),
         Err(error) => {

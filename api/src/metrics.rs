@@ -27,7 +27,9 @@ pub const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Latency buckets in seconds: commands and webhooks answer in milliseconds; the tail up to
 /// 10 s catches a database in trouble.
-const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -53,7 +55,14 @@ pub fn install() -> Option<PrometheusHandle> {
 /// `GET /metrics`.
 pub async fn render() -> Response {
     let body = install().map(|handle| handle.render()).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Counts every request by matched route (not the raw path, so ids do not explode the
@@ -85,15 +94,26 @@ pub async fn sample_gauges(state: &AppState) {
             Ok(lag) => {
                 let name = lag.name.clone();
                 metrics::gauge!("revledger_projection_checkpoint_position", "projection" => name.clone()).set(lag.checkpoint.position as f64);
-                metrics::gauge!("revledger_projection_lag_events", "projection" => name.clone()).set(lag.events_behind as f64);
-                metrics::gauge!("revledger_projection_lag_seconds", "projection" => name).set(lag.seconds_behind as f64);
+                metrics::gauge!("revledger_projection_lag_events", "projection" => name.clone())
+                    .set(lag.events_behind as f64);
+                metrics::gauge!("revledger_projection_lag_seconds", "projection" => name)
+                    .set(lag.seconds_behind as f64);
             }
             Err(error) => tracing::debug!(%error, "lag not sampled"),
         }
     }
     if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {
-        for status in ["accepted", "acknowledged", "rejected", "parked", "dead_lettered"] {
-            let count = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        for status in [
+            "accepted",
+            "acknowledged",
+            "rejected",
+            "parked",
+            "dead_lettered",
+        ] {
+            let count = counts
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
             metrics::gauge!("revledger_webhook_inbox", "status" => status).set(count as f64);
         }
     }
@@ -114,4 +134,3 @@ pub async fn run_gauges(state: AppState, mut shutdown: watch::Receiver<bool>) {
 pub fn chain_intact(intact: bool) {
     metrics::gauge!("revledger_chain_intact").set(if intact { 1.0 } else { 0.0 });
 }
-

@@ -69,6 +69,37 @@ pub const DEFAULT_SELLER_VAT_NUMBER: &str = "300000000000003";
 /// How long shutdown waits for background workers to finish their current batch.
 pub const WORKER_DRAIN: Duration = Duration::from_secs(10);
 
+/// Starts every background worker: projections, process managers, the cold-lead sweep, the
+/// metrics gauges and the webhook retries. Run only by the leading replica.
+fn spawn_workers(
+    state: &AppState,
+    moyasar: Option<Arc<MoyasarClient>>,
+    stopped: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mut workers = Vec::new();
+    for projector in state.projectors.iter() {
+        workers.push(tokio::spawn(projector.clone().run(stopped.clone())));
+    }
+    for process in process_managers_configured(&state.config.program, moyasar) {
+        workers.push(tokio::spawn(
+            ProcessRunner::new(state.handlers.clone(), process).run(stopped.clone()),
+        ));
+    }
+    workers.push(tokio::spawn(run_follow_up_sweeps(
+        state.handlers.clone(),
+        stopped.clone(),
+    )));
+    workers.push(tokio::spawn(crate::metrics::run_gauges(
+        state.clone(),
+        stopped.clone(),
+    )));
+    workers.push(tokio::spawn(crate::webhooks::run_retries(
+        state.clone(),
+        stopped,
+    )));
+    workers
+}
+
 /// A started service.
 pub struct Service {
     listener: TcpListener,
@@ -91,34 +122,29 @@ impl Service {
             .map(|projection| Projector::new(store.clone(), projection))
             .collect();
         let (stop, stopped) = watch::channel(false);
-        let mut workers = Vec::new();
-        if config.run_workers {
-            for projector in &projectors {
-                workers.push(tokio::spawn(projector.clone().run(stopped.clone())));
-            }
-            for process in process_managers_configured(&config.program, moyasar) {
-                workers.push(tokio::spawn(
-                    ProcessRunner::new(handlers.clone(), process).run(stopped.clone()),
-                ));
-            }
-            workers.push(tokio::spawn(run_follow_up_sweeps(
-                handlers.clone(),
-                stopped.clone(),
-            )));
-        }
         let config = Arc::new(config);
+        let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = AppState {
-            store,
-            handlers,
+            store: store.clone(),
+            handlers: handlers.clone(),
             projectors: Arc::new(projectors),
             config: config.clone(),
+            leader: leader.clone(),
         };
         crate::metrics::install();
+        let mut workers = Vec::new();
         if config.run_workers {
-            workers.push(tokio::spawn(crate::metrics::run_gauges(state.clone(), stopped.clone())));
-            workers.push(tokio::spawn(crate::webhooks::run_retries(
-                state.clone(),
+            let state = state.clone();
+            let start_workers = move |stopped: watch::Receiver<bool>| {
+                let state = state.clone();
+                let moyasar = moyasar.clone();
+                async move { spawn_workers(&state, moyasar, stopped) }
+            };
+            workers.push(tokio::spawn(crate::leadership::lead(
+                store.sql(),
+                leader,
                 stopped.clone(),
+                start_workers,
             )));
         }
         let listener = TcpListener::bind(config.listen).await?;

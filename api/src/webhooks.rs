@@ -270,7 +270,14 @@ async fn settle(
             record.response = json!({"status": "parked", "provider": record.provider,
                 "delivery_id": record.delivery_id, "reason": reason});
             let status = inbox::park(&db, &record, &reason, now()).await?;
-            crate::metrics::webhook(&record.provider, if status == "dead_lettered" { "dead_lettered" } else { counted });
+            crate::metrics::webhook(
+                &record.provider,
+                if status == "dead_lettered" {
+                    "dead_lettered"
+                } else {
+                    counted
+                },
+            );
             tracing::info!(provider = %record.provider, delivery_id = %record.delivery_id, %reason, status, "delivery parked");
             (
                 StatusCode::ACCEPTED,

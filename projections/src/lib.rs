@@ -38,6 +38,8 @@ pub enum ProjectionError {
     },
     #[error("injected fault: {0}")]
     Injected(&'static str),
+    #[error("the checkpoint of {0} was moved by another runner; this batch was not applied")]
+    CheckpointMoved(String),
     #[error("command failed: {0}")]
     Command(String),
     /// An outside service (Moyasar's API) could not answer now; the step is retried later.

@@ -234,6 +234,7 @@ impl ProcessRunner {
         save_checkpoint_autocommit(
             &self.context.db,
             &self.checkpoint_name(),
+            checkpoint,
             Checkpoint::after(last),
             handled + batch.len() as i64,
         )

@@ -129,12 +129,16 @@ impl Projector {
     pub async fn step(&self) -> Result<usize, ProjectionError> {
         let (checkpoint, applied) = self.checkpoint().await?;
         let batch = self.store.read_all(checkpoint, self.batch_size).await?;
-        self.apply_batch(&batch, applied).await
+        self.apply_batch(&batch, checkpoint, applied).await
     }
 
+    /// Applies `batch` and moves the checkpoint from `from` past it, in one transaction. The
+    /// move is a compare-and-set: if another runner moved the checkpoint meanwhile (two
+    /// replicas briefly both leading), this transaction rolls back instead of applying twice.
     async fn apply_batch(
         &self,
         batch: &[RecordedEvent],
+        from: Checkpoint,
         applied_before: i64,
     ) -> Result<usize, ProjectionError> {
         let Some(last) = batch.last() else {
@@ -142,7 +146,13 @@ impl Projector {
         };
         let mut tx = self.db.begin().await?;
         let result = self
-            .apply_in(&mut tx, batch, applied_before, Checkpoint::after(last))
+            .apply_in(
+                &mut tx,
+                batch,
+                from,
+                applied_before,
+                Checkpoint::after(last),
+            )
             .await;
         if let Err(error) = result {
             let _ = tx.rollback().await;
@@ -163,6 +173,7 @@ impl Projector {
         &self,
         tx: &mut SqlTx,
         batch: &[RecordedEvent],
+        from: Checkpoint,
         applied_before: i64,
         checkpoint: Checkpoint,
     ) -> Result<(), ProjectionError> {
@@ -172,6 +183,7 @@ impl Projector {
         save_checkpoint(
             tx,
             self.name(),
+            from,
             checkpoint,
             applied_before + batch.len() as i64,
         )
@@ -315,36 +327,47 @@ pub(crate) async fn load_checkpoint(
 pub(crate) async fn save_checkpoint_autocommit(
     db: &SqlDb,
     name: &str,
+    from: Checkpoint,
     checkpoint: Checkpoint,
     events_applied: i64,
 ) -> Result<(), ProjectionError> {
     let mut tx = db.begin().await?;
-    save_checkpoint(&mut tx, name, checkpoint, events_applied).await?;
+    save_checkpoint(&mut tx, name, from, checkpoint, events_applied).await?;
     tx.commit().await?;
     Ok(())
 }
 
+/// Moves a checkpoint from `from` to `checkpoint`, only if it still is at `from` (a missing
+/// row counts as the start).
 async fn save_checkpoint(
     tx: &mut SqlTx,
     name: &str,
+    from: Checkpoint,
     checkpoint: Checkpoint,
     events_applied: i64,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
-        "INSERT INTO projection_checkpoints (name, transaction_id, position, events_applied, updated_at_us) \
-         VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id, \
-         position = excluded.position, events_applied = excluded.events_applied, \
-         updated_at_us = excluded.updated_at_us",
-        &[
-            name.into(),
-            checkpoint.transaction_id.into(),
-            checkpoint.position.into(),
-            events_applied.into(),
-            unix_micros(now_micros()).into(),
-        ],
-    )
-    .await?;
+    let moved = tx
+        .execute(
+            "INSERT INTO projection_checkpoints (name, transaction_id, position, events_applied, updated_at_us) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id, \
+             position = excluded.position, events_applied = excluded.events_applied, \
+             updated_at_us = excluded.updated_at_us \
+             WHERE projection_checkpoints.transaction_id = ? AND projection_checkpoints.position = ?",
+            &[
+                name.into(),
+                checkpoint.transaction_id.into(),
+                checkpoint.position.into(),
+                events_applied.into(),
+                unix_micros(now_micros()).into(),
+                from.transaction_id.into(),
+                from.position.into(),
+            ],
+        )
+        .await?;
+    if moved == 0 {
+        return Err(ProjectionError::CheckpointMoved(name.to_owned()));
+    }
     Ok(())
 }
 
@@ -390,6 +413,7 @@ pub async fn as_of(
     let scratch = SqlDb::scratch().await?;
     let projector = Projector::new(store.clone(), projection).with_db(scratch.clone());
     let mut after = Checkpoint::START;
+    let mut saved = Checkpoint::START;
     let mut applied = 0i64;
     loop {
         let batch = store.read_committed(after, MAX_READ_BATCH).await?;
@@ -397,7 +421,10 @@ pub async fn as_of(
         after = Checkpoint::after(last);
         let included: Vec<RecordedEvent> =
             batch.into_iter().filter(|e| moment.includes(e)).collect();
-        applied += projector.apply_batch(&included, applied).await? as i64;
+        applied += projector.apply_batch(&included, saved, applied).await? as i64;
+        if let Some(last_included) = included.last() {
+            saved = Checkpoint::after(last_included);
+        }
     }
     Ok(scratch)
 }

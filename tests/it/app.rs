@@ -300,7 +300,20 @@ pub async fn http_request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Answer {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
+    try_http_request(address, method, path, headers, body)
+        .await
+        .expect("connect")
+}
+
+/// [`http_request`], or `None` when nothing listens there (a killed server).
+pub async fn try_http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Option<Answer> {
+    let mut stream = TcpStream::connect(address).await.ok()?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -322,9 +335,9 @@ pub async fn http_request(
         .map(|(_, b)| b)
         .unwrap_or_default();
     let body_text = dechunk(body_text);
-    Answer {
+    Some(Answer {
         status,
         body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
         text: body_text,
-    }
+    })
 }

@@ -21,9 +21,9 @@ fn revledger(dir: &Path) -> Command {
 }
 
 /// A running `revledger serve`, killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) address: String,
 }
 
 impl Drop for Server {
@@ -36,8 +36,19 @@ impl Drop for Server {
 /// Starts `revledger serve --listen 127.0.0.1:0` in `dir` and reads the bound address from its
 /// JSON log.
 fn serve(dir: &Path) -> Server {
-    let mut child = revledger(dir)
+    serve_with(dir, &[], &[])
+}
+
+/// [`serve`] with more arguments and environment variables.
+pub(crate) fn serve_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let mut command = revledger(dir);
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args);
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

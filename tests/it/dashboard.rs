@@ -1,7 +1,7 @@
 //! The dashboard over HTTP (sign-in, every page in both languages, roles, escaping, the funnel
 //! numbers against the API), the demo data, and the same pages in a real headless Chromium.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -609,7 +609,7 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Opens `url` in a fresh headless Chromium profile; returns the DOM after load, and saves a
 /// screenshot to `screenshot`.
-fn chromium_dump(chromium: &PathBuf, url: &str, screenshot: &PathBuf) -> String {
+fn chromium_dump(chromium: &Path, url: &str, screenshot: &Path) -> String {
     let profile = temp_dir();
     let mut child = Command::new(chromium)
         .args([

@@ -422,8 +422,13 @@ fn with_outcome(
 }
 
 /// Records an append in the metrics: its latency, and each appended event by type.
-fn record_append(request: &AppendRequest, started: std::time::Instant, result: &Result<AppendOutcome, StoreError>) {
-    metrics::histogram!("revledger_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
+fn record_append(
+    request: &AppendRequest,
+    started: std::time::Instant,
+    result: &Result<AppendOutcome, StoreError>,
+) {
+    metrics::histogram!("revledger_store_append_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
     if let Ok(outcome) = result {
         if !outcome.replayed {
             for event in &request.events {
