@@ -62,6 +62,10 @@ struct ServeArgs {
         default_value_t = 300
     )]
     partner_webhook_tolerance_secs: i64,
+    /// Webhook providers that must be enabled (moyasar, calendly, partners): starting without
+    /// the secret of one listed here is an error, not a silently disabled endpoint.
+    #[arg(long, env = "REVLEDGER_WEBHOOKS", value_delimiter = ',')]
+    webhooks: Vec<String>,
     /// Load a generated demo history (hundreds of leads over 90 days, partners, invoices,
     /// payments, commissions) into an empty store before serving; skipped if it holds events.
     #[arg(long, env = "REVLEDGER_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
@@ -110,6 +114,45 @@ enum Attribution {
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<api::Config> {
         use adapters::webhooks::{standard, Secret};
+        let required = [
+            (
+                "moyasar",
+                "REVLEDGER_MOYASAR_SECRET_TOKEN",
+                self.moyasar_secret_token
+                    .as_deref()
+                    .is_some_and(|s| !s.is_empty()),
+            ),
+            (
+                "calendly",
+                "REVLEDGER_CALENDLY_SIGNING_KEY",
+                self.calendly_signing_key
+                    .as_deref()
+                    .is_some_and(|s| !s.is_empty()),
+            ),
+            (
+                "partners",
+                "REVLEDGER_PARTNER_WEBHOOK_SECRET",
+                self.partner_webhook_secret.iter().any(|s| !s.is_empty()),
+            ),
+        ];
+        for provider in self
+            .webhooks
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+        {
+            match required.iter().find(|(name, _, _)| *name == provider) {
+                None => anyhow::bail!("REVLEDGER_WEBHOOKS lists {provider:?}: the providers are moyasar, calendly and partners"),
+                Some((_, variable, false)) => anyhow::bail!("REVLEDGER_WEBHOOKS enables {provider} but {variable} is not set"),
+                Some(_) => {}
+            }
+        }
+        if !domain::invoice::is_saudi_vat_number(&self.seller_vat_number) {
+            anyhow::bail!(
+                "REVLEDGER_SELLER_VAT_NUMBER {:?} is not a Saudi VAT number (15 digits, first and last 3)",
+                self.seller_vat_number
+            );
+        }
         let partner_webhook_secrets: Vec<Secret> = self
             .partner_webhook_secret
             .into_iter()
@@ -174,6 +217,12 @@ enum WebhooksCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); exit 1 when it would not start.
+    Check(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -243,6 +292,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Operate on the webhook inbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -280,6 +332,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Config(ConfigCommand::Check(args)) = cli.command {
+        return config_check(&cli.database_url, args);
+    }
     if let Command::ZatcaQr {
         seller_name,
         vat_number,
@@ -371,7 +426,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&state)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::ZatcaQr { .. } => unreachable!("handled before the store is opened"),
+        Command::ZatcaQr { .. } | Command::Config(_) => {
+            unreachable!("handled before the store is opened")
+        }
         Command::Reconcile => {
             store.migrate().await.context("migrating the database")?;
             let projector = projections::Projector::new(
@@ -415,6 +472,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_events(store.as_ref(), after, limit.unwrap_or(u64::MAX)).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `revledger config check`: the configuration `serve` would run with, secrets shown only as
+/// set or unset.
+fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let demo = args.demo;
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            println!("configuration error: {error:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let secret = |set: bool| if set { "[set, redacted]" } else { "[unset]" };
+    let effective = serde_json::json!({
+        "database_url": redact_url(database_url),
+        "listen": config.listen.to_string(),
+        "demo": demo,
+        "seller": {"name": config.seller.name, "vat_number": config.seller.vat_number},
+        "webhooks": {
+            "moyasar": secret(config.moyasar_secret_token.is_some()),
+            "calendly": secret(config.calendly_signing_key.is_some()),
+            "calendly_tolerance_secs": config.calendly_tolerance_secs,
+            "partners": format!("{} secret(s) [redacted]", config.partner_webhook_secrets.len()),
+            "partner_tolerance_secs": config.partner_tolerance_secs,
+        },
+        "admin_token": secret(config.admin_token.is_some()),
+        "moyasar_api": secret(config.moyasar_api.is_some()),
+        "program": {
+            "commission_hold_days": config.program.hold_days,
+            "attribution": format!("{:?}", config.program.attribution),
+            "payout_minimum_halalas": config.program.payout_minimum_halalas,
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&effective)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

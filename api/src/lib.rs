@@ -29,8 +29,13 @@ use axum::{Json, Router};
 use projections::Projector;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+/// Every request gets an id (the caller's `x-request-id`, or a new uuid), echoed in the answer,
+/// carried by the request's log span and stored in the metadata of the events it causes.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub use error::ApiError;
 pub use service::{Config, Service};
@@ -108,7 +113,20 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                // The path only: query strings may carry cursors or filters, never secrets,
+                // but they are not needed to follow a request.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER)))
+        .layer(SetRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
 }
 
 /// Liveness: the process answers.

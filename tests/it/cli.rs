@@ -415,3 +415,119 @@ fn zatca_qr_prints_the_published_arabic_vector() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn config_check_redacts_secrets_and_refuses_an_enabled_provider_without_its_secret() {
+    let dir = temp_dir();
+    let ok = revledger(&dir)
+        .args(["config", "check"])
+        .env(
+            "REVLEDGER_DATABASE_URL",
+            "postgres://ledger:s3cr3t-pw@127.0.0.1:5432/prod",
+        )
+        .env("REVLEDGER_MOYASAR_SECRET_TOKEN", "moyasar-very-secret")
+        .env("REVLEDGER_WEBHOOKS", "moyasar")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("[set, redacted]") && stdout.contains("ledger:[redacted]@"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("moyasar-very-secret") && !stdout.contains("s3cr3t-pw"),
+        "{stdout}"
+    );
+    let missing = revledger(&dir)
+        .args(["config", "check"])
+        .env("REVLEDGER_WEBHOOKS", "moyasar,calendly")
+        .env("REVLEDGER_MOYASAR_SECRET_TOKEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stdout)
+        .contains("enables calendly but REVLEDGER_CALENDLY_SIGNING_KEY is not set"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn logs_carry_request_ids_and_never_a_secret_and_events_record_the_request_id() {
+    let dir = temp_dir();
+    let secrets = [
+        ("REVLEDGER_ADMIN_TOKEN", "admin-secret-4e1f"),
+        ("REVLEDGER_MOYASAR_SECRET_TOKEN", "moyasar-secret-9a2b"),
+        ("REVLEDGER_CALENDLY_SIGNING_KEY", "calendly-secret-77c1"),
+    ];
+    let mut command = revledger(&dir);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("REVLEDGER_LOG", "debug");
+    for (name, value) in secrets {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let address = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve logs its address");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (created, _) = runtime.block_on(async {
+        let auth = vec![("Authorization", "Bearer admin-secret-4e1f".to_owned()), ("x-request-id", "req-test-1".to_owned()), ("Content-Type", "application/json".to_owned())];
+        let lead = json!({"name": "Logged", "email": "logged@example.sa", "source": "landing_page"});
+        let created = crate::app::http_request(&address, "POST", "/api/leads", &auth, &serde_json::to_vec(&lead).unwrap()).await;
+        let forged = json!({"id": "evt-log", "type": "payment_paid", "secret_token": "moyasar-secret-9a2X", "data": {}});
+        crate::app::http_request(&address, "POST", "/webhooks/moyasar", &[], &serde_json::to_vec(&forged).unwrap()).await;
+        let wrong_token = vec![("Authorization", "Bearer admin-secret-4e1X".to_owned())];
+        crate::app::http_request(&address, "GET", "/api/funnel", &wrong_token, b"").await;
+        (created, ())
+    });
+    assert_eq!(created.status, 201, "{}", created.text);
+    let stream = created.body["stream_id"].as_str().unwrap().to_owned();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let logs: Vec<String> = receiver.try_iter().collect();
+    let all = logs.join("\n");
+    assert!(
+        all.contains("req-test-1"),
+        "the request id is in the request's log lines"
+    );
+    for (_, secret) in secrets {
+        assert!(!all.contains(secret), "a secret leaked into the logs");
+    }
+    assert!(
+        !all.contains("admin-secret-4e1X") && !all.contains("moyasar-secret-9a2X"),
+        "presented credentials are not logged either"
+    );
+    let url = format!("sqlite://{}", dir.join("revledger.db").display());
+    let recorded = runtime.block_on(async {
+        let store = store::open(&url).await.unwrap();
+        store.read_stream(&stream, 1, 10).await.unwrap()
+    });
+    assert_eq!(recorded[0].metadata["request_id"], "req-test-1");
+    let _ = std::fs::remove_dir_all(dir);
+}
