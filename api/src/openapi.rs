@@ -355,7 +355,9 @@ fn webhooks() -> Vec<Operation> {
     ]
 }
 
-fn lead_action(path: &'static str, id: &str, summary: &str, needs: &str) -> Operation {
+/// A lead action: every action reads the same body (unknown fields refused), each needs its
+/// own fields of it.
+fn lead_action(path: &'static str, id: &str, summary: &str, needs: &[&str]) -> Operation {
     let status = if path.ends_with("follow-ups") {
         201
     } else {
@@ -369,8 +371,7 @@ fn lead_action(path: &'static str, id: &str, summary: &str, needs: &str) -> Oper
         summary,
         Access::Bearer(SALES_CHANGE),
     )
-    .describe(needs)
-    .body(reference("LeadActionRequest"), false)
+    .body(lead_action_request(path, needs), !needs.is_empty())
     .command()
     .respond(
         status,
@@ -386,16 +387,16 @@ fn leads() -> Vec<Operation> {
             .body(reference("CaptureLeadRequest"), true)
             .command()
             .respond(201, "Captured; `lead_id` is the given one or a new one (derived from the Idempotency-Key when there is one).", reference("LeadAnswer")),
-        lead_action("/api/leads/{id}/qualify", "qualifyLead", "Qualify a lead", "Takes no body."),
-        lead_action("/api/leads/{id}/book-demo", "bookDemo", "Book a demo", "Needs `booking_id` and `scheduled_for`."),
-        lead_action("/api/leads/{id}/cancel-demo", "cancelDemo", "Cancel a demo", "Needs `booking_id`; `reason` and `rescheduled` are optional."),
-        lead_action("/api/leads/{id}/no-show", "recordNoShow", "Record a demo no-show", "Needs `booking_id`."),
-        lead_action("/api/leads/{id}/proposal", "sendProposal", "Send a proposal", "Needs `plan`."),
-        lead_action("/api/leads/{id}/onboard", "startOnboarding", "Start onboarding", "Takes no body."),
-        lead_action("/api/leads/{id}/activate", "activateLead", "Activate a customer", "Takes no body."),
-        lead_action("/api/leads/{id}/archive", "archiveLead", "Archive a lead", "Needs `reason`: `cold` or `lost` (with an optional `note`)."),
-        lead_action("/api/leads/{id}/reopen", "reopenLead", "Reopen an archived lead", "Takes no body."),
-        lead_action("/api/leads/{id}/follow-ups", "logFollowUp", "Log a follow-up", "Needs `channel`; `note` and `responded` are optional."),
+        lead_action("/api/leads/{id}/qualify", "qualifyLead", "Qualify a lead", &[]),
+        lead_action("/api/leads/{id}/book-demo", "bookDemo", "Book a demo", &["booking_id", "scheduled_for"]),
+        lead_action("/api/leads/{id}/cancel-demo", "cancelDemo", "Cancel a demo", &["booking_id"]),
+        lead_action("/api/leads/{id}/no-show", "recordNoShow", "Record a demo no-show", &["booking_id"]),
+        lead_action("/api/leads/{id}/proposal", "sendProposal", "Send a proposal", &["plan"]),
+        lead_action("/api/leads/{id}/onboard", "startOnboarding", "Start onboarding", &[]),
+        lead_action("/api/leads/{id}/activate", "activateLead", "Activate a customer", &[]),
+        lead_action("/api/leads/{id}/archive", "archiveLead", "Archive a lead", &["reason"]),
+        lead_action("/api/leads/{id}/reopen", "reopenLead", "Reopen an archived lead", &[]),
+        lead_action("/api/leads/{id}/follow-ups", "logFollowUp", "Log a follow-up", &["channel"]),
         operation("get", "/api/leads/{id}", "getLead", "leads", "One lead", Access::Bearer(SALES_READ))
             .parameters(&["AsOf", "AfterPosition"])
             .respond(200, "The lead aggregate with its CRM board row.", reference("Lead"))
@@ -786,50 +787,82 @@ fn lag() -> Value {
     )
 }
 
+/// A string with something other than white space in it (the domain refuses blank ones, 422).
+fn non_blank() -> Value {
+    json!({"type": "string", "pattern": "\\S"})
+}
+
+/// The body of the lead action at `path`, with the fields it `needs` required. Archiving takes
+/// `cold` or `lost` as its reason; canceling a demo, any text.
+fn lead_action_request(path: &str, needs: &[&str]) -> Value {
+    let reason = if path.ends_with("/archive") {
+        string_enum(&["cold", "lost"])
+    } else {
+        nullable(string())
+    };
+    let mut schema = closed(
+        needs,
+        json!({
+            "booking_id": nullable(string()),
+            "scheduled_for": nullable(date_time()),
+            "plan": nullable(plan()),
+            "reason": reason,
+            "note": nullable(string()),
+            "rescheduled": nullable(json!({"type": "boolean"})),
+            "channel": nullable(string_enum(&["email", "whatsapp", "phone", "sms", "linkedin", "meeting", "other"])),
+            "responded": nullable(json!({"type": "boolean"})),
+        }),
+    );
+    for field in needs {
+        // A needed field may not be null either.
+        if let Some(property) = schema["properties"].get_mut(*field) {
+            property.as_object_mut().map(|p| p.remove("nullable"));
+            if let Some(values) = property.get_mut("enum").and_then(Value::as_array_mut) {
+                values.retain(|v| !v.is_null());
+            }
+        }
+    }
+    schema
+}
+
+/// A lead to capture: a name that is not blank, and an email or a phone that is not.
+fn capture_lead_request() -> Value {
+    let mut schema = closed(
+        &["name", "source"],
+        json!({
+            "lead_id": {"type": "string", "pattern": "\\S", "nullable": true, "description": "A new id is assigned when absent."},
+            "name": non_blank(),
+            "company": nullable(string()),
+            "email": nullable(string()),
+            "phone": nullable(string()),
+            "source": {"type": "string", "description": "e.g. website, referral, calendly."},
+            "partner_id": nullable(string()),
+            "utm": nullable(json!({"type": "object", "properties": {"source": nullable(string()), "medium": nullable(string()), "campaign": nullable(string())}})),
+            "owner": nullable(string()),
+        }),
+    );
+    schema["anyOf"] = json!([
+        {"required": ["email"], "properties": {"email": non_blank()}},
+        {"required": ["phone"], "properties": {"phone": non_blank()}},
+    ]);
+    schema
+}
+
+/// Request bodies, as the handlers' serde structs read them: an `Option` field may be absent
+/// or null; a blank name or reason is the domain's to refuse (422), so the schema says
+/// `non_blank` where it does.
 fn request_schemas() -> Vec<(&'static str, Value)> {
     vec![
-        (
-            "CaptureLeadRequest",
-            closed(
-                &["name", "source"],
-                json!({
-                    "lead_id": {"type": "string", "minLength": 1, "description": "A new id is assigned when absent."},
-                    "name": string(),
-                    "company": string(),
-                    "email": string(),
-                    "phone": string(),
-                    "source": {"type": "string", "description": "e.g. website, referral, calendly."},
-                    "partner_id": string(),
-                    "utm": {"type": "object", "properties": {"source": nullable(string()), "medium": nullable(string()), "campaign": nullable(string())}},
-                    "owner": string(),
-                }),
-            ),
-        ),
-        (
-            "LeadActionRequest",
-            closed(
-                &[],
-                json!({
-                    "booking_id": string(),
-                    "scheduled_for": date_time(),
-                    "plan": plan(),
-                    "reason": {"type": "string", "description": "`cold` or `lost` to archive; why, to cancel a demo."},
-                    "note": string(),
-                    "rescheduled": {"type": "boolean"},
-                    "channel": string_enum(&["email", "whatsapp", "phone", "sms", "linkedin", "meeting", "other"]),
-                    "responded": {"type": "boolean"},
-                }),
-            ),
-        ),
+        ("CaptureLeadRequest", capture_lead_request()),
         (
             "InvoiceLineRequest",
             closed(
                 &["description", "quantity", "unit_price_halalas"],
                 json!({
                     "description": string(),
-                    "quantity": {"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX},
-                    "unit_price_halalas": integer(),
-                    "plan": plan(),
+                    "quantity": {"type": "integer", "format": "int64", "minimum": 1, "maximum": u32::MAX},
+                    "unit_price_halalas": {"type": "integer", "format": "int64", "minimum": 0},
+                    "plan": nullable(plan()),
                 }),
             ),
         ),
@@ -839,26 +872,26 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
                 &["lead_id"],
                 json!({
                     "lead_id": string(),
-                    "plan": {"allOf": [plan()], "description": "Bill one month of this plan; give `plan` or `lines`, not both."},
-                    "lines": {"type": "array", "maxItems": MAX_INVOICE_LINES, "items": reference("InvoiceLineRequest")},
-                    "customer_name": {"type": "string", "description": "The lead's company (else name) when absent."},
-                    "due_days": {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_DUE_DAYS, "default": DEFAULT_DUE_DAYS},
-                    "moyasar_invoice_id": string(),
+                    "plan": {"allOf": [plan()], "nullable": true, "description": "Bill one month of this plan; give `plan` or `lines`, not both."},
+                    "lines": {"type": "array", "nullable": true, "minItems": 1, "maxItems": MAX_INVOICE_LINES, "items": reference("InvoiceLineRequest")},
+                    "customer_name": {"type": "string", "nullable": true, "description": "The lead's company (else name) when absent."},
+                    "due_days": {"type": "integer", "format": "int64", "nullable": true, "minimum": 0, "maximum": MAX_DUE_DAYS, "default": DEFAULT_DUE_DAYS},
+                    "moyasar_invoice_id": nullable(string()),
                 }),
             ),
         ),
         (
             "CancelInvoiceRequest",
-            closed(&["reason"], json!({"reason": string()})),
+            closed(&["reason"], json!({"reason": non_blank()})),
         ),
         (
             "EnrollPartnerRequest",
             closed(
                 &["name", "email"],
                 json!({
-                    "partner_id": {"type": "string", "minLength": 1, "description": "A new id is assigned when absent."},
-                    "name": string(),
-                    "email": string(),
+                    "partner_id": {"type": "string", "pattern": "\\S", "nullable": true, "description": "A new id is assigned when absent."},
+                    "name": non_blank(),
+                    "email": {"type": "string", "description": "name@example.com"},
                     "tier": {"allOf": [partner_tier()], "default": "referral"},
                 }),
             ),
@@ -867,31 +900,28 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
             "ReferralRequest",
             object(
                 &["lead_email", "clicked_at"],
-                json!({
-                    "lead_email": string(),
-                    "clicked_at": date_time(),
-                }),
+                json!({"lead_email": string(), "clicked_at": date_time()}),
             ),
         ),
         (
             "TierRequest",
             object(
                 &["tier", "reason"],
-                json!({"tier": partner_tier(), "reason": string()}),
+                json!({"tier": partner_tier(), "reason": non_blank()}),
             ),
         ),
         (
             "DecisionRequest",
             object(
                 &[],
-                json!({"reason": {"type": "string", "description": "Why, when rejecting."}}),
+                json!({"reason": {"type": "string", "nullable": true, "description": "Why, when rejecting."}}),
             ),
         ),
         (
             "PayoutRequest",
             object(
                 &[],
-                json!({"partner_id": {"type": "string", "description": "Only this partner; every partner when absent."}}),
+                json!({"partner_id": {"type": "string", "nullable": true, "description": "Only this partner; every partner when absent."}}),
             ),
         ),
         (

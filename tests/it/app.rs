@@ -60,6 +60,23 @@ pub async fn spawn_app_with(
             .try_init();
     }
     let db = TestDb::new(engine).await?;
+    Some(start_app(db, configure).await)
+}
+
+/// [`spawn_app`] on a database `seed` has filled first, through its own handlers, before any
+/// background worker (the cold-lead sweep, process managers) starts.
+pub async fn spawn_app_seeded<F, Fut>(engine: Engine, seed: F) -> Option<TestApp>
+where
+    F: FnOnce(Arc<Handlers>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = TestDb::new(engine).await?;
+    db.store.migrate().await.expect("migrate");
+    seed(adapters::handlers::Handlers::new(db.store.clone())).await;
+    Some(start_app(db, |_| {}).await)
+}
+
+async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         moyasar_secret_token: Some(Secret::new(MOYASAR_TOKEN)),
@@ -87,13 +104,13 @@ pub async fn spawn_app_with(
             .await
             .expect("service runs");
     });
-    Some(TestApp {
+    TestApp {
         address,
         db,
         state,
         shutdown: Some(shutdown),
         server: Some(server),
-    })
+    }
 }
 
 impl TestApp {

@@ -116,16 +116,20 @@ async fn page(app: &TestApp, path: &str, cookie: &str) -> Answer {
 
 /// Loads the small demo through the app's own handlers and waits for every read model.
 async fn app_with_demo(engine: Engine) -> Option<TestApp> {
-    let app = spawn_app(engine).await?;
-    let summary = api::demo::load_demo_sized(
-        app.handlers(),
-        &seller(),
-        OffsetDateTime::now_utc(),
-        SMALL_DEMO_LEADS,
-    )
-    .await
-    .expect("the demo loads");
-    assert_eq!(summary.leads, SMALL_DEMO_LEADS);
+    // As `serve --demo` does: the history is loaded before the service's workers start (the
+    // cold-lead sweep would otherwise archive the demo's 90-day-old leads mid-load).
+    let app = crate::app::spawn_app_seeded(engine, |handlers| async move {
+        let summary = api::demo::load_demo_sized(
+            &handlers,
+            &seller(),
+            OffsetDateTime::now_utc(),
+            SMALL_DEMO_LEADS,
+        )
+        .await
+        .expect("the demo loads");
+        assert_eq!(summary.leads, SMALL_DEMO_LEADS);
+    })
+    .await?;
     app.settle().await;
     Some(app)
 }
