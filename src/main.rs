@@ -4,6 +4,8 @@
 //! chain, `events` prints the global log as NDJSON. The database is `sqlite://revledger.db` by
 //! default (created on first use) or any `postgres://` URL.
 
+mod bench;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -292,6 +294,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Benchmarks: lifecycle, replay, webhooks (one JSON line of figures each).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -334,6 +339,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config(ConfigCommand::Check(args)) = cli.command {
         return config_check(&cli.database_url, args);
+    }
+    if let Command::Bench(command) = cli.command {
+        return bench::run(command).await;
     }
     if let Command::ZatcaQr {
         seller_name,
