@@ -30,6 +30,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub mod calendly;
+#[cfg(test)]
+mod fuzz;
 pub mod moyasar;
 pub mod standard;
 
