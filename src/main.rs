@@ -434,7 +434,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&state)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::ZatcaQr { .. } | Command::Config(_) => {
+        Command::ZatcaQr { .. } | Command::Config(_) | Command::Bench(_) => {
             unreachable!("handled before the store is opened")
         }
         Command::Reconcile => {

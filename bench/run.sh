@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The benchmarks of issue 8, back to back on this machine, with the pgbench reference beside
+# them. It reports; it does not gate: it exits 0 whether or not a target is met.
+#
+#   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), webhooks, replay
+#   REPLAY_EVENTS=1000000 bench/run.sh   # the replay at the issue's full size (default 100000)
+#   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench and the PostgreSQL lifecycle, and their ratio
+#
+# Settings (environment): PG_SERVER (default postgres://postgres@127.0.0.1:5432), LEADS (2000),
+# CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), KEEP=1 keeps the databases
+# and files it creates. Only loopback servers are used.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432}
+LEADS=${LEADS:-2000}
+CONCURRENCY=${CONCURRENCY:-8}
+WEBHOOK_INVOICES=${WEBHOOK_INVOICES:-2000}
+REPLAY_EVENTS=${REPLAY_EVENTS:-100000}
+ONLY_LIFECYCLE=${ONLY_LIFECYCLE:-0}
+KEEP=${KEEP:-0}
+
+case "$PG_SERVER" in
+  postgres://*@127.0.0.1:*|postgres://*@localhost:*|postgres://127.0.0.1:*|postgres://localhost:*) ;;
+  *) echo "run.sh: PG_SERVER must be a loopback server (127.0.0.1 or localhost), got $PG_SERVER" >&2; exit 2 ;;
+esac
+
+RUN_ID="$(date +%Y%m%d%H%M%S)_$$"
+WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/revledger-bench-${RUN_ID}-XXXX")"
+DATABASES=()
+BIN=./target/release/revledger
+LOG="$WORK_DIR/stderr.log"
+
+cleanup() {
+  if [ "$KEEP" = 1 ]; then
+    echo "kept: $WORK_DIR ${DATABASES[*]:-}"
+    return
+  fi
+  for db in "${DATABASES[@]:-}"; do
+    [ -n "$db" ] && psql "$PG_SERVER/postgres" -qAtc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK_DIR"
+}
+trap cleanup EXIT
+
+# --- PostgreSQL up? -------------------------------------------------------------------------
+if ! pg_isready -q -d "$PG_SERVER/postgres"; then
+  echo "PostgreSQL is not answering at $PG_SERVER; trying to start the local cluster" >&2
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header | while read -r version cluster _; do
+      pg_ctlcluster "$version" "$cluster" start || true
+    done
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -d "$PG_SERVER/postgres" && break; sleep 1; done
+  pg_isready -q -d "$PG_SERVER/postgres" || { echo "run.sh: PostgreSQL is not up at $PG_SERVER" >&2; exit 1; }
+fi
+
+fresh_db() {
+  local name="revledger_bench_${RUN_ID}_$1"
+  psql "$PG_SERVER/postgres" -qAtc "CREATE DATABASE \"$name\"" >/dev/null
+  echo "$name"
+}
+
+# json FIELD < line: one field of a JSON line (python3 is in every Debian image we run on).
+json() { python3 -c 'import json,sys; v=json.load(sys.stdin); [v:=v[k] for k in sys.argv[1].split(".")]; print(v)' "$1"; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.3f}' if b else 'n/a')" "$1" "$2"; }
+verdict() { python3 -c "import sys; print('met' if eval(sys.argv[1]) else 'NOT met')" "$1"; }
+
+echo "== machine: $(nproc) cores, $(psql "$PG_SERVER/postgres" -qAtc 'SHOW server_version'), fsync=$(psql "$PG_SERVER/postgres" -qAtc 'SHOW fsync'), synchronous_commit=$(psql "$PG_SERVER/postgres" -qAtc 'SHOW synchronous_commit')"
+
+echo "== building (release)"
+cargo build --release --quiet
+
+# --- pgbench: the machine's reference ---------------------------------------------------------
+PGBENCH_DB=$(fresh_db pgbench)
+DATABASES+=("$PGBENCH_DB")  # fresh_db runs in a subshell
+psql "$PG_SERVER/$PGBENCH_DB" -qAt >/dev/null <<'SQL'
+CREATE TABLE pgbench_events (
+  position bigserial PRIMARY KEY,
+  stream_id text NOT NULL,
+  payload jsonb NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pgbench_events_stream ON pgbench_events (stream_id);
+SQL
+echo "== pgbench -n -c 8 -j 2 -T 10 -f bench/pg-insert.sql"
+PGBENCH_OUT=$(pgbench -n -c 8 -j 2 -T 10 -f bench/pg-insert.sql "$PG_SERVER/$PGBENCH_DB" 2>&1)
+echo "$PGBENCH_OUT" | grep -E '^(tps|latency average|number of transactions actually processed)'
+PGBENCH_TPS=$(echo "$PGBENCH_OUT" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+
+# --- lifecycle on PostgreSQL ------------------------------------------------------------------
+LIFECYCLE_DB=$(fresh_db lifecycle)
+DATABASES+=("$LIFECYCLE_DB")  # fresh_db runs in a subshell
+echo "== revledger bench lifecycle --leads $LEADS --concurrency $CONCURRENCY --database-url $PG_SERVER/$LIFECYCLE_DB"
+LIFECYCLE=$($BIN bench lifecycle --leads "$LEADS" --concurrency "$CONCURRENCY" --database-url "$PG_SERVER/$LIFECYCLE_DB" 2>>"$LOG")
+echo "$LIFECYCLE"
+CPS=$(echo "$LIFECYCLE" | json commands_per_sec)
+P99=$(echo "$LIFECYCLE" | json p99_ms)
+CATCH_UP=$(echo "$LIFECYCLE" | json catch_up_ms)
+LIFECYCLE_RATIO=$(ratio "$CPS" "$PGBENCH_TPS")
+
+echo
+echo "pgbench tps:              $PGBENCH_TPS"
+echo "lifecycle commands/s:     $CPS"
+echo "ratio (lifecycle/pgbench): $LIFECYCLE_RATIO"
+
+if [ "$ONLY_LIFECYCLE" != 1 ]; then
+  WEBHOOKS_DB=$(fresh_db webhooks)
+  DATABASES+=("$WEBHOOKS_DB")  # fresh_db runs in a subshell
+  echo "== revledger bench webhooks --invoices $WEBHOOK_INVOICES --concurrency $CONCURRENCY --database-url $PG_SERVER/$WEBHOOKS_DB"
+  WEBHOOKS=$($BIN bench webhooks --invoices "$WEBHOOK_INVOICES" --concurrency "$CONCURRENCY" --database-url "$PG_SERVER/$WEBHOOKS_DB" 2>>"$LOG")
+  echo "$WEBHOOKS"
+  UNIQUE_RPS=$(echo "$WEBHOOKS" | json requests_per_sec)
+  REPEAT_RPS=$(echo "$WEBHOOKS" | json repeat_requests_per_sec)
+
+  echo "== revledger bench lifecycle --leads $LEADS --concurrency $CONCURRENCY --database-url sqlite://$WORK_DIR/lifecycle.db"
+  SQLITE_LIFECYCLE=$($BIN bench lifecycle --leads "$LEADS" --concurrency "$CONCURRENCY" --database-url "sqlite://$WORK_DIR/lifecycle.db" 2>>"$LOG")
+  echo "$SQLITE_LIFECYCLE"
+  SQLITE_CPS=$(echo "$SQLITE_LIFECYCLE" | json commands_per_sec)
+
+  # Replay: generated in one process, rebuilt in another, so the peak RSS is the rebuild's.
+  REPLAY_PG_DB=$(fresh_db replay)
+  DATABASES+=("$REPLAY_PG_DB")  # fresh_db runs in a subshell
+  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (PostgreSQL)"
+  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG"
+  REPLAY_PG=$($BIN bench replay --reuse --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG")
+  echo "$REPLAY_PG"
+  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (SQLite)"
+  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG"
+  REPLAY_SQLITE=$($BIN bench replay --reuse --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG")
+  echo "$REPLAY_SQLITE"
+fi
+
+echo
+echo "== targets (issue 8), pgbench reference: $PGBENCH_TPS tps"
+printf '%-58s %-22s %s\n' "target" "measured" "verdict"
+printf '%-58s %-22s %s\n' "lifecycle commands/s >= 0.9 x pgbench tps (PostgreSQL)" "$LIFECYCLE_RATIO ($CPS/s)" "$(verdict "$LIFECYCLE_RATIO != 'n/a' and float('$LIFECYCLE_RATIO') >= 0.9")"
+printf '%-58s %-22s %s\n' "caught up within 1000 ms of the last command" "$CATCH_UP ms" "$(verdict "$CATCH_UP <= 1000")"
+printf '%-58s %-22s %s\n' "p99 command latency < 10 ms" "$P99 ms" "$(verdict "$P99 < 10")"
+if [ "$ONLY_LIFECYCLE" != 1 ]; then
+  printf '%-58s %-22s %s\n' "webhooks unique >= 0.8 x lifecycle commands/s" "$(ratio "$UNIQUE_RPS" "$CPS") ($UNIQUE_RPS/s)" "$(verdict "$UNIQUE_RPS >= 0.8 * $CPS")"
+  printf '%-58s %-22s %s\n' "webhooks repeats >= 5 x unique" "$(ratio "$REPEAT_RPS" "$UNIQUE_RPS") ($REPEAT_RPS/s)" "$(verdict "$REPEAT_RPS >= 5 * $UNIQUE_RPS")"
+  PG_EPS=$(echo "$REPLAY_PG" | json events_per_sec); PG_RSS=$(echo "$REPLAY_PG" | json peak_rss_mb)
+  SQ_EPS=$(echo "$REPLAY_SQLITE" | json events_per_sec); SQ_RSS=$(echo "$REPLAY_SQLITE" | json peak_rss_mb)
+  printf '%-58s %-22s %s\n' "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(verdict "$PG_EPS >= 150000")"
+  printf '%-58s %-22s %s\n' "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(verdict "$SQ_EPS >= 300000")"
+  printf '%-58s %-22s %s\n' "replay peak RSS < 200 MB (PostgreSQL / SQLite)" "$PG_RSS / $SQ_RSS MB" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
+  printf '%-58s %-22s %s\n' "SQLite lifecycle >= 5000 commands/s" "$SQLITE_CPS/s" "$(verdict "$SQLITE_CPS >= 5000")"
+fi
+exit 0
