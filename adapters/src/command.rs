@@ -166,10 +166,23 @@ where
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let stream_id = Self::stream_id(&envelope.aggregate_id);
         for _attempt in 0..=MAX_CONFLICT_RETRIES {
-            let loaded = self.load(&stream_id).await?;
-            let mut decided = loaded.aggregate.clone();
+            // The cached state is taken out, not cloned (an aggregate like the seller's ZATCA
+            // sequence grows with its history, and a clone per command would cost as much):
+            // it goes back when the decision leaves it as it was or the append succeeds.
+            let loaded = self.take(&stream_id).await?;
+            let version = loaded.version;
+            let mut decided = loaded.aggregate;
             let sink = EventSink::default();
             if let Err(rejection) = decided.handle(envelope.command.clone(), &(), &sink).await {
+                // `handle` writes events only after the pure `decide` accepted the command, so
+                // a refused command left the state untouched.
+                self.remember(
+                    &stream_id,
+                    Loaded {
+                        aggregate: decided,
+                        version,
+                    },
+                );
                 return match self.store.find_command(envelope.command_id).await? {
                     Some(original) => Ok(CommandOutcome::from_append(&original)),
                     None => Err(CommandError::Rejected(rejection)),
@@ -177,13 +190,20 @@ where
             }
             let events = sink.collect().await;
             if events.is_empty() {
+                self.remember(
+                    &stream_id,
+                    Loaded {
+                        aggregate: decided,
+                        version,
+                    },
+                );
                 // Nothing to do now may mean it was done before, under this very command id.
                 if let Some(original) = self.store.find_command(envelope.command_id).await? {
                     return Ok(CommandOutcome::from_append(&original));
                 }
                 return Ok(CommandOutcome {
                     stream_id,
-                    version: loaded.version,
+                    version,
                     first_position: None,
                     last_position: None,
                     events_appended: 0,
@@ -193,7 +213,7 @@ where
             let request = AppendRequest {
                 stream_id: stream_id.clone(),
                 stream_type: A::TYPE.to_owned(),
-                expected_version: ExpectedVersion::from_loaded(loaded.version),
+                expected_version: ExpectedVersion::from_loaded(version),
                 command_id: Some(envelope.command_id),
                 events: events
                     .iter()
@@ -276,14 +296,10 @@ where
         }
     }
 
-    async fn load(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
-        if let Some(hit) = self
-            .cache
-            .lock()
-            .expect("cache lock")
-            .get(stream_id)
-            .cloned()
-        {
+    /// The aggregate for a command: taken out of the cache (the caller puts it back), or
+    /// folded from the store.
+    async fn take(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        if let Some(hit) = self.cache.lock().expect("cache lock").pop(stream_id) {
             return Ok(hit);
         }
         let mut loaded = Loaded {
