@@ -353,9 +353,7 @@ pub fn decode_event<A: Aggregate>(
 where
     A::Error: std::error::Error,
 {
-    let mut tagged = serde_json::Map::with_capacity(1);
-    tagged.insert(recorded.event_type.clone(), recorded.payload.clone());
-    serde_json::from_value(Value::Object(tagged)).map_err(|e| CommandError::Undecodable {
+    recorded.decode().map_err(|e| CommandError::Undecodable {
         stream_id: recorded.stream_id.clone(),
         version: recorded.version,
         reason: e.to_string(),

@@ -92,14 +92,10 @@ pub fn read_model(name: &str) -> Result<std::sync::Arc<dyn Projection>, Projecti
 pub(crate) fn decode<E: serde::de::DeserializeOwned>(
     event: &RecordedEvent,
 ) -> Result<E, ProjectionError> {
-    let mut tagged = serde_json::Map::with_capacity(1);
-    tagged.insert(event.event_type.clone(), event.payload.clone());
-    serde_json::from_value(serde_json::Value::Object(tagged)).map_err(|e| {
-        ProjectionError::Undecodable {
-            position: event.position,
-            event_type: event.event_type.clone(),
-            reason: e.to_string(),
-        }
+    event.decode().map_err(|e| ProjectionError::Undecodable {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        reason: e.to_string(),
     })
 }
 

@@ -265,6 +265,17 @@ pub trait EventStore: Send + Sync + 'static {
     fn appended(&self) -> &tokio::sync::Notify;
 }
 
+impl RecordedEvent {
+    /// The stored event back in its domain enum. Domain events are externally tagged enums of
+    /// struct variants: the store keeps the variant name as `event_type` and its fields as
+    /// `payload`, so the enum's JSON is `{event_type: payload}`.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        let mut tagged = serde_json::Map::with_capacity(1);
+        tagged.insert(self.event_type.clone(), self.payload.clone());
+        serde_json::from_value(Value::Object(tagged))
+    }
+}
+
 /// Recomputes every per-stream hash chain over everything committed, reading in checkpoint
 /// order in batches (memory grows with the number of streams, never with the number of events).
 pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> {
