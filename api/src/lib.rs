@@ -134,20 +134,32 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers and every migration is applied.
+/// How long `/readyz` waits for the database. A pool whose server is down keeps retrying to
+/// connect until its acquire timeout (10 s per query), so without a bound a probe would hang
+/// for twice that before saying 503; a readiness answer is only useful when it is quick.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: the database answers (within [`READY_TIMEOUT`]) and every migration is applied.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let reachable = state.store.ping().await;
-    let migrated = state.store.is_migrated().await.unwrap_or(false);
-    match reachable {
-        Ok(()) if migrated => {
+    let checked = tokio::time::timeout(READY_TIMEOUT, async {
+        state.store.ping().await?;
+        state.store.is_migrated().await
+    })
+    .await;
+    match checked {
+        Ok(Ok(true)) => {
             let leader = state.leader.load(std::sync::atomic::Ordering::SeqCst);
             Json(json!({"status": "ready", "engine": state.store.engine(), "leader": leader}))
                 .into_response()
         }
-        Ok(()) => ApiError::Unavailable("migrations not applied".into()).into_response(),
-        Err(error) => {
+        Ok(Ok(false)) => ApiError::Unavailable("migrations not applied".into()).into_response(),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "database not reachable");
             ApiError::Unavailable("database unreachable".into()).into_response()
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?READY_TIMEOUT, "database did not answer in time");
+            ApiError::Unavailable("database did not answer in time".into()).into_response()
         }
     }
 }
