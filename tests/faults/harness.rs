@@ -445,6 +445,11 @@ impl Load {
         self.acked.load(Ordering::SeqCst)
     }
 
+    /// Leads driven to the end of their lifecycle so far.
+    pub fn completed(&self) -> usize {
+        self.leads.lock().expect("leads").len()
+    }
+
     /// Starts `clients` concurrent clients; each drives leads through their lifecycle until
     /// [`Load::stop`].
     pub fn spawn_clients(self: &Arc<Self>, clients: usize) -> Vec<tokio::task::JoinHandle<()>> {

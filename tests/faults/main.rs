@@ -62,6 +62,22 @@ fn summary(engine: &str, seed: u64, kills: usize, faults: &str, tally: &Tally) {
     assert!(tally.acknowledged > 0);
 }
 
+/// Waits (bounded) until `CLIENTS + 1` more leads than `since` completed their lifecycle. Then
+/// some client completed two leads after that moment, so the second one's payment was sent,
+/// and reached its lead through the process managers (onboarding needs it), after it: the
+/// workers run.
+async fn wait_workers_ran(load: &Load, since: usize, deadline: Instant, what: &str) {
+    while load.completed() < since + CLIENTS + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "process managers did not carry payments to leads {what}: {} leads completed, waiting for {}",
+            load.completed(),
+            since + CLIENTS + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (bounded by `deadline`) until `load` has `count` more acknowledged requests than
 /// `since`; `what` names the phase in the failure.
 async fn wait_progress(load: &Load, since: u64, count: u64, deadline: Instant, what: &str) {
@@ -304,6 +320,7 @@ async fn postgres_backends_terminated_and_cluster_restarted_under_load_service_r
     let terminated = terminate_backends(&database).await;
     assert!(terminated > 0, "the service had connections to terminate");
     let since = load.acked();
+    let completed = load.completed();
     wait_progress(
         &load,
         since,
@@ -313,6 +330,7 @@ async fn postgres_backends_terminated_and_cluster_restarted_under_load_service_r
     )
     .await;
     wait_ready_and_leading(&address, deadline, "after pg_terminate_backend").await;
+    wait_workers_ran(&load, completed, deadline, "after pg_terminate_backend").await;
 
     // (b) The cluster restarts mid-load: stopped, and started again once the service has
     // said it is not ready (so the outage is observed whatever the machine's speed).
@@ -337,6 +355,7 @@ async fn postgres_backends_terminated_and_cluster_restarted_under_load_service_r
         not_ready.status, not_ready.text
     );
     let acked_in_outage = load.acked();
+    let completed = load.completed();
     pg_ctlcluster(&cluster, "start");
     restart_guard.0 = None;
     wait_pg_isready().await;
@@ -350,6 +369,7 @@ async fn postgres_backends_terminated_and_cluster_restarted_under_load_service_r
         "after the cluster restart",
     )
     .await;
+    wait_workers_ran(&load, completed, deadline, "after the cluster restart").await;
     load.stop();
     harness::join_clients(&load, clients).await;
 
