@@ -24,4 +24,5 @@ mod ops;
 mod projections;
 mod replicas;
 mod store_contract;
+mod tamper;
 mod webhooks;
