@@ -170,7 +170,7 @@ fn neighbours_of_different_streams(rows: &[Row]) -> (Row, Row) {
 
 async fn changing_any_column_deleting_or_reordering_an_event_is_detected_and_names_it(db: &TestDb) {
     let handlers = adapters::handlers::Handlers::new(db.store.clone());
-    let mut generator = Generator::new(handlers.clone(), 0x7a3e_55);
+    let mut generator = Generator::new(handlers.clone(), 0x007a_3e55);
     generator.partners().await;
     // Enough for several seals, so the audit trail is evidence and not only a projection.
     generator.until(3 * SEAL_INTERVAL + 100).await;
@@ -337,7 +337,10 @@ async fn changing_any_column_deleting_or_reordering_an_event_is_detected_and_nam
             );
         }
         detected += 1;
-        println!("TAMPER {:?} column={column} at position {}: {verdict:?}", db.engine, event.position);
+        println!(
+            "TAMPER {:?} column={column} at position {}: {verdict:?}",
+            db.engine, event.position
+        );
         restore(db).await;
         assert!(
             matches!(verify_all(db).await, Verdict::Intact),
