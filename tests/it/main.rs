@@ -24,4 +24,6 @@ mod ops;
 mod projections;
 mod replicas;
 mod store_contract;
+mod storm;
+mod tamper;
 mod webhooks;
