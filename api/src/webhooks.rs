@@ -165,7 +165,8 @@ fn envelope_id(body: &[u8]) -> Option<String> {
         .ok()?
         .id
         .map(|id| id.into_owned())
-        .filter(|id| !id.is_empty())
+        // An id with a NUL cannot be stored (PostgreSQL text): key such a body by its hash.
+        .filter(|id| !id.is_empty() && !id.contains('\0'))
 }
 
 fn parse(provider: &str, body: &[u8]) -> Result<Delivery, WebhookError> {
