@@ -192,10 +192,8 @@ async fn trickle(
     let head = head.to_vec();
     let body = then_body.map(<[u8]>::to_vec);
     let writing = tokio::spawn(async move {
-        if body.is_some() {
-            if writer.write_all(&head).await.is_err() {
-                return;
-            }
+        if body.is_some() && writer.write_all(&head).await.is_err() {
+            return;
         }
         let slow: Vec<u8> = match &body {
             Some(body) => body.clone(),
@@ -774,6 +772,9 @@ fn mangle(signature: String, signing: &Signing) -> Vec<u8> {
     bytes
 }
 
+/// Header names and raw values.
+type Headers = Vec<(&'static str, Vec<u8>)>;
+
 /// The raw request of a delivery (a Moyasar body with `secret_token` set when "signed").
 fn raw_delivery(address: &str, delivery: &Delivery, now: i64) -> Vec<u8> {
     let at = if matches!(delivery.signing, Signing::Stale) {
@@ -783,7 +784,7 @@ fn raw_delivery(address: &str, delivery: &Delivery, now: i64) -> Vec<u8> {
     };
     let signed = !matches!(delivery.signing, Signing::None);
     let bytes = body_bytes(delivery, now);
-    let (path, body, headers): (&str, Vec<u8>, Vec<(&str, Vec<u8>)>) = match delivery.endpoint {
+    let (path, body, headers): (&str, Vec<u8>, Headers) = match delivery.endpoint {
         0 => {
             // Moyasar authenticates by a body field: put the token in when "signed".
             let body = match serde_json::from_slice::<Value>(&bytes) {
