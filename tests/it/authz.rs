@@ -624,3 +624,38 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letters_listing_never_shows_the_moyasar_secret_token() {
+    let app = crate::app::spawn_app(Engine::Sqlite).await.unwrap();
+    let body = json!({"id": "evt-dead-secret", "type": "payment_paid",
+        "secret_token": crate::app::MOYASAR_TOKEN, "data": {"id": "pay-dead"}});
+    let record = adapters::inbox::InboxRecord::new(
+        "moyasar",
+        "evt-dead-secret",
+        &serde_json::to_vec(&body).unwrap(),
+        time::OffsetDateTime::now_utc(),
+    );
+    let sql = app.db.store.sql();
+    for _ in 0..adapters::inbox::MAX_ATTEMPTS {
+        adapters::inbox::park(
+            &sql,
+            &record,
+            "no such payment",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    }
+    let (_, auditor) = create_token(&sql, Role::Auditor, None, None).await.unwrap();
+    let listed = app.get("/api/webhooks/dead-letters", Some(&auditor)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(listed.text.contains("evt-dead-secret"), "{}", listed.text);
+    assert!(listed.text.contains("[redacted]"), "{}", listed.text);
+    assert!(
+        !listed.text.contains(crate::app::MOYASAR_TOKEN),
+        "the secret is listed: {}",
+        listed.text
+    );
+    app.stop().await;
+}
