@@ -105,6 +105,16 @@ struct ServeArgs {
     /// unset. Payments are recorded from the Moyasar webhook either way.
     #[arg(long, env = "REVLEDGER_MOYASAR_CALLBACK_URL")]
     moyasar_callback_url: Option<String>,
+    /// Seconds a request may take, its body included, before it is answered 408.
+    #[arg(long, env = "REVLEDGER_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_secs: u64,
+    /// Seconds a client may take to send its request headers (and a keep-alive connection may
+    /// stay idle) before the connection is closed.
+    #[arg(long, env = "REVLEDGER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_secs: u64,
+    /// Connections served at once; one beyond them is answered 503 and closed.
+    #[arg(long, env = "REVLEDGER_MAX_CONNECTIONS", default_value_t = api::service::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -204,6 +214,9 @@ impl ServeArgs {
                     ..adapters::moyasar_api::MoyasarApiConfig::new(Secret::new(key))
                 }),
             run_workers: true,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
         })
     }
 }
@@ -508,6 +521,11 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "partner_tolerance_secs": config.partner_tolerance_secs,
         },
         "admin_token": secret(config.admin_token.is_some()),
+        "limits": {
+            "request_timeout_secs": config.request_timeout.as_secs(),
+            "header_read_timeout_secs": config.header_read_timeout.as_secs(),
+            "max_connections": config.max_connections,
+        },
         "moyasar_api": secret(config.moyasar_api.is_some()),
         "program": {
             "commission_hold_days": config.program.hold_days,

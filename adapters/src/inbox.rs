@@ -94,8 +94,9 @@ pub fn body_sha256(body: &[u8]) -> String {
 /// Raw bytes as storable text: UTF-8 as is, anything else as base64 (marked).
 pub fn encode_body(body: &[u8]) -> (String, &'static str) {
     match std::str::from_utf8(body) {
-        Ok(text) => (text.to_owned(), "utf8"),
-        Err(_) => {
+        // NUL is valid UTF-8 but PostgreSQL text cannot hold it: such a body goes as base64.
+        Ok(text) if !text.contains('\0') => (text.to_owned(), "utf8"),
+        _ => {
             use base64::Engine;
             (
                 base64::engine::general_purpose::STANDARD.encode(body),
@@ -354,4 +355,26 @@ pub async fn counts(db: &SqlDb) -> Result<Vec<(String, i64)>, StoreError> {
     .iter()
     .map(|row| Ok((row.text(0)?, row.i64(1)?)))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_body, encode_body};
+
+    #[test]
+    fn a_body_with_nul_is_kept_as_base64_and_decodes_to_the_same_bytes() {
+        for body in [&b"{\"a\":1}"[..], b"nul\0inside", b"\xff\xfe not utf-8"] {
+            let (raw, encoding) = encode_body(body);
+            assert!(!raw.contains('\0'));
+            assert_eq!(
+                encoding,
+                if body.contains(&0) || std::str::from_utf8(body).is_err() {
+                    "base64"
+                } else {
+                    "utf8"
+                }
+            );
+            assert_eq!(decode_body(&raw, encoding), body);
+        }
+    }
 }

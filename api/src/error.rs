@@ -28,6 +28,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the request took too long (a slow client, or a slow server)")]
+    Timeout,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -47,6 +51,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +90,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(detail) => json!({"error": "not_found", "detail": detail}),
             ApiError::Conflict(detail) => json!({"error": "conflict", "detail": detail}),
             ApiError::Unprocessable { code, detail } => json!({"error": code, "detail": detail}),
+            ApiError::TooLarge(_) => {
+                json!({"error": "payload_too_large", "detail": self.to_string()})
+            }
+            ApiError::Timeout => json!({"error": "timeout", "detail": self.to_string()}),
             ApiError::Unavailable(detail) => json!({"error": "unavailable", "detail": detail}),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");

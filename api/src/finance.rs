@@ -71,9 +71,15 @@ pub async fn ledger_account(
         .limit
         .unwrap_or(100)
         .clamp(1, projections::ledger::MAX_ACCOUNT_LINES);
-    Ok(Json(
-        projections::ledger::account(&db, &account, limit).await?,
-    ))
+    let answer = projections::ledger::account(&db, &account, limit).await?;
+    // An account exists once something is posted to it; a name never posted to is a typo or a
+    // guess, not an empty account.
+    if answer["lines_total"].as_i64() == Some(0) {
+        return Err(ApiError::NotFound(format!(
+            "no account {account} in the journal (nothing posted to it)"
+        )));
+    }
+    Ok(Json(answer))
 }
 
 pub async fn reconciliation(
@@ -110,6 +116,15 @@ pub async fn statement(
     authenticate(&state, &headers)
         .await?
         .require_partner(&partner_id)?;
+    let (_, version) = state
+        .handlers
+        .partners
+        .load_aggregate(&partner_id)
+        .await
+        .map_err(command_error)?;
+    if version == 0 {
+        return Err(ApiError::NotFound(format!("no partner {partner_id}")));
+    }
     let (month, csv) = match month.strip_suffix(".csv") {
         Some(month) => (month.to_owned(), true),
         None => (month, false),

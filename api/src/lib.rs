@@ -44,8 +44,8 @@ pub use service::{Config, Service};
 /// few KiB; the bound keeps a hostile client from holding memory.
 pub const MAX_BODY_BYTES: usize = adapters::webhooks::MAX_WEBHOOK_BODY_BYTES;
 
-/// A request that takes longer than this is answered 408: nothing we do should take seconds.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request that takes longer than this by default is answered 408 (`Config::request_timeout`).
+pub const REQUEST_TIMEOUT: Duration = service::DEFAULT_REQUEST_TIMEOUT;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -66,6 +66,7 @@ impl AppState {
 
 /// All routes with their limits.
 pub fn router(state: AppState) -> Router {
+    let request_timeout = state.config.request_timeout;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -111,8 +112,9 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            request_timeout,
         ))
+        .layer(axum::middleware::map_response(limits_as_json))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                 let request_id = request
@@ -127,6 +129,22 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER)))
         .layer(SetRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
+}
+
+/// The 413 of the body limits and the 408 of the timeout come from layers with plain-text or
+/// empty bodies; every other error is JSON, so these are too.
+async fn limits_as_json(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => {
+            ApiError::TooLarge(MAX_BODY_BYTES).into_response()
+        }
+        StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::Timeout.into_response(),
+        _ => response,
+    }
 }
 
 /// Liveness: the process answers.

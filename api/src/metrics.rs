@@ -9,6 +9,7 @@
 //!   `revledger_projection_lag_seconds{projection}`, `revledger_webhook_inbox{status}` (sampled every
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
+//! - `revledger_http_connections_shed_total` (connections answered 503 beyond `max_connections`)
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -85,6 +86,11 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 /// Counts one webhook delivery's outcome.
 pub fn webhook(provider: &str, outcome: &'static str) {
     metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// A connection answered 503 because `max_connections` were open.
+pub fn connection_shed() {
+    metrics::counter!("revledger_http_connections_shed_total").increment(1);
 }
 
 /// Samples projection checkpoints and lag, and inbox sizes.

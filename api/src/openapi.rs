@@ -189,10 +189,8 @@ impl Operation {
             "content": {"application/json": {"schema": schema}},
         });
         self.value["responses"]["400"] = bad_request();
-        self.value["responses"]["413"] = json!({
-            "description": "The body is larger than the server accepts (256 KiB).",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        });
+        self.value["responses"]["413"] =
+            error_response("The body is larger than the server accepts (256 KiB).");
         self
     }
 
@@ -467,7 +465,7 @@ fn finance() -> Vec<Operation> {
                     "text/csv": {"schema": {"type": "string"}},
                 },
             }))
-            .error(404, "Not the partner token's own partner."),
+            .error(404, "No such partner, or not the partner token's own partner."),
         operation("post", "/api/commissions/{id}/approve", "approveCommission", "finance", "Approve a commission", Access::Bearer(FINANCE_CHANGE))
             .body(reference("DecisionRequest"), false)
             .command()
@@ -487,7 +485,8 @@ fn finance() -> Vec<Operation> {
         operation("get", "/api/ledger/accounts/{account}", "getLedgerAccount", "finance", "One ledger account", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
             .parameter(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 100}, "description": "The newest lines to list; clamped to 1..=1000."}))
-            .respond(200, "The account's totals and newest lines (an unknown account has none).", reference("LedgerAccount")),
+            .respond(200, "The account's totals and newest lines.", reference("LedgerAccount"))
+            .error(404, "Nothing was ever posted to this account (by `as_of`)."),
         operation("get", "/api/reconciliation", "getReconciliation", "finance", "Reconciliation", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
             .respond(200, "Invoices, payments and commissions checked against each other.", reference("Reconciliation")),
@@ -1266,7 +1265,7 @@ fn query_parameters() -> Value {
     json!({
         "AsOf": {
             "name": "as_of", "in": "query",
-            "description": "Read as of a past moment: a log position, or an RFC 3339 time.",
+            "description": "Read as of a past moment: a log position, or an RFC 3339 time. A moment not reached yet (a later time, a position past the head) reads everything committed so far, as without `as_of`, so that answer can still change.",
             "schema": {
                 "type": "string",
                 "pattern": "^([0-9]{1,18}|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$",

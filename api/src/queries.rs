@@ -5,7 +5,7 @@
 //! Every read-model route accepts:
 //! - `as_of=<position|RFC 3339 time>`: the read model computed over the log up to then, in a
 //!   scratch database ([`crate::finance::read_db`]); the aggregate routes fold their stream up
-//!   to the same moment.
+//!   to the same moment. A moment not reached yet reads everything committed so far.
 //! - `after_position=N`: read-your-writes. The route waits, at most [`READ_YOUR_WRITES_WAIT`],
 //!   until the projection it reads has applied every event up to position N (the position a
 //!   command answered with), else answers 202 `{"status": "pending", "lag": …}`.

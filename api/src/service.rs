@@ -11,10 +11,13 @@ use adapters::handlers::Handlers;
 use adapters::moyasar_api::MoyasarClient;
 use adapters::store::EventStore;
 use adapters::webhooks::Secret;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use projections::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use projections::Projector;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::{router, AppState};
@@ -38,6 +41,13 @@ pub struct Config {
     pub moyasar_api: Option<adapters::moyasar_api::MoyasarApiConfig>,
     /// Run projections, process managers and background sweeps in this process.
     pub run_workers: bool,
+    /// Longest a request may take, its body included, before it is answered 408.
+    pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and an idle keep-alive
+    /// connection may wait for its next request, before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Most connections served at once; a connection beyond them is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -57,6 +67,9 @@ impl Default for Config {
             },
             moyasar_api: None,
             run_workers: true,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -65,6 +78,24 @@ impl Default for Config {
 /// embedded default works out of the box; production sets its own.
 pub const DEFAULT_SELLER_NAME: &str = "Dealix";
 pub const DEFAULT_SELLER_VAT_NUMBER: &str = "300000000000003";
+
+/// A request that takes longer than this is answered 408: nothing we do should take seconds.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client sends its request headers within this, or its connection is closed (slowloris).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once by default; each costs a task and a few KiB of buffers.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Bytes of a shed connection's request read and discarded before it is closed.
+const SHED_DRAIN_BYTES: usize = 64 * 1024;
+
+/// How long a shed connection is given to receive its 503 before it is dropped.
+const SHED_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the accept loop waits after a failed accept (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long shutdown waits for background workers to finish their current batch.
 pub const WORKER_DRAIN: Duration = Duration::from_secs(10);
@@ -176,9 +207,8 @@ impl Service {
             stop,
             workers,
         } = self;
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let config = state.config.clone();
+        serve(listener, router(state), &config, shutdown).await;
         let _ = stop.send(true);
         for worker in workers {
             if tokio::time::timeout(WORKER_DRAIN, worker).await.is_err() {
@@ -187,6 +217,94 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The HTTP/1.1 accept loop (what `axum::serve` does, plus limits): each connection reads its
+/// request headers within `header_read_timeout`; at most `max_connections` are served at once
+/// and one beyond them is answered 503 and closed, so memory stays bounded under a flood. When
+/// `shutdown` resolves it stops accepting, lets each connection finish its request, and
+/// returns once every connection has closed.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) {
+    let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS) as u32;
+    let slots = Arc::new(Semaphore::new(max as usize));
+    let (closing, closed) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(shed(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout);
+        let service = TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended");
+                    }
+                }
+                _ = async { closed.wait_for(|closing| *closing).await.is_ok() } => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // Each open connection holds a slot: having them all back means every one has closed.
+    let _ = slots.acquire_many(max).await;
+}
+
+/// Answers a connection beyond the limit 503 without reading its request, then closes it.
+async fn shed(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    crate::metrics::connection_shed();
+    let body = r#"{"error":"unavailable","detail":"too many connections; retry shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(SHED_WRITE_TIMEOUT, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read (and discard) what the client sent until it closes, a little at most: closing
+        // with unread bytes would reset the connection before the client reads the 503.
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < SHED_DRAIN_BYTES {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// Why the service could not start.

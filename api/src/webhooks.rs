@@ -165,7 +165,8 @@ fn envelope_id(body: &[u8]) -> Option<String> {
         .ok()?
         .id
         .map(|id| id.into_owned())
-        .filter(|id| !id.is_empty())
+        // An id with a NUL cannot be stored (PostgreSQL text): key such a body by its hash.
+        .filter(|id| !id.is_empty() && !id.contains('\0'))
 }
 
 fn parse(provider: &str, body: &[u8]) -> Result<Delivery, WebhookError> {
@@ -659,6 +660,20 @@ pub struct ListQuery {
 }
 
 /// `GET /api/webhooks/dead-letters`: deliveries that never applied, with the reason.
+/// A dead letter's body as listed. Moyasar authenticates by a `secret_token` field in the body,
+/// which is our secret: it is listed as `[redacted]` (a replay uses the stored bytes).
+fn listed_body(provider: &str, body: &[u8]) -> String {
+    if provider == MOYASAR {
+        if let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) {
+            if map.contains_key("secret_token") {
+                map.insert("secret_token".into(), json!("[redacted]"));
+                return Value::Object(map).to_string();
+            }
+        }
+    }
+    String::from_utf8_lossy(body).into_owned()
+}
+
 pub async fn list_dead_letters(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -678,7 +693,7 @@ pub async fn list_dead_letters(
                 "received_at": projections::rfc3339(entry.received_at_us),
                 "attempts": entry.attempts,
                 "reason": entry.last_error,
-                "body": String::from_utf8_lossy(&entry.body()),
+                "body": listed_body(&entry.provider, &entry.body()),
             })
         })
         .collect();

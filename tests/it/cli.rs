@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::temp_dir;
 
-fn revledger(dir: &Path) -> Command {
+pub(crate) fn revledger(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_revledger"));
     command
         .current_dir(dir)

@@ -41,7 +41,7 @@ api_tests!(
     a_payout_request_with_an_idempotency_key_is_applied_once,
 );
 
-async fn token(app: &TestApp, role: Role, partner: Option<&str>) -> String {
+pub(crate) async fn token(app: &TestApp, role: Role, partner: Option<&str>) -> String {
     create_token(&app.db.store.sql(), role, partner, Some("test"))
         .await
         .unwrap()
@@ -56,7 +56,7 @@ fn bearer(token: &str) -> Vec<(&'static str, String)> {
 }
 
 /// A referred, invoiced, paid lead whose commission is approved: returns the month of its lines.
-async fn earn(app: &TestApp, partner_id: &str, lead: &str) -> String {
+pub(crate) async fn earn(app: &TestApp, partner_id: &str, lead: &str) -> String {
     let handlers = app.handlers();
     let now = OffsetDateTime::now_utc();
     let enroll = domain::partner::PartnerCommand::Enroll {

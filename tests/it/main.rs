@@ -9,6 +9,7 @@
 
 mod api_routes;
 mod app;
+mod authz;
 mod cli;
 mod command_handler;
 mod dashboard;
@@ -17,6 +18,7 @@ mod finance_api;
 mod finance_ledger;
 mod helpers;
 mod history;
+mod limits;
 mod metrics;
 mod moyasar_api;
 mod openapi;

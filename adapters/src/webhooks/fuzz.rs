@@ -1,9 +1,25 @@
 //! Arbitrary bytes and headers against every verifier and parser: each answers `Ok` or a
 //! `WebhookError` (401 or 400), never a panic, whatever arrives.
+//!
+//! [`CASES`] per target by default; `PROPTEST_CASES=100000 cargo test -p adapters --release fuzz`
+//! runs a longer campaign (the environment variable wins over the default here).
 
 use proptest::prelude::*;
 
 use super::{calendly, moyasar, standard, Secret};
+
+/// Cases per target when `PROPTEST_CASES` does not say.
+const CASES: u32 = 512;
+
+/// `PROPTEST_CASES` when set to a number, else [`CASES`]. (Setting `cases` in a config
+/// overrides proptest's own reading of the variable, so it is read here.)
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(CASES);
+    ProptestConfig::with_cases(cases)
+}
 
 fn any_header() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
@@ -25,7 +41,7 @@ fn any_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn no_moyasar_delivery_makes_verification_or_parsing_panic(body in any_body()) {

@@ -283,6 +283,11 @@ impl<'a> Fields<'a> {
                     format!("longer than {MAX_TEXT_FIELD_CHARS} characters"),
                 ))
             }
+            // PostgreSQL text cannot hold NUL, and no name, email or id has one.
+            Some(Value::String(text)) if text.contains('\0') => Err(WebhookError::malformed(
+                self.path_of(key),
+                "contains a NUL character",
+            )),
             Some(Value::String(text)) => Ok(Some(text)),
             Some(other) => Err(self.wrong_type(key, "a string", other)),
         }

@@ -724,7 +724,7 @@ mod tests {
 
     #[test]
     fn missing_or_invalid_fields_are_named() {
-        let cases: [(&str, Change); 10] = [
+        let cases: [(&str, Change); 11] = [
             ("data.email", |body| {
                 body["data"].as_object_mut().unwrap().remove("email");
             }),
@@ -747,6 +747,9 @@ mod tests {
             }),
             ("type", |body| body["type"] = json!("lead.deleted")),
             ("type", |body| body["type"] = json!(null)),
+            ("data.name", |body| {
+                body["data"]["name"] = json!("Sal\u{0}ma")
+            }),
         ];
         for (field, change) in cases {
             let mut body = lead_body();
