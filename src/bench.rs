@@ -144,9 +144,17 @@ pub struct ReplayArgs {
     /// is the rebuild's alone).
     #[arg(long)]
     generate_only: bool,
-    /// Rebuild the read models concurrently instead of one after another.
-    #[arg(long)]
-    parallel: bool,
+    /// How the read models are rebuilt: in one pass over the log (what `revledger rebuild`
+    /// does), one after another, or concurrently each with its own pass.
+    #[arg(long, value_enum, default_value_t = ReplayMode::SinglePass)]
+    mode: ReplayMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayMode {
+    SinglePass,
+    Sequential,
+    Parallel,
 }
 
 #[derive(clap::Args)]
@@ -1122,7 +1130,8 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<Value> {
         }));
     }
     let started = Instant::now();
-    let rebuilt = rebuild_all(&db.store, args.parallel).await?;
+    let read_models = projections::read_models().len();
+    let rebuilt = rebuild_all(&db.store, args.mode).await?;
     let elapsed = started.elapsed();
     let peak_rss_mb = peak_rss_mb();
     Ok(json!({
@@ -1130,11 +1139,11 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<Value> {
         "engine": engine,
         "database": db.name,
         "events": events,
-        "read_models": rebuilt.len(),
-        "parallel": args.parallel,
+        "read_models": read_models,
+        "mode": format!("{:?}", args.mode),
         "seconds": rounded(elapsed.as_secs_f64(), 3),
         "events_per_sec": per_second(events as u64, elapsed),
-        "applications_per_sec": per_second(rebuilt.iter().map(|r| r.1).sum(), elapsed),
+        "applications_per_sec": per_second(events as u64 * read_models as u64, elapsed),
         "peak_rss_mb": peak_rss_mb,
         "rss_includes_generation": !args.reuse,
         "generation": generation,
@@ -1150,12 +1159,19 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<Value> {
     }))
 }
 
-/// Empties every read model and refolds it from position zero; per read model: its name, the
-/// events it applied and how long it took.
+/// Empties every read model and refolds it from position zero; per read model (or for all of
+/// them in one pass): the name, the events applied and how long it took.
 async fn rebuild_all(
     store: &Arc<dyn EventStore>,
-    parallel: bool,
+    mode: ReplayMode,
 ) -> anyhow::Result<Vec<(&'static str, u64, Duration)>> {
+    if mode == ReplayMode::SinglePass {
+        let started = Instant::now();
+        let rebuild =
+            projections::Rebuild::start(store.clone(), projections::read_models()).await?;
+        let applied = rebuild.run().await?;
+        return Ok(vec![("all read models", applied, started.elapsed())]);
+    }
     let rebuild = |projector: Projector| async move {
         let started = Instant::now();
         projector.reset().await?;
@@ -1167,7 +1183,7 @@ async fn rebuild_all(
         .map(|projection| Projector::new(store.clone(), projection))
         .collect();
     let mut results = Vec::with_capacity(projectors.len());
-    if parallel {
+    if mode == ReplayMode::Parallel {
         let mut tasks = tokio::task::JoinSet::new();
         for projector in projectors {
             tasks.spawn(rebuild(projector));

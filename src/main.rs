@@ -633,39 +633,35 @@ async fn rebuild(
             .collect::<Result<_, _>>()?
     };
     let head = store.head_position().await?;
-    for projection in selected {
-        let projector = projections::Projector::new(store.clone(), projection.clone());
-        projector.reset().await?;
-        let bar = indicatif::ProgressBar::new(u64::try_from(head).unwrap_or(0));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>12} [{bar:40}] {pos}/{len} positions {per_sec}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(projection.name());
-        let started = std::time::Instant::now();
-        let mut events = 0u64;
-        loop {
-            let applied = projector.step().await?;
-            if applied == 0 {
-                break;
-            }
-            events += applied as u64;
-            let (checkpoint, _) = projector.checkpoint().await?;
-            bar.set_position(u64::try_from(checkpoint.position).unwrap_or(0));
-        }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 {
-            events as f64 / seconds
-        } else {
-            0.0
-        };
-        println!(
-            "rebuilt {}: {events} events in {seconds:.2} s ({rate:.0} events/s)",
-            projection.name()
-        );
+    let names: Vec<&'static str> = selected.iter().map(|p| p.name()).collect();
+    let bar = indicatif::ProgressBar::new(u64::try_from(head).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {pos}/{len} positions {per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(if names.len() == 1 {
+        names[0]
+    } else {
+        "read models"
+    });
+    let started = std::time::Instant::now();
+    // One pass over the log for all of them: each batch is read once and applied to each.
+    let mut rebuild = projections::Rebuild::start(store, selected).await?;
+    while rebuild.step().await? > 0 {
+        bar.set_position(u64::try_from(rebuild.checkpoint().position).unwrap_or(0));
+    }
+    bar.finish_and_clear();
+    let events = rebuild.events_applied();
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 {
+        events as f64 / seconds
+    } else {
+        0.0
+    };
+    for name in names {
+        println!("rebuilt {name}: {events} events in {seconds:.2} s ({rate:.0} events/s)");
     }
     Ok(())
 }

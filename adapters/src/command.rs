@@ -42,6 +42,10 @@ use crate::store::{
 /// realistic contention; beyond that the caller gets a 409 rather than a server spinning.
 pub const MAX_CONFLICT_RETRIES: usize = 5;
 
+/// Locks per handler serialising commands on the same stream (see
+/// [`CommandHandler::stream_lock`]); unrelated streams share one rarely.
+pub const STREAM_LOCK_STRIPES: usize = 1024;
+
 /// Aggregates kept in memory per handler. At a few KiB each this bounds the cache to tens of
 /// MiB while holding every stream touched in the last several thousand commands.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -118,6 +122,11 @@ struct Loaded<A> {
 pub struct CommandHandler<A: Aggregate> {
     store: Arc<dyn EventStore>,
     cache: Mutex<LruCache<String, Loaded<A>>>,
+    /// Commands on one stream take turns in this process ([`STREAM_LOCK_STRIPES`] locks, a
+    /// stream's chosen by its hash). Two at once would only conflict, and while one holds the
+    /// cached state the other would fold the whole stream from the store: under load on a hot
+    /// stream (the seller's ZATCA sequence) that is a full read per command.
+    stream_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 impl<A> CommandHandler<A>
@@ -134,7 +143,17 @@ where
         CommandHandler {
             store,
             cache: Mutex::new(LruCache::new(capacity)),
+            stream_locks: (0..STREAM_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    fn stream_lock(&self, stream_id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        stream_id.hash(&mut hasher);
+        &self.stream_locks[(hasher.finish() % STREAM_LOCK_STRIPES as u64) as usize]
     }
 
     /// The stream an aggregate id lives in.
@@ -165,6 +184,7 @@ where
         envelope: CommandEnvelope<A::Command>,
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
         let stream_id = Self::stream_id(&envelope.aggregate_id);
+        let _turn = self.stream_lock(&stream_id).lock().await;
         for _attempt in 0..=MAX_CONFLICT_RETRIES {
             // The cached state is taken out, not cloned (an aggregate like the seller's ZATCA
             // sequence grows with its history, and a clone per command would cost as much):

@@ -91,6 +91,15 @@ impl From<Option<&str>> for SqlValue {
     }
 }
 
+/// SQLite's durability is a setting of the connection, read at each commit; the one writer
+/// connection serves durable writes (appends, the inbox, tokens) and derived ones (read
+/// models), so every write states its level as it begins. `FULL` syncs the WAL at commit;
+/// `NORMAL` leaves that to the next synced commit or checkpoint (WAL frames are appended in
+/// order, so syncing a later commit makes the earlier ones durable too).
+pub const SQLITE_DURABLE: &str = "PRAGMA synchronous = FULL";
+const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
+const SQLITE_BEGIN_DERIVED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+
 /// A pool on either engine.
 #[derive(Clone, Debug)]
 pub enum SqlDb {
@@ -207,19 +216,44 @@ impl SqlDb {
         }
     }
 
+    /// A durable transaction: its commit returns once the disk has it.
     pub async fn begin(&self) -> Result<SqlTx, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with(SQLITE_BEGIN_DURABLE).await?),
             SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?),
         })
     }
 
+    /// A transaction for state derived from the log (read models and checkpoints, which
+    /// commit together): its commit does not wait for the disk. A crash can lose the last
+    /// such commits, never tear one; the projector then reads those events again from the log,
+    /// whose appends are always durable. This takes the fsync out of every projection batch.
+    pub async fn begin_derived(&self) -> Result<SqlTx, StoreError> {
+        Ok(match self {
+            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with(SQLITE_BEGIN_DERIVED).await?),
+            SqlDb::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                SqlTx::Postgres(tx)
+            }
+        })
+    }
+
+    /// One statement in its own durable transaction.
     pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => bind_all!(sqlx::query(sql), params)
-                .execute(pool)
-                .await?
-                .rows_affected(),
+            SqlDb::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                sqlx::query(SQLITE_DURABLE)
+                    .execute(&mut *connection)
+                    .await?;
+                bind_all!(sqlx::query(sql), params)
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected()
+            }
             SqlDb::Postgres(pool) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use projections::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use projections::Projector;
+use projections::ProjectorGroup;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -108,9 +109,10 @@ fn spawn_workers(
     stopped: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let mut workers = Vec::new();
-    for projector in state.projectors.iter() {
-        workers.push(tokio::spawn(projector.clone().run(stopped.clone())));
-    }
+    // The read models share the store's database: one task, one transaction per batch for all.
+    let read_models = state.projectors.iter().map(|p| p.projection().clone());
+    let group = ProjectorGroup::new(state.store.clone(), read_models.collect());
+    workers.push(tokio::spawn(group.run(stopped.clone())));
     for process in process_managers_configured(&state.config.program, moyasar) {
         workers.push(tokio::spawn(
             ProcessRunner::new(state.handlers.clone(), process).run(stopped.clone()),

@@ -23,7 +23,7 @@ use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::{RecordedEvent, StoreError};
 use async_trait::async_trait;
 
-pub use runtime::{AsOf, Projector};
+pub use runtime::{AsOf, Projector, ProjectorGroup, Rebuild};
 
 /// Why a projection could not apply an event.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,11 @@ pub const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How often a reader waiting for a projection to catch up looks again.
 pub const CATCH_UP_POLL: Duration = Duration::from_millis(5);
 
+/// Unapplied events [`Projector::wait_caught_up`] looks at per poll. On PostgreSQL the log is
+/// read in commit order, not position order; an event committed before the wait began is among
+/// the first few unapplied ones, never thousands behind events committed after it.
+pub const WAIT_SCAN: usize = 64;
+
 /// After a failed step, wait this long before trying again, so a broken database is not
 /// hammered.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -100,6 +105,10 @@ impl Projector {
         self.projection.name()
     }
 
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
+    }
+
     pub fn db(&self) -> &SqlDb {
         &self.db
     }
@@ -144,7 +153,7 @@ impl Projector {
         let Some(last) = batch.last() else {
             return Ok(0);
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_derived().await?;
         let result = self
             .apply_in(
                 &mut tx,
@@ -208,15 +217,8 @@ impl Projector {
 
     /// Empties the projection's tables and its checkpoint, in one transaction.
     pub async fn reset(&self) -> Result<(), ProjectionError> {
-        let mut tx = self.db.begin().await?;
-        for table in self.projection.tables() {
-            tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
-        }
-        tx.execute(
-            "DELETE FROM projection_checkpoints WHERE name = ?",
-            &[self.name().into()],
-        )
-        .await?;
+        let mut tx = self.db.begin_derived().await?;
+        reset_in(&mut tx, self.projection.as_ref()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -230,10 +232,18 @@ impl Projector {
 
     /// Waits, at most `limit`, until the projection has applied everything visible now (the
     /// projector itself runs elsewhere). Returns whether it got there.
+    ///
+    /// "Now" is the head of the log at the call: under steady appends the projection is never
+    /// fully caught up, and waiting for that would always wait the whole `limit`. An event
+    /// committed before the call has a position at or below that head; the wait ends when none
+    /// of the next [`WAIT_SCAN`] unapplied events is one of them.
     pub async fn wait_caught_up(&self, limit: Duration) -> Result<bool, ProjectionError> {
         let deadline = tokio::time::Instant::now() + limit;
+        let head = self.store.head_position().await?;
         loop {
-            if self.is_caught_up().await? {
+            let (checkpoint, _) = self.checkpoint().await?;
+            let pending = self.store.read_committed(checkpoint, WAIT_SCAN).await?;
+            if pending.iter().all(|event| event.position > head) {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {
@@ -247,7 +257,9 @@ impl Projector {
     pub async fn lag(&self) -> Result<Lag, ProjectionError> {
         let (checkpoint, events_applied) = self.checkpoint().await?;
         let head_position = self.store.head_position().await?;
-        let pending = self.store.read_all(checkpoint, 1).await?;
+        // Committed, not merely below the read watermark: a long transaction elsewhere on a
+        // PostgreSQL cluster holds the watermark back, and the events behind it are still owed.
+        let pending = self.store.read_committed(checkpoint, 1).await?;
         let seconds_behind = pending.first().map_or(0, |oldest| {
             (OffsetDateTime::now_utc() - oldest.recorded_at)
                 .whole_seconds()
@@ -300,6 +312,209 @@ impl Projector {
     }
 }
 
+/// Empties a projection's tables and deletes its checkpoint inside `tx`.
+async fn reset_in(tx: &mut SqlTx, projection: &dyn Projection) -> Result<(), ProjectionError> {
+    for table in projection.tables() {
+        tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
+    }
+    tx.execute(
+        "DELETE FROM projection_checkpoints WHERE name = ?",
+        &[projection.name().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Read models that share one database, run together: one read of the log, one transaction
+/// and one commit per batch for all of them, instead of one each. Each keeps its own
+/// checkpoint (moved by compare-and-set, as a [`Projector`]'s), so one can still be rebuilt or
+/// inspected alone; when they stand at different places the group reads from the earliest and
+/// gives each only the events after its own checkpoint.
+#[derive(Clone)]
+pub struct ProjectorGroup {
+    store: Arc<dyn EventStore>,
+    db: SqlDb,
+    projections: Vec<Arc<dyn Projection>>,
+    batch_size: usize,
+}
+
+impl ProjectorGroup {
+    pub fn new(store: Arc<dyn EventStore>, projections: Vec<Arc<dyn Projection>>) -> Self {
+        let db = store.sql();
+        ProjectorGroup {
+            store,
+            db,
+            projections,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.clamp(1, MAX_READ_BATCH);
+        self
+    }
+
+    /// Each member's committed checkpoint and events applied, in member order.
+    async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
+        let mut found = Vec::with_capacity(self.projections.len());
+        for projection in &self.projections {
+            found.push(load_checkpoint(&self.db, projection.name()).await?);
+        }
+        Ok(found)
+    }
+
+    /// Applies the next batch to every member behind it; returns the events read (0 when all
+    /// are caught up).
+    pub async fn step(&self) -> Result<usize, ProjectionError> {
+        let checkpoints = self.checkpoints().await?;
+        let Some(from) = checkpoints.iter().map(|(c, _)| *c).min_by_key(order_key) else {
+            return Ok(0);
+        };
+        let batch = self.store.read_all(from, self.batch_size).await?;
+        let Some(last) = batch.last() else {
+            return Ok(0);
+        };
+        let next = Checkpoint::after(last);
+        let mut tx = self.db.begin_derived().await?;
+        let result = async {
+            for event in &batch {
+                let at = order_key(&Checkpoint::after(event));
+                for (projection, (checkpoint, _)) in self.projections.iter().zip(&checkpoints) {
+                    if at > order_key(checkpoint) {
+                        projection.apply(&mut tx, event).await?;
+                    }
+                }
+            }
+            for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
+                let mine = batch
+                    .iter()
+                    .filter(|e| order_key(&Checkpoint::after(e)) > order_key(checkpoint))
+                    .count();
+                if mine > 0 {
+                    let total = applied + mine as i64;
+                    save_checkpoint(&mut tx, projection.name(), *checkpoint, next, total).await?;
+                }
+            }
+            Ok::<(), ProjectionError>(())
+        }
+        .await;
+        if let Err(error) = result {
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+        tx.commit().await?;
+        Ok(batch.len())
+    }
+
+    /// Steps until a step finds nothing new; returns the events read.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut total = 0u64;
+        loop {
+            match self.step().await? {
+                0 => return Ok(total),
+                read => total += read as u64,
+            }
+        }
+    }
+
+    /// Tails the log like [`Projector::run`], for every member at once.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let woken = self.store.appended().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.step().await {
+                Ok(0) => {
+                    tokio::select! {
+                        () = &mut woken => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "read-model step failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY_DELAY) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where an event or checkpoint falls in the order the log is read: by transaction id, then
+/// position (on SQLite the transaction id is always 0).
+fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
+    (checkpoint.transaction_id, checkpoint.position)
+}
+
+/// Events per transaction in a [`Rebuild`]: nothing waits on a rebuild's commits, so they are
+/// fewer and larger than a live projector's.
+pub const REBUILD_BATCH_SIZE: usize = 5_000;
+
+/// Rebuilds read models that share one database in a single pass over the log: empties them,
+/// then runs them as a [`ProjectorGroup`] with large batches. Each event is read once and
+/// applied to each read model; the result is the same as resetting each one and letting its
+/// [`Projector`] catch up.
+pub struct Rebuild {
+    group: ProjectorGroup,
+    after: Checkpoint,
+    applied: i64,
+}
+
+impl Rebuild {
+    /// Empties the read models and their checkpoints (one transaction) in the store's database.
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Rebuild, ProjectionError> {
+        let group = ProjectorGroup::new(store, projections).with_batch_size(REBUILD_BATCH_SIZE);
+        let mut tx = group.db.begin_derived().await?;
+        for projection in &group.projections {
+            reset_in(&mut tx, projection.as_ref()).await?;
+        }
+        tx.commit().await?;
+        Ok(Rebuild {
+            group,
+            after: Checkpoint::START,
+            applied: 0,
+        })
+    }
+
+    /// Applies the next batch to every read model; returns how many events it read (0 at the
+    /// end of the log).
+    pub async fn step(&mut self) -> Result<usize, ProjectionError> {
+        let read = self.group.step().await?;
+        if read > 0 {
+            if let Some(first) = self.group.projections.first() {
+                self.after = load_checkpoint(&self.group.db, first.name()).await?.0;
+            }
+            self.applied += read as i64;
+        }
+        Ok(read)
+    }
+
+    /// Steps to the end of the log; returns the events applied (to each read model).
+    pub async fn run(mut self) -> Result<u64, ProjectionError> {
+        while self.step().await? > 0 {}
+        Ok(self.applied as u64)
+    }
+
+    /// Where the rebuild stands.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.after
+    }
+
+    pub fn events_applied(&self) -> i64 {
+        self.applied
+    }
+}
+
 /// A checkpoint as stored, or the start when there is none.
 pub(crate) async fn load_checkpoint(
     db: &SqlDb,
@@ -331,7 +546,7 @@ pub(crate) async fn save_checkpoint_autocommit(
     checkpoint: Checkpoint,
     events_applied: i64,
 ) -> Result<(), ProjectionError> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_derived().await?;
     save_checkpoint(&mut tx, name, from, checkpoint, events_applied).await?;
     tx.commit().await?;
     Ok(())

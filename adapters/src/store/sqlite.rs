@@ -7,14 +7,17 @@
 //! they never block the writer. `synchronous = FULL` makes every commit durable.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{Connection, Row, Sqlite, SqliteConnection};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::with_outcome;
@@ -41,11 +44,23 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_type, version, event_type, \
      schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash";
 
+/// Appends committed in one transaction at most (the rest wait for the next one).
+const MAX_GROUP: usize = 256;
+
+/// An append waiting for the writer, and where its outcome goes.
+type Waiting = (
+    Arc<AppendRequest>,
+    oneshot::Sender<Result<AppendOutcome, StoreError>>,
+);
+
 /// The SQLite engine.
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    appended: tokio::sync::Notify,
+    /// Appends queued for the writer: whoever gets the writer connection commits all of them
+    /// in one transaction (group commit: one fsync for the group, not one per append).
+    queue: Arc<Mutex<Vec<Waiting>>>,
+    appended: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -57,18 +72,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // No ping before handing out a connection: a connection to a local file does not go
+        // stale, and the ping is a round trip to the connection's thread per transaction.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_POOL_SIZE)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore {
             writer,
             reader,
-            appended: tokio::sync::Notify::new(),
+            queue: Arc::new(Mutex::new(Vec::new())),
+            appended: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -77,94 +97,207 @@ impl SqliteStore {
         &self.writer
     }
 
-    async fn try_append(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let head = sqlx::query(
-            "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
-        )
-        .bind(&request.stream_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (current_version, head_hash) = match head {
-            Some(row) => (
-                row.try_get::<i64, _>(0)? as u64,
-                EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or(GENESIS_HASH),
-            ),
-            None => (0, GENESIS_HASH),
+    /// Queues the append and either commits the queue (when this caller gets the writer
+    /// connection first) or waits for the caller that does. The commit runs on its own task, so
+    /// a caller that gives up cannot cut the group short.
+    async fn try_append(&self, request: Arc<AppendRequest>) -> Result<AppendOutcome, StoreError> {
+        let (sender, receiver) = oneshot::channel();
+        lock(&self.queue).push((request.clone(), sender));
+        let connection = match self.writer.acquire().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                let withdrawn = {
+                    let mut queue = lock(&self.queue);
+                    let at = queue.iter().position(|(r, _)| Arc::ptr_eq(r, &request));
+                    at.map(|at| queue.swap_remove(at)).is_some()
+                };
+                if withdrawn {
+                    return Err(error.into());
+                }
+                // Another caller took it into its group already: its answer is coming.
+                return receive(receiver).await;
+            }
         };
-        if !request.expected_version.admits(current_version) {
-            return Err(StoreError::Conflict {
-                stream_id: request.stream_id.clone(),
-                expected: request.expected_version,
-                actual: Some(current_version),
-            });
+        let group: Vec<Waiting> = {
+            let mut queue = lock(&self.queue);
+            let take = queue.len().min(MAX_GROUP);
+            queue.drain(..take).collect()
+        };
+        if group.is_empty() {
+            // Another caller committed ours already.
+            drop(connection);
+        } else {
+            let appended = self.appended.clone();
+            tokio::spawn(commit_group(connection, group, appended));
         }
-        let recorded_at = now_micros();
-        let prepared = prepare(request, current_version, head_hash, recorded_at)?;
-        let mut positions = Vec::with_capacity(prepared.len());
-        for row in &prepared {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+        receive(receiver).await
+    }
+}
+
+async fn receive(
+    receiver: oneshot::Receiver<Result<AppendOutcome, StoreError>>,
+) -> Result<AppendOutcome, StoreError> {
+    receiver
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
+}
+
+fn lock(queue: &Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Commits `group` in one `BEGIN IMMEDIATE` transaction, each append inside its own savepoint
+/// so one that fails (a conflict, a replayed command) leaves the others in; then answers each.
+async fn commit_group(
+    mut connection: PoolConnection<Sqlite>,
+    group: Vec<Waiting>,
+    appended: Arc<tokio::sync::Notify>,
+) {
+    let requests: Vec<&AppendRequest> = group.iter().map(|(r, _)| r.as_ref()).collect();
+    let outcome = commit_requests(&mut connection, &requests).await;
+    drop(connection);
+    match outcome {
+        Ok(results) => {
+            if results.iter().any(Result::is_ok) {
+                appended.notify_waiters();
+            }
+            for ((_, sender), result) in group.into_iter().zip(results) {
+                let _ = sender.send(result);
+            }
+        }
+        Err(error) => {
+            let text = error.to_string();
+            for (_, sender) in group {
+                let error =
+                    std::io::Error::other(format!("the append's transaction failed: {text}"));
+                let _ = sender.send(Err(StoreError::Database(sqlx::Error::Io(error))));
+            }
+        }
+    }
+}
+
+/// The group's transaction: the per-append results, or the error that rolled all back.
+async fn commit_requests(
+    connection: &mut SqliteConnection,
+    requests: &[&AppendRequest],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    // The writer connection also commits read models, which do not sync (see
+    // `crate::sql::SQLITE_DURABLE`): an append always asks for a synced commit.
+    let mut tx = connection
+        .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
+        .await?;
+    let mut results = Vec::with_capacity(requests.len());
+    for request in requests {
+        sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+        let result = append_in(&mut tx, request).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
+        }
+        sqlx::query("RELEASE append").execute(&mut *tx).await?;
+        results.push(result);
+    }
+    if results.iter().any(Result::is_ok) {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(results)
+}
+
+/// One append inside the group's transaction: the head check, the events, the command and
+/// inbox rows.
+async fn append_in(
+    tx: &mut SqliteConnection,
+    request: &AppendRequest,
+) -> Result<AppendOutcome, StoreError> {
+    let head = sqlx::query(
+        "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(&request.stream_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (current_version, head_hash) = match head {
+        Some(row) => (
+            row.try_get::<i64, _>(0)? as u64,
+            EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or(GENESIS_HASH),
+        ),
+        None => (0, GENESIS_HASH),
+    };
+    if !request.expected_version.admits(current_version) {
+        return Err(StoreError::Conflict {
+            stream_id: request.stream_id.clone(),
+            expected: request.expected_version,
+            actual: Some(current_version),
+        });
+    }
+    let recorded_at = now_micros();
+    let prepared = prepare(request, current_version, head_hash, recorded_at)?;
+    let mut positions = Vec::with_capacity(prepared.len());
+    for row in &prepared {
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
                  schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-            )
-            .bind(row.event.event_id)
-            .bind(&request.stream_id)
-            .bind(&request.stream_type)
-            .bind(row.version as i64)
-            .bind(&row.event.event_type)
-            .bind(i64::from(row.event.schema_version))
-            .bind(row.event.payload.to_string())
-            .bind(row.metadata.to_string())
-            .bind(request.command_id)
-            .bind(unix_micros(recorded_at))
-            .bind(&row.prev_hash.0[..])
-            .bind(&row.hash.0[..])
-            .fetch_one(&mut *tx)
-            .await?;
-            positions.push(position);
-        }
-        let outcome = AppendOutcome {
-            stream_id: request.stream_id.clone(),
-            first_version: current_version + 1,
-            last_version: current_version + prepared.len() as u64,
-            first_position: positions[0],
-            last_position: positions[positions.len() - 1],
-            replayed: false,
-        };
-        if let Some(command_id) = request.command_id {
-            sqlx::query(
-                "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
-                 first_position, last_position, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(command_id)
-            .bind(&outcome.stream_id)
-            .bind(outcome.first_version as i64)
-            .bind(outcome.last_version as i64)
-            .bind(outcome.first_position)
-            .bind(outcome.last_position)
-            .bind(unix_micros(recorded_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(inbox) = &request.inbox {
-            let mut query = sqlx::query(crate::inbox::UPSERT_ACCEPTED_SQL);
-            for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-                query = crate::sql::bind_sqlite(query, param);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(outcome)
+        )
+        .bind(row.event.event_id)
+        .bind(&request.stream_id)
+        .bind(&request.stream_type)
+        .bind(row.version as i64)
+        .bind(&row.event.event_type)
+        .bind(i64::from(row.event.schema_version))
+        .bind(row.event.payload.to_string())
+        .bind(row.metadata.to_string())
+        .bind(request.command_id)
+        .bind(unix_micros(recorded_at))
+        .bind(&row.prev_hash.0[..])
+        .bind(&row.hash.0[..])
+        .fetch_one(&mut *tx)
+        .await?;
+        positions.push(position);
     }
+    let outcome = AppendOutcome {
+        stream_id: request.stream_id.clone(),
+        first_version: current_version + 1,
+        last_version: current_version + prepared.len() as u64,
+        first_position: positions[0],
+        last_position: positions[positions.len() - 1],
+        replayed: false,
+    };
+    if let Some(command_id) = request.command_id {
+        sqlx::query(
+            "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+                 first_position, last_position, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(command_id)
+        .bind(&outcome.stream_id)
+        .bind(outcome.first_version as i64)
+        .bind(outcome.last_version as i64)
+        .bind(outcome.first_position)
+        .bind(outcome.last_position)
+        .bind(unix_micros(recorded_at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(inbox) = &request.inbox {
+        let mut query = sqlx::query(crate::inbox::UPSERT_ACCEPTED_SQL);
+        for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+            query = crate::sql::bind_sqlite(query, param);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    Ok(outcome)
+}
 
+impl SqliteStore {
     /// The append, after validation: a typed conflict or the original outcome of a replay.
-    async fn append_validated(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
-        match self.try_append(request).await {
-            Ok(outcome) => {
-                self.appended.notify_waiters();
-                Ok(outcome)
-            }
+    async fn append_validated(
+        &self,
+        request: &Arc<AppendRequest>,
+    ) -> Result<AppendOutcome, StoreError> {
+        match self.try_append(request.clone()).await {
+            Ok(outcome) => Ok(outcome),
             Err(StoreError::Database(error)) if is_unique_violation(&error) => {
                 let conflict = StoreError::Conflict {
                     stream_id: request.stream_id.clone(),
@@ -276,6 +409,7 @@ impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         validate(&request)?;
         let started = std::time::Instant::now();
+        let request = Arc::new(request);
         let result = self.append_validated(&request).await;
         super::record_append(&request, started, &result);
         result
