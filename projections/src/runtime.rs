@@ -280,35 +280,9 @@ impl Projector {
         })
     }
 
-    /// Tails the log until `shutdown` turns true: a step whenever an append wakes it, or every
-    /// [`IDLE_POLL`]. A failing step is logged and retried after [`RETRY_DELAY`]; it never
-    /// skips the event.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let woken = self.store.appended().notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match self.step().await {
-                Ok(0) => {
-                    tokio::select! {
-                        () = &mut woken => {}
-                        () = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(projection = self.name(), %error, "projection step failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY_DELAY) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
-            }
-        }
+    /// Tails the log until `shutdown` turns true (see [`tail`]).
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        tail(self.store.as_ref(), shutdown, self.name(), || self.step()).await
     }
 }
 
@@ -354,44 +328,71 @@ impl ProjectorGroup {
         self
     }
 
-    /// Each member's committed checkpoint and events applied, in member order.
+    /// Each member's committed checkpoint and events applied, in member order (one query).
     async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
-        let mut found = Vec::with_capacity(self.projections.len());
-        for projection in &self.projections {
-            found.push(load_checkpoint(&self.db, projection.name()).await?);
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT name, transaction_id, position, events_applied FROM projection_checkpoints",
+                &[],
+            )
+            .await?;
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let checkpoint = Checkpoint {
+                transaction_id: row.i64(1)?,
+                position: row.i64(2)?,
+            };
+            stored.insert(row.text(0)?, (checkpoint, row.i64(3)?));
         }
-        Ok(found)
+        Ok(self
+            .projections
+            .iter()
+            .map(|p| {
+                stored
+                    .get(p.name())
+                    .copied()
+                    .unwrap_or((Checkpoint::START, 0))
+            })
+            .collect())
     }
 
     /// Applies the next batch to every member behind it; returns the events read (0 when all
     /// are caught up).
     pub async fn step(&self) -> Result<usize, ProjectionError> {
+        Ok(self.step_to().await?.map_or(0, |(read, _)| read))
+    }
+
+    /// [`Self::step`], also returning where the batch ended.
+    async fn step_to(&self) -> Result<Option<(usize, Checkpoint)>, ProjectionError> {
         let checkpoints = self.checkpoints().await?;
         let Some(from) = checkpoints.iter().map(|(c, _)| *c).min_by_key(order_key) else {
-            return Ok(0);
+            return Ok(None);
         };
         let batch = self.store.read_all(from, self.batch_size).await?;
         let Some(last) = batch.last() else {
-            return Ok(0);
+            return Ok(None);
         };
         let next = Checkpoint::after(last);
         let mut tx = self.db.begin_derived().await?;
         let result = async {
+            let mut applied_now = vec![0i64; self.projections.len()];
             for event in &batch {
                 let at = order_key(&Checkpoint::after(event));
-                for (projection, (checkpoint, _)) in self.projections.iter().zip(&checkpoints) {
+                for (member, (projection, (checkpoint, _))) in
+                    self.projections.iter().zip(&checkpoints).enumerate()
+                {
                     if at > order_key(checkpoint) {
                         projection.apply(&mut tx, event).await?;
+                        applied_now[member] += 1;
                     }
                 }
             }
-            for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
-                let mine = batch
-                    .iter()
-                    .filter(|e| order_key(&Checkpoint::after(e)) > order_key(checkpoint))
-                    .count();
-                if mine > 0 {
-                    let total = applied + mine as i64;
+            for ((projection, (checkpoint, applied)), now) in
+                self.projections.iter().zip(&checkpoints).zip(applied_now)
+            {
+                if now > 0 {
+                    let total = applied + now;
                     save_checkpoint(&mut tx, projection.name(), *checkpoint, next, total).await?;
                 }
             }
@@ -403,7 +404,7 @@ impl ProjectorGroup {
             return Err(error);
         }
         tx.commit().await?;
-        Ok(batch.len())
+        Ok(Some((batch.len(), next)))
     }
 
     /// Steps until a step finds nothing new; returns the events read.
@@ -418,29 +419,44 @@ impl ProjectorGroup {
     }
 
     /// Tails the log like [`Projector::run`], for every member at once.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let woken = self.store.appended().notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match self.step().await {
-                Ok(0) => {
-                    tokio::select! {
-                        () = &mut woken => {}
-                        () = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = shutdown.changed() => return,
-                    }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        tail(self.store.as_ref(), shutdown, "read models", || self.step()).await
+    }
+}
+
+/// Tails the log until `shutdown` turns true: `step` whenever an append wakes it, or every
+/// [`IDLE_POLL`]. A failing step is logged and retried after [`RETRY_DELAY`]; it never skips
+/// the event.
+async fn tail<F, Fut>(
+    store: &dyn EventStore,
+    mut shutdown: watch::Receiver<bool>,
+    name: &str,
+    step: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, ProjectionError>>,
+{
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let woken = store.appended().notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match step().await {
+            Ok(0) => {
+                tokio::select! {
+                    () = &mut woken => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.changed() => return,
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "read-model step failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY_DELAY) => {}
-                        _ = shutdown.changed() => return,
-                    }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "projection step failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    _ = shutdown.changed() => return,
                 }
             }
         }
@@ -489,13 +505,11 @@ impl Rebuild {
     /// Applies the next batch to every read model; returns how many events it read (0 at the
     /// end of the log).
     pub async fn step(&mut self) -> Result<usize, ProjectionError> {
-        let read = self.group.step().await?;
-        if read > 0 {
-            if let Some(first) = self.group.projections.first() {
-                self.after = load_checkpoint(&self.group.db, first.name()).await?.0;
-            }
-            self.applied += read as i64;
-        }
+        let Some((read, after)) = self.group.step_to().await? else {
+            return Ok(0);
+        };
+        self.after = after;
+        self.applied += read as i64;
         Ok(read)
     }
 
