@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod moyasar_api;
 pub mod services;
 pub mod sql;
+pub mod sqlite_conn;
 pub mod store;
 pub mod webhooks;
 

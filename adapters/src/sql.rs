@@ -11,12 +11,14 @@
 //! `CAST(… AS BIGINT)` so both engines return an `i64`.
 
 use std::borrow::Cow;
-use std::str::FromStr;
+
+use std::sync::Arc;
 
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{Postgres, Row, Sqlite, Transaction};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::sqlite_conn::{Column, Connection, Param, SqliteError};
 use crate::store::StoreError;
 
 /// A bound parameter: the only types read models use.
@@ -97,25 +99,131 @@ impl From<Option<&str>> for SqlValue {
 /// `NORMAL` leaves that to the next synced commit or checkpoint (WAL frames are appended in
 /// order, so syncing a later commit makes the earlier ones durable too).
 pub const SQLITE_DURABLE: &str = "PRAGMA synchronous = FULL";
-const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
+pub(crate) const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 const SQLITE_BEGIN_DERIVED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
 
 /// A pool on either engine.
 #[derive(Clone, Debug)]
 pub enum SqlDb {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
+}
+
+/// The embedded store's one writer connection, called in place ([`crate::sqlite_conn`]).
+/// Whoever holds the lock owns the connection: a transaction holds it from `BEGIN` to its
+/// end, so SQLite's single writer is also a single holder here, and a statement outside a
+/// transaction waits for the one inside to finish rather than for SQLite's busy timeout.
+#[derive(Clone)]
+pub struct SqliteDb(Arc<Mutex<Connection>>);
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteDb")
+    }
+}
+
+impl SqliteDb {
+    pub fn new(connection: Connection) -> SqliteDb {
+        SqliteDb(Arc::new(Mutex::new(connection)))
+    }
+
+    /// The connection, once every earlier holder is done with it.
+    pub async fn lock(&self) -> OwnedMutexGuard<Connection> {
+        self.0.clone().lock_owned().await
+    }
 }
 
 /// A transaction on either engine.
 pub enum SqlTx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// A SQLite transaction: the connection, held until commit or rollback. Dropped while open,
+/// it rolls back (as sqlx's transactions do).
+pub struct SqliteTx {
+    connection: OwnedMutexGuard<Connection>,
+    durable: bool,
+}
+
+impl SqliteTx {
+    async fn begin(db: &SqliteDb, durable: bool) -> Result<SqliteTx, StoreError> {
+        let mut connection = db.lock().await;
+        let begin = if durable {
+            SQLITE_BEGIN_DURABLE
+        } else {
+            SQLITE_BEGIN_DERIVED
+        };
+        connection.execute_batch(begin)?;
+        Ok(SqliteTx {
+            connection,
+            durable,
+        })
+    }
+
+    fn finish(mut self, sql: &'static str) -> Result<(), StoreError> {
+        let durable = self.durable;
+        let connection = &mut *self.connection;
+        if durable {
+            blocking(|| connection.execute_batch(sql))?;
+        } else {
+            connection.execute_batch(sql)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if !self.connection.is_autocommit() {
+            // A failed rollback leaves nothing to undo: SQLite ends the transaction anyway.
+            let _ = self.connection.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Runs `work`, which waits for the disk (a synced commit), without holding up the other tasks
+/// of this runtime worker: on a multi-threaded runtime the worker hands its tasks to another
+/// thread first. Elsewhere (a single-threaded test runtime) it simply runs.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// The parameters as the SQLite connection binds them (booleans as 0 and 1, as SQLite keeps
+/// them).
+pub(crate) fn sqlite_params(params: &[SqlValue]) -> Vec<Param<'_>> {
+    params
+        .iter()
+        .map(|param| match param {
+            SqlValue::Null | SqlValue::NullInt | SqlValue::NullBool => Param::Null,
+            SqlValue::Int(v) => Param::Int(*v),
+            SqlValue::Text(v) => Param::Text(v),
+            SqlValue::Bool(v) => Param::Int(i64::from(*v)),
+        })
+        .collect()
+}
+
+fn sqlite_rows(
+    connection: &mut Connection,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<SqlRow>, StoreError> {
+    Ok(connection
+        .fetch_all(sql, &sqlite_params(params))?
+        .into_iter()
+        .map(SqlRow::Sqlite)
+        .collect())
 }
 
 /// A fetched row on either engine, read by column index with the type the caller expects.
 pub enum SqlRow {
-    Sqlite(SqliteRow),
+    Sqlite(Vec<Column>),
     Postgres(PgRow),
 }
 
@@ -162,22 +270,6 @@ macro_rules! bind_all {
     }};
 }
 
-/// Binds one value to a SQLite query (for statements the store runs inside its own
-/// transactions).
-pub fn bind_sqlite<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    value: SqlValue,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    match value {
-        SqlValue::Null => query.bind(None::<String>),
-        SqlValue::NullInt => query.bind(None::<i64>),
-        SqlValue::NullBool => query.bind(None::<bool>),
-        SqlValue::Int(v) => query.bind(v),
-        SqlValue::Text(v) => query.bind(v),
-        SqlValue::Bool(v) => query.bind(v),
-    }
-}
-
 /// Binds one value to a PostgreSQL query.
 pub fn bind_postgres<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
@@ -196,17 +288,11 @@ pub fn bind_postgres<'q>(
 impl SqlDb {
     /// A private in-memory SQLite with the read-model schema, for as-of computations and tests.
     pub async fn scratch() -> Result<SqlDb, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        // One connection: every connection to `:memory:` is a different database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        crate::store::sqlite::MIGRATOR.run(&pool).await?;
-        Ok(SqlDb::Sqlite(pool))
+        let mut connection = Connection::open_in_memory()?;
+        for migration in crate::store::sqlite::MIGRATOR.iter() {
+            connection.execute_batch(&migration.sql)?;
+        }
+        Ok(SqlDb::Sqlite(SqliteDb::new(connection)))
     }
 
     pub fn engine(&self) -> &'static str {
@@ -219,7 +305,7 @@ impl SqlDb {
     /// A durable transaction: its commit returns once the disk has it.
     pub async fn begin(&self) -> Result<SqlTx, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with(SQLITE_BEGIN_DURABLE).await?),
+            SqlDb::Sqlite(db) => SqlTx::Sqlite(SqliteTx::begin(db, true).await?),
             SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?),
         })
     }
@@ -230,7 +316,7 @@ impl SqlDb {
     /// whose appends are always durable. This takes the fsync out of every projection batch.
     pub async fn begin_derived(&self) -> Result<SqlTx, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => SqlTx::Sqlite(pool.begin_with(SQLITE_BEGIN_DERIVED).await?),
+            SqlDb::Sqlite(db) => SqlTx::Sqlite(SqliteTx::begin(db, false).await?),
             SqlDb::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SET LOCAL synchronous_commit = off")
@@ -244,15 +330,11 @@ impl SqlDb {
     /// One statement in its own durable transaction.
     pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => {
-                let mut connection = pool.acquire().await?;
-                sqlx::query(SQLITE_DURABLE)
-                    .execute(&mut *connection)
-                    .await?;
-                bind_all!(sqlx::query(sql), params)
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected()
+            SqlDb::Sqlite(db) => {
+                let mut connection = db.lock().await;
+                connection.execute_batch(SQLITE_DURABLE)?;
+                let params = sqlite_params(params);
+                blocking(|| connection.execute(sql, &params))?
             }
             SqlDb::Postgres(pool) => {
                 let sql = to_postgres_placeholders(sql);
@@ -270,12 +352,7 @@ impl SqlDb {
         params: &[SqlValue],
     ) -> Result<Vec<SqlRow>, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(pool) => bind_all!(sqlx::query(sql), params)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(SqlRow::Sqlite)
-                .collect(),
+            SqlDb::Sqlite(db) => sqlite_rows(&mut *db.lock().await, sql, params)?,
             SqlDb::Postgres(pool) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
@@ -300,10 +377,7 @@ impl SqlDb {
 impl SqlTx {
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
-            SqlTx::Sqlite(tx) => bind_all!(sqlx::query(sql), params)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected(),
+            SqlTx::Sqlite(tx) => tx.connection.execute(sql, &sqlite_params(params))?,
             SqlTx::Postgres(tx) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
@@ -320,12 +394,7 @@ impl SqlTx {
         params: &[SqlValue],
     ) -> Result<Vec<SqlRow>, StoreError> {
         Ok(match self {
-            SqlTx::Sqlite(tx) => bind_all!(sqlx::query(sql), params)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(SqlRow::Sqlite)
-                .collect(),
+            SqlTx::Sqlite(tx) => sqlite_rows(&mut tx.connection, sql, params)?,
             SqlTx::Postgres(tx) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
@@ -348,7 +417,7 @@ impl SqlTx {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            SqlTx::Sqlite(tx) => tx.commit().await?,
+            SqlTx::Sqlite(tx) => tx.finish("COMMIT")?,
             SqlTx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -356,7 +425,7 @@ impl SqlTx {
 
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            SqlTx::Sqlite(tx) => tx.rollback().await?,
+            SqlTx::Sqlite(tx) => tx.finish("ROLLBACK")?,
             SqlTx::Postgres(tx) => tx.rollback().await?,
         }
         Ok(())
@@ -379,6 +448,15 @@ impl SqlRow {
     /// Any column as a [`SqlValue`], whatever its type, normalised so both engines compare
     /// equal: every NULL is `Null`, booleans are `Int(0 | 1)` (SQLite stores them so).
     pub fn value(&self, index: usize) -> Result<SqlValue, StoreError> {
+        if let SqlRow::Sqlite(row) = self {
+            return Ok(match sqlite_column(row, index)? {
+                Column::Null => SqlValue::Null,
+                Column::Int(v) => SqlValue::Int(*v),
+                Column::Real(v) => SqlValue::Text(v.to_string()),
+                Column::Text(v) => SqlValue::Text(v.clone()),
+                Column::Blob(v) => SqlValue::Text(hex::encode(v)),
+            });
+        }
         if let Ok(value) = self.opt_i64(index) {
             return Ok(value.map_or(SqlValue::Null, SqlValue::Int));
         }
@@ -386,46 +464,69 @@ impl SqlRow {
             return Ok(value.map_or(SqlValue::Null, SqlValue::Text));
         }
         let value: Option<bool> = match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Sqlite(_) => None,
             SqlRow::Postgres(row) => row.try_get(index)?,
         };
         Ok(value.map_or(SqlValue::Null, |v| SqlValue::Int(i64::from(v))))
     }
 
     pub fn i64(&self, index: usize) -> Result<i64, StoreError> {
-        Ok(match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
-            SqlRow::Postgres(row) => row.try_get(index)?,
-        })
+        self.opt_i64(index)?
+            .ok_or_else(|| sqlite_mismatch(index, "an integer", "NULL"))
     }
 
     pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, StoreError> {
         Ok(match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Sqlite(row) => match sqlite_column(row, index)? {
+                Column::Null => None,
+                Column::Int(v) => Some(*v),
+                other => return Err(sqlite_mismatch(index, "an integer", other)),
+            },
             SqlRow::Postgres(row) => row.try_get(index)?,
         })
     }
 
     pub fn text(&self, index: usize) -> Result<String, StoreError> {
-        Ok(match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
-            SqlRow::Postgres(row) => row.try_get(index)?,
-        })
+        self.opt_text(index)?
+            .ok_or_else(|| sqlite_mismatch(index, "text", "NULL"))
     }
 
     pub fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
         Ok(match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Sqlite(row) => match sqlite_column(row, index)? {
+                Column::Null => None,
+                Column::Text(v) => Some(v.clone()),
+                other => return Err(sqlite_mismatch(index, "text", other)),
+            },
             SqlRow::Postgres(row) => row.try_get(index)?,
         })
     }
 
     pub fn bool(&self, index: usize) -> Result<bool, StoreError> {
         Ok(match self {
-            SqlRow::Sqlite(row) => row.try_get(index)?,
+            SqlRow::Sqlite(row) => match sqlite_column(row, index)? {
+                Column::Int(v) => *v != 0,
+                other => return Err(sqlite_mismatch(index, "a boolean", other)),
+            },
             SqlRow::Postgres(row) => row.try_get(index)?,
         })
     }
+}
+
+fn sqlite_column(row: &[Column], index: usize) -> Result<&Column, StoreError> {
+    row.get(index).ok_or_else(|| {
+        StoreError::Sqlite(SqliteError {
+            code: libsqlite3_sys::SQLITE_RANGE,
+            message: format!("column {index} is out of range ({} columns)", row.len()),
+        })
+    })
+}
+
+fn sqlite_mismatch(index: usize, wanted: &str, found: impl std::fmt::Debug) -> StoreError {
+    StoreError::Sqlite(SqliteError {
+        code: libsqlite3_sys::SQLITE_MISMATCH,
+        message: format!("column {index} is {found:?}, not {wanted}"),
+    })
 }
 
 #[cfg(test)]

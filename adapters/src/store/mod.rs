@@ -202,6 +202,9 @@ pub enum StoreError {
     Corrupt { position: Position, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the embedded store's writer connection ([`crate::sqlite_conn`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] crate::sqlite_conn::SqliteError),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }

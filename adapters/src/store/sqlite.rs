@@ -1,23 +1,24 @@
 //! The embedded default: the event store in one SQLite file.
 //!
-//! SQLite allows one writer at a time. Appends go through a single-connection writer pool and
-//! start with `BEGIN IMMEDIATE`, which takes the write lock up front (also against other
-//! processes), so positions are assigned and committed in the same order and a reader of the
-//! global log can simply read `position > checkpoint`. Reads use a separate pool; in WAL mode
-//! they never block the writer. `synchronous = FULL` makes every commit durable.
+//! SQLite allows one writer at a time. Appends go through the one writer connection (called in
+//! place, [`crate::sqlite_conn`]; read models and the inbox write through it too) and start
+//! with `BEGIN IMMEDIATE`, which takes the write lock up front (also against other processes),
+//! so positions are assigned and committed in the same order and a reader of the global log
+//! can simply read `position > checkpoint`. Reads use a separate pool; in WAL mode they never
+//! block the writer. `synchronous = FULL` makes every append's commit durable. A sqlx
+//! connection to the same file runs the migrations.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, SqliteConnection};
-use tokio::sync::oneshot;
+use sqlx::Row;
+use tokio::sync::{oneshot, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::with_outcome;
@@ -26,6 +27,8 @@ use super::{
     RecordedEvent, StoreError, MAX_READ_BATCH,
 };
 use crate::clock::{from_unix_micros, now_micros, unix_micros};
+use crate::sql::{blocking, SqliteDb, SQLITE_BEGIN_DURABLE};
+use crate::sqlite_conn::{Connection, Param};
 use crate::store::hash::{EventHash, GENESIS_HASH};
 
 /// Readers allowed at once. SQLite readers are cheap in WAL mode; more than the cores we have
@@ -34,10 +37,6 @@ const READ_POOL_SIZE: u32 = 8;
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// SQLite's extended result codes for a violated UNIQUE or PRIMARY KEY constraint.
-const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
-const SQLITE_CONSTRAINT_PRIMARYKEY: &str = "1555";
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -55,7 +54,9 @@ type Waiting = (
 
 /// The SQLite engine.
 pub struct SqliteStore {
-    writer: SqlitePool,
+    /// Runs the migrations; nothing else writes through it.
+    migrator: SqlitePool,
+    writer: SqliteDb,
     reader: SqlitePool,
     /// Appends queued for the writer: whoever gets the writer connection commits all of them
     /// in one transaction (group commit: one fsync for the group, not one per append).
@@ -74,17 +75,21 @@ impl SqliteStore {
             .foreign_keys(true);
         // No ping before handing out a connection: a connection to a local file does not go
         // stale, and the ping is a round trip to the connection's thread per transaction.
-        let writer = SqlitePoolOptions::new()
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
+        // The file exists now (the pool created it).
+        let writer = SqliteDb::new(Connection::open(options.get_filename())?);
+        // Each reader hands the rows of a batch over in one go rather than 50 at a time.
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_POOL_SIZE)
             .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+            .connect_with(options.read_only(true).row_buffer_size(MAX_READ_BATCH))
             .await?;
         Ok(SqliteStore {
+            migrator,
             writer,
             reader,
             queue: Arc::new(Mutex::new(Vec::new())),
@@ -92,9 +97,9 @@ impl SqliteStore {
         })
     }
 
-    /// The writer pool, for adapters that keep their own tables in the same file.
+    /// The pool that migrates the file (tests close it to let the file go).
     pub fn pool(&self) -> &SqlitePool {
-        &self.writer
+        &self.migrator
     }
 
     /// Queues the append and either commits the queue (when this caller gets the writer
@@ -102,22 +107,8 @@ impl SqliteStore {
     /// a caller that gives up cannot cut the group short.
     async fn try_append(&self, request: Arc<AppendRequest>) -> Result<AppendOutcome, StoreError> {
         let (sender, receiver) = oneshot::channel();
-        lock(&self.queue).push((request.clone(), sender));
-        let connection = match self.writer.acquire().await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let withdrawn = {
-                    let mut queue = lock(&self.queue);
-                    let at = queue.iter().position(|(r, _)| Arc::ptr_eq(r, &request));
-                    at.map(|at| queue.swap_remove(at)).is_some()
-                };
-                if withdrawn {
-                    return Err(error.into());
-                }
-                // Another caller took it into its group already: its answer is coming.
-                return receive(receiver).await;
-            }
-        };
+        lock(&self.queue).push((request, sender));
+        let connection = self.writer.lock().await;
         let group: Vec<Waiting> = {
             let mut queue = lock(&self.queue);
             let take = queue.len().min(MAX_GROUP);
@@ -151,12 +142,12 @@ fn lock(queue: &Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> 
 /// Commits `group` in one `BEGIN IMMEDIATE` transaction, each append inside its own savepoint
 /// so one that fails (a conflict, a replayed command) leaves the others in; then answers each.
 async fn commit_group(
-    mut connection: PoolConnection<Sqlite>,
+    mut connection: OwnedMutexGuard<Connection>,
     group: Vec<Waiting>,
     appended: Arc<tokio::sync::Notify>,
 ) {
     let requests: Vec<&AppendRequest> = group.iter().map(|(r, _)| r.as_ref()).collect();
-    let outcome = commit_requests(&mut connection, &requests).await;
+    let outcome = blocking(|| commit_requests(&mut connection, &requests));
     drop(connection);
     match outcome {
         Ok(results) => {
@@ -170,61 +161,77 @@ async fn commit_group(
         Err(error) => {
             let text = error.to_string();
             for (_, sender) in group {
-                let error =
-                    std::io::Error::other(format!("the append's transaction failed: {text}"));
-                let _ = sender.send(Err(StoreError::Database(sqlx::Error::Io(error))));
+                let error = crate::sqlite_conn::SqliteError {
+                    code: error.code,
+                    message: format!("the append's transaction failed: {text}"),
+                };
+                let _ = sender.send(Err(StoreError::Sqlite(error)));
             }
         }
     }
 }
 
-/// The group's transaction: the per-append results, or the error that rolled all back.
-async fn commit_requests(
-    connection: &mut SqliteConnection,
+/// The group's transaction: the per-append results, or the error that rolled all back. Runs on
+/// the calling thread, commit (an fsync) included.
+fn commit_requests(
+    connection: &mut Connection,
     requests: &[&AppendRequest],
-) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, crate::sqlite_conn::SqliteError> {
     // The writer connection also commits read models, which do not sync (see
     // `crate::sql::SQLITE_DURABLE`): an append always asks for a synced commit.
-    let mut tx = connection
-        .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
-        .await?;
+    connection.execute_batch(SQLITE_BEGIN_DURABLE)?;
+    let result = append_each(connection, requests);
+    let end = match &result {
+        Ok(results) if results.iter().any(Result::is_ok) => "COMMIT",
+        _ => "ROLLBACK",
+    };
+    match connection.execute_batch(end) {
+        Ok(()) => result,
+        Err(error) => {
+            if !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Each append inside its own savepoint, so one that fails (a conflict, a replayed command)
+/// leaves the others in.
+fn append_each(
+    connection: &mut Connection,
+    requests: &[&AppendRequest],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, crate::sqlite_conn::SqliteError> {
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
-        let result = append_in(&mut tx, request).await;
+        connection.execute_batch("SAVEPOINT append")?;
+        let result = append_in(connection, request);
         if result.is_err() {
-            sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
+            connection.execute_batch("ROLLBACK TO append")?;
         }
-        sqlx::query("RELEASE append").execute(&mut *tx).await?;
+        connection.execute_batch("RELEASE append")?;
         results.push(result);
-    }
-    if results.iter().any(Result::is_ok) {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
     }
     Ok(results)
 }
 
 /// One append inside the group's transaction: the head check, the events, the command and
 /// inbox rows.
-async fn append_in(
-    tx: &mut SqliteConnection,
+fn append_in(
+    connection: &mut Connection,
     request: &AppendRequest,
 ) -> Result<AppendOutcome, StoreError> {
-    let head = sqlx::query(
+    let mut head = None;
+    connection.query(
         "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
-    )
-    .bind(&request.stream_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (current_version, head_hash) = match head {
-        Some(row) => (
-            row.try_get::<i64, _>(0)? as u64,
-            EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or(GENESIS_HASH),
-        ),
-        None => (0, GENESIS_HASH),
-    };
+        &[Param::Text(&request.stream_id)],
+        |row| {
+            let hash = row.opt_blob(1)?.and_then(EventHash::from_slice);
+            head = Some((row.i64(0)? as u64, hash.unwrap_or(GENESIS_HASH)));
+            Ok(())
+        },
+    )?;
+    let (current_version, head_hash) = head.unwrap_or((0, GENESIS_HASH));
     if !request.expected_version.admits(current_version) {
         return Err(StoreError::Conflict {
             stream_id: request.stream_id.clone(),
@@ -233,29 +240,44 @@ async fn append_in(
         });
     }
     let recorded_at = now_micros();
+    let recorded_at_us = unix_micros(recorded_at);
     let prepared = prepare(request, current_version, head_hash, recorded_at)?;
+    // Ids are stored as 16-byte blobs, as sqlx stores a `Uuid` (the readers decode them so).
+    let command_id = request.command_id.map(|id| *id.as_bytes());
+    let command_param = command_id
+        .as_ref()
+        .map_or(Param::Null, |id| Param::Blob(id));
     let mut positions = Vec::with_capacity(prepared.len());
     for row in &prepared {
-        let position: i64 = sqlx::query_scalar(
+        let payload = row.event.payload.to_string();
+        let metadata = row.metadata.to_string();
+        let mut position = None;
+        connection.query(
             "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
                  schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-        )
-        .bind(row.event.event_id)
-        .bind(&request.stream_id)
-        .bind(&request.stream_type)
-        .bind(row.version as i64)
-        .bind(&row.event.event_type)
-        .bind(i64::from(row.event.schema_version))
-        .bind(row.event.payload.to_string())
-        .bind(row.metadata.to_string())
-        .bind(request.command_id)
-        .bind(unix_micros(recorded_at))
-        .bind(&row.prev_hash.0[..])
-        .bind(&row.hash.0[..])
-        .fetch_one(&mut *tx)
-        .await?;
-        positions.push(position);
+            &[
+                Param::Blob(row.event.event_id.as_bytes()),
+                Param::Text(&request.stream_id),
+                Param::Text(&request.stream_type),
+                Param::Int(row.version as i64),
+                Param::Text(&row.event.event_type),
+                Param::Int(i64::from(row.event.schema_version)),
+                Param::Text(&payload),
+                Param::Text(&metadata),
+                command_param,
+                Param::Int(recorded_at_us),
+                Param::Blob(&row.prev_hash.0),
+                Param::Blob(&row.hash.0),
+            ],
+            |inserted| {
+                position = Some(inserted.i64(0)?);
+                Ok(())
+            },
+        )?;
+        positions.push(position.ok_or_else(|| {
+            StoreError::InvalidAppend("the insert returned no position".to_owned())
+        })?);
     }
     let outcome = AppendOutcome {
         stream_id: request.stream_id.clone(),
@@ -265,27 +287,27 @@ async fn append_in(
         last_position: positions[positions.len() - 1],
         replayed: false,
     };
-    if let Some(command_id) = request.command_id {
-        sqlx::query(
+    if command_id.is_some() {
+        connection.execute(
             "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
                  first_position, last_position, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(command_id)
-        .bind(&outcome.stream_id)
-        .bind(outcome.first_version as i64)
-        .bind(outcome.last_version as i64)
-        .bind(outcome.first_position)
-        .bind(outcome.last_position)
-        .bind(unix_micros(recorded_at))
-        .execute(&mut *tx)
-        .await?;
+            &[
+                command_param,
+                Param::Text(&outcome.stream_id),
+                Param::Int(outcome.first_version as i64),
+                Param::Int(outcome.last_version as i64),
+                Param::Int(outcome.first_position),
+                Param::Int(outcome.last_position),
+                Param::Int(recorded_at_us),
+            ],
+        )?;
     }
     if let Some(inbox) = &request.inbox {
-        let mut query = sqlx::query(crate::inbox::UPSERT_ACCEPTED_SQL);
-        for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-            query = crate::sql::bind_sqlite(query, param);
-        }
-        query.execute(&mut *tx).await?;
+        let params = crate::inbox::accepted_params(&with_outcome(inbox, &outcome));
+        connection.execute(
+            crate::inbox::UPSERT_ACCEPTED_SQL,
+            &crate::sql::sqlite_params(&params),
+        )?;
     }
     Ok(outcome)
 }
@@ -298,7 +320,7 @@ impl SqliteStore {
     ) -> Result<AppendOutcome, StoreError> {
         match self.try_append(request.clone()).await {
             Ok(outcome) => Ok(outcome),
-            Err(StoreError::Database(error)) if is_unique_violation(&error) => {
+            Err(StoreError::Sqlite(error)) if error.is_unique_violation() => {
                 let conflict = StoreError::Conflict {
                     stream_id: request.stream_id.clone(),
                     expected: request.expected_version,
@@ -344,16 +366,6 @@ impl SqliteStore {
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            Some(SQLITE_CONSTRAINT_UNIQUE) | Some(SQLITE_CONSTRAINT_PRIMARYKEY)
-        ),
-        _ => false,
-    }
-}
-
 fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("position")?;
     let corrupt = |reason: String| StoreError::Corrupt { position, reason };
@@ -392,7 +404,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await?;
+        MIGRATOR.run(&self.migrator).await?;
         Ok(())
     }
 
@@ -400,7 +412,7 @@ impl EventStore for SqliteStore {
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let applied: Result<Option<i64>, sqlx::Error> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.writer)
+                .fetch_one(&self.migrator)
                 .await;
         // No migrations table at all is "not migrated", not an error.
         Ok(applied.ok().flatten().unwrap_or(0) >= latest)

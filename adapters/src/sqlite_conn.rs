@@ -1,0 +1,624 @@
+//! A SQLite connection called in place: statements run on the calling thread.
+//!
+//! sqlx gives every SQLite connection a worker thread and sends it each statement, and each row
+//! back, over channels. On the write path that hop is most of the cost: profiles of the
+//! lifecycle benchmark spent about 45% of the CPU in the kernel waking those threads, and a
+//! projection batch makes several statements per event. The one writer connection of the
+//! embedded store (appends, read models, checkpoints, the inbox) is therefore this type: a
+//! plain `sqlite3*` behind a `tokio::sync::Mutex`, whose holder calls SQLite directly, with a
+//! cache of prepared statements that lives as long as the connection.
+//!
+//! Only the calls the store and the read models need are wrapped: open, run a script, run one
+//! statement with parameters, read rows. Every statement is reset and its bindings cleared
+//! before a call returns, so no statement outlives the borrow of its parameters or holds a read
+//! open between calls. Errors carry SQLite's extended result code, which is how callers tell a
+//! constraint violation from anything else (never by message text).
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+
+use libsqlite3_sys as ffi;
+
+/// How long a write waits for another connection's write lock before failing (the same as the
+/// sqlx connections to the file are given).
+pub const BUSY_TIMEOUT_MS: c_int = 5_000;
+
+/// Prepared statements kept per connection. The read models' SQL is a fixed set of a few
+/// hundred texts; past the limit the cache is emptied rather than grown, so SQL built at run
+/// time cannot make it unbounded.
+const STATEMENT_CACHE_CAPACITY: usize = 512;
+
+/// SQLite's extended result codes for a violated UNIQUE or PRIMARY KEY constraint.
+const SQLITE_CONSTRAINT_UNIQUE: c_int = 2067;
+const SQLITE_CONSTRAINT_PRIMARYKEY: c_int = 1555;
+
+/// A failed SQLite call: its extended result code and SQLite's message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("sqlite error {code}: {message}")]
+pub struct SqliteError {
+    pub code: c_int,
+    pub message: String,
+}
+
+impl SqliteError {
+    fn new(code: c_int, message: impl Into<String>) -> SqliteError {
+        SqliteError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A UNIQUE or PRIMARY KEY constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self.code,
+            SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    }
+}
+
+/// A parameter to bind, borrowed for the call.
+#[derive(Clone, Copy, Debug)]
+pub enum Param<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// One column of a fetched row, owned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Column {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// An open connection. Not `Sync`: one caller at a time, which the store's mutex guarantees.
+pub struct Connection {
+    db: NonNull<ffi::sqlite3>,
+    statements: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
+}
+
+// SAFETY: the library is built thread-safe (SQLITE_THREADSAFE=1) and the connection is opened
+// in multi-thread mode, where a connection may be used from any thread as long as no two use
+// it at once. `Connection` is not `Sync` and every call takes `&mut self`, so two threads can
+// never be inside it together; moving it between threads is allowed.
+unsafe impl Send for Connection {}
+
+impl Connection {
+    /// Opens (creating if missing) the database file at `path`, or a private in-memory
+    /// database for `:memory:`, with the settings every writer of the store uses: WAL,
+    /// synced commits, foreign keys, and a busy timeout for another process's lock.
+    pub fn open(path: &Path) -> Result<Connection, SqliteError> {
+        let text = path.to_str().ok_or_else(|| {
+            SqliteError::new(ffi::SQLITE_CANTOPEN, "the database path is not UTF-8")
+        })?;
+        let name = CString::new(text)
+            .map_err(|_| SqliteError::new(ffi::SQLITE_CANTOPEN, "the path contains NUL"))?;
+        let flags = ffi::SQLITE_OPEN_READWRITE
+            | ffi::SQLITE_OPEN_CREATE
+            | ffi::SQLITE_OPEN_NOMUTEX
+            | ffi::SQLITE_OPEN_EXRESCODE;
+        let mut db = ptr::null_mut();
+        // SAFETY: `name` is a valid C string; `db` receives the handle, which SQLite sets even
+        // on failure (then it must still be closed).
+        let rc = unsafe { ffi::sqlite3_open_v2(name.as_ptr(), &mut db, flags, ptr::null()) };
+        let Some(db) = NonNull::new(db) else {
+            return Err(SqliteError::new(
+                rc,
+                "sqlite could not allocate a connection",
+            ));
+        };
+        let mut connection = Connection {
+            db,
+            statements: HashMap::new(),
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(connection.error(rc));
+        }
+        // SAFETY: a valid handle.
+        unsafe { ffi::sqlite3_busy_timeout(connection.db.as_ptr(), BUSY_TIMEOUT_MS) };
+        let journal = if text == ":memory:" {
+            ""
+        } else {
+            "PRAGMA journal_mode = WAL;"
+        };
+        connection.execute_batch(&format!(
+            "{journal} PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+        ))?;
+        Ok(connection)
+    }
+
+    /// A private in-memory database.
+    pub fn open_in_memory() -> Result<Connection, SqliteError> {
+        Connection::open(Path::new(":memory:"))
+    }
+
+    /// Runs a script of statements without parameters (pragmas, `BEGIN`, migrations).
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), SqliteError> {
+        let text = CString::new(sql)
+            .map_err(|_| SqliteError::new(ffi::SQLITE_MISUSE, "the SQL contains NUL"))?;
+        // SAFETY: a valid handle and C string; no callback, so no user data.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                text.as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        self.check(rc)
+    }
+
+    /// Runs one statement to completion; the number of rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqliteError> {
+        self.query(sql, params, |_| Ok(()))?;
+        // SAFETY: a valid handle.
+        let changes = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
+        Ok(u64::try_from(changes).unwrap_or(0))
+    }
+
+    /// Runs one statement, handing each row to `on_row`; an error from it stops the statement.
+    pub fn query<F>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut on_row: F,
+    ) -> Result<(), SqliteError>
+    where
+        F: FnMut(&Row<'_>) -> Result<(), SqliteError>,
+    {
+        let statement = self.prepare(sql)?;
+        let result = self.run(statement, params, &mut on_row);
+        // SAFETY: `statement` is a live statement of this connection. Resetting ends the
+        // statement's read and clearing drops the bindings, which may point at `params`.
+        unsafe {
+            ffi::sqlite3_reset(statement.as_ptr());
+            ffi::sqlite3_clear_bindings(statement.as_ptr());
+        }
+        result
+    }
+
+    /// Every row of one statement, each as its columns.
+    pub fn fetch_all(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Column>>, SqliteError> {
+        let mut rows = Vec::new();
+        self.query(sql, params, |row| {
+            rows.push(
+                (0..row.len())
+                    .map(|i| row.column(i))
+                    .collect::<Result<_, _>>()?,
+            );
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Whether no transaction is open.
+    pub fn is_autocommit(&self) -> bool {
+        // SAFETY: a valid handle.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
+    }
+
+    fn run(
+        &mut self,
+        statement: NonNull<ffi::sqlite3_stmt>,
+        params: &[Param<'_>],
+        on_row: &mut dyn FnMut(&Row<'_>) -> Result<(), SqliteError>,
+    ) -> Result<(), SqliteError> {
+        let stmt = statement.as_ptr();
+        // SAFETY: a live statement of this connection.
+        let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+        if usize::try_from(expected).ok() != Some(params.len()) {
+            return Err(SqliteError::new(
+                ffi::SQLITE_RANGE,
+                format!(
+                    "the statement takes {expected} parameters, {} given",
+                    params.len()
+                ),
+            ));
+        }
+        for (index, param) in params.iter().enumerate() {
+            let at = c_int::try_from(index + 1).unwrap_or(c_int::MAX);
+            // SAFETY: a live statement, an index in range; text and blobs are copied by SQLite
+            // (SQLITE_TRANSIENT), so nothing borrowed outlives this call.
+            let rc = unsafe {
+                match param {
+                    Param::Null => ffi::sqlite3_bind_null(stmt, at),
+                    Param::Int(value) => ffi::sqlite3_bind_int64(stmt, at, *value),
+                    Param::Text(text) => ffi::sqlite3_bind_text64(
+                        stmt,
+                        at,
+                        text.as_ptr().cast::<c_char>(),
+                        text.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as u8,
+                    ),
+                    Param::Blob(bytes) => ffi::sqlite3_bind_blob64(
+                        stmt,
+                        at,
+                        bytes.as_ptr().cast(),
+                        bytes.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                    ),
+                }
+            };
+            self.check(rc)?;
+        }
+        loop {
+            // SAFETY: a live statement with every parameter bound.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_ROW => on_row(&Row {
+                    stmt: statement,
+                    _connection: std::marker::PhantomData,
+                })?,
+                ffi::SQLITE_DONE => return Ok(()),
+                rc => return Err(self.error(rc)),
+            }
+        }
+    }
+
+    /// The cached statement for `sql`, prepared on first use.
+    fn prepare(&mut self, sql: &str) -> Result<NonNull<ffi::sqlite3_stmt>, SqliteError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(*statement);
+        }
+        if self.statements.len() >= STATEMENT_CACHE_CAPACITY {
+            self.finalize_all();
+        }
+        let length = c_int::try_from(sql.len())
+            .map_err(|_| SqliteError::new(ffi::SQLITE_TOOBIG, "the SQL is too long"))?;
+        let mut statement = ptr::null_mut();
+        let mut tail: *const c_char = ptr::null();
+        // SAFETY: a valid handle; `sql` is read for `length` bytes (no NUL needed);
+        // `statement` and `tail` receive the results.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.db.as_ptr(),
+                sql.as_ptr().cast::<c_char>(),
+                length,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut statement,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error(rc));
+        }
+        let Some(statement) = NonNull::new(statement) else {
+            return Err(SqliteError::new(
+                ffi::SQLITE_MISUSE,
+                "the SQL holds no statement",
+            ));
+        };
+        let consumed = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+        if !sql[consumed.min(sql.len())..]
+            .trim()
+            .trim_matches(';')
+            .trim()
+            .is_empty()
+        {
+            // SAFETY: the statement was just prepared and is not cached.
+            unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
+            return Err(SqliteError::new(
+                ffi::SQLITE_MISUSE,
+                "one statement expected; use execute_batch for scripts",
+            ));
+        }
+        self.statements.insert(sql.to_owned(), statement);
+        Ok(statement)
+    }
+
+    fn finalize_all(&mut self) {
+        for (_, statement) in self.statements.drain() {
+            // SAFETY: each cached statement is live and finalized once (drained).
+            unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
+        }
+    }
+
+    fn check(&self, rc: c_int) -> Result<(), SqliteError> {
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.error(rc))
+        }
+    }
+
+    fn error(&self, rc: c_int) -> SqliteError {
+        // SAFETY: a valid handle; the message is a C string owned by SQLite, copied at once.
+        let (code, message) = unsafe {
+            let code = ffi::sqlite3_extended_errcode(self.db.as_ptr());
+            let message = ffi::sqlite3_errmsg(self.db.as_ptr());
+            let message = if message.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(message).to_string_lossy().into_owned()
+            };
+            (code, message)
+        };
+        // The connection's last error is the call's unless the call's code is its own (the
+        // primary code of `rc` differs, as for SQLITE_MISUSE).
+        let code = if code & 0xff == rc & 0xff { code } else { rc };
+        SqliteError::new(code, message)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.finalize_all();
+        // SAFETY: every statement is finalized (the only objects this type creates), so the
+        // close succeeds; the handle is closed once.
+        unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
+    }
+}
+
+/// The current row of a running statement.
+pub struct Row<'a> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    _connection: std::marker::PhantomData<&'a mut Connection>,
+}
+
+impl Row<'_> {
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        // SAFETY: a statement positioned on a row.
+        let count = unsafe { ffi::sqlite3_column_count(self.stmt.as_ptr()) };
+        usize::try_from(count).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column `index` in its stored type.
+    pub fn column(&self, index: usize) -> Result<Column, SqliteError> {
+        let at = self.index(index)?;
+        let stmt = self.stmt.as_ptr();
+        // SAFETY: a statement positioned on a row and an index in range. Text and blob
+        // pointers are valid until the next step or type conversion; they are copied first.
+        unsafe {
+            Ok(match ffi::sqlite3_column_type(stmt, at) {
+                ffi::SQLITE_NULL => Column::Null,
+                ffi::SQLITE_INTEGER => Column::Int(ffi::sqlite3_column_int64(stmt, at)),
+                ffi::SQLITE_FLOAT => Column::Real(ffi::sqlite3_column_double(stmt, at)),
+                ffi::SQLITE_TEXT => Column::Text(self.text_at(at)?.to_owned()),
+                _ => Column::Blob(self.blob_at(at).to_vec()),
+            })
+        }
+    }
+
+    /// An INTEGER column; `None` when NULL, an error for any other type.
+    pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, SqliteError> {
+        match self.column_type(index)? {
+            (ffi::SQLITE_NULL, _) => Ok(None),
+            // SAFETY: as in `column`.
+            (ffi::SQLITE_INTEGER, at) => Ok(Some(unsafe {
+                ffi::sqlite3_column_int64(self.stmt.as_ptr(), at)
+            })),
+            (other, _) => Err(mismatch(index, "INTEGER", other)),
+        }
+    }
+
+    pub fn i64(&self, index: usize) -> Result<i64, SqliteError> {
+        self.opt_i64(index)?
+            .ok_or_else(|| mismatch(index, "INTEGER", ffi::SQLITE_NULL))
+    }
+
+    /// A TEXT column, borrowed until the next row; `None` when NULL.
+    pub fn opt_text(&self, index: usize) -> Result<Option<&str>, SqliteError> {
+        match self.column_type(index)? {
+            (ffi::SQLITE_NULL, _) => Ok(None),
+            (ffi::SQLITE_TEXT, at) => self.text_at(at).map(Some),
+            (other, _) => Err(mismatch(index, "TEXT", other)),
+        }
+    }
+
+    pub fn text(&self, index: usize) -> Result<&str, SqliteError> {
+        self.opt_text(index)?
+            .ok_or_else(|| mismatch(index, "TEXT", ffi::SQLITE_NULL))
+    }
+
+    /// A BLOB column, borrowed until the next row; `None` when NULL.
+    pub fn opt_blob(&self, index: usize) -> Result<Option<&[u8]>, SqliteError> {
+        match self.column_type(index)? {
+            (ffi::SQLITE_NULL, _) => Ok(None),
+            (ffi::SQLITE_BLOB, at) => Ok(Some(self.blob_at(at))),
+            (other, _) => Err(mismatch(index, "BLOB", other)),
+        }
+    }
+
+    fn column_type(&self, index: usize) -> Result<(c_int, c_int), SqliteError> {
+        let at = self.index(index)?;
+        // SAFETY: a statement positioned on a row and an index in range.
+        Ok((
+            unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), at) },
+            at,
+        ))
+    }
+
+    fn index(&self, index: usize) -> Result<c_int, SqliteError> {
+        if index >= self.len() {
+            return Err(SqliteError::new(
+                ffi::SQLITE_RANGE,
+                format!("column {index} is out of range ({} columns)", self.len()),
+            ));
+        }
+        Ok(c_int::try_from(index).unwrap_or(c_int::MAX))
+    }
+
+    fn text_at(&self, at: c_int) -> Result<&str, SqliteError> {
+        // SAFETY: a TEXT column of the current row: `column_text` then `column_bytes` (in that
+        // order) give the UTF-8 text and its length, valid until the row changes, which the
+        // borrow of `self` outlives.
+        let bytes = unsafe {
+            let data = ffi::sqlite3_column_text(self.stmt.as_ptr(), at);
+            let length = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), at);
+            if data.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(data, usize::try_from(length).unwrap_or(0))
+            }
+        };
+        std::str::from_utf8(bytes)
+            .map_err(|e| SqliteError::new(ffi::SQLITE_MISMATCH, format!("column {at}: {e}")))
+    }
+
+    fn blob_at(&self, at: c_int) -> &[u8] {
+        // SAFETY: as in `text_at`, with `column_blob`.
+        unsafe {
+            let data = ffi::sqlite3_column_blob(self.stmt.as_ptr(), at);
+            let length = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), at);
+            if data.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(data.cast::<u8>(), usize::try_from(length).unwrap_or(0))
+            }
+        }
+    }
+}
+
+fn mismatch(index: usize, wanted: &str, found: c_int) -> SqliteError {
+    let found = match found {
+        ffi::SQLITE_NULL => "NULL",
+        ffi::SQLITE_INTEGER => "INTEGER",
+        ffi::SQLITE_FLOAT => "REAL",
+        ffi::SQLITE_TEXT => "TEXT",
+        _ => "BLOB",
+    };
+    SqliteError::new(
+        ffi::SQLITE_MISMATCH,
+        format!("column {index} is {found}, not {wanted}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Connection {
+        let mut db = Connection::open_in_memory().expect("open");
+        db.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB, score REAL)",
+        )
+        .expect("create");
+        db
+    }
+
+    #[test]
+    fn rows_come_back_in_their_stored_types() {
+        let mut db = memory();
+        let inserted = db
+            .execute(
+                "INSERT INTO t (id, name, data, score) VALUES (?, ?, ?, 1.5), (?, ?, ?, NULL)",
+                &[
+                    Param::Int(1),
+                    Param::Text("one"),
+                    Param::Blob(&[1, 2]),
+                    Param::Int(2),
+                    Param::Null,
+                    Param::Null,
+                ],
+            )
+            .expect("insert");
+        assert_eq!(inserted, 2);
+        let rows = db
+            .fetch_all("SELECT id, name, data, score FROM t ORDER BY id", &[])
+            .expect("select");
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    Column::Int(1),
+                    Column::Text("one".into()),
+                    Column::Blob(vec![1, 2]),
+                    Column::Real(1.5)
+                ],
+                vec![Column::Int(2), Column::Null, Column::Null, Column::Null],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cached_statement_runs_again_with_new_parameters() {
+        let mut db = memory();
+        for id in 0..10 {
+            db.execute(
+                "INSERT INTO t (id, name) VALUES (?, ?)",
+                &[Param::Int(id), Param::Text(&format!("n{id}"))],
+            )
+            .expect("insert");
+        }
+        let mut seen = Vec::new();
+        db.query(
+            "SELECT name FROM t WHERE id >= ? ORDER BY id",
+            &[Param::Int(8)],
+            |row| {
+                seen.push(row.text(0)?.to_owned());
+                Ok(())
+            },
+        )
+        .expect("select");
+        assert_eq!(seen, ["n8", "n9"]);
+        assert_eq!(db.statements.len(), 2);
+    }
+
+    #[test]
+    fn a_unique_violation_is_told_by_its_code_and_the_connection_goes_on() {
+        let mut db = memory();
+        db.execute("INSERT INTO t (id, name) VALUES (1, 'a')", &[])
+            .expect("first");
+        let error = db
+            .execute("INSERT INTO t (id, name) VALUES (2, 'a')", &[])
+            .expect_err("duplicate name");
+        assert!(error.is_unique_violation(), "{error:?}");
+        let error = db
+            .execute("INSERT INTO t (id, name) VALUES (1, 'b')", &[])
+            .expect_err("duplicate id");
+        assert!(error.is_unique_violation(), "{error:?}");
+        assert_eq!(db.execute("DELETE FROM t", &[]).expect("delete"), 1);
+    }
+
+    #[test]
+    fn wrong_types_parameter_counts_and_scripts_are_errors_not_guesses() {
+        let mut db = memory();
+        db.execute("INSERT INTO t (id, name) VALUES (1, 'a')", &[])
+            .expect("insert");
+        let mut result = None;
+        db.query("SELECT name, id FROM t", &[], |row| {
+            result = Some((
+                row.i64(0).is_err(),
+                row.text(1).is_err(),
+                row.opt_text(0)?.map(str::to_owned),
+            ));
+            Ok(())
+        })
+        .expect("select");
+        assert_eq!(result, Some((true, true, Some("a".to_owned()))));
+        let error = db.execute("SELECT ?", &[]).expect_err("missing parameter");
+        assert_eq!(error.code, ffi::SQLITE_RANGE);
+        let error = db
+            .execute("SELECT 1; SELECT 2", &[])
+            .expect_err("two statements");
+        assert_eq!(error.code, ffi::SQLITE_MISUSE);
+        let error = db.execute("SELEKT 1", &[]).expect_err("syntax");
+        assert_eq!(error.code, ffi::SQLITE_ERROR, "{error}");
+    }
+
+    #[test]
+    fn the_statement_cache_is_bounded() {
+        let mut db = memory();
+        for i in 0..(STATEMENT_CACHE_CAPACITY + 10) {
+            db.execute(&format!("SELECT {i}"), &[]).expect("select");
+        }
+        assert!(db.statements.len() <= STATEMENT_CACHE_CAPACITY);
+    }
+}
