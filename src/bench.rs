@@ -1536,14 +1536,16 @@ async fn lead_in_process(handlers: &Handlers, lead: &LeadPlan) -> anyhow::Result
         issue: issue.clone(),
     };
     execute!(&handlers.sequences, &seller.vat_number, allocate)?;
-    let (sequence, _) = handlers
+    let (icv, previous_hash) = handlers
         .sequences
-        .load_aggregate(&seller.vat_number)
-        .await?;
-    let (icv, previous_hash, _) = sequence
-        .allocation(&invoice_id)
+        .inspect(&seller.vat_number, |sequence, _| {
+            sequence
+                .allocation(&invoice_id)
+                .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
+        })
+        .await?
         .context("the invoice was not allocated")?;
-    let command = issue.into_command(icv, previous_hash.to_owned());
+    let command = issue.into_command(icv, previous_hash);
     let issue_id = projections::process::issue_command_id(&invoice_id);
     execute!(&handlers.invoices, &invoice_id, command, issue_id)?;
     let (invoice, _) = handlers.invoices.load_aggregate(&invoice_id).await?;

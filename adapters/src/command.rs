@@ -267,28 +267,39 @@ where
         Err(CommandError::Conflict { stream_id })
     }
 
-    /// The aggregate's current state and version, for reading. Unlike the command path, which
-    /// may act on a cached state because the append's version check catches a stale one, a
-    /// read must not be stale: the cached state is caught up with whatever another process
-    /// appended since (one indexed read of the stream's tail).
+    /// The aggregate's current state and version, for reading: a copy of
+    /// [`Self::inspect`]'s. Prefer `inspect` for an aggregate that grows with its history (the
+    /// seller's document sequence), where the copy costs as much as the history.
     pub async fn load_aggregate(
         &self,
         aggregate_id: &str,
     ) -> Result<(A, u64), CommandError<A::Error>> {
+        self.inspect(aggregate_id, |aggregate, version| {
+            (aggregate.clone(), version)
+        })
+        .await
+    }
+
+    /// Reads the aggregate's current state through `read`, in place. Unlike the command path,
+    /// which may act on a cached state because the append's version check catches a stale
+    /// one, a read must not be stale: the cached state is caught up with whatever another
+    /// process appended since (one indexed read of the stream's tail). The read takes the
+    /// stream's turn, as a command does, so it always finds the cached state rather than a
+    /// command's hole in the cache (which would mean folding the whole stream again).
+    pub async fn inspect<R>(
+        &self,
+        aggregate_id: &str,
+        read: impl FnOnce(&A, u64) -> R,
+    ) -> Result<R, CommandError<A::Error>> {
         let stream_id = Self::stream_id(aggregate_id);
-        let cached = self
-            .cache
-            .lock()
-            .expect("cache lock")
-            .get(&stream_id)
-            .cloned();
-        let mut loaded = cached.unwrap_or(Loaded {
-            aggregate: A::default(),
-            version: 0,
-        });
+        let _turn = self.stream_lock(&stream_id).lock().await;
+        let mut loaded = self.take(&stream_id).await?;
+        // A catch-up that fails part-way leaves a state between versions: it is dropped, not
+        // cached.
         self.catch_up(&stream_id, &mut loaded).await?;
-        self.remember(&stream_id, loaded.clone());
-        Ok((loaded.aggregate, loaded.version))
+        let answer = read(&loaded.aggregate, loaded.version);
+        self.remember(&stream_id, loaded);
+        Ok(answer)
     }
 
     /// Applies the stream's events after `loaded.version`.

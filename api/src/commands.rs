@@ -516,12 +516,14 @@ async fn issue_through_sequence(
     let handlers = &state.handlers;
     let vat_number = issue.seller.vat_number.clone();
     let invoice_id = issue.invoice_id.clone();
-    let (sequence, _) = handlers
+    let allocated = handlers
         .sequences
-        .load_aggregate(&vat_number)
+        .inspect(&vat_number, |sequence, _| {
+            sequence.allocation(&invoice_id).is_some()
+        })
         .await
         .map_err(command_error)?;
-    if sequence.allocation(&invoice_id).is_some() {
+    if allocated {
         // An earlier attempt with this Idempotency-Key allocated it; the invoice issuer (or
         // that attempt) issues it from the allocation.
         let (invoice, version) = handlers
@@ -560,15 +562,17 @@ async fn issue_through_sequence(
         })
         .await
         .map_err(command_error)?;
-    let (sequence, _) = handlers
+    let (icv, previous_invoice_hash) = handlers
         .sequences
-        .load_aggregate(&vat_number)
+        .inspect(&vat_number, |sequence, _| {
+            sequence
+                .allocation(&invoice_id)
+                .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
+        })
         .await
-        .map_err(command_error)?;
-    let (icv, previous_invoice_hash, _) = sequence
-        .allocation(&invoice_id)
+        .map_err(command_error)?
         .ok_or_else(|| ApiError::internal(format!("{invoice_id} was not allocated")))?;
-    let command = issue.into_command(icv, previous_invoice_hash.to_owned());
+    let command = issue.into_command(icv, previous_invoice_hash);
     handlers
         .invoices
         .execute(CommandEnvelope {
@@ -731,13 +735,13 @@ async fn enroll_partner(
 
 /// 422 when every Strategic slot is taken (checked again, atomically, by the promotion).
 async fn require_strategic_slot(state: &AppState) -> Result<(), ApiError> {
-    let (program, _) = state
+    let slots_taken = state
         .handlers
         .partner_program
-        .load_aggregate(PARTNER_PROGRAM_ID)
+        .inspect(PARTNER_PROGRAM_ID, |program, _| program.slots_taken())
         .await
         .map_err(command_error)?;
-    if program.slots_taken() >= MAX_STRATEGIC_PARTNERS {
+    if slots_taken >= MAX_STRATEGIC_PARTNERS {
         return Err(ApiError::Unprocessable {
             code: "rejected",
             detail: format!(

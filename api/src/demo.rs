@@ -956,18 +956,22 @@ impl Demo {
             allocate,
         )
         .await?;
-        let (sequence, _) = h
+        let allocation = h
             .sequences
-            .load_aggregate(&vat)
+            .inspect(&vat, |sequence, _| {
+                sequence
+                    .allocation(&invoice_id)
+                    .map(|(icv, pih, _)| (icv, pih.to_owned()))
+            })
             .await
             .map_err(|e| failed(&vat, e))?;
-        let Some((icv, pih, _)) = sequence.allocation(&invoice_id) else {
+        let Some((icv, pih)) = allocation else {
             return Err(DemoError::Command {
                 what: format!("allocate:{invoice_id}"),
                 reason: "the sequence holds no allocation for it".into(),
             });
         };
-        let command = issue.into_command(icv, pih.to_owned());
+        let command = issue.into_command(icv, pih);
         let id = projections::process::issue_command_id(&invoice_id);
         send_with_id(
             &h.invoices,

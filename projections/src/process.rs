@@ -495,12 +495,16 @@ impl PaymentsToInvoices {
         {
             return Ok(());
         }
-        let (sequence, _) = handlers
+        let allocation = handlers
             .sequences
-            .load_aggregate(seller_vat_number)
+            .inspect(seller_vat_number, |sequence, _| {
+                sequence
+                    .allocation(&refund_id)
+                    .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
+            })
             .await
             .map_err(|e| ProjectionError::Command(e.to_string()))?;
-        let Some((icv, previous_hash, _)) = sequence.allocation(&refund_id) else {
+        let Some((icv, previous_hash)) = allocation else {
             return Err(ProjectionError::Command(format!(
                 "credit note {refund_id} was allocated but is not in the sequence"
             )));
@@ -510,7 +514,7 @@ impl PaymentsToInvoices {
             amount_halalas: movement.amount_halalas,
             reason: GATEWAY_REFUND_REASON.to_owned(),
             credit_note_icv: icv,
-            credit_note_previous_hash: previous_hash.to_owned(),
+            credit_note_previous_hash: previous_hash,
             at: movement.at,
         };
         let id = command_id(Self::NAME, &movement.payment_event_id, 2);

@@ -19,6 +19,7 @@ crate::on_both_engines!(
     a_command_retried_with_the_same_id_returns_the_first_outcome,
     a_stale_cache_in_another_replica_is_resolved_by_retrying_on_conflict,
     concurrent_commands_on_one_stream_all_apply_exactly_once,
+    reads_in_place_between_commands_see_whole_commands_in_order,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -276,6 +277,75 @@ async fn concurrent_commands_on_one_stream_all_apply_exactly_once(db: &TestDb) {
     );
     assert_eq!(version, 1 + applied as u64);
     assert!(applied > 0, "some commands must get through");
+}
+
+async fn reads_in_place_between_commands_see_whole_commands_in_order(db: &TestDb) {
+    let handler = Arc::new(CommandHandler::<Tally>::new(db.store.clone()));
+    handler
+        .execute(envelope("t6", TallyCommand::Open { limit: 1_000 }))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    handler
+                        .execute(envelope("t6", TallyCommand::Add { amount: 1 }))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..20 {
+                    seen.push(
+                        handler
+                            .inspect("t6", |tally, version| (tally.total, version))
+                            .await
+                            .unwrap(),
+                    );
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        for (total, version) in &seen {
+            assert_eq!(
+                *version,
+                1 + *total as u64,
+                "a read between two commands: {seen:?}"
+            );
+        }
+        assert!(
+            seen.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "reads never go back in time: {seen:?}"
+        );
+    }
+    let other_replica = CommandHandler::<Tally>::new(db.store.clone());
+    other_replica
+        .execute(envelope("t6", TallyCommand::Add { amount: 5 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        handler
+            .inspect("t6", |tally, version| (tally.total, version))
+            .await
+            .unwrap(),
+        (45, 42),
+        "a read catches up with another replica's append"
+    );
 }
 
 trait IntoPair {
