@@ -95,15 +95,31 @@ impl Connection {
     /// database for `:memory:`, with the settings every writer of the store uses: WAL,
     /// synced commits, foreign keys, and a busy timeout for another process's lock.
     pub fn open(path: &Path) -> Result<Connection, SqliteError> {
+        let mut connection =
+            Connection::open_with(path, ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE)?;
+        let journal = if path == Path::new(":memory:") {
+            ""
+        } else {
+            "PRAGMA journal_mode = WAL;"
+        };
+        connection.execute_batch(&format!(
+            "{journal} PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+        ))?;
+        Ok(connection)
+    }
+
+    /// Opens an existing database file for reading only (a reader of the store's log).
+    pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
+        Connection::open_with(path, ffi::SQLITE_OPEN_READONLY)
+    }
+
+    fn open_with(path: &Path, mode: c_int) -> Result<Connection, SqliteError> {
         let text = path.to_str().ok_or_else(|| {
             SqliteError::new(ffi::SQLITE_CANTOPEN, "the database path is not UTF-8")
         })?;
         let name = CString::new(text)
             .map_err(|_| SqliteError::new(ffi::SQLITE_CANTOPEN, "the path contains NUL"))?;
-        let flags = ffi::SQLITE_OPEN_READWRITE
-            | ffi::SQLITE_OPEN_CREATE
-            | ffi::SQLITE_OPEN_NOMUTEX
-            | ffi::SQLITE_OPEN_EXRESCODE;
+        let flags = mode | ffi::SQLITE_OPEN_NOMUTEX | ffi::SQLITE_OPEN_EXRESCODE;
         let mut db = ptr::null_mut();
         // SAFETY: `name` is a valid C string; `db` receives the handle, which SQLite sets even
         // on failure (then it must still be closed).
@@ -114,7 +130,7 @@ impl Connection {
                 "sqlite could not allocate a connection",
             ));
         };
-        let mut connection = Connection {
+        let connection = Connection {
             db,
             statements: HashMap::new(),
         };
@@ -123,14 +139,6 @@ impl Connection {
         }
         // SAFETY: a valid handle.
         unsafe { ffi::sqlite3_busy_timeout(connection.db.as_ptr(), BUSY_TIMEOUT_MS) };
-        let journal = if text == ":memory:" {
-            ""
-        } else {
-            "PRAGMA journal_mode = WAL;"
-        };
-        connection.execute_batch(&format!(
-            "{journal} PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-        ))?;
         Ok(connection)
     }
 

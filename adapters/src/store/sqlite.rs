@@ -9,15 +9,14 @@
 //! connection to the same file runs the migrations.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
 use tokio::sync::{oneshot, OwnedMutexGuard};
 use uuid::Uuid;
 
@@ -28,12 +27,13 @@ use super::{
 };
 use crate::clock::{from_unix_micros, now_micros, unix_micros};
 use crate::sql::{blocking, SqliteDb, SQLITE_BEGIN_DURABLE};
-use crate::sqlite_conn::{Connection, Param};
+use crate::sqlite_conn::{Connection, Param, Row};
 use crate::store::hash::{EventHash, GENESIS_HASH};
 
-/// Readers allowed at once. SQLite readers are cheap in WAL mode; more than the cores we have
-/// buys nothing.
-const READ_POOL_SIZE: u32 = 8;
+/// Read-only connections to the file. A reader is held only while its statement runs, on the
+/// runtime thread that asked (nothing is awaited while holding one), so one per worker thread
+/// and a spare is all that can be busy at once.
+const READ_POOL_SIZE: usize = 4;
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,7 +57,7 @@ pub struct SqliteStore {
     /// Runs the migrations; nothing else writes through it.
     migrator: SqlitePool,
     writer: SqliteDb,
-    reader: SqlitePool,
+    readers: ReadPool,
     /// Appends queued for the writer: whoever gets the writer connection commits all of them
     /// in one transaction (group commit: one fsync for the group, not one per append).
     queue: Arc<Mutex<Vec<Waiting>>>,
@@ -81,17 +81,13 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         // The file exists now (the pool created it).
-        let writer = SqliteDb::new(Connection::open(options.get_filename())?);
-        // Each reader hands the rows of a batch over in one go rather than 50 at a time.
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_POOL_SIZE)
-            .test_before_acquire(false)
-            .connect_with(options.read_only(true).row_buffer_size(MAX_READ_BATCH))
-            .await?;
+        let path = options.get_filename();
+        let writer = SqliteDb::new(Connection::open(path)?);
+        let readers = ReadPool::open(path)?;
         Ok(SqliteStore {
             migrator,
             writer,
-            reader,
+            readers,
             queue: Arc::new(Mutex::new(Vec::new())),
             appended: Arc::new(tokio::sync::Notify::new()),
         })
@@ -133,10 +129,71 @@ async fn receive(
         .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
 }
 
-fn lock(queue: &Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-    queue
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The store's read-only connections, called in place like the writer.
+struct ReadPool {
+    connections: Box<[Mutex<Connection>]>,
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    fn open(path: &std::path::Path) -> Result<ReadPool, StoreError> {
+        let connections = (0..READ_POOL_SIZE)
+            .map(|_| Connection::open_read_only(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(ReadPool {
+            connections,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `read` on a free reader (or, when all are busy, waits for one on this thread: a
+    /// reader is held only for one statement).
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let count = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..count {
+            if let Ok(mut connection) = self.connections[(start + offset) % count].try_lock() {
+                return read(&mut connection);
+            }
+        }
+        read(&mut lock(&self.connections[start % count]))
+    }
+
+    /// The events one statement selects (`EVENT_COLUMNS`, in order).
+    fn events(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.with(|connection| {
+            let mut events = Vec::new();
+            let mut undecodable = None;
+            let read = connection.query(sql, params, |row| match decode(row) {
+                Ok(event) => {
+                    events.push(event);
+                    Ok(())
+                }
+                Err(error) => {
+                    // Stop at the first event that cannot be decoded; the error says which.
+                    undecodable = Some(error);
+                    Err(crate::sqlite_conn::SqliteError {
+                        code: libsqlite3_sys::SQLITE_ABORT,
+                        message: "an event could not be decoded".to_owned(),
+                    })
+                }
+            });
+            match (undecodable, read) {
+                (Some(error), _) => Err(error),
+                (None, Err(error)) => Err(error.into()),
+                (None, Ok(())) => Ok(events),
+            }
+        })
+    }
 }
 
 /// Commits `group` in one `BEGIN IMMEDIATE` transaction, each append inside its own savepoint
@@ -348,52 +405,66 @@ impl SqliteStore {
         }
         let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
         let mut found = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let row =
-                sqlx::query("SELECT stream_id, version, position FROM events WHERE event_id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.reader)
-                    .await?;
-            if let Some(row) = row {
-                found.push((
-                    row.try_get::<String, _>(0)?,
-                    row.try_get::<i64, _>(1)?,
-                    row.try_get::<i64, _>(2)?,
-                ));
+        self.readers.with(|connection| {
+            for id in &ids {
+                connection.query(
+                    "SELECT stream_id, version, position FROM events WHERE event_id = ?",
+                    &[Param::Blob(id.as_bytes())],
+                    |row| {
+                        found.push((row.text(0)?.to_owned(), row.i64(1)?, row.i64(2)?));
+                        Ok(())
+                    },
+                )?;
             }
-        }
+            Ok(())
+        })?;
         super::replayed_from_event_ids(request, &ids, &found).unwrap_or(Err(error))
     }
 }
 
-fn decode(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.try_get("position")?;
+/// One row of `EVENT_COLUMNS` back into an event; a value that cannot be what it should is
+/// reported as corruption at its position.
+fn decode(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+    let position = row.i64(0)?;
     let corrupt = |reason: String| StoreError::Corrupt { position, reason };
-    let json = |column: &str| -> Result<serde_json::Value, StoreError> {
-        let text: String = row.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| corrupt(format!("{column} is not JSON: {e}")))
+    let json = |index: usize, column: &str| -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(row.text(index)?)
+            .map_err(|e| corrupt(format!("{column} is not JSON: {e}")))
     };
-    let hash = |column: &str| -> Result<EventHash, StoreError> {
-        let bytes: Vec<u8> = row.try_get(column)?;
-        EventHash::from_slice(&bytes).ok_or_else(|| corrupt(format!("{column} is not 32 bytes")))
+    let uuid = |bytes: &[u8], column: &str| {
+        Uuid::from_slice(bytes).map_err(|_| corrupt(format!("{column} is not 16 bytes")))
     };
-    let micros: i64 = row.try_get("recorded_at_us")?;
+    let hash = |index: usize, column: &str| -> Result<EventHash, StoreError> {
+        row.opt_blob(index)?
+            .and_then(EventHash::from_slice)
+            .ok_or_else(|| corrupt(format!("{column} is not 32 bytes")))
+    };
+    let event_id = row
+        .opt_blob(1)?
+        .ok_or_else(|| corrupt("event_id is NULL".to_owned()))?;
+    let command_id = row
+        .opt_blob(9)?
+        .map(|id| uuid(id, "command_id"))
+        .transpose()?;
+    let micros = row.i64(10)?;
+    let schema_version = row.i64(6)?;
     Ok(RecordedEvent {
         position,
         transaction_id: 0,
-        event_id: row.try_get("event_id")?,
-        stream_id: row.try_get("stream_id")?,
-        stream_type: row.try_get("stream_type")?,
-        version: row.try_get::<i64, _>("version")? as u64,
-        event_type: row.try_get("event_type")?,
-        schema_version: row.try_get::<i64, _>("schema_version")? as u32,
-        payload: json("payload")?,
-        metadata: json("metadata")?,
-        command_id: row.try_get("command_id")?,
+        event_id: uuid(event_id, "event_id")?,
+        stream_id: row.text(2)?.to_owned(),
+        stream_type: row.text(3)?.to_owned(),
+        version: row.i64(4)? as u64,
+        event_type: row.text(5)?.to_owned(),
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("schema_version {schema_version} is out of range")))?,
+        payload: json(7, "payload")?,
+        metadata: json(8, "metadata")?,
+        command_id,
         recorded_at: from_unix_micros(micros)
             .ok_or_else(|| corrupt(format!("recorded_at_us {micros} is out of range")))?,
-        prev_hash: hash("prev_hash")?,
-        hash: hash("hash")?,
+        prev_hash: hash(11, "prev_hash")?,
+        hash: hash(12, "hash")?,
     })
 }
 
@@ -437,13 +508,14 @@ impl EventStore for SqliteStore {
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? \
              ORDER BY version LIMIT ?"
         );
-        let rows = sqlx::query(&sql)
-            .bind(stream_id)
-            .bind(from_version as i64)
-            .bind(limit.min(MAX_READ_BATCH) as i64)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(decode).collect()
+        self.readers.events(
+            &sql,
+            &[
+                Param::Text(stream_id),
+                Param::Int(from_version as i64),
+                Param::Int(limit.min(MAX_READ_BATCH) as i64),
+            ],
+        )
     }
 
     async fn read_all(
@@ -454,12 +526,13 @@ impl EventStore for SqliteStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
         );
-        let rows = sqlx::query(&sql)
-            .bind(after.position)
-            .bind(limit.min(MAX_READ_BATCH) as i64)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(decode).collect()
+        self.readers.events(
+            &sql,
+            &[
+                Param::Int(after.position),
+                Param::Int(limit.min(MAX_READ_BATCH) as i64),
+            ],
+        )
     }
 
     async fn read_committed(
@@ -470,40 +543,47 @@ impl EventStore for SqliteStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
         );
-        let rows = sqlx::query(&sql)
-            .bind(after.position)
-            .bind(limit.min(MAX_READ_BATCH) as i64)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(decode).collect()
+        self.readers.events(
+            &sql,
+            &[
+                Param::Int(after.position),
+                Param::Int(limit.min(MAX_READ_BATCH) as i64),
+            ],
+        )
     }
 
     async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError> {
-        let row = sqlx::query(
-            "SELECT stream_id, first_version, last_version, first_position, last_position \
-             FROM commands WHERE command_id = ?",
-        )
-        .bind(command_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(AppendOutcome {
-                stream_id: row.try_get(0)?,
-                first_version: row.try_get::<i64, _>(1)? as u64,
-                last_version: row.try_get::<i64, _>(2)? as u64,
-                first_position: row.try_get(3)?,
-                last_position: row.try_get(4)?,
-                replayed: true,
-            })
+        self.readers.with(|connection| {
+            let mut found = None;
+            connection.query(
+                "SELECT stream_id, first_version, last_version, first_position, last_position \
+                 FROM commands WHERE command_id = ?",
+                &[Param::Blob(command_id.as_bytes())],
+                |row| {
+                    found = Some(AppendOutcome {
+                        stream_id: row.text(0)?.to_owned(),
+                        first_version: row.i64(1)? as u64,
+                        last_version: row.i64(2)? as u64,
+                        first_position: row.i64(3)?,
+                        last_position: row.i64(4)?,
+                        replayed: true,
+                    });
+                    Ok(())
+                },
+            )?;
+            Ok(found)
         })
-        .transpose()
     }
 
     async fn head_position(&self) -> Result<Position, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(head.unwrap_or(0))
+        self.readers.with(|connection| {
+            let mut head = None;
+            connection.query("SELECT MAX(position) FROM events", &[], |row| {
+                head = row.opt_i64(0)?;
+                Ok(())
+            })?;
+            Ok(head.unwrap_or(0))
+        })
     }
 
     fn sql(&self) -> crate::sql::SqlDb {
@@ -515,7 +595,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.readers
+            .with(|connection| Ok(connection.execute_batch("SELECT 1")?))
     }
 }
