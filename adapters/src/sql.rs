@@ -136,7 +136,11 @@ impl SqliteDb {
 /// A transaction on either engine.
 pub enum SqlTx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    /// With its registration when it writes derived state only (see `begin_derived`).
+    Postgres(
+        Transaction<'static, Postgres>,
+        Option<crate::store::postgres::DerivedTransaction>,
+    ),
 }
 
 /// A SQLite transaction: the connection, held until commit or rollback. Dropped while open,
@@ -306,7 +310,7 @@ impl SqlDb {
     pub async fn begin(&self) -> Result<SqlTx, StoreError> {
         Ok(match self {
             SqlDb::Sqlite(db) => SqlTx::Sqlite(SqliteTx::begin(db, true).await?),
-            SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?),
+            SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?, None),
         })
     }
 
@@ -318,11 +322,21 @@ impl SqlDb {
         Ok(match self {
             SqlDb::Sqlite(db) => SqlTx::Sqlite(SqliteTx::begin(db, false).await?),
             SqlDb::Postgres(pool) => {
+                // One round trip: the commit setting, and the transaction's id taken now so it
+                // can be registered as one that never inserts events (the store's readers then
+                // do not wait for it; `crate::store::postgres`).
                 let mut tx = pool.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = off")
-                    .execute(&mut *tx)
-                    .await?;
-                SqlTx::Postgres(tx)
+                let id: String = sqlx::query_scalar(
+                    "SELECT pg_current_xact_id()::text \
+                     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS setting",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let registered = id
+                    .parse()
+                    .ok()
+                    .map(crate::store::postgres::DerivedTransaction::register);
+                SqlTx::Postgres(tx, registered)
             }
         })
     }
@@ -378,7 +392,7 @@ impl SqlTx {
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
             SqlTx::Sqlite(tx) => tx.connection.execute(sql, &sqlite_params(params))?,
-            SqlTx::Postgres(tx) => {
+            SqlTx::Postgres(tx, _) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
                     .execute(&mut **tx)
@@ -395,7 +409,7 @@ impl SqlTx {
     ) -> Result<Vec<SqlRow>, StoreError> {
         Ok(match self {
             SqlTx::Sqlite(tx) => sqlite_rows(&mut tx.connection, sql, params)?,
-            SqlTx::Postgres(tx) => {
+            SqlTx::Postgres(tx, _) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
                     .fetch_all(&mut **tx)
@@ -418,7 +432,8 @@ impl SqlTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
             SqlTx::Sqlite(tx) => tx.finish("COMMIT")?,
-            SqlTx::Postgres(tx) => tx.commit().await?,
+            // The registration ends once the commit has returned.
+            SqlTx::Postgres(tx, _registered) => tx.commit().await?,
         }
         Ok(())
     }
@@ -426,7 +441,7 @@ impl SqlTx {
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
             SqlTx::Sqlite(tx) => tx.finish("ROLLBACK")?,
-            SqlTx::Postgres(tx) => tx.rollback().await?,
+            SqlTx::Postgres(tx, _registered) => tx.rollback().await?,
         }
         Ok(())
     }

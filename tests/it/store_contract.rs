@@ -582,3 +582,55 @@ async fn postgres_a_lower_position_committed_late_is_not_skipped() {
     drop(held);
     db.cleanup().await;
 }
+
+/// PostgreSQL only: a transaction of this process that writes derived state only (a read-model
+/// batch) never inserts an event, so the reader does not wait for it; an open append still
+/// holds the reader back (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_open_derived_transaction_does_not_hold_the_reader_back() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    append_n(db.store.as_ref(), "lead-first", 1).await;
+    let mut derived = db.store.sql().begin_derived().await.unwrap();
+    derived
+        .execute(
+            "INSERT INTO projection_checkpoints \
+             (name, position, transaction_id, events_applied, updated_at_us) \
+             VALUES ('held_open', 0, 0, 0, 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let after = db
+        .store
+        .append(request(
+            "lead-after",
+            ExpectedVersion::NoStream,
+            vec![event("After", json!({}))],
+        ))
+        .await
+        .unwrap();
+
+    // Other tests' appends on this cluster may hold the horizon a moment; the derived
+    // transaction, open throughout, must not.
+    let mut checkpoint = Checkpoint::START;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(&after.first_position) && tokio::time::Instant::now() < deadline {
+        let batch = db.store.read_all(checkpoint, 100).await.unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for recorded in batch {
+            checkpoint = Checkpoint::after(&recorded);
+            seen.push(recorded.position);
+        }
+    }
+    assert!(
+        seen.contains(&after.first_position),
+        "the reader waited for an open derived transaction: {seen:?}"
+    );
+    derived.rollback().await.unwrap();
+    db.cleanup().await;
+}

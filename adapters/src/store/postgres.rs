@@ -8,6 +8,13 @@
 //! `pg_snapshot_xmin(pg_current_snapshot())`: the oldest transaction still running. Anything
 //! below that is committed or aborted, so nothing can appear behind the reader's checkpoint
 //! later. No wall-clock gap skipping.
+//!
+//! One refinement: a transaction of this process that writes derived state only (a read-model
+//! batch, a checkpoint: [`crate::sql::SqlDb::begin_derived`]) takes its id at its start and
+//! registers it ([`DerivedTransaction`]), and the reader's horizon is the oldest running
+//! transaction *not* so registered. Such a transaction never inserts an event, so nothing can
+//! appear below it; without this, the read models' own batch (open most of the time under
+//! load) held back what the process managers could see by a whole batch per step.
 
 use std::time::Duration;
 
@@ -38,6 +45,35 @@ const SERIALIZATION_FAILURE: &str = "40001";
 const DEADLOCK_DETECTED: &str = "40P01";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The ids of this process's running derived-only transactions (see the module docs). A
+/// handful at most: the read-model batch and process-manager checkpoints.
+static DERIVED_TRANSACTIONS: std::sync::Mutex<std::collections::BTreeSet<u64>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A running transaction that writes no events, registered while it lives. Dropped after its
+/// commit or rollback has returned; dropped earlier (a transaction abandoned mid-way, whose
+/// rollback sqlx sends later), readers merely wait for it again, as for any transaction.
+pub struct DerivedTransaction(u64);
+
+impl DerivedTransaction {
+    pub(crate) fn register(transaction_id: u64) -> DerivedTransaction {
+        derived_transactions().insert(transaction_id);
+        DerivedTransaction(transaction_id)
+    }
+}
+
+impl Drop for DerivedTransaction {
+    fn drop(&mut self) {
+        derived_transactions().remove(&self.0);
+    }
+}
+
+fn derived_transactions() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u64>> {
+    DERIVED_TRANSACTIONS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, event_id, \
      stream_id, stream_type, version, event_type, schema_version, payload, metadata, command_id, \
@@ -337,16 +373,25 @@ impl EventStore for PostgresStore {
         after: Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // The horizon: the oldest running transaction that may still insert events (the
+        // snapshot's in-progress ids less this process's derived-only ones), else the first id
+        // not yet assigned.
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events \
+            "WITH now AS (SELECT pg_current_snapshot() AS snapshot) \
+             SELECT {EVENT_COLUMNS} FROM events, now \
              WHERE (transaction_id, position) > ($1::text::xid8, $2) \
-               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+               AND transaction_id < COALESCE( \
+                   (SELECT min(running) FROM pg_snapshot_xip(now.snapshot) AS running \
+                    WHERE running <> ALL($4::text[]::xid8[])), \
+                   pg_snapshot_xmax(now.snapshot)) \
              ORDER BY transaction_id, position LIMIT $3"
         );
+        let derived: Vec<String> = derived_transactions().iter().map(u64::to_string).collect();
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id.to_string())
             .bind(after.position)
             .bind(limit.min(MAX_READ_BATCH) as i64)
+            .bind(derived)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(decode).collect()
