@@ -463,31 +463,35 @@ impl SqlRow {
     /// Any column as a [`SqlValue`], whatever its type, normalised so both engines compare
     /// equal: every NULL is `Null`, booleans are `Int(0 | 1)` (SQLite stores them so).
     pub fn value(&self, index: usize) -> Result<SqlValue, StoreError> {
-        if let SqlRow::Sqlite(row) = self {
-            return Ok(match sqlite_column(row, index)? {
-                Column::Null => SqlValue::Null,
-                Column::Int(v) => SqlValue::Int(*v),
-                Column::Real(v) => SqlValue::Text(v.to_string()),
-                Column::Text(v) => SqlValue::Text(v.clone()),
-                Column::Blob(v) => SqlValue::Text(hex::encode(v)),
-            });
-        }
-        if let Ok(value) = self.opt_i64(index) {
+        let row = match self {
+            SqlRow::Sqlite(row) => {
+                return Ok(match sqlite_column(row, index)? {
+                    Column::Null => SqlValue::Null,
+                    Column::Int(v) => SqlValue::Int(*v),
+                    Column::Real(v) => SqlValue::Text(v.to_string()),
+                    Column::Text(v) => SqlValue::Text(v.clone()),
+                    Column::Blob(v) => SqlValue::Text(hex::encode(v)),
+                })
+            }
+            SqlRow::Postgres(row) => row,
+        };
+        if let Ok(value) = row.try_get::<Option<i64>, _>(index) {
             return Ok(value.map_or(SqlValue::Null, SqlValue::Int));
         }
-        if let Ok(value) = self.opt_text(index) {
+        if let Ok(value) = row.try_get::<Option<String>, _>(index) {
             return Ok(value.map_or(SqlValue::Null, SqlValue::Text));
         }
-        let value: Option<bool> = match self {
-            SqlRow::Sqlite(_) => None,
-            SqlRow::Postgres(row) => row.try_get(index)?,
-        };
+        let value: Option<bool> = row.try_get(index)?;
         Ok(value.map_or(SqlValue::Null, |v| SqlValue::Int(i64::from(v))))
     }
 
     pub fn i64(&self, index: usize) -> Result<i64, StoreError> {
-        self.opt_i64(index)?
-            .ok_or_else(|| sqlite_mismatch(index, "an integer", "NULL"))
+        match self {
+            SqlRow::Sqlite(_) => self
+                .opt_i64(index)?
+                .ok_or_else(|| sqlite_mismatch(index, "an integer", "NULL")),
+            SqlRow::Postgres(row) => Ok(row.try_get(index)?),
+        }
     }
 
     pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, StoreError> {
@@ -502,8 +506,12 @@ impl SqlRow {
     }
 
     pub fn text(&self, index: usize) -> Result<String, StoreError> {
-        self.opt_text(index)?
-            .ok_or_else(|| sqlite_mismatch(index, "text", "NULL"))
+        match self {
+            SqlRow::Sqlite(_) => self
+                .opt_text(index)?
+                .ok_or_else(|| sqlite_mismatch(index, "text", "NULL")),
+            SqlRow::Postgres(row) => Ok(row.try_get(index)?),
+        }
     }
 
     pub fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {

@@ -166,21 +166,18 @@ impl Connection {
 
     /// Runs one statement to completion; the number of rows it changed.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqliteError> {
-        self.query(sql, params, |_| Ok(()))?;
+        self.query(sql, params, |_| Ok::<_, SqliteError>(()))?;
         // SAFETY: a valid handle.
         let changes = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
         Ok(u64::try_from(changes).unwrap_or(0))
     }
 
-    /// Runs one statement, handing each row to `on_row`; an error from it stops the statement.
-    pub fn query<F>(
-        &mut self,
-        sql: &str,
-        params: &[Param<'_>],
-        mut on_row: F,
-    ) -> Result<(), SqliteError>
+    /// Runs one statement, handing each row to `on_row`; an error from it (of the caller's own
+    /// type) stops the statement and is returned as it is.
+    pub fn query<E, F>(&mut self, sql: &str, params: &[Param<'_>], mut on_row: F) -> Result<(), E>
     where
-        F: FnMut(&Row<'_>) -> Result<(), SqliteError>,
+        E: From<SqliteError>,
+        F: FnMut(&Row<'_>) -> Result<(), E>,
     {
         let statement = self.prepare(sql)?;
         let result = self.run(statement, params, &mut on_row);
@@ -191,6 +188,27 @@ impl Connection {
             ffi::sqlite3_clear_bindings(statement.as_ptr());
         }
         result
+    }
+
+    /// What `read` makes of the statement's first row; `None` when it returns no row.
+    pub fn query_first<T, E, F>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut read: F,
+    ) -> Result<Option<T>, E>
+    where
+        E: From<SqliteError>,
+        F: FnMut(&Row<'_>) -> Result<T, E>,
+    {
+        let mut first = None;
+        self.query(sql, params, |row| {
+            if first.is_none() {
+                first = Some(read(row)?);
+            }
+            Ok::<_, E>(())
+        })?;
+        Ok(first)
     }
 
     /// Every row of one statement, each as its columns.
@@ -204,9 +222,9 @@ impl Connection {
             rows.push(
                 (0..row.len())
                     .map(|i| row.column(i))
-                    .collect::<Result<_, _>>()?,
+                    .collect::<Result<_, SqliteError>>()?,
             );
-            Ok(())
+            Ok::<_, SqliteError>(())
         })?;
         Ok(rows)
     }
@@ -217,12 +235,12 @@ impl Connection {
         unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
     }
 
-    fn run(
+    fn run<E: From<SqliteError>>(
         &mut self,
         statement: NonNull<ffi::sqlite3_stmt>,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&Row<'_>) -> Result<(), SqliteError>,
-    ) -> Result<(), SqliteError> {
+        on_row: &mut dyn FnMut(&Row<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let stmt = statement.as_ptr();
         // SAFETY: a live statement of this connection.
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
@@ -233,7 +251,8 @@ impl Connection {
                     "the statement takes {expected} parameters, {} given",
                     params.len()
                 ),
-            ));
+            )
+            .into());
         }
         for (index, param) in params.iter().enumerate() {
             let at = c_int::try_from(index + 1).unwrap_or(c_int::MAX);
@@ -270,7 +289,7 @@ impl Connection {
                     _connection: std::marker::PhantomData,
                 })?,
                 ffi::SQLITE_DONE => return Ok(()),
-                rc => return Err(self.error(rc)),
+                rc => return Err(self.error(rc).into()),
             }
         }
     }
@@ -571,7 +590,7 @@ mod tests {
             &[Param::Int(8)],
             |row| {
                 seen.push(row.text(0)?.to_owned());
-                Ok(())
+                Ok::<_, SqliteError>(())
             },
         )
         .expect("select");
@@ -600,17 +619,20 @@ mod tests {
         let mut db = memory();
         db.execute("INSERT INTO t (id, name) VALUES (1, 'a')", &[])
             .expect("insert");
-        let mut result = None;
-        db.query("SELECT name, id FROM t", &[], |row| {
-            result = Some((
-                row.i64(0).is_err(),
-                row.text(1).is_err(),
-                row.opt_text(0)?.map(str::to_owned),
-            ));
-            Ok(())
-        })
-        .expect("select");
+        let result = db
+            .query_first("SELECT name, id FROM t", &[], |row| {
+                Ok::<_, SqliteError>((
+                    row.i64(0).is_err(),
+                    row.text(1).is_err(),
+                    row.opt_text(0)?.map(str::to_owned),
+                ))
+            })
+            .expect("select");
         assert_eq!(result, Some((true, true, Some("a".to_owned()))));
+        let none = db
+            .query_first("SELECT id FROM t WHERE id = 2", &[], |row| row.i64(0))
+            .expect("select nothing");
+        assert_eq!(none, None);
         let error = db.execute("SELECT ?", &[]).expect_err("missing parameter");
         assert_eq!(error.code, ffi::SQLITE_RANGE);
         let error = db

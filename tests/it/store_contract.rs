@@ -557,17 +557,14 @@ async fn postgres_a_lower_position_committed_late_is_not_skipped() {
 
     tx.commit().await.unwrap();
     // Tail on: other tests' write transactions on this cluster may hold the watermark a moment.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !seen.contains(&later.first_position) && tokio::time::Instant::now() < deadline {
-        let batch = db.store.read_all(checkpoint, 100).await.unwrap();
-        if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        for recorded in batch {
-            checkpoint = Checkpoint::after(&recorded);
-            seen.push(recorded.position);
-        }
-    }
+    tail_until_seen(
+        db.store.as_ref(),
+        &mut checkpoint,
+        &mut seen,
+        later.first_position,
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(
         seen.contains(&held_position),
         "the late-committing lower position was skipped: {seen:?}"
@@ -616,21 +613,40 @@ async fn postgres_an_open_derived_transaction_does_not_hold_the_reader_back() {
     // transaction, open throughout, must not.
     let mut checkpoint = Checkpoint::START;
     let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !seen.contains(&after.first_position) && tokio::time::Instant::now() < deadline {
-        let batch = db.store.read_all(checkpoint, 100).await.unwrap();
-        if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        for recorded in batch {
-            checkpoint = Checkpoint::after(&recorded);
-            seen.push(recorded.position);
-        }
-    }
+    tail_until_seen(
+        db.store.as_ref(),
+        &mut checkpoint,
+        &mut seen,
+        after.first_position,
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(
         seen.contains(&after.first_position),
         "the reader waited for an open derived transaction: {seen:?}"
     );
     derived.rollback().await.unwrap();
     db.cleanup().await;
+}
+
+/// Reads the global log on from `checkpoint` into `seen` until `position` is among what was
+/// read or `patience` has passed (the caller asserts which).
+async fn tail_until_seen(
+    store: &dyn EventStore,
+    checkpoint: &mut Checkpoint,
+    seen: &mut Vec<i64>,
+    position: i64,
+    patience: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + patience;
+    while !seen.contains(&position) && tokio::time::Instant::now() < deadline {
+        let batch = store.read_all(*checkpoint, 100).await.unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for recorded in batch {
+            *checkpoint = Checkpoint::after(&recorded);
+            seen.push(recorded.position);
+        }
+    }
 }

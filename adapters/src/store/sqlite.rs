@@ -172,26 +172,11 @@ impl ReadPool {
     fn events(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with(|connection| {
             let mut events = Vec::new();
-            let mut undecodable = None;
-            let read = connection.query(sql, params, |row| match decode(row) {
-                Ok(event) => {
-                    events.push(event);
-                    Ok(())
-                }
-                Err(error) => {
-                    // Stop at the first event that cannot be decoded; the error says which.
-                    undecodable = Some(error);
-                    Err(crate::sqlite_conn::SqliteError {
-                        code: libsqlite3_sys::SQLITE_ABORT,
-                        message: "an event could not be decoded".to_owned(),
-                    })
-                }
-            });
-            match (undecodable, read) {
-                (Some(error), _) => Err(error),
-                (None, Err(error)) => Err(error.into()),
-                (None, Ok(())) => Ok(events),
-            }
+            connection.query(sql, params, |row| {
+                events.push(decode(row)?);
+                Ok::<_, StoreError>(())
+            })?;
+            Ok(events)
         })
     }
 }
@@ -278,14 +263,12 @@ fn append_in(
     connection: &mut Connection,
     request: &AppendRequest,
 ) -> Result<AppendOutcome, StoreError> {
-    let mut head = None;
-    connection.query(
+    let head = connection.query_first(
         "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
         &[Param::Text(&request.stream_id)],
         |row| {
             let hash = row.opt_blob(1)?.and_then(EventHash::from_slice);
-            head = Some((row.i64(0)? as u64, hash.unwrap_or(GENESIS_HASH)));
-            Ok(())
+            Ok::<_, StoreError>((row.i64(0)? as u64, hash.unwrap_or(GENESIS_HASH)))
         },
     )?;
     let (current_version, head_hash) = head.unwrap_or((0, GENESIS_HASH));
@@ -308,8 +291,7 @@ fn append_in(
     for row in &prepared {
         let payload = row.event.payload.to_string();
         let metadata = row.metadata.to_string();
-        let mut position = None;
-        connection.query(
+        let position = connection.query_first(
             "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
                  schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
@@ -327,10 +309,7 @@ fn append_in(
                 Param::Blob(&row.prev_hash.0),
                 Param::Blob(&row.hash.0),
             ],
-            |inserted| {
-                position = Some(inserted.i64(0)?);
-                Ok(())
-            },
+            |inserted| inserted.i64(0),
         )?;
         positions.push(position.ok_or_else(|| {
             StoreError::InvalidAppend("the insert returned no position".to_owned())
@@ -407,14 +386,12 @@ impl SqliteStore {
         let mut found = Vec::with_capacity(ids.len());
         self.readers.with(|connection| {
             for id in &ids {
-                connection.query(
+                let stored = connection.query_first(
                     "SELECT stream_id, version, position FROM events WHERE event_id = ?",
                     &[Param::Blob(id.as_bytes())],
-                    |row| {
-                        found.push((row.text(0)?.to_owned(), row.i64(1)?, row.i64(2)?));
-                        Ok(())
-                    },
+                    |row| Ok::<_, StoreError>((row.text(0)?.to_owned(), row.i64(1)?, row.i64(2)?)),
                 )?;
+                found.extend(stored);
             }
             Ok(())
         })?;
@@ -535,54 +512,42 @@ impl EventStore for SqliteStore {
         )
     }
 
+    /// The same read as [`Self::read_all`]: with one writer, what is visible is committed in
+    /// position order.
     async fn read_committed(
         &self,
         after: Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        );
-        self.readers.events(
-            &sql,
-            &[
-                Param::Int(after.position),
-                Param::Int(limit.min(MAX_READ_BATCH) as i64),
-            ],
-        )
+        self.read_all(after, limit).await
     }
 
     async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError> {
         self.readers.with(|connection| {
-            let mut found = None;
-            connection.query(
+            connection.query_first(
                 "SELECT stream_id, first_version, last_version, first_position, last_position \
                  FROM commands WHERE command_id = ?",
                 &[Param::Blob(command_id.as_bytes())],
                 |row| {
-                    found = Some(AppendOutcome {
+                    Ok(AppendOutcome {
                         stream_id: row.text(0)?.to_owned(),
                         first_version: row.i64(1)? as u64,
                         last_version: row.i64(2)? as u64,
                         first_position: row.i64(3)?,
                         last_position: row.i64(4)?,
                         replayed: true,
-                    });
-                    Ok(())
+                    })
                 },
-            )?;
-            Ok(found)
+            )
         })
     }
 
     async fn head_position(&self) -> Result<Position, StoreError> {
         self.readers.with(|connection| {
-            let mut head = None;
-            connection.query("SELECT MAX(position) FROM events", &[], |row| {
-                head = row.opt_i64(0)?;
-                Ok(())
+            let head = connection.query_first("SELECT MAX(position) FROM events", &[], |row| {
+                Ok::<_, StoreError>(row.opt_i64(0)?)
             })?;
-            Ok(head.unwrap_or(0))
+            Ok(head.flatten().unwrap_or(0))
         })
     }
 
