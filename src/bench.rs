@@ -355,11 +355,10 @@ impl RunningService {
     /// returns how long that took.
     async fn wait_caught_up(&self) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let runners: Vec<ProcessRunner> =
-            process_managers_configured(&self.state.config.program, None)
-                .into_iter()
-                .map(|process| ProcessRunner::new(self.state.handlers.clone(), process))
-                .collect();
+        let runners = [ProcessRunner::group(
+            self.state.handlers.clone(),
+            process_managers_configured(&self.state.config.program, None),
+        )];
         loop {
             if everything_caught_up(&self.state.projectors, &runners).await? {
                 return Ok(started.elapsed());
@@ -1387,19 +1386,14 @@ async fn set_synchronous_commit(store: &dyn EventStore, on: bool) -> anyhow::Res
 async fn generate_leads(store: Arc<dyn EventStore>, events: i64) -> anyhow::Result<u64> {
     let handlers = Handlers::new(store.clone());
     let (stop, stopped) = watch::channel(false);
-    let mut runners = Vec::new();
-    for process in process_managers() {
-        runners.push(tokio::spawn(
-            ProcessRunner::new(handlers.clone(), process).run(stopped.clone()),
-        ));
-    }
+    let runner = tokio::spawn(
+        ProcessRunner::group(handlers.clone(), process_managers()).run(stopped.clone()),
+    );
     let result = drive_generation(&handlers, events).await;
-    // The background runners stop first: two runners of one process manager would race for
+    // The background runner stops first: two runners of one process manager would race for
     // its checkpoint.
     let _ = stop.send(true);
-    for runner in runners {
-        let _ = runner.await;
-    }
+    let _ = runner.await;
     let leads = result?;
     settle_process_managers(&handlers).await?;
     Ok(leads)
@@ -1452,13 +1446,9 @@ async fn drive_generation(handlers: &Arc<Handlers>, events: i64) -> anyhow::Resu
 async fn settle_process_managers(handlers: &Arc<Handlers>) -> anyhow::Result<()> {
     let deadline = Instant::now() + CATCH_UP_DEADLINE;
     loop {
-        let mut done = true;
-        for process in process_managers() {
-            let runner = ProcessRunner::new(handlers.clone(), process);
-            runner.catch_up().await?;
-            done &= runner.is_caught_up().await?;
-        }
-        if done {
+        let runner = ProcessRunner::group(handlers.clone(), process_managers());
+        runner.catch_up().await?;
+        if runner.is_caught_up().await? {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -136,11 +136,51 @@ impl SqliteDb {
 /// A transaction on either engine.
 pub enum SqlTx {
     Sqlite(SqliteTx),
-    /// With its registration when it writes derived state only (see `begin_derived`).
-    Postgres(
-        Transaction<'static, Postgres>,
-        Option<crate::store::postgres::DerivedTransaction>,
-    ),
+    Postgres(PgTx),
+}
+
+/// A PostgreSQL transaction, with the writes it has not sent yet ([`SqlTx::write`]).
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    /// Its registration when it writes derived state only (see `begin_derived`).
+    _derived: Option<crate::store::postgres::DerivedTransaction>,
+    /// Statements with their values inlined, `;`-separated, sent as one simple query.
+    pending: String,
+    pending_statements: usize,
+}
+
+/// Deferred statements sent in one round trip at most: enough to take the round trips out of
+/// a projection batch, few enough that one message stays a few megabytes.
+const MAX_PENDING_STATEMENTS: usize = 4_096;
+const MAX_PENDING_BYTES: usize = 4 << 20;
+
+impl PgTx {
+    fn new(
+        tx: Transaction<'static, Postgres>,
+        derived: Option<crate::store::postgres::DerivedTransaction>,
+    ) -> PgTx {
+        PgTx {
+            tx,
+            _derived: derived,
+            pending: String::new(),
+            pending_statements: 0,
+        }
+    }
+
+    /// Sends the deferred writes, in the order they were made, in one round trip. PostgreSQL
+    /// runs them in order inside the transaction; the first that fails aborts it.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending_statements == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.pending_statements = 0;
+        // `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`, whose
+        // future the compiler cannot prove `Send` inside the projections' `async_trait`s.
+        let connection: &mut sqlx::PgConnection = &mut self.tx;
+        sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await?;
+        Ok(())
+    }
 }
 
 /// A SQLite transaction: the connection, held until commit or rollback. Dropped while open,
@@ -257,6 +297,68 @@ pub fn to_postgres_placeholders(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Appends `sql` to `out` with each `?` outside a string literal replaced by the next value as
+/// a PostgreSQL literal of the type the value would have been bound as (`text`, `int8`,
+/// `bool`), so the statement means exactly what it means with bound parameters. Text is an
+/// escape string (`E'…'`, quotes and backslashes doubled), whatever
+/// `standard_conforming_strings` says; a NUL character, which PostgreSQL text cannot hold, is
+/// refused rather than sent.
+fn inline_postgres_values(
+    out: &mut String,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<(), StoreError> {
+    use std::fmt::Write as _;
+    let mut values = params.iter();
+    let mut in_literal = false;
+    for ch in sql.chars() {
+        match ch {
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(ch);
+            }
+            '?' if !in_literal => {
+                let value = values.next().ok_or_else(|| {
+                    StoreError::InvalidValue(format!("{sql:?} has more placeholders than values"))
+                })?;
+                match value {
+                    SqlValue::Null => out.push_str("NULL::text"),
+                    SqlValue::NullInt => out.push_str("NULL::int8"),
+                    SqlValue::NullBool => out.push_str("NULL::bool"),
+                    SqlValue::Int(v) => {
+                        let _ = write!(out, "'{v}'::int8");
+                    }
+                    SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+                    SqlValue::Text(text) => {
+                        if text.contains('\0') {
+                            return Err(StoreError::InvalidValue(
+                                "text contains a NUL character, which PostgreSQL cannot store"
+                                    .to_owned(),
+                            ));
+                        }
+                        out.push_str("E'");
+                        for ch in text.chars() {
+                            match ch {
+                                '\'' => out.push_str("''"),
+                                '\\' => out.push_str("\\\\"),
+                                ch => out.push(ch),
+                            }
+                        }
+                        out.push_str("'::text");
+                    }
+                }
+            }
+            _ => out.push(ch),
+        }
+    }
+    if values.next().is_some() {
+        return Err(StoreError::InvalidValue(format!(
+            "{sql:?} has fewer placeholders than values"
+        )));
+    }
+    Ok(())
+}
+
 macro_rules! bind_all {
     ($query:expr, $params:expr) => {{
         let mut query = $query;
@@ -310,7 +412,7 @@ impl SqlDb {
     pub async fn begin(&self) -> Result<SqlTx, StoreError> {
         Ok(match self {
             SqlDb::Sqlite(db) => SqlTx::Sqlite(SqliteTx::begin(db, true).await?),
-            SqlDb::Postgres(pool) => SqlTx::Postgres(pool.begin().await?, None),
+            SqlDb::Postgres(pool) => SqlTx::Postgres(PgTx::new(pool.begin().await?, None)),
         })
     }
 
@@ -336,7 +438,7 @@ impl SqlDb {
                     .parse()
                     .ok()
                     .map(crate::store::postgres::DerivedTransaction::register);
-                SqlTx::Postgres(tx, registered)
+                SqlTx::Postgres(PgTx::new(tx, registered))
             }
         })
     }
@@ -392,14 +494,42 @@ impl SqlTx {
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
             SqlTx::Sqlite(tx) => tx.connection.execute(sql, &sqlite_params(params))?,
-            SqlTx::Postgres(tx, _) => {
+            SqlTx::Postgres(tx) => {
+                tx.flush().await?;
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx.tx)
                     .await?
                     .rows_affected()
             }
         })
+    }
+
+    /// A write whose row count is not needed. SQLite runs it now. PostgreSQL keeps it, with
+    /// its values inlined as typed literals, and sends every kept write in one round trip
+    /// before the transaction's next read, `execute` or commit, so the transaction sees
+    /// exactly what it would have seen had each been sent at once; only a failure is reported
+    /// later (by the call that sends it). A projection batch makes tens of writes per event:
+    /// one round trip each was the whole cost of a read model on PostgreSQL.
+    pub async fn write(&mut self, sql: &str, params: &[SqlValue]) -> Result<(), StoreError> {
+        match self {
+            SqlTx::Sqlite(tx) => {
+                tx.connection.execute(sql, &sqlite_params(params))?;
+            }
+            SqlTx::Postgres(tx) => {
+                if !tx.pending.is_empty() {
+                    tx.pending.push_str(";\n");
+                }
+                inline_postgres_values(&mut tx.pending, sql, params)?;
+                tx.pending_statements += 1;
+                if tx.pending_statements >= MAX_PENDING_STATEMENTS
+                    || tx.pending.len() >= MAX_PENDING_BYTES
+                {
+                    tx.flush().await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn fetch_all(
@@ -409,10 +539,11 @@ impl SqlTx {
     ) -> Result<Vec<SqlRow>, StoreError> {
         Ok(match self {
             SqlTx::Sqlite(tx) => sqlite_rows(&mut tx.connection, sql, params)?,
-            SqlTx::Postgres(tx, _) => {
+            SqlTx::Postgres(tx) => {
+                tx.flush().await?;
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
-                    .fetch_all(&mut **tx)
+                    .fetch_all(&mut *tx.tx)
                     .await?
                     .into_iter()
                     .map(SqlRow::Postgres)
@@ -433,7 +564,10 @@ impl SqlTx {
         match self {
             SqlTx::Sqlite(tx) => tx.finish("COMMIT")?,
             // The registration ends once the commit has returned.
-            SqlTx::Postgres(tx, _registered) => tx.commit().await?,
+            SqlTx::Postgres(mut tx) => {
+                tx.flush().await?;
+                tx.tx.commit().await?
+            }
         }
         Ok(())
     }
@@ -441,7 +575,7 @@ impl SqlTx {
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
             SqlTx::Sqlite(tx) => tx.finish("ROLLBACK")?,
-            SqlTx::Postgres(tx, _registered) => tx.rollback().await?,
+            SqlTx::Postgres(tx) => tx.tx.rollback().await?,
         }
         Ok(())
     }

@@ -113,7 +113,16 @@ fn spawn_workers(
     let read_models = state.projectors.iter().map(|p| p.projection().clone());
     let group = ProjectorGroup::new(state.store.clone(), read_models.collect());
     workers.push(tokio::spawn(group.run(stopped.clone())));
-    for process in process_managers_configured(&state.config.program, moyasar) {
+    // The process managers that call no outside service: one task, one log read and one
+    // checkpoint transaction per step for all; each that does call out runs on its own.
+    let (outside, inside): (Vec<_>, Vec<_>) =
+        process_managers_configured(&state.config.program, moyasar)
+            .into_iter()
+            .partition(|process| process.calls_outside());
+    workers.push(tokio::spawn(
+        ProcessRunner::group(state.handlers.clone(), inside).run(stopped.clone()),
+    ));
+    for process in outside {
         workers.push(tokio::spawn(
             ProcessRunner::new(state.handlers.clone(), process).run(stopped.clone()),
         ));

@@ -49,6 +49,83 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
+/// The last audit row's sequence number and running hash (0 and genesis when there is none).
+async fn last_row(
+    tx: &mut SqlTx,
+    next: &RecordedEvent,
+) -> Result<(i64, [u8; 32]), ProjectionError> {
+    let last = tx
+        .fetch_optional(
+            "SELECT seq, running_hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    let Some(row) = last else {
+        return Ok((0, GENESIS_RUNNING_HASH));
+    };
+    let text = row.text(1)?;
+    let hash = decode_hash(&text).ok_or(ProjectionError::Undecodable {
+        position: next.position,
+        event_type: next.event_type.clone(),
+        reason: format!("the previous running hash {text:?} is not 32 bytes of hex"),
+    })?;
+    Ok((row.i64(0)?, hash))
+}
+
+/// Writes the audit row `seq` for `event`, and its seal when `seq` closes an interval.
+async fn write_row(
+    tx: &mut SqlTx,
+    seq: i64,
+    running: &[u8; 32],
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let running = hex::encode(running);
+    let metadata = &event.metadata;
+    tx.write(
+        "INSERT INTO audit_log (seq, position, transaction_id, event_id, stream_id, stream_type, \
+             version, event_type, actor, command_id, correlation_id, causation_id, request_id, \
+             delivery_id, source, recorded_at_us, event_hash, running_hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            seq.into(),
+            event.position.into(),
+            event.transaction_id.into(),
+            event.event_id.to_string().into(),
+            event.stream_id.as_str().into(),
+            event.stream_type.as_str().into(),
+            event.version.into(),
+            event.event_type.as_str().into(),
+            metadata_text(metadata, "actor"),
+            metadata_text(metadata, "command_id"),
+            metadata_text(metadata, "correlation_id"),
+            metadata_text(metadata, "causation_id"),
+            metadata_text(metadata, "request_id"),
+            metadata_text(metadata, "delivery_id"),
+            metadata_text(metadata, "source"),
+            adapters::clock::unix_micros(event.recorded_at).into(),
+            event.hash.to_hex().into(),
+            running.as_str().into(),
+        ],
+    )
+    .await?;
+    if seq % SEAL_INTERVAL == 0 {
+        // A rebuild refolds the same log and must find the same seal; it never rewrites one.
+        tx.write(
+            "INSERT INTO audit_seals (seq, transaction_id, position, running_hash, sealed_at_us) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+            &[
+                seq.into(),
+                event.transaction_id.into(),
+                event.position.into(),
+                running.into(),
+                adapters::clock::unix_micros(event.recorded_at).into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Projection for AuditLog {
     fn name(&self) -> &'static str {
@@ -60,72 +137,23 @@ impl Projection for AuditLog {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let last = tx
-            .fetch_optional(
-                "SELECT seq, running_hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        let (previous_seq, previous_hash) = match last {
-            Some(row) => {
-                let text = row.text(1)?;
-                let hash = decode_hash(&text).ok_or(ProjectionError::Undecodable {
-                    position: event.position,
-                    event_type: event.event_type.clone(),
-                    reason: format!("the previous running hash {text:?} is not 32 bytes of hex"),
-                })?;
-                (row.i64(0)?, hash)
-            }
-            None => (0, GENESIS_RUNNING_HASH),
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Reads the last row once for the whole run: each row's hash chains on the one before.
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let Some(first) = events.first() else {
+            return Ok(());
         };
-        let seq = previous_seq + 1;
-        let running = hex::encode(next_running_hash(
-            &previous_hash,
-            event.position,
-            &event.hash.0,
-        ));
-        let metadata = &event.metadata;
-        tx.execute(
-            "INSERT INTO audit_log (seq, position, transaction_id, event_id, stream_id, stream_type, \
-             version, event_type, actor, command_id, correlation_id, causation_id, request_id, \
-             delivery_id, source, recorded_at_us, event_hash, running_hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            &[
-                seq.into(),
-                event.position.into(),
-                event.transaction_id.into(),
-                event.event_id.to_string().into(),
-                event.stream_id.as_str().into(),
-                event.stream_type.as_str().into(),
-                event.version.into(),
-                event.event_type.as_str().into(),
-                metadata_text(metadata, "actor"),
-                metadata_text(metadata, "command_id"),
-                metadata_text(metadata, "correlation_id"),
-                metadata_text(metadata, "causation_id"),
-                metadata_text(metadata, "request_id"),
-                metadata_text(metadata, "delivery_id"),
-                metadata_text(metadata, "source"),
-                adapters::clock::unix_micros(event.recorded_at).into(),
-                event.hash.to_hex().into(),
-                running.as_str().into(),
-            ],
-        )
-        .await?;
-        if seq % SEAL_INTERVAL == 0 {
-            // A rebuild refolds the same log and must find the same seal; it never rewrites one.
-            tx.execute(
-                "INSERT INTO audit_seals (seq, transaction_id, position, running_hash, sealed_at_us) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-                &[
-                    seq.into(),
-                    event.transaction_id.into(),
-                    event.position.into(),
-                    running.into(),
-                    adapters::clock::unix_micros(event.recorded_at).into(),
-                ],
-            )
-            .await?;
+        let (mut seq, mut running) = last_row(tx, first).await?;
+        for event in events {
+            seq += 1;
+            running = next_running_hash(&running, event.position, &event.hash.0);
+            write_row(tx, seq, &running, event).await?;
         }
         Ok(())
     }

@@ -73,7 +73,7 @@ async fn move_to(
         return Ok(());
     };
     let silence = from_micros(silence_us);
-    tx.execute(
+    tx.write(
         "UPDATE crm_board SET stage = ?, archived_reason = ?, next_follow_up_due_us = ?, updated_at_us = ? \
          WHERE lead_id = ?",
         &[
@@ -116,7 +116,7 @@ impl Projection for CrmBoard {
                 ..
             } => {
                 let at = micros(captured_at);
-                tx.execute(
+                tx.write(
                     "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
                      stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
                      follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
@@ -153,7 +153,7 @@ impl Projection for CrmBoard {
                 } else {
                     (from_micros(silence_us), follow_ups + 1)
                 };
-                tx.execute(
+                tx.write(
                     "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
                      follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
                     &[
@@ -173,7 +173,7 @@ impl Projection for CrmBoard {
                 reopened_at,
                 ..
             } => {
-                tx.execute(
+                tx.write(
                     "UPDATE crm_board SET silence_started_at_us = ?, follow_ups_since_response = 0 WHERE lead_id = ?",
                     &[micros(reopened_at).into(), lead_id.as_str().into()],
                 )

@@ -40,19 +40,19 @@ async fn enter_stage(
     at: time::OffsetDateTime,
 ) -> Result<(), ProjectionError> {
     let at = micros(at);
-    tx.execute(
+    tx.write(
         "UPDATE funnel_stage_visits SET left_at_us = ? WHERE lead_id = ? AND left_at_us IS NULL",
         &[at.into(), lead_id.into()],
     )
     .await?;
-    tx.execute(
+    tx.write(
         "INSERT INTO funnel_stage_visits (lead_id, visit, stage, entered_at_us, left_at_us) \
          SELECT ?, COALESCE(MAX(visit), 0) + 1, ?, ?, NULL FROM funnel_stage_visits WHERE lead_id = ?",
         &[lead_id.into(), stage.as_str().into(), at.into(), lead_id.into()],
     )
     .await?;
     let rank = stage.funnel_position().map_or(-1, i64::from);
-    tx.execute(
+    tx.write(
         "UPDATE funnel_leads SET stage = ?, stage_entered_at_us = ?, \
          furthest_rank = CASE WHEN furthest_rank < ? THEN ? ELSE furthest_rank END WHERE lead_id = ?",
         &[stage.as_str().into(), at.into(), rank.into(), rank.into(), lead_id.into()],
@@ -83,7 +83,7 @@ impl Projection for Funnel {
                 captured_at,
                 ..
             } => {
-                tx.execute(
+                tx.write(
                     "INSERT INTO funnel_leads (lead_id, source, partner_id, capture_week, captured_at_us, \
                      stage, stage_entered_at_us, furthest_rank) VALUES (?, ?, ?, ?, ?, 'new', ?, 0)",
                     &[
@@ -96,7 +96,7 @@ impl Projection for Funnel {
                     ],
                 )
                 .await?;
-                tx.execute(
+                tx.write(
                     "INSERT INTO funnel_stage_visits (lead_id, visit, stage, entered_at_us, left_at_us) \
                      VALUES (?, 1, 'new', ?, NULL)",
                     &[lead_id.into(), micros(captured_at).into()],

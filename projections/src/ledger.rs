@@ -726,7 +726,7 @@ async fn store_memory(tx: &mut SqlTx, memory: Memory) -> Result<(), ProjectionEr
             invoice_id,
             invoice,
         } => {
-            tx.execute(
+            tx.write(
                 "INSERT INTO ledger_invoices (invoice_id, lead_id, vat_halalas, total_halalas) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (invoice_id) DO UPDATE SET lead_id = excluded.lead_id, \
                  vat_halalas = excluded.vat_halalas, total_halalas = excluded.total_halalas",
@@ -738,13 +738,13 @@ async fn store_memory(tx: &mut SqlTx, memory: Memory) -> Result<(), ProjectionEr
                 ],
             )
             .await?;
-            tx.execute(
+            tx.write(
                 "DELETE FROM ledger_invoice_revenue WHERE invoice_id = ?",
                 &[invoice_id.as_str().into()],
             )
             .await?;
             for (account, net) in invoice.revenue {
-                tx.execute(
+                tx.write(
                     "INSERT INTO ledger_invoice_revenue (invoice_id, account, net_halalas) VALUES (?, ?, ?)",
                     &[invoice_id.as_str().into(), account.into(), net.into()],
                 )
@@ -755,7 +755,7 @@ async fn store_memory(tx: &mut SqlTx, memory: Memory) -> Result<(), ProjectionEr
             payment_id,
             collection,
         } => {
-            tx.execute(
+            tx.write(
                 "INSERT INTO ledger_payments (payment_id, collected_halalas, fee_halalas) VALUES (?, ?, ?) \
                  ON CONFLICT (payment_id) DO UPDATE SET collected_halalas = excluded.collected_halalas, \
                  fee_halalas = excluded.fee_halalas",
@@ -776,7 +776,7 @@ async fn write_entry(
     event: &RecordedEvent,
     entry: JournalEntry,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         "INSERT INTO ledger_entries (entry_id, position, entry_index, event_id, event_type, stream_id, \
          occurred_at_us, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         &[
@@ -792,7 +792,7 @@ async fn write_entry(
     )
     .await?;
     for (line_no, line) in entry.lines.into_iter().enumerate() {
-        tx.execute(
+        tx.write(
             "INSERT INTO ledger_lines (entry_id, line_no, account, debit_halalas, credit_halalas) \
              VALUES (?, ?, ?, ?, ?)",
             &[

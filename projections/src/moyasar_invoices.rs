@@ -118,6 +118,10 @@ impl ProcessManager for MoyasarInvoices {
         Self::NAME
     }
 
+    fn calls_outside(&self) -> bool {
+        true
+    }
+
     async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
         if event.event_type != "InvoiceIssued" {
             return Ok(());

@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::runtime::{save_checkpoint_autocommit, IDLE_POLL, RETRY_DELAY};
+use crate::runtime::{order_key, save_checkpoint, IDLE_POLL, RETRY_DELAY};
 use crate::{decode, micros, ProjectionError};
 
 /// The namespace of process-manager command ids (uuid v5).
@@ -62,6 +62,13 @@ pub trait ProcessManager: Send + Sync + 'static {
 
     /// Reacts to one event. Must be idempotent: it may see the same event again.
     async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError>;
+
+    /// Whether its reactions call a service outside this process (which can be slow or down
+    /// for a while): such a process manager runs on its own, so it never holds back the
+    /// others ([`ProcessRunner::group`]).
+    fn calls_outside(&self) -> bool {
+        false
+    }
 }
 
 /// Sends one command on behalf of `process`, caused by `event`; a domain refusal is recorded,
@@ -177,10 +184,22 @@ pub async fn record_rejection(
     Ok(())
 }
 
-/// Runs one process manager: tails the log from its checkpoint, reacts, moves the checkpoint.
+/// Runs process managers: tails the log from their checkpoints, reacts, moves the checkpoints.
+///
+/// One runner can run several ([`ProcessRunner::group`]): the live service runs every process
+/// manager that calls no outside service as one group, so each append costs one read of the
+/// log and one checkpoint transaction for all of them instead of one each (each step of each
+/// process manager was a checkpoint read, a log read and a checkpoint transaction, mostly for
+/// events it ignores). Each keeps its own checkpoint, moved by compare-and-set; the group reads
+/// from the earliest and gives each only the events after its own. Process managers are
+/// independent (run apart, any interleaving of their reactions was possible), so the group
+/// lets them react to a batch concurrently. A member whose reaction fails sits out for
+/// [`RETRY_DELAY`] (its checkpoint stays), so it never holds the others back.
 pub struct ProcessRunner {
     context: Arc<Context>,
-    process: Arc<dyn ProcessManager>,
+    processes: Vec<Arc<dyn ProcessManager>>,
+    /// Until when each member (by index) sits out after a failed reaction.
+    resting: std::sync::Mutex<Vec<Option<std::time::Instant>>>,
     /// Test hook: stop a step (as a crash would) after reacting to this many events, before
     /// the checkpoint moves.
     crash_after: Option<usize>,
@@ -188,10 +207,19 @@ pub struct ProcessRunner {
 
 impl ProcessRunner {
     pub fn new(handlers: Arc<Handlers>, process: Arc<dyn ProcessManager>) -> ProcessRunner {
+        ProcessRunner::group(handlers, vec![process])
+    }
+
+    /// One runner for several process managers.
+    pub fn group(
+        handlers: Arc<Handlers>,
+        processes: Vec<Arc<dyn ProcessManager>>,
+    ) -> ProcessRunner {
         let db = handlers.store.sql();
         ProcessRunner {
             context: Arc::new(Context { handlers, db }),
-            process,
+            resting: std::sync::Mutex::new(vec![None; processes.len()]),
+            processes,
             crash_after: None,
         }
     }
@@ -203,48 +231,159 @@ impl ProcessRunner {
         self
     }
 
-    pub fn checkpoint_name(&self) -> String {
-        format!("process:{}", self.process.name())
+    /// The checkpoint names of the process managers it runs, in order.
+    pub fn checkpoint_names(&self) -> Vec<String> {
+        self.processes
+            .iter()
+            .map(|process| checkpoint_name(process.name()))
+            .collect()
     }
 
-    async fn checkpoint(&self) -> Result<(Checkpoint, i64), ProjectionError> {
-        crate::runtime::load_checkpoint(&self.context.db, &self.checkpoint_name()).await
+    /// Each member's checkpoint and events handled, in member order (one query).
+    async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
+        let rows = self
+            .context
+            .db
+            .fetch_all(
+                "SELECT name, transaction_id, position, events_applied FROM projection_checkpoints \
+                 WHERE name LIKE 'process:%'",
+                &[],
+            )
+            .await?;
+        let mut stored = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let checkpoint = Checkpoint {
+                transaction_id: row.i64(1)?,
+                position: row.i64(2)?,
+            };
+            stored.insert(row.text(0)?, (checkpoint, row.i64(3)?));
+        }
+        Ok(self
+            .checkpoint_names()
+            .iter()
+            .map(|name| stored.get(name).copied().unwrap_or((Checkpoint::START, 0)))
+            .collect())
     }
 
-    /// Reacts to the next batch; returns how many events it handled.
+    /// Reacts to the next batch; returns how many events it read (0 when every member not
+    /// sitting out is caught up). A member whose reaction fails keeps its checkpoint and sits
+    /// out for [`RETRY_DELAY`]; the others' checkpoints move. The failure is returned when no
+    /// member moved, and logged otherwise.
     pub async fn step(&self) -> Result<usize, ProjectionError> {
-        let (checkpoint, handled) = self.checkpoint().await?;
+        let checkpoints = self.checkpoints().await?;
+        let awake = self.awake();
+        let Some(from) = checkpoints
+            .iter()
+            .zip(&awake)
+            .filter(|(_, awake)| **awake)
+            .map(|((checkpoint, _), _)| *checkpoint)
+            .min_by_key(order_key)
+        else {
+            return Ok(0);
+        };
         let batch = self
             .context
             .handlers
             .store
-            .read_all(checkpoint, BATCH_SIZE)
+            .read_all(from, BATCH_SIZE)
             .await?;
         let Some(last) = batch.last() else {
             return Ok(0);
         };
-        for (index, event) in batch.iter().enumerate() {
+        let next = Checkpoint::after(last);
+        // The members react concurrently (each to its own events in order): a step then takes
+        // as long as its slowest member's commands, not the sum of everyone's.
+        let reactions = self
+            .processes
+            .iter()
+            .zip(&checkpoints)
+            .zip(&awake)
+            .enumerate()
+            .filter_map(|(member, ((process, (checkpoint, handled)), awake))| {
+                // The batch is in checkpoint order: this member's events are a suffix of it.
+                let start = batch.partition_point(|event| {
+                    order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
+                });
+                let events = &batch[start..];
+                (*awake && !events.is_empty()).then_some(async move {
+                    let outcome = self.react_all(process.as_ref(), events).await;
+                    let moved = (
+                        checkpoint_name(process.name()),
+                        *checkpoint,
+                        handled + events.len() as i64,
+                    );
+                    (member, outcome.map(|()| moved))
+                })
+            });
+        let mut moves = Vec::with_capacity(self.processes.len());
+        let mut failure = None;
+        for (member, outcome) in futures_util::future::join_all(reactions).await {
+            match outcome {
+                Ok(moved) => moves.push(moved),
+                Err(error @ ProjectionError::Injected(_)) => return Err(error),
+                Err(error) => {
+                    let process = self.processes[member].name();
+                    tracing::warn!(process, %error, "process manager failed; it sits out, then retries");
+                    self.rest(member);
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        if !moves.is_empty() {
+            let mut tx = self.context.db.begin_derived().await?;
+            for (name, from, handled) in &moves {
+                save_checkpoint(&mut tx, name, *from, next, *handled).await?;
+            }
+            tx.commit().await?;
+        }
+        match failure {
+            Some(error) if moves.is_empty() => Err(error),
+            _ => Ok(batch.len()),
+        }
+    }
+
+    /// Which members take part in a step now (not sitting out after a failure).
+    fn awake(&self) -> Vec<bool> {
+        let now = std::time::Instant::now();
+        let mut resting = self.resting.lock().unwrap_or_else(|e| e.into_inner());
+        resting
+            .iter_mut()
+            .map(|until| {
+                if until.is_some_and(|until| now >= until) {
+                    *until = None;
+                }
+                until.is_none()
+            })
+            .collect()
+    }
+
+    fn rest(&self, member: usize) {
+        let mut resting = self.resting.lock().unwrap_or_else(|e| e.into_inner());
+        resting[member] = Some(std::time::Instant::now() + RETRY_DELAY);
+    }
+
+    async fn react_all(
+        &self,
+        process: &dyn ProcessManager,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for (index, event) in events.iter().enumerate() {
             if self.crash_after == Some(index) {
                 return Err(ProjectionError::Injected(
                     "process crashed before its checkpoint",
                 ));
             }
-            self.process.react(&self.context, event).await?;
+            process.react(&self.context, event).await?;
         }
-        save_checkpoint_autocommit(
-            &self.context.db,
-            &self.checkpoint_name(),
-            checkpoint,
-            Checkpoint::after(last),
-            handled + batch.len() as i64,
-        )
-        .await?;
-        Ok(batch.len())
+        Ok(())
     }
 
     /// Whether every event committed so far has been reacted to.
     pub async fn is_caught_up(&self) -> Result<bool, ProjectionError> {
-        let (checkpoint, _) = self.checkpoint().await?;
+        let checkpoints = self.checkpoints().await?;
+        let Some(checkpoint) = checkpoints.iter().map(|(c, _)| *c).min_by_key(order_key) else {
+            return Ok(true);
+        };
         Ok(self
             .context
             .handlers
@@ -278,7 +417,8 @@ impl ProcessRunner {
                 Ok(0) => IDLE_POLL,
                 Ok(_) => continue,
                 Err(error) => {
-                    tracing::warn!(process = self.process.name(), %error, "process manager step failed; retrying");
+                    let processes = self.checkpoint_names().join(", ");
+                    tracing::warn!(%processes, %error, "process manager step failed; retrying");
                     RETRY_DELAY
                 }
             };
@@ -289,6 +429,11 @@ impl ProcessRunner {
             }
         }
     }
+}
+
+/// The checkpoint name of the process manager called `process`.
+pub fn checkpoint_name(process: &str) -> String {
+    format!("process:{process}")
 }
 
 /// Every process manager with the default program configuration.

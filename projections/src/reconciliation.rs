@@ -581,7 +581,7 @@ async fn apply_invoice(
             moyasar_invoice_id,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "INSERT INTO reconciliation_invoices (invoice_id, stream_id, lead_id, moyasar_invoice_id, \
                  subtotal_halalas, total_halalas, due_at_us, status, paid_halalas, refunded_halalas, \
                  refunded_base_halalas, refunds) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', 0, 0, 0, 0)",
@@ -604,7 +604,7 @@ async fn apply_invoice(
             paid_halalas,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "INSERT INTO reconciliation_invoice_payments (invoice_id, payment_id, amount_halalas) \
                  VALUES (?, ?, ?) ON CONFLICT (invoice_id, payment_id) DO NOTHING",
                 &[
@@ -614,7 +614,7 @@ async fn apply_invoice(
                 ],
             )
             .await?;
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_invoices SET paid_halalas = ?, \
                  status = CASE WHEN status = 'issued' THEN 'partially_paid' ELSE status END WHERE invoice_id = ?",
                 &[paid_halalas.into(), invoice_id.into()],
@@ -630,7 +630,7 @@ async fn apply_invoice(
             credit_note,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_invoices SET refunded_halalas = ?, \
                  refunded_base_halalas = refunded_base_halalas + ?, refunds = refunds + 1 WHERE invoice_id = ?",
                 &[
@@ -652,7 +652,7 @@ async fn apply_invoice(
             moyasar_invoice_id,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_invoices SET moyasar_invoice_id = ? WHERE invoice_id = ?",
                 &[moyasar_invoice_id.into(), invoice_id.into()],
             )
@@ -668,7 +668,7 @@ async fn set_invoice_status(
     invoice_id: &str,
     status: &str,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         "UPDATE reconciliation_invoices SET status = ? WHERE invoice_id = ?",
         &[status.into(), invoice_id.into()],
     )
@@ -687,7 +687,7 @@ async fn apply_payment(
         PaymentStatus::Captured | PaymentStatus::Paid | PaymentStatus::Refunded
     );
     let payment = event.payment();
-    tx.execute(
+    tx.write(
         "INSERT INTO reconciliation_payments (payment_id, stream_id, invoice_id, moyasar_invoice_id, status, \
          amount_halalas, collected, refunded_halalas) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (payment_id) DO UPDATE SET \
@@ -724,7 +724,7 @@ async fn apply_commission(
             amount_halalas,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "INSERT INTO reconciliation_commissions (commission_id, stream_id, partner_id, invoice_id, status, \
                  accrued_halalas, clawed_back_halalas, adjusted_halalas, payout_id, paid_out_halalas, \
                  net_at_payout_halalas) VALUES (?, ?, ?, ?, 'held', ?, 0, 0, ?, 0, ?)",
@@ -752,7 +752,7 @@ async fn apply_commission(
             amount_halalas,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_commissions SET status = 'paid_out', payout_id = ?, \
                  paid_out_halalas = paid_out_halalas + ?, \
                  net_at_payout_halalas = accrued_halalas + clawed_back_halalas + adjusted_halalas \
@@ -770,7 +770,7 @@ async fn apply_commission(
             amount_halalas,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_commissions SET clawed_back_halalas = clawed_back_halalas + ? \
                  WHERE commission_id = ?",
                 &[amount_halalas.into(), commission_id.into()],
@@ -782,7 +782,7 @@ async fn apply_commission(
             amount_halalas,
             ..
         } => {
-            tx.execute(
+            tx.write(
                 "UPDATE reconciliation_commissions SET adjusted_halalas = adjusted_halalas + ? \
                  WHERE commission_id = ?",
                 &[amount_halalas.into(), commission_id.into()],
@@ -798,7 +798,7 @@ async fn set_commission_status(
     commission_id: &str,
     status: &str,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         "UPDATE reconciliation_commissions SET status = ? WHERE commission_id = ?",
         &[status.into(), commission_id.into()],
     )
@@ -826,7 +826,7 @@ impl Projection for Reconciliation {
         let Some(money) = MoneyEvent::from_recorded(event)? else {
             return Ok(());
         };
-        tx.execute(
+        tx.write(
             "INSERT INTO reconciliation_clock (name, at_us) VALUES ('latest', ?) ON CONFLICT (name) DO UPDATE \
              SET at_us = CASE WHEN excluded.at_us > reconciliation_clock.at_us THEN excluded.at_us \
              ELSE reconciliation_clock.at_us END",

@@ -54,7 +54,7 @@ impl Projection for Revenue {
                     .iter()
                     .find_map(|line| line.plan)
                     .map(|plan| plan.as_str());
-                tx.execute(
+                tx.write(
                     "INSERT INTO revenue_invoices (invoice_id, lead_id, plan, subtotal_halalas, total_halalas, \
                      status, refunded_halalas) VALUES (?, ?, ?, ?, ?, 'issued', 0)",
                     &[
@@ -73,7 +73,7 @@ impl Projection for Revenue {
                 paid_at,
                 ..
             } => {
-                tx.execute(
+                tx.write(
                     "UPDATE revenue_invoices SET status = 'paid' WHERE invoice_id = ?",
                     &[invoice_id.as_str().into()],
                 )
@@ -90,7 +90,7 @@ impl Projection for Revenue {
                     .and_then(|text| parse_plan(&text));
                 let Some(plan) = plan else { return Ok(()) };
                 let is_pilot = plan == Plan::Pilot;
-                tx.execute(
+                tx.write(
                     "INSERT INTO revenue_customers (lead_id, plan, invoice_id, monthly_halalas, active, \
                      started_on_pilot, converted_from_pilot, since_us) VALUES (?, ?, ?, ?, TRUE, ?, FALSE, ?) \
                      ON CONFLICT (lead_id) DO UPDATE SET plan = excluded.plan, invoice_id = excluded.invoice_id, \
@@ -113,13 +113,13 @@ impl Projection for Revenue {
                 refunded_halalas,
                 ..
             } => {
-                tx.execute(
+                tx.write(
                     "UPDATE revenue_invoices SET refunded_halalas = ?, \
                      status = CASE WHEN ? >= total_halalas THEN 'refunded' ELSE status END WHERE invoice_id = ?",
                     &[refunded_halalas.into(), refunded_halalas.into(), invoice_id.as_str().into()],
                 )
                 .await?;
-                tx.execute(
+                tx.write(
                     "UPDATE revenue_customers SET active = FALSE WHERE invoice_id = ? AND EXISTS \
                      (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
                     &[invoice_id.as_str().into(), invoice_id.into()],
@@ -127,14 +127,14 @@ impl Projection for Revenue {
                 .await?;
             }
             InvoiceEvent::InvoiceCanceled { invoice_id, .. } => {
-                tx.execute(
+                tx.write(
                     "UPDATE revenue_invoices SET status = 'canceled' WHERE invoice_id = ?",
                     &[invoice_id.into()],
                 )
                 .await?;
             }
             InvoiceEvent::InvoiceExpired { invoice_id, .. } => {
-                tx.execute(
+                tx.write(
                     "UPDATE revenue_invoices SET status = 'expired' WHERE invoice_id = ?",
                     &[invoice_id.into()],
                 )

@@ -115,23 +115,7 @@ impl Projector {
 
     /// The committed checkpoint and the count of events applied so far.
     pub async fn checkpoint(&self) -> Result<(Checkpoint, i64), ProjectionError> {
-        let row = self
-            .db
-            .fetch_optional(
-                "SELECT transaction_id, position, events_applied FROM projection_checkpoints WHERE name = ?",
-                &[self.name().into()],
-            )
-            .await?;
-        Ok(match row {
-            Some(row) => (
-                Checkpoint {
-                    transaction_id: row.i64(0)?,
-                    position: row.i64(1)?,
-                },
-                row.i64(2)?,
-            ),
-            None => (Checkpoint::START, 0),
-        })
+        load_checkpoint(&self.db, self.name()).await
     }
 
     /// Applies the next batch; returns how many events it applied (0 when caught up).
@@ -186,9 +170,7 @@ impl Projector {
         applied_before: i64,
         checkpoint: Checkpoint,
     ) -> Result<(), ProjectionError> {
-        for event in batch {
-            self.projection.apply(tx, event).await?;
-        }
+        self.projection.apply_batch(tx, batch).await?;
         save_checkpoint(
             tx,
             self.name(),
@@ -375,26 +357,22 @@ impl ProjectorGroup {
         };
         let next = Checkpoint::after(last);
         let mut tx = self.db.begin_derived().await?;
+        // Member by member: each owns its tables and reads no other's, so applying all of a
+        // member's events before the next member's gives the same rows as event by event, and
+        // lets each apply its run of events as a batch.
         let result = async {
-            let mut applied_now = vec![0i64; self.projections.len()];
-            for event in &batch {
-                let at = order_key(&Checkpoint::after(event));
-                for (member, (projection, (checkpoint, _))) in
-                    self.projections.iter().zip(&checkpoints).enumerate()
-                {
-                    if at > order_key(checkpoint) {
-                        projection.apply(&mut tx, event).await?;
-                        applied_now[member] += 1;
-                    }
+            for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
+                // The batch is in checkpoint order: this member's events are a suffix of it.
+                let start = batch.partition_point(|event| {
+                    order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
+                });
+                let events = &batch[start..];
+                if events.is_empty() {
+                    continue;
                 }
-            }
-            for ((projection, (checkpoint, applied)), now) in
-                self.projections.iter().zip(&checkpoints).zip(applied_now)
-            {
-                if now > 0 {
-                    let total = applied + now;
-                    save_checkpoint(&mut tx, projection.name(), *checkpoint, next, total).await?;
-                }
+                projection.apply_batch(&mut tx, events).await?;
+                let total = applied + events.len() as i64;
+                save_checkpoint(&mut tx, projection.name(), *checkpoint, next, total).await?;
             }
             Ok::<(), ProjectionError>(())
         }
@@ -465,7 +443,7 @@ async fn tail<F, Fut>(
 
 /// Where an event or checkpoint falls in the order the log is read: by transaction id, then
 /// position (on SQLite the transaction id is always 0).
-fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
+pub(crate) fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
     (checkpoint.transaction_id, checkpoint.position)
 }
 
@@ -552,23 +530,9 @@ pub(crate) async fn load_checkpoint(
     })
 }
 
-/// Saves a process manager's checkpoint on its own (its effects are idempotent commands).
-pub(crate) async fn save_checkpoint_autocommit(
-    db: &SqlDb,
-    name: &str,
-    from: Checkpoint,
-    checkpoint: Checkpoint,
-    events_applied: i64,
-) -> Result<(), ProjectionError> {
-    let mut tx = db.begin_derived().await?;
-    save_checkpoint(&mut tx, name, from, checkpoint, events_applied).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Moves a checkpoint from `from` to `checkpoint`, only if it still is at `from` (a missing
 /// row counts as the start).
-async fn save_checkpoint(
+pub(crate) async fn save_checkpoint(
     tx: &mut SqlTx,
     name: &str,
     from: Checkpoint,

@@ -41,7 +41,7 @@ async fn add_line(
     event: &RecordedEvent,
     line: Line<'_>,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
+    tx.write(
         "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
          occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
@@ -82,7 +82,7 @@ async fn apply_payout(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Proje
             vec![item.amount_halalas.into()],
         )
         .await?;
-        tx.execute(
+        tx.write(
             "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
              occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, 'carried', ?, ?, ?)",
             &[
@@ -109,7 +109,7 @@ async fn update_commission(
 ) -> Result<(), ProjectionError> {
     let mut params = params;
     params.push(commission_id.into());
-    tx.execute(
+    tx.write(
         &format!("UPDATE partner_commissions SET {set} WHERE commission_id = ?"),
         &params,
     )
@@ -145,7 +145,7 @@ impl Projection for Statements {
                 accrued_at,
                 ..
             } => {
-                tx.execute(
+                tx.write(
                     "INSERT INTO partner_commissions (commission_id, partner_id, invoice_id, lead_id, status, \
                      accrued_halalas, net_halalas, held_until_us, payout_id, carried_halalas) \
                      VALUES (?, ?, ?, ?, 'held', ?, ?, ?, NULL, 0)",

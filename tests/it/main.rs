@@ -10,6 +10,7 @@
 mod api_routes;
 mod app;
 mod authz;
+mod batched;
 mod cli;
 mod command_handler;
 mod dashboard;

@@ -196,6 +196,9 @@ pub enum StoreError {
     DuplicateEventId { event_id: Uuid },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// A value a statement cannot carry (text with a NUL character on PostgreSQL).
+    #[error("value cannot be stored: {0}")]
+    InvalidValue(String),
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("stored event at position {position} cannot be decoded: {reason}")]

@@ -1,0 +1,252 @@
+//! Work sent in batches, on both engines: writes a transaction defers until its next read, and
+//! process managers run as one group.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adapters::handlers::Handlers;
+use adapters::sql::SqlValue;
+use adapters::store::{Checkpoint, RecordedEvent, StoreError, MAX_READ_BATCH};
+use async_trait::async_trait;
+use projections::process::{Context, ProcessManager, ProcessRunner, BATCH_SIZE};
+use projections::runtime::RETRY_DELAY;
+use projections::ProjectionError;
+
+use crate::helpers::{Engine, TestDb};
+use crate::history::Generator;
+
+crate::on_both_engines!(
+    deferred_writes_are_seen_by_the_next_read_and_keep_every_character,
+    a_failing_deferred_write_fails_the_transaction_and_leaves_nothing,
+    a_process_group_gives_each_member_its_own_events_and_a_failing_member_holds_back_only_itself,
+);
+
+const INSERT_REJECTION: &str = "INSERT INTO process_rejections (process, command_id, position, \
+     event_type, target_stream, reason, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+fn rejection(command_id: &str, reason: &str) -> Vec<SqlValue> {
+    vec![
+        "test".into(),
+        command_id.into(),
+        7i64.into(),
+        "Tested".into(),
+        "stream-1".into(),
+        reason.into(),
+        i64::MIN.into(),
+    ]
+}
+
+/// Text that breaks naive quoting: quotes, backslashes, placeholders, a statement separator,
+/// a dollar quote, Arabic and an emoji.
+const AWKWARD: &str = "it's \\ a 'quoted' \\' back\\\\slash ? $1 $$ ; -- not a comment\n\
+     فاتورة ضريبية ✓ 🧾 E'x'";
+
+async fn deferred_writes_are_seen_by_the_next_read_and_keep_every_character(db: &TestDb) {
+    let sql = db.store.sql();
+    let mut tx = sql.begin_derived().await.unwrap();
+    tx.write(INSERT_REJECTION, &rejection("a", AWKWARD))
+        .await
+        .unwrap();
+    tx.write(INSERT_REJECTION, &rejection("b", "second"))
+        .await
+        .unwrap();
+    tx.write(
+        "UPDATE process_rejections SET reason = reason || ? WHERE command_id = ?",
+        &["!".into(), "b".into()],
+    )
+    .await
+    .unwrap();
+    // A read inside the transaction sees the writes before it, in order.
+    let seen = tx
+        .fetch_all(
+            "SELECT command_id, reason, target_stream, recorded_at_us FROM process_rejections \
+             ORDER BY command_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].text(1).unwrap(), AWKWARD);
+    assert_eq!(seen[0].text(2).unwrap(), "stream-1");
+    assert_eq!(seen[0].i64(3).unwrap(), i64::MIN);
+    assert_eq!(seen[1].text(1).unwrap(), "second!");
+    // So does `execute`, which returns its count.
+    let counted = tx
+        .execute("UPDATE process_rejections SET position = position + 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(counted, 2);
+    tx.write(
+        "DELETE FROM process_rejections WHERE command_id = ?",
+        &["b".into()],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let stored = sql
+        .fetch_all(
+            "SELECT command_id, reason, position FROM process_rejections",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the deferred delete was sent at commit");
+    assert_eq!(stored[0].text(1).unwrap(), AWKWARD);
+    assert_eq!(stored[0].i64(2).unwrap(), 8);
+
+    // Placeholders and values must match in number, before anything is sent.
+    let mut tx = sql.begin_derived().await.unwrap();
+    assert!(tx
+        .write(INSERT_REJECTION, &rejection("c", "x")[..6])
+        .await
+        .is_err());
+    tx.rollback().await.unwrap();
+    if db.engine == Engine::Postgres {
+        // PostgreSQL text cannot hold a NUL: refused with a typed error, nothing sent.
+        let mut tx = sql.begin_derived().await.unwrap();
+        let refused = tx
+            .write(INSERT_REJECTION, &rejection("d", "nul\0here"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::InvalidValue(ref m)) if m.contains("NUL")),
+            "{refused:?}"
+        );
+        tx.rollback().await.unwrap();
+    }
+}
+
+async fn a_failing_deferred_write_fails_the_transaction_and_leaves_nothing(db: &TestDb) {
+    let sql = db.store.sql();
+    let mut tx = sql.begin_derived().await.unwrap();
+    tx.write(INSERT_REJECTION, &rejection("a", "first"))
+        .await
+        .unwrap();
+    // The same key again breaks the primary key: SQLite says so now, PostgreSQL when the
+    // writes are sent (here at commit). Either way nothing of the transaction is kept.
+    let outcome = match tx.write(INSERT_REJECTION, &rejection("a", "again")).await {
+        Ok(()) => tx.commit().await,
+        Err(error) => {
+            tx.rollback().await.unwrap();
+            Err(error)
+        }
+    };
+    assert!(outcome.is_err(), "a duplicate key cannot commit");
+    let left = sql
+        .fetch_all("SELECT command_id FROM process_rejections", &[])
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "nothing of the failed transaction is kept");
+}
+
+/// Records the position of every event it sees; fails on one position while told to.
+struct Recorder {
+    name: &'static str,
+    seen: Mutex<Vec<i64>>,
+    fail_at: Option<i64>,
+    failing: AtomicBool,
+}
+
+impl Recorder {
+    fn new(name: &'static str, fail_at: Option<i64>) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            name,
+            seen: Mutex::new(Vec::new()),
+            fail_at,
+            failing: AtomicBool::new(fail_at.is_some()),
+        })
+    }
+
+    fn seen(&self) -> Vec<i64> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ProcessManager for Recorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn react(&self, _: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if self.failing.load(Ordering::SeqCst) && self.fail_at == Some(event.position) {
+            return Err(ProjectionError::Command("told to fail".into()));
+        }
+        self.seen.lock().unwrap().push(event.position);
+        Ok(())
+    }
+}
+
+async fn a_process_group_gives_each_member_its_own_events_and_a_failing_member_holds_back_only_itself(
+    db: &TestDb,
+) {
+    let handlers = Handlers::new(db.store.clone());
+    let mut generator = Generator::new(handlers.clone(), 11);
+    generator.partners().await;
+    generator.until(BATCH_SIZE as i64 + 120).await;
+    let log: Vec<i64> = db
+        .store
+        .read_all(Checkpoint::START, MAX_READ_BATCH)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.position)
+        .collect();
+    assert!(log.len() > BATCH_SIZE);
+
+    // `ahead` has already handled the first batch on its own.
+    let ahead = Recorder::new("test-ahead", None);
+    let alone = ProcessRunner::new(handlers.clone(), ahead.clone());
+    assert_eq!(alone.step().await.unwrap(), BATCH_SIZE);
+    let fresh = Recorder::new("test-fresh", None);
+    let broken = Recorder::new("test-broken", Some(log[9]));
+    let members: Vec<Arc<dyn ProcessManager>> = vec![ahead.clone(), fresh.clone(), broken.clone()];
+    let group = ProcessRunner::group(handlers.clone(), members);
+
+    // The broken member fails on the tenth event and sits out; the others catch up.
+    group.catch_up().await.unwrap();
+    assert_eq!(
+        ahead.seen(),
+        log,
+        "each event once, in order, across both runners"
+    );
+    assert_eq!(fresh.seen(), log);
+    assert_eq!(broken.seen(), log[..9]);
+    assert!(
+        !group.is_caught_up().await.unwrap(),
+        "the broken member is behind"
+    );
+    let checkpoints = db
+        .store
+        .sql()
+        .fetch_all(
+            "SELECT name, position FROM projection_checkpoints WHERE name LIKE 'process:test-%' \
+             ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let checkpoints: Vec<(String, i64)> = checkpoints
+        .iter()
+        .map(|row| (row.text(0).unwrap(), row.i64(1).unwrap()))
+        .collect();
+    let head = *log.last().unwrap();
+    assert_eq!(
+        checkpoints,
+        vec![
+            ("process:test-ahead".to_owned(), head),
+            ("process:test-fresh".to_owned(), head),
+        ],
+        "the broken member's checkpoint never moved"
+    );
+
+    // Mended, it retries after its rest, from its own checkpoint: it sees its first nine
+    // events again (reactions are idempotent), the others see nothing twice.
+    broken.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(RETRY_DELAY + Duration::from_millis(50)).await;
+    group.catch_up().await.unwrap();
+    assert!(group.is_caught_up().await.unwrap());
+    assert_eq!(broken.seen(), [&log[..9], &log[..]].concat());
+    assert_eq!(ahead.seen(), log);
+    assert_eq!(fresh.seen(), log);
+}
