@@ -40,38 +40,58 @@ fn archive_reason(reason: &ArchiveReason) -> String {
     }
 }
 
-/// The row's stage, silence start and follow-up count.
+/// A lead's follow-up clock as its row holds it: stage, silence start, follow-ups since the
+/// last response.
+type Clock = (LeadStage, i64, i64);
+
+/// The clocks of the leads a batch touched, as the batch has left them (`None`: no row). Only
+/// this projection writes `crm_board`, so within its batch this is what a read would return.
+type Clocks = std::collections::HashMap<String, Option<Clock>>;
+
+/// The row's stage, silence start and follow-up count: from `clocks`, or read once.
 async fn clock(
     tx: &mut SqlTx,
+    clocks: &mut Clocks,
     lead_id: &str,
-) -> Result<Option<(LeadStage, i64, i64)>, ProjectionError> {
+) -> Result<Option<Clock>, ProjectionError> {
+    if let Some(known) = clocks.get(lead_id) {
+        return Ok(*known);
+    }
     let row = tx
         .fetch_optional(
             "SELECT stage, silence_started_at_us, follow_ups_since_response FROM crm_board WHERE lead_id = ?",
             &[lead_id.into()],
         )
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let stage: LeadStage = serde_json::from_value(Value::String(row.text(0)?)).map_err(|e| {
-        ProjectionError::Undecodable {
-            position: 0,
-            event_type: "crm_board.stage".into(),
-            reason: e.to_string(),
-        }
-    })?;
-    Ok(Some((stage, row.i64(1)?, row.i64(2)?)))
+    let known =
+        match row {
+            None => None,
+            Some(row) => {
+                let stage: LeadStage = serde_json::from_value(Value::String(row.text(0)?))
+                    .map_err(|e| ProjectionError::Undecodable {
+                        position: 0,
+                        event_type: "crm_board.stage".into(),
+                        reason: e.to_string(),
+                    })?;
+                Some((stage, row.i64(1)?, row.i64(2)?))
+            }
+        };
+    clocks.insert(lead_id.to_owned(), known);
+    Ok(known)
 }
 
 async fn move_to(
     tx: &mut SqlTx,
+    clocks: &mut Clocks,
     lead_id: &str,
     stage: LeadStage,
     reason: Option<String>,
     at: OffsetDateTime,
 ) -> Result<(), ProjectionError> {
-    let Some((_, silence_us, follow_ups)) = clock(tx, lead_id).await? else {
+    let Some((_, silence_us, follow_ups)) = clock(tx, clocks, lead_id).await? else {
         return Ok(());
     };
+    clocks.insert(lead_id.to_owned(), Some((stage, silence_us, follow_ups)));
     let silence = from_micros(silence_us);
     tx.write(
         "UPDATE crm_board SET stage = ?, archived_reason = ?, next_follow_up_due_us = ?, updated_at_us = ? \
@@ -99,132 +119,18 @@ impl Projection for CrmBoard {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        if event.stream_type != "lead" {
-            return Ok(());
-        }
-        match decode::<LeadEvent>(event)? {
-            LeadEvent::LeadCaptured {
-                lead_id,
-                name,
-                company,
-                email,
-                phone,
-                source,
-                partner_id,
-                owner,
-                captured_at,
-                ..
-            } => {
-                let at = micros(captured_at);
-                tx.write(
-                    "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
-                     stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
-                     follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, 0, ?, NULL, ?)",
-                    &[
-                        lead_id.into(),
-                        name.into(),
-                        company.into(),
-                        email.map(|e| e.to_lowercase()).into(),
-                        phone.into(),
-                        source.into(),
-                        partner_id.into(),
-                        owner.into(),
-                        at.into(),
-                        at.into(),
-                        at.into(),
-                        due(LeadStage::New, captured_at, 0),
-                        at.into(),
-                    ],
-                )
-                .await?;
-            }
-            LeadEvent::FollowUpLogged {
-                lead_id,
-                responded,
-                logged_at,
-                ..
-            } => {
-                let Some((stage, silence_us, follow_ups)) = clock(tx, &lead_id).await? else {
-                    return Ok(());
-                };
-                let (silence, follow_ups) = if responded {
-                    (logged_at, 0)
-                } else {
-                    (from_micros(silence_us), follow_ups + 1)
-                };
-                tx.write(
-                    "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
-                     follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
-                    &[
-                        micros(logged_at).into(),
-                        micros(silence).into(),
-                        follow_ups.into(),
-                        if stage == LeadStage::Archived { SqlValue::NullInt } else { due(stage, silence, follow_ups) },
-                        micros(logged_at).into(),
-                        lead_id.into(),
-                    ],
-                )
-                .await?;
-            }
-            LeadEvent::LeadReopened {
-                lead_id,
-                stage,
-                reopened_at,
-                ..
-            } => {
-                tx.write(
-                    "UPDATE crm_board SET silence_started_at_us = ?, follow_ups_since_response = 0 WHERE lead_id = ?",
-                    &[micros(reopened_at).into(), lead_id.as_str().into()],
-                )
-                .await?;
-                move_to(tx, &lead_id, stage, None, reopened_at).await?;
-            }
-            LeadEvent::LeadArchived {
-                lead_id,
-                reason,
-                archived_at,
-                ..
-            } => {
-                move_to(
-                    tx,
-                    &lead_id,
-                    LeadStage::Archived,
-                    Some(archive_reason(&reason)),
-                    archived_at,
-                )
-                .await?
-            }
-            LeadEvent::LeadQualified {
-                lead_id,
-                qualified_at,
-                ..
-            } => move_to(tx, &lead_id, LeadStage::Qualified, None, qualified_at).await?,
-            LeadEvent::DemoBooked {
-                lead_id, booked_at, ..
-            } => move_to(tx, &lead_id, LeadStage::DemoBooked, None, booked_at).await?,
-            LeadEvent::DemoCanceled {
-                lead_id,
-                canceled_at,
-                ..
-            } => move_to(tx, &lead_id, LeadStage::Qualified, None, canceled_at).await?,
-            LeadEvent::ProposalSent {
-                lead_id, sent_at, ..
-            } => move_to(tx, &lead_id, LeadStage::Proposal, None, sent_at).await?,
-            LeadEvent::LeadPaid {
-                lead_id, paid_at, ..
-            } => move_to(tx, &lead_id, LeadStage::Paid, None, paid_at).await?,
-            LeadEvent::OnboardingStarted {
-                lead_id,
-                started_at,
-                ..
-            } => move_to(tx, &lead_id, LeadStage::Onboarding, None, started_at).await?,
-            LeadEvent::LeadActivated {
-                lead_id,
-                activated_at,
-                ..
-            } => move_to(tx, &lead_id, LeadStage::Active, None, activated_at).await?,
-            LeadEvent::DemoNoShowRecorded { .. } => {}
+        apply_one(tx, &mut Clocks::new(), event).await
+    }
+
+    /// Reads each touched lead's clock once per batch, not once per event.
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut clocks = Clocks::new();
+        for event in events {
+            apply_one(tx, &mut clocks, event).await?;
         }
         Ok(())
     }
@@ -256,4 +162,176 @@ impl Projection for CrmBoard {
             .collect::<Result<Vec<Value>, ProjectionError>>()?;
         Ok(json!({"leads": leads}))
     }
+}
+
+async fn apply_one(
+    tx: &mut SqlTx,
+    clocks: &mut Clocks,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    if event.stream_type != "lead" {
+        return Ok(());
+    }
+    match decode::<LeadEvent>(event)? {
+        LeadEvent::LeadCaptured {
+            lead_id,
+            name,
+            company,
+            email,
+            phone,
+            source,
+            partner_id,
+            owner,
+            captured_at,
+            ..
+        } => {
+            let at = micros(captured_at);
+            clocks.insert(lead_id.clone(), Some((LeadStage::New, at, 0)));
+            tx.write(
+                    "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
+                     stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
+                     follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, 0, ?, NULL, ?)",
+                    &[
+                        lead_id.into(),
+                        name.into(),
+                        company.into(),
+                        email.map(|e| e.to_lowercase()).into(),
+                        phone.into(),
+                        source.into(),
+                        partner_id.into(),
+                        owner.into(),
+                        at.into(),
+                        at.into(),
+                        at.into(),
+                        due(LeadStage::New, captured_at, 0),
+                        at.into(),
+                    ],
+                )
+                .await?;
+        }
+        LeadEvent::FollowUpLogged {
+            lead_id,
+            responded,
+            logged_at,
+            ..
+        } => {
+            let Some((stage, silence_us, follow_ups)) = clock(tx, clocks, &lead_id).await? else {
+                return Ok(());
+            };
+            let (silence, follow_ups) = if responded {
+                (logged_at, 0)
+            } else {
+                (from_micros(silence_us), follow_ups + 1)
+            };
+            clocks.insert(lead_id.clone(), Some((stage, micros(silence), follow_ups)));
+            tx.write(
+                    "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
+                     follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
+                    &[
+                        micros(logged_at).into(),
+                        micros(silence).into(),
+                        follow_ups.into(),
+                        if stage == LeadStage::Archived { SqlValue::NullInt } else { due(stage, silence, follow_ups) },
+                        micros(logged_at).into(),
+                        lead_id.into(),
+                    ],
+                )
+                .await?;
+        }
+        LeadEvent::LeadReopened {
+            lead_id,
+            stage,
+            reopened_at,
+            ..
+        } => {
+            let Some((before, _, _)) = clock(tx, clocks, &lead_id).await? else {
+                return Ok(());
+            };
+            clocks.insert(lead_id.clone(), Some((before, micros(reopened_at), 0)));
+            tx.write(
+                    "UPDATE crm_board SET silence_started_at_us = ?, follow_ups_since_response = 0 WHERE lead_id = ?",
+                    &[micros(reopened_at).into(), lead_id.as_str().into()],
+                )
+                .await?;
+            move_to(tx, clocks, &lead_id, stage, None, reopened_at).await?;
+        }
+        LeadEvent::LeadArchived {
+            lead_id,
+            reason,
+            archived_at,
+            ..
+        } => {
+            move_to(
+                tx,
+                clocks,
+                &lead_id,
+                LeadStage::Archived,
+                Some(archive_reason(&reason)),
+                archived_at,
+            )
+            .await?
+        }
+        LeadEvent::LeadQualified {
+            lead_id,
+            qualified_at,
+            ..
+        } => {
+            move_to(
+                tx,
+                clocks,
+                &lead_id,
+                LeadStage::Qualified,
+                None,
+                qualified_at,
+            )
+            .await?
+        }
+        LeadEvent::DemoBooked {
+            lead_id, booked_at, ..
+        } => move_to(tx, clocks, &lead_id, LeadStage::DemoBooked, None, booked_at).await?,
+        LeadEvent::DemoCanceled {
+            lead_id,
+            canceled_at,
+            ..
+        } => {
+            move_to(
+                tx,
+                clocks,
+                &lead_id,
+                LeadStage::Qualified,
+                None,
+                canceled_at,
+            )
+            .await?
+        }
+        LeadEvent::ProposalSent {
+            lead_id, sent_at, ..
+        } => move_to(tx, clocks, &lead_id, LeadStage::Proposal, None, sent_at).await?,
+        LeadEvent::LeadPaid {
+            lead_id, paid_at, ..
+        } => move_to(tx, clocks, &lead_id, LeadStage::Paid, None, paid_at).await?,
+        LeadEvent::OnboardingStarted {
+            lead_id,
+            started_at,
+            ..
+        } => {
+            move_to(
+                tx,
+                clocks,
+                &lead_id,
+                LeadStage::Onboarding,
+                None,
+                started_at,
+            )
+            .await?
+        }
+        LeadEvent::LeadActivated {
+            lead_id,
+            activated_at,
+            ..
+        } => move_to(tx, clocks, &lead_id, LeadStage::Active, None, activated_at).await?,
+        LeadEvent::DemoNoShowRecorded { .. } => {}
+    }
+    Ok(())
 }

@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::runtime::{order_key, save_checkpoint, IDLE_POLL, RETRY_DELAY};
+use crate::runtime::{order_key, save_checkpoints, Move, IDLE_POLL, RETRY_DELAY};
 use crate::{decode, micros, ProjectionError};
 
 /// The namespace of process-manager command ids (uuid v5).
@@ -291,6 +291,7 @@ impl ProcessRunner {
             return Ok(0);
         };
         let next = Checkpoint::after(last);
+        let names = self.checkpoint_names();
         // The members react concurrently (each to its own events in order): a step then takes
         // as long as its slowest member's commands, not the sum of everyone's.
         let reactions = self
@@ -298,23 +299,26 @@ impl ProcessRunner {
             .iter()
             .zip(&checkpoints)
             .zip(&awake)
+            .zip(&names)
             .enumerate()
-            .filter_map(|(member, ((process, (checkpoint, handled)), awake))| {
-                // The batch is in checkpoint order: this member's events are a suffix of it.
-                let start = batch.partition_point(|event| {
-                    order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
-                });
-                let events = &batch[start..];
-                (*awake && !events.is_empty()).then_some(async move {
-                    let outcome = self.react_all(process.as_ref(), events).await;
-                    let moved = (
-                        checkpoint_name(process.name()),
-                        *checkpoint,
-                        handled + events.len() as i64,
-                    );
-                    (member, outcome.map(|()| moved))
-                })
-            });
+            .filter_map(
+                |(member, (((process, (checkpoint, handled)), awake), name))| {
+                    // The batch is in checkpoint order: this member's events are a suffix of it.
+                    let start = batch.partition_point(|event| {
+                        order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
+                    });
+                    let events = &batch[start..];
+                    (*awake && !events.is_empty()).then_some(async move {
+                        let outcome = self.react_all(process.as_ref(), events).await;
+                        let moved = Move {
+                            name,
+                            from: *checkpoint,
+                            events_applied: handled + events.len() as i64,
+                        };
+                        (member, outcome.map(|()| moved))
+                    })
+                },
+            );
         let mut moves = Vec::with_capacity(self.processes.len());
         let mut failure = None;
         for (member, outcome) in futures_util::future::join_all(reactions).await {
@@ -331,9 +335,7 @@ impl ProcessRunner {
         }
         if !moves.is_empty() {
             let mut tx = self.context.db.begin_derived().await?;
-            for (name, from, handled) in &moves {
-                save_checkpoint(&mut tx, name, *from, next, *handled).await?;
-            }
+            save_checkpoints(&mut tx, &moves, next).await?;
             tx.commit().await?;
         }
         match failure {

@@ -171,14 +171,12 @@ impl Projector {
         checkpoint: Checkpoint,
     ) -> Result<(), ProjectionError> {
         self.projection.apply_batch(tx, batch).await?;
-        save_checkpoint(
-            tx,
-            self.name(),
+        let step = Move {
+            name: self.name(),
             from,
-            checkpoint,
-            applied_before + batch.len() as i64,
-        )
-        .await
+            events_applied: applied_before + batch.len() as i64,
+        };
+        save_checkpoints(tx, &[step], checkpoint).await
     }
 
     fn faults_at(&self, point: FaultPoint) -> bool {
@@ -361,6 +359,7 @@ impl ProjectorGroup {
         // member's events before the next member's gives the same rows as event by event, and
         // lets each apply its run of events as a batch.
         let result = async {
+            let mut moves = Vec::with_capacity(self.projections.len());
             for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
                 // The batch is in checkpoint order: this member's events are a suffix of it.
                 let start = batch.partition_point(|event| {
@@ -371,10 +370,13 @@ impl ProjectorGroup {
                     continue;
                 }
                 projection.apply_batch(&mut tx, events).await?;
-                let total = applied + events.len() as i64;
-                save_checkpoint(&mut tx, projection.name(), *checkpoint, next, total).await?;
+                moves.push(Move {
+                    name: projection.name(),
+                    from: *checkpoint,
+                    events_applied: applied + events.len() as i64,
+                });
             }
-            Ok::<(), ProjectionError>(())
+            save_checkpoints(&mut tx, &moves, next).await
         }
         .await;
         if let Err(error) = result {
@@ -530,38 +532,67 @@ pub(crate) async fn load_checkpoint(
     })
 }
 
-/// Moves a checkpoint from `from` to `checkpoint`, only if it still is at `from` (a missing
-/// row counts as the start).
-pub(crate) async fn save_checkpoint(
+/// One checkpoint's move: its name, where it must still stand, and its events applied after.
+pub(crate) struct Move<'a> {
+    pub name: &'a str,
+    pub from: Checkpoint,
+    pub events_applied: i64,
+}
+
+/// Moves each checkpoint in `moves` to `to`, each only if it still stands where its move says
+/// (a missing row counts as the start), in one statement. If any had moved (another runner
+/// got there first) the error names them, and the caller's transaction must roll back.
+pub(crate) async fn save_checkpoints(
     tx: &mut SqlTx,
-    name: &str,
-    from: Checkpoint,
-    checkpoint: Checkpoint,
-    events_applied: i64,
+    moves: &[Move<'_>],
+    to: Checkpoint,
 ) -> Result<(), ProjectionError> {
-    let moved = tx
-        .execute(
-            "INSERT INTO projection_checkpoints (name, transaction_id, position, events_applied, updated_at_us) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id, \
-             position = excluded.position, events_applied = excluded.events_applied, \
-             updated_at_us = excluded.updated_at_us \
-             WHERE projection_checkpoints.transaction_id = ? AND projection_checkpoints.position = ?",
-            &[
-                name.into(),
-                checkpoint.transaction_id.into(),
-                checkpoint.position.into(),
-                events_applied.into(),
-                unix_micros(now_micros()).into(),
-                from.transaction_id.into(),
-                from.position.into(),
-            ],
-        )
-        .await?;
-    if moved == 0 {
-        return Err(ProjectionError::CheckpointMoved(name.to_owned()));
+    if moves.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; moves.len()].join(", ");
+    let now = unix_micros(now_micros());
+    let mut params = Vec::with_capacity(moves.len() * 7);
+    for step in moves {
+        params.extend([
+            step.name.into(),
+            step.from.transaction_id.into(),
+            step.from.position.into(),
+            to.transaction_id.into(),
+            to.position.into(),
+            step.events_applied.into(),
+            now.into(),
+        ]);
+    }
+    // `WHERE true` keeps SQLite from reading `ON CONFLICT` as part of the SELECT's join.
+    let sql = format!(
+        "WITH moves (name, from_transaction_id, from_position, transaction_id, position, \
+         events_applied, updated_at_us) AS (VALUES {rows}) \
+         INSERT INTO projection_checkpoints (name, transaction_id, position, events_applied, updated_at_us) \
+         SELECT name, transaction_id, position, events_applied, updated_at_us FROM moves WHERE true \
+         ON CONFLICT (name) DO UPDATE SET transaction_id = excluded.transaction_id, \
+         position = excluded.position, events_applied = excluded.events_applied, \
+         updated_at_us = excluded.updated_at_us \
+         WHERE projection_checkpoints.transaction_id = \
+         (SELECT from_transaction_id FROM moves WHERE moves.name = excluded.name) \
+         AND projection_checkpoints.position = \
+         (SELECT from_position FROM moves WHERE moves.name = excluded.name) \
+         RETURNING name"
+    );
+    let moved = tx.fetch_all(&sql, &params).await?;
+    if moved.len() == moves.len() {
+        return Ok(());
+    }
+    let moved: Vec<String> = moved
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_, _>>()?;
+    let stale: Vec<&str> = moves
+        .iter()
+        .map(|step| step.name)
+        .filter(|name| !moved.iter().any(|m| m == name))
+        .collect();
+    Err(ProjectionError::CheckpointMoved(stale.join(", ")))
 }
 
 /// A moment in the log's history.
@@ -645,4 +676,53 @@ pub async fn dump_table(db: &SqlDb, table: &str) -> Result<Vec<Vec<SqlValue>>, P
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn stored(db: &SqlDb, name: &str) -> (Checkpoint, i64) {
+        load_checkpoint(db, name).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn checkpoints_move_together_only_from_where_they_stand() {
+        let db = SqlDb::scratch().await.unwrap();
+        let first = Checkpoint {
+            transaction_id: 0,
+            position: 10,
+        };
+        let mut tx = db.begin_derived().await.unwrap();
+        let fresh = |name| Move {
+            name,
+            from: Checkpoint::START,
+            events_applied: 10,
+        };
+        save_checkpoints(&mut tx, &[fresh("a"), fresh("b")], first)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(stored(&db, "a").await, (first, 10));
+        assert_eq!(stored(&db, "b").await, (first, 10));
+
+        // `b` is not at the start any more: the whole move is refused, naming it.
+        let second = Checkpoint {
+            transaction_id: 0,
+            position: 20,
+        };
+        let mut tx = db.begin_derived().await.unwrap();
+        let moved_on = Move {
+            name: "a",
+            from: first,
+            events_applied: 20,
+        };
+        let refused = save_checkpoints(&mut tx, &[moved_on, fresh("b")], second).await;
+        assert!(
+            matches!(refused, Err(ProjectionError::CheckpointMoved(ref names)) if names == "b"),
+            "{refused:?}"
+        );
+        tx.rollback().await.unwrap();
+        assert_eq!(stored(&db, "a").await, (first, 10), "rolled back with b");
+    }
 }

@@ -20,14 +20,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
-    RecordedEvent, StoreError, MAX_READ_BATCH,
+    PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
 };
 use crate::clock::now_micros;
 use crate::store::hash::{EventHash, GENESIS_HASH};
@@ -92,8 +92,14 @@ impl PostgresStore {
     }
 
     pub async fn open_with_pool_size(url: &str, size: u32) -> Result<PostgresStore, StoreError> {
+        // No ping before each use of a pooled connection (sqlx's default): it is a round trip
+        // on every statement outside a transaction, a fifth of all round trips under load. A
+        // connection that died (a restarted server, a terminated backend) fails its next
+        // statement instead and is dropped; that failure reaches the caller as any database
+        // error does (a projector retries its step, a request answers 503 and may be retried).
         let pool = PgPoolOptions::new()
             .max_connections(size)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
@@ -108,13 +114,18 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// One append in as few round trips as it allows: the stream's head is read on its own,
+    /// then the events and the command record go in as one statement, which commits by itself
+    /// unless a webhook delivery must commit with them. Reading the head outside the insert's
+    /// transaction is safe: `UNIQUE (stream_id, version)` refuses the insert if another writer
+    /// appended after the read, and that refusal is a conflict like any other; so an append
+    /// that succeeds chained onto the head it read.
     async fn try_append(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let head = sqlx::query(
             "SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
         )
         .bind(&request.stream_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
         let (current_version, head_hash) = match head {
             Some(row) => (
@@ -132,106 +143,29 @@ impl PostgresStore {
         }
         let recorded_at = now_micros();
         let prepared = prepare(request, current_version, head_hash, recorded_at)?;
-        let rows = sqlx::query(
-            "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
-             schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
-             SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
-             FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
-                         $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
-             RETURNING position",
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.event.event_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(&request.stream_id)
-        .bind(&request.stream_type)
-        .bind(request.command_id)
-        .bind(recorded_at)
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.version as i64)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.event.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.event.schema_version as i32)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.event.payload.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.metadata.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.prev_hash.0.to_vec())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            prepared
-                .iter()
-                .map(|p| p.hash.0.to_vec())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut positions = rows
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<Vec<_>, _>>()?;
-        positions.sort_unstable();
-        let outcome = AppendOutcome {
-            stream_id: request.stream_id.clone(),
-            first_version: current_version + 1,
-            last_version: current_version + prepared.len() as u64,
-            first_position: positions[0],
-            last_position: positions[positions.len() - 1],
-            replayed: false,
-        };
-        if let Some(command_id) = request.command_id {
-            sqlx::query(
-                "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
-                 first_position, last_position, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(command_id)
-            .bind(&outcome.stream_id)
-            .bind(outcome.first_version as i64)
-            .bind(outcome.last_version as i64)
-            .bind(outcome.first_position)
-            .bind(outcome.last_position)
-            .bind(recorded_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(inbox) = &request.inbox {
-            let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
-            let mut query = sqlx::query(&sql);
-            for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-                query = crate::sql::bind_postgres(query, param);
+        let first_version = current_version + 1;
+        let last_version = current_version + prepared.len() as u64;
+        let insert = insert_events(request, &prepared, first_version, last_version, recorded_at);
+        let rows = match &request.inbox {
+            None => insert.fetch_all(&self.pool).await?,
+            Some(_) => {
+                let mut tx = self.pool.begin().await?;
+                let rows = insert.fetch_all(&mut *tx).await?;
+                let outcome = outcome_of(request, first_version, last_version, &rows)?;
+                if let Some(inbox) = &request.inbox {
+                    let sql =
+                        crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
+                    let mut query = sqlx::query(&sql);
+                    for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+                        query = crate::sql::bind_postgres(query, param);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                rows
             }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(outcome)
+        };
+        outcome_of(request, first_version, last_version, &rows)
     }
 
     /// The append, after validation: a typed conflict or the original outcome of a replay.
@@ -280,6 +214,112 @@ impl PostgresStore {
             .collect::<Result<Vec<(String, i64, i64)>, sqlx::Error>>()?;
         super::replayed_from_event_ids(request, &ids, &found).unwrap_or(Err(error))
     }
+}
+
+/// The statement that appends `prepared` and, when the request has a command id, records the
+/// command with the positions the events got: one round trip.
+fn insert_events<'q>(
+    request: &'q AppendRequest,
+    prepared: &[PreparedEvent<'_>],
+    first_version: u64,
+    last_version: u64,
+    recorded_at: OffsetDateTime,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    // `HAVING`, not `WHERE`: an aggregate over no rows is still one row.
+    sqlx::query(
+        "WITH inserted AS (\
+           INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+           schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
+           SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
+           FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
+                       $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
+           RETURNING position), \
+         command AS (\
+           INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+           first_position, last_position, recorded_at) \
+           SELECT $4, $2, $13, $14, MIN(position), MAX(position), $5 FROM inserted \
+           HAVING $4::uuid IS NOT NULL) \
+         SELECT position FROM inserted",
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.event.event_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(&request.stream_id)
+    .bind(&request.stream_type)
+    .bind(request.command_id)
+    .bind(recorded_at)
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.version as i64)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.event.event_type.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.event.schema_version as i32)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.event.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.metadata.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.prev_hash.0.to_vec())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        prepared
+            .iter()
+            .map(|p| p.hash.0.to_vec())
+            .collect::<Vec<_>>(),
+    )
+    .bind(first_version as i64)
+    .bind(last_version as i64)
+}
+
+/// The outcome of an append whose events got the positions in `rows`.
+fn outcome_of(
+    request: &AppendRequest,
+    first_version: u64,
+    last_version: u64,
+    rows: &[PgRow],
+) -> Result<AppendOutcome, StoreError> {
+    let mut positions = rows
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    positions.sort_unstable();
+    let (Some(first), Some(last)) = (positions.first(), positions.last()) else {
+        return Err(StoreError::InvalidAppend("no event was inserted".into()));
+    };
+    Ok(AppendOutcome {
+        stream_id: request.stream_id.clone(),
+        first_version,
+        last_version,
+        first_position: *first,
+        last_position: *last,
+        replayed: false,
+    })
 }
 
 /// Whether the database refused the append because another writer got there first.
