@@ -32,11 +32,16 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::runtime::{order_key, save_checkpoints, Move, IDLE_POLL, RETRY_DELAY};
+use crate::runtime::{order_key, save_checkpoints, tail, Move, RETRY_DELAY};
 use crate::{decode, micros, ProjectionError};
 
 /// The namespace of process-manager command ids (uuid v5).
 pub const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x8f1f_4a8e_53c1_4e6b_9c7e_5d0a_2b6e_11a7);
+
+/// The shortest time between the starts of two process-manager steps under steady appends
+/// (see [`crate::runtime::STEP_PACE`]); shorter than the read models' because a reaction
+/// is waited on (a lead is paid only once its invoice's payment was seen).
+pub const STEP_PACE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Events one process-manager step reacts to.
 pub const BATCH_SIZE: usize = 200;
@@ -406,30 +411,17 @@ impl ProcessRunner {
         }
     }
 
-    /// Tails the log until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let woken = self.context.handlers.store.appended().notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let delay = match self.step().await {
-                Ok(0) => IDLE_POLL,
-                Ok(_) => continue,
-                Err(error) => {
-                    let processes = self.checkpoint_names().join(", ");
-                    tracing::warn!(%processes, %error, "process manager step failed; retrying");
-                    RETRY_DELAY
-                }
-            };
-            tokio::select! {
-                () = &mut woken => {}
-                () = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
+    /// Tails the log until `shutdown` turns true, at most one step per [`STEP_PACE`].
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let name = self.checkpoint_names().join(", ");
+        tail(
+            self.context.handlers.store.as_ref(),
+            shutdown,
+            &name,
+            STEP_PACE,
+            || self.step(),
+        )
+        .await
     }
 }
 

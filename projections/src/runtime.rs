@@ -24,6 +24,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// may have appended).
 pub const IDLE_POLL: Duration = Duration::from_millis(250);
 
+/// The shortest time between the starts of two steps of a running projector under steady
+/// appends. Without it, every append woke the read models for a step of one or two events,
+/// and each step's fixed cost (its reads of checkpoints and log, its transaction) was paid
+/// per append; paced, a step takes what arrived in the meantime. A backlog is not slowed: a
+/// step of a full batch takes longer than this anyway. It bounds how stale a read model is
+/// kept by it, well inside the second that issue 8 allows.
+pub const STEP_PACE: Duration = Duration::from_millis(10);
+
 /// How often a reader waiting for a projection to catch up looks again.
 pub const CATCH_UP_POLL: Duration = Duration::from_millis(5);
 
@@ -262,7 +270,14 @@ impl Projector {
 
     /// Tails the log until `shutdown` turns true (see [`tail`]).
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        tail(self.store.as_ref(), shutdown, self.name(), || self.step()).await
+        tail(
+            self.store.as_ref(),
+            shutdown,
+            self.name(),
+            STEP_PACE,
+            || self.step(),
+        )
+        .await
     }
 }
 
@@ -400,17 +415,25 @@ impl ProjectorGroup {
 
     /// Tails the log like [`Projector::run`], for every member at once.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        tail(self.store.as_ref(), shutdown, "read models", || self.step()).await
+        tail(
+            self.store.as_ref(),
+            shutdown,
+            "read models",
+            STEP_PACE,
+            || self.step(),
+        )
+        .await
     }
 }
 
 /// Tails the log until `shutdown` turns true: `step` whenever an append wakes it, or every
-/// [`IDLE_POLL`]. A failing step is logged and retried after [`RETRY_DELAY`]; it never skips
+/// [`IDLE_POLL`], at most one step per `pace`. A failing step is logged and retried after [`RETRY_DELAY`]; it never skips
 /// the event.
-async fn tail<F, Fut>(
+pub(crate) async fn tail<F, Fut>(
     store: &dyn EventStore,
     mut shutdown: watch::Receiver<bool>,
     name: &str,
+    pace: Duration,
     step: F,
 ) where
     F: Fn() -> Fut,
@@ -423,6 +446,7 @@ async fn tail<F, Fut>(
         let woken = store.appended().notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        let started = tokio::time::Instant::now();
         match step().await {
             Ok(0) => {
                 tokio::select! {
@@ -431,9 +455,14 @@ async fn tail<F, Fut>(
                     _ = shutdown.changed() => return,
                 }
             }
-            Ok(_) => {}
+            Ok(_) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(started + pace) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
             Err(error) => {
-                tracing::warn!(projection = name, %error, "projection step failed; retrying");
+                tracing::warn!(worker = name, %error, "step failed; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(RETRY_DELAY) => {}
                     _ = shutdown.changed() => return,
