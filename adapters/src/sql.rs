@@ -278,7 +278,22 @@ pub fn to_postgres_placeholders(sql: &str) -> Cow<'_, str> {
         return Cow::Borrowed(sql);
     }
     let mut out = String::with_capacity(sql.len() + 8);
-    let mut index = 0;
+    let Ok(_) = replace_placeholders(&mut out, sql, |out, index| {
+        out.push('$');
+        out.push_str(&(index + 1).to_string());
+        Ok::<(), std::convert::Infallible>(())
+    });
+    Cow::Owned(out)
+}
+
+/// Appends `sql` to `out`, each `?` outside a single-quoted literal replaced by what
+/// `placeholder` writes for it (given its index from 0); returns how many there were.
+fn replace_placeholders<E>(
+    out: &mut String,
+    sql: &str,
+    mut placeholder: impl FnMut(&mut String, usize) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut count = 0;
     let mut in_literal = false;
     for ch in sql.chars() {
         match ch {
@@ -287,14 +302,13 @@ pub fn to_postgres_placeholders(sql: &str) -> Cow<'_, str> {
                 out.push(ch);
             }
             '?' if !in_literal => {
-                index += 1;
-                out.push('$');
-                out.push_str(&index.to_string());
+                placeholder(out, count)?;
+                count += 1;
             }
             _ => out.push(ch),
         }
     }
-    Cow::Owned(out)
+    Ok(count)
 }
 
 /// Appends `sql` to `out` with each `?` outside a string literal replaced by the next value as
@@ -309,49 +323,38 @@ fn inline_postgres_values(
     params: &[SqlValue],
 ) -> Result<(), StoreError> {
     use std::fmt::Write as _;
-    let mut values = params.iter();
-    let mut in_literal = false;
-    for ch in sql.chars() {
-        match ch {
-            '\'' => {
-                in_literal = !in_literal;
-                out.push(ch);
+    let count = replace_placeholders(out, sql, |out, index| {
+        let value = params.get(index).ok_or_else(|| {
+            StoreError::InvalidValue(format!("{sql:?} has more placeholders than values"))
+        })?;
+        match value {
+            SqlValue::Null => out.push_str("NULL::text"),
+            SqlValue::NullInt => out.push_str("NULL::int8"),
+            SqlValue::NullBool => out.push_str("NULL::bool"),
+            SqlValue::Int(v) => {
+                let _ = write!(out, "'{v}'::int8");
             }
-            '?' if !in_literal => {
-                let value = values.next().ok_or_else(|| {
-                    StoreError::InvalidValue(format!("{sql:?} has more placeholders than values"))
-                })?;
-                match value {
-                    SqlValue::Null => out.push_str("NULL::text"),
-                    SqlValue::NullInt => out.push_str("NULL::int8"),
-                    SqlValue::NullBool => out.push_str("NULL::bool"),
-                    SqlValue::Int(v) => {
-                        let _ = write!(out, "'{v}'::int8");
-                    }
-                    SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
-                    SqlValue::Text(text) => {
-                        if text.contains('\0') {
-                            return Err(StoreError::InvalidValue(
-                                "text contains a NUL character, which PostgreSQL cannot store"
-                                    .to_owned(),
-                            ));
-                        }
-                        out.push_str("E'");
-                        for ch in text.chars() {
-                            match ch {
-                                '\'' => out.push_str("''"),
-                                '\\' => out.push_str("\\\\"),
-                                ch => out.push(ch),
-                            }
-                        }
-                        out.push_str("'::text");
+            SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+            SqlValue::Text(text) => {
+                if text.contains('\0') {
+                    return Err(StoreError::InvalidValue(
+                        "text contains a NUL character, which PostgreSQL cannot store".to_owned(),
+                    ));
+                }
+                out.push_str("E'");
+                for ch in text.chars() {
+                    match ch {
+                        '\'' => out.push_str("''"),
+                        '\\' => out.push_str("\\\\"),
+                        ch => out.push(ch),
                     }
                 }
+                out.push_str("'::text");
             }
-            _ => out.push(ch),
         }
-    }
-    if values.next().is_some() {
+        Ok(())
+    })?;
+    if count < params.len() {
         return Err(StoreError::InvalidValue(format!(
             "{sql:?} has fewer placeholders than values"
         )));

@@ -32,7 +32,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::runtime::{order_key, save_checkpoints, tail, Move, RETRY_DELAY};
+use crate::runtime::{
+    earliest, events_after, load_checkpoints, save_checkpoints, tail, Move, RETRY_DELAY,
+};
 use crate::{decode, micros, ProjectionError};
 
 /// The namespace of process-manager command ids (uuid v5).
@@ -244,30 +246,14 @@ impl ProcessRunner {
             .collect()
     }
 
-    /// Each member's checkpoint and events handled, in member order (one query).
-    async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
-        let rows = self
-            .context
-            .db
-            .fetch_all(
-                "SELECT name, transaction_id, position, events_applied FROM projection_checkpoints \
-                 WHERE name LIKE 'process:%'",
-                &[],
-            )
-            .await?;
-        let mut stored = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let checkpoint = Checkpoint {
-                transaction_id: row.i64(1)?,
-                position: row.i64(2)?,
-            };
-            stored.insert(row.text(0)?, (checkpoint, row.i64(3)?));
-        }
-        Ok(self
-            .checkpoint_names()
-            .iter()
-            .map(|name| stored.get(name).copied().unwrap_or((Checkpoint::START, 0)))
-            .collect())
+    /// Each member's checkpoint and events handled, in member order (one query); `names`
+    /// are [`Self::checkpoint_names`].
+    async fn checkpoints(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        load_checkpoints(&self.context.db, &names).await
     }
 
     /// Reacts to the next batch; returns how many events it read (0 when every member not
@@ -275,15 +261,11 @@ impl ProcessRunner {
     /// out for [`RETRY_DELAY`]; the others' checkpoints move. The failure is returned when no
     /// member moved, and logged otherwise.
     pub async fn step(&self) -> Result<usize, ProjectionError> {
-        let checkpoints = self.checkpoints().await?;
+        let names = self.checkpoint_names();
+        let checkpoints = self.checkpoints(&names).await?;
         let awake = self.awake();
-        let Some(from) = checkpoints
-            .iter()
-            .zip(&awake)
-            .filter(|(_, awake)| **awake)
-            .map(|((checkpoint, _), _)| *checkpoint)
-            .min_by_key(order_key)
-        else {
+        let awake_checkpoints = checkpoints.iter().zip(&awake).filter(|(_, awake)| **awake);
+        let Some(from) = earliest(awake_checkpoints.map(|((checkpoint, _), _)| checkpoint)) else {
             return Ok(0);
         };
         let batch = self
@@ -296,7 +278,6 @@ impl ProcessRunner {
             return Ok(0);
         };
         let next = Checkpoint::after(last);
-        let names = self.checkpoint_names();
         // The members react concurrently (each to its own events in order): a step then takes
         // as long as its slowest member's commands, not the sum of everyone's.
         let reactions = self
@@ -308,11 +289,7 @@ impl ProcessRunner {
             .enumerate()
             .filter_map(
                 |(member, (((process, (checkpoint, handled)), awake), name))| {
-                    // The batch is in checkpoint order: this member's events are a suffix of it.
-                    let start = batch.partition_point(|event| {
-                        order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
-                    });
-                    let events = &batch[start..];
+                    let events = events_after(&batch, checkpoint);
                     (*awake && !events.is_empty()).then_some(async move {
                         let outcome = self.react_all(process.as_ref(), events).await;
                         let moved = Move {
@@ -387,8 +364,8 @@ impl ProcessRunner {
 
     /// Whether every event committed so far has been reacted to.
     pub async fn is_caught_up(&self) -> Result<bool, ProjectionError> {
-        let checkpoints = self.checkpoints().await?;
-        let Some(checkpoint) = checkpoints.iter().map(|(c, _)| *c).min_by_key(order_key) else {
+        let checkpoints = self.checkpoints(&self.checkpoint_names()).await?;
+        let Some(checkpoint) = earliest(checkpoints.iter().map(|(c, _)| c)) else {
             return Ok(true);
         };
         Ok(self

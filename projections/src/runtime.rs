@@ -325,31 +325,8 @@ impl ProjectorGroup {
 
     /// Each member's committed checkpoint and events applied, in member order (one query).
     async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
-        let rows = self
-            .db
-            .fetch_all(
-                "SELECT name, transaction_id, position, events_applied FROM projection_checkpoints",
-                &[],
-            )
-            .await?;
-        let mut stored = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let checkpoint = Checkpoint {
-                transaction_id: row.i64(1)?,
-                position: row.i64(2)?,
-            };
-            stored.insert(row.text(0)?, (checkpoint, row.i64(3)?));
-        }
-        Ok(self
-            .projections
-            .iter()
-            .map(|p| {
-                stored
-                    .get(p.name())
-                    .copied()
-                    .unwrap_or((Checkpoint::START, 0))
-            })
-            .collect())
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        load_checkpoints(&self.db, &names).await
     }
 
     /// Applies the next batch to every member behind it; returns the events read (0 when all
@@ -361,7 +338,7 @@ impl ProjectorGroup {
     /// [`Self::step`], also returning where the batch ended.
     async fn step_to(&self) -> Result<Option<(usize, Checkpoint)>, ProjectionError> {
         let checkpoints = self.checkpoints().await?;
-        let Some(from) = checkpoints.iter().map(|(c, _)| *c).min_by_key(order_key) else {
+        let Some(from) = earliest(checkpoints.iter().map(|(c, _)| c)) else {
             return Ok(None);
         };
         let batch = self.store.read_all(from, self.batch_size).await?;
@@ -376,11 +353,7 @@ impl ProjectorGroup {
         let result = async {
             let mut moves = Vec::with_capacity(self.projections.len());
             for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
-                // The batch is in checkpoint order: this member's events are a suffix of it.
-                let start = batch.partition_point(|event| {
-                    order_key(&Checkpoint::after(event)) <= order_key(checkpoint)
-                });
-                let events = &batch[start..];
+                let events = events_after(&batch, checkpoint);
                 if events.is_empty() {
                     continue;
                 }
@@ -474,7 +447,7 @@ pub(crate) async fn tail<F, Fut>(
 
 /// Where an event or checkpoint falls in the order the log is read: by transaction id, then
 /// position (on SQLite the transaction id is always 0).
-pub(crate) fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
+fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
     (checkpoint.transaction_id, checkpoint.position)
 }
 
@@ -543,22 +516,56 @@ pub(crate) async fn load_checkpoint(
     db: &SqlDb,
     name: &str,
 ) -> Result<(Checkpoint, i64), ProjectionError> {
-    let row = db
-        .fetch_optional(
-            "SELECT transaction_id, position, events_applied FROM projection_checkpoints WHERE name = ?",
-            &[name.into()],
+    let mut found = load_checkpoints(db, &[name]).await?;
+    Ok(found.pop().unwrap_or((Checkpoint::START, 0)))
+}
+
+/// Each named checkpoint and its events applied, in the order of `names` (one query); the
+/// start for a name that has none yet.
+pub(crate) async fn load_checkpoints(
+    db: &SqlDb,
+    names: &[&str],
+) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
+    let placeholders = vec!["?"; names.len()].join(", ");
+    let params: Vec<SqlValue> = names.iter().map(|name| (*name).into()).collect();
+    let rows = db
+        .fetch_all(
+            &format!(
+                "SELECT name, transaction_id, position, events_applied FROM projection_checkpoints \
+                 WHERE name IN ({placeholders})"
+            ),
+            &params,
         )
         .await?;
-    Ok(match row {
-        Some(row) => (
-            Checkpoint {
-                transaction_id: row.i64(0)?,
-                position: row.i64(1)?,
-            },
-            row.i64(2)?,
-        ),
-        None => (Checkpoint::START, 0),
-    })
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let checkpoint = Checkpoint {
+            transaction_id: row.i64(1)?,
+            position: row.i64(2)?,
+        };
+        stored.insert(row.text(0)?, (checkpoint, row.i64(3)?));
+    }
+    Ok(names
+        .iter()
+        .map(|name| stored.get(*name).copied().unwrap_or((Checkpoint::START, 0)))
+        .collect())
+}
+
+/// The earliest of `checkpoints`: where a group of runners reads the log from.
+pub(crate) fn earliest<'a>(
+    checkpoints: impl IntoIterator<Item = &'a Checkpoint>,
+) -> Option<Checkpoint> {
+    checkpoints.into_iter().copied().min_by_key(order_key)
+}
+
+/// The events of `batch` (read in checkpoint order) after `checkpoint`: a suffix of it.
+pub(crate) fn events_after<'a>(
+    batch: &'a [RecordedEvent],
+    checkpoint: &Checkpoint,
+) -> &'a [RecordedEvent] {
+    let start = batch
+        .partition_point(|event| order_key(&Checkpoint::after(event)) <= order_key(checkpoint));
+    &batch[start..]
 }
 
 /// One checkpoint's move: its name, where it must still stand, and its events applied after.

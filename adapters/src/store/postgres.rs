@@ -146,26 +146,21 @@ impl PostgresStore {
         let first_version = current_version + 1;
         let last_version = current_version + prepared.len() as u64;
         let insert = insert_events(request, &prepared, first_version, last_version, recorded_at);
-        let rows = match &request.inbox {
-            None => insert.fetch_all(&self.pool).await?,
-            Some(_) => {
-                let mut tx = self.pool.begin().await?;
-                let rows = insert.fetch_all(&mut *tx).await?;
-                let outcome = outcome_of(request, first_version, last_version, &rows)?;
-                if let Some(inbox) = &request.inbox {
-                    let sql =
-                        crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
-                    let mut query = sqlx::query(&sql);
-                    for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-                        query = crate::sql::bind_postgres(query, param);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                rows
-            }
+        let Some(inbox) = &request.inbox else {
+            let rows = insert.fetch_all(&self.pool).await?;
+            return outcome_of(request, first_version, last_version, &rows);
         };
-        outcome_of(request, first_version, last_version, &rows)
+        let mut tx = self.pool.begin().await?;
+        let rows = insert.fetch_all(&mut *tx).await?;
+        let outcome = outcome_of(request, first_version, last_version, &rows)?;
+        let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
+        let mut query = sqlx::query(&sql);
+        for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+            query = crate::sql::bind_postgres(query, param);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// The append, after validation: a typed conflict or the original outcome of a replay.
