@@ -580,6 +580,65 @@ async fn postgres_a_lower_position_committed_late_is_not_skipped() {
     db.cleanup().await;
 }
 
+/// PostgreSQL only: an append chains onto the head this process remembers without reading it,
+/// so a head another process moved must still be caught (two stores on one database stand for
+/// two replicas), and every chain must still verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_head_another_process_moved_is_a_conflict_not_a_fork() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let here = db.store.as_ref();
+    let there = store::postgres::PostgresStore::open(&db.url).await.unwrap();
+    append_n(here, "lead-shared", 2).await;
+    there
+        .append(request(
+            "lead-shared",
+            ExpectedVersion::Exact(2),
+            vec![event("There", json!({}))],
+        ))
+        .await
+        .unwrap();
+
+    // This process still remembers version 2 as the head.
+    let stale = here
+        .append(request(
+            "lead-shared",
+            ExpectedVersion::Exact(2),
+            vec![event("StaleHere", json!({}))],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+    let fresh = here
+        .append(request(
+            "lead-shared",
+            ExpectedVersion::Exact(3),
+            vec![event("Here", json!({}))],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((fresh.first_version, fresh.last_version), (4, 4));
+    // And the other way round: `there` remembers 3, the stream is at 4.
+    let stale = there
+        .append(request(
+            "lead-shared",
+            ExpectedVersion::Exact(3),
+            vec![event("StaleThere", json!({}))],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }), "{stale:?}");
+
+    let events = here.read_stream("lead-shared", 1, 100).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["Counted", "Counted", "There", "Here"]);
+    assert_eq!(events[3].prev_hash, events[2].hash);
+    assert!(store::verify(here).await.unwrap().is_intact());
+    drop(there);
+    db.cleanup().await;
+}
+
 /// PostgreSQL only: a transaction of this process that writes derived state only (a read-model
 /// batch) never inserts an event, so the reader does not wait for it; an open append still
 /// holds the reader back (the test above).

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use super::with_outcome;
 use super::{
-    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
-    PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
+    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, ExpectedVersion,
+    Position, PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
 };
 use crate::clock::now_micros;
 use crate::store::hash::{EventHash, GENESIS_HASH};
@@ -79,10 +79,60 @@ const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transacti
      stream_id, stream_type, version, event_type, schema_version, payload, metadata, command_id, \
      recorded_at, prev_hash, hash";
 
+/// Stream heads remembered per process ([`StreamHeads`]). An entry is a stream id, a version
+/// and a 32-byte hash: a few MiB at this bound.
+const STREAM_HEAD_CAPACITY: usize = 50_000;
+
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: PgPool,
     appended: tokio::sync::Notify,
+    heads: StreamHeads,
+}
+
+/// The last version and hash this process appended or read per stream, so that an append
+/// whose expected version is that version (the command handler's, from its own aggregate
+/// cache) chains onto it without reading the head first.
+///
+/// Never trusted for correctness: events are immutable, so the hash remembered for version
+/// `v` is the hash of `v` for ever, and if the stream has moved past `v` (another process
+/// appended) the insert at `v + 1` is refused by `UNIQUE (stream_id, version)`, a conflict
+/// like any other, and the entry is dropped.
+struct StreamHeads(std::sync::Mutex<lru::LruCache<String, (u64, EventHash)>>);
+
+impl StreamHeads {
+    fn new() -> StreamHeads {
+        let capacity = std::num::NonZeroUsize::new(STREAM_HEAD_CAPACITY).expect("not zero");
+        StreamHeads(std::sync::Mutex::new(lru::LruCache::new(capacity)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, (u64, EventHash)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The head to chain onto when the append's expectation alone pins it: a new stream, or
+    /// exactly the version remembered.
+    fn known(&self, request: &AppendRequest) -> Option<(u64, EventHash)> {
+        match request.expected_version {
+            ExpectedVersion::NoStream => Some((0, GENESIS_HASH)),
+            ExpectedVersion::Exact(version) => self
+                .lock()
+                .get(&request.stream_id)
+                .filter(|(known, _)| *known == version)
+                .copied(),
+            ExpectedVersion::Any => None,
+        }
+    }
+
+    fn remember(&self, stream_id: &str, version: u64, hash: EventHash) {
+        self.lock().put(stream_id.to_owned(), (version, hash));
+    }
+
+    fn forget(&self, stream_id: &str) {
+        self.lock().pop(stream_id);
+    }
 }
 
 impl PostgresStore {
@@ -106,6 +156,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             appended: tokio::sync::Notify::new(),
+            heads: StreamHeads::new(),
         })
     }
 
@@ -114,13 +165,50 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// One append in as few round trips as it allows: the stream's head is read on its own,
-    /// then the events and the command record go in as one statement, which commits by itself
-    /// unless a webhook delivery must commit with them. Reading the head outside the insert's
-    /// transaction is safe: `UNIQUE (stream_id, version)` refuses the insert if another writer
-    /// appended after the read, and that refusal is a conflict like any other; so an append
-    /// that succeeds chained onto the head it read.
+    /// One append in as few round trips as it allows: the events and the command record go in
+    /// as one statement, which commits by itself unless a webhook delivery must commit with
+    /// them; the stream's head is read first, on its own, only when neither the expectation
+    /// nor [`StreamHeads`] gives it. Chaining onto a head not read in the insert's transaction
+    /// is safe: `UNIQUE (stream_id, version)` refuses the insert if another writer appended
+    /// after it, and that refusal is a conflict like any other; so an append that succeeds
+    /// chained onto the stream's real head.
     async fn try_append(&self, request: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let (current_version, head_hash) = match self.heads.known(request) {
+            Some(head) => head,
+            None => self.read_head(request).await?,
+        };
+        let recorded_at = now_micros();
+        let prepared = prepare(request, current_version, head_hash, recorded_at)?;
+        let first_version = current_version + 1;
+        let last_version = current_version + prepared.len() as u64;
+        let last_hash = prepared.last().map_or(head_hash, |p| p.hash);
+        let insert = insert_events(request, &prepared, first_version, last_version, recorded_at);
+        let outcome = match &request.inbox {
+            None => {
+                let rows = insert.fetch_all(&self.pool).await?;
+                outcome_of(request, first_version, last_version, &rows)?
+            }
+            Some(inbox) => {
+                let mut tx = self.pool.begin().await?;
+                let rows = insert.fetch_all(&mut *tx).await?;
+                let outcome = outcome_of(request, first_version, last_version, &rows)?;
+                let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
+                let mut query = sqlx::query(&sql);
+                for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
+                    query = crate::sql::bind_postgres(query, param);
+                }
+                query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                outcome
+            }
+        };
+        self.heads
+            .remember(&request.stream_id, last_version, last_hash);
+        Ok(outcome)
+    }
+
+    /// The stream's version and last hash, read; a conflict when the expectation refuses it.
+    async fn read_head(&self, request: &AppendRequest) -> Result<(u64, EventHash), StoreError> {
         let head = sqlx::query(
             "SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
         )
@@ -141,26 +229,7 @@ impl PostgresStore {
                 actual: Some(current_version),
             });
         }
-        let recorded_at = now_micros();
-        let prepared = prepare(request, current_version, head_hash, recorded_at)?;
-        let first_version = current_version + 1;
-        let last_version = current_version + prepared.len() as u64;
-        let insert = insert_events(request, &prepared, first_version, last_version, recorded_at);
-        let Some(inbox) = &request.inbox else {
-            let rows = insert.fetch_all(&self.pool).await?;
-            return outcome_of(request, first_version, last_version, &rows);
-        };
-        let mut tx = self.pool.begin().await?;
-        let rows = insert.fetch_all(&mut *tx).await?;
-        let outcome = outcome_of(request, first_version, last_version, &rows)?;
-        let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
-        let mut query = sqlx::query(&sql);
-        for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-            query = crate::sql::bind_postgres(query, param);
-        }
-        query.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        Ok((current_version, head_hash))
     }
 
     /// The append, after validation: a typed conflict or the original outcome of a replay.
@@ -171,6 +240,7 @@ impl PostgresStore {
                 Ok(outcome)
             }
             Err(StoreError::Database(error)) if is_concurrency_failure(&error) => {
+                self.heads.forget(&request.stream_id);
                 let conflict = StoreError::Conflict {
                     stream_id: request.stream_id.clone(),
                     expected: request.expected_version,
@@ -179,6 +249,7 @@ impl PostgresStore {
                 self.resolve_failure(request, conflict).await
             }
             Err(conflict @ StoreError::Conflict { .. }) => {
+                self.heads.forget(&request.stream_id);
                 self.resolve_failure(request, conflict).await
             }
             Err(other) => Err(other),
