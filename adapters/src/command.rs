@@ -167,29 +167,68 @@ where
         &self,
         envelope: CommandEnvelope<A::Command>,
     ) -> Result<CommandOutcome, CommandError<A::Error>> {
-        let result = self.execute_once(envelope).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(CommandError::Rejected(_)) => "rejected",
-            Err(CommandError::Conflict { .. }) => "conflict",
-            Err(_) => "error",
-        };
-        metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
-            .increment(1);
+        let stream_id = Self::stream_id(&envelope.aggregate_id);
+        let _turn = self.stream_lock(&stream_id).lock().await;
+        let result = self.execute_in_turn(&stream_id, envelope, false).await;
+        count::<A>(&result);
+        result.map(|outcome| outcome.expect("a command on any stream always has an outcome"))
+    }
+
+    /// Runs one command on an aggregate that must exist already: `None`, with nothing decided
+    /// or written, when its stream has no events. The existence check is the command's own
+    /// load (a stream never stops existing, so a cached state answers it), not a read of its
+    /// own.
+    pub async fn execute_existing(
+        &self,
+        envelope: CommandEnvelope<A::Command>,
+    ) -> Result<Option<CommandOutcome>, CommandError<A::Error>> {
+        let stream_id = Self::stream_id(&envelope.aggregate_id);
+        let _turn = self.stream_lock(&stream_id).lock().await;
+        let result = self.execute_in_turn(&stream_id, envelope, true).await;
+        count::<A>(&result);
         result
     }
 
-    async fn execute_once(
+    /// Runs one command, then reads the aggregate as the command left it through `read`, in
+    /// the same turn: the state the command decided on is the stream's state at the outcome's
+    /// version, so reading one's own write costs no second load. (Only a state older than
+    /// the outcome, after a replay, is caught up first.)
+    pub async fn execute_then<R>(
         &self,
         envelope: CommandEnvelope<A::Command>,
-    ) -> Result<CommandOutcome, CommandError<A::Error>> {
+        read: impl FnOnce(&A, u64) -> R,
+    ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
         let stream_id = Self::stream_id(&envelope.aggregate_id);
         let _turn = self.stream_lock(&stream_id).lock().await;
+        let result = self.execute_in_turn(&stream_id, envelope, false).await;
+        count::<A>(&result);
+        let outcome = result?.expect("a command on any stream always has an outcome");
+        let mut loaded = self.take(&stream_id).await?;
+        if loaded.version < outcome.version {
+            self.catch_up(&stream_id, &mut loaded).await?;
+        }
+        let answer = read(&loaded.aggregate, loaded.version);
+        self.remember(&stream_id, loaded);
+        Ok((outcome, answer))
+    }
+
+    /// Load, decide, append, holding the stream's turn. `None` only when `existing_only` and
+    /// the stream has no events.
+    async fn execute_in_turn(
+        &self,
+        stream_id: &str,
+        envelope: CommandEnvelope<A::Command>,
+        existing_only: bool,
+    ) -> Result<Option<CommandOutcome>, CommandError<A::Error>> {
+        let stream_id = stream_id.to_owned();
         for _attempt in 0..=MAX_CONFLICT_RETRIES {
             // The cached state is taken out, not cloned (an aggregate like the seller's ZATCA
             // sequence grows with its history, and a clone per command would cost as much):
             // it goes back when the decision leaves it as it was or the append succeeds.
             let loaded = self.take(&stream_id).await?;
+            if existing_only && loaded.version == 0 {
+                return Ok(None);
+            }
             let version = loaded.version;
             let mut decided = loaded.aggregate;
             let sink = EventSink::default();
@@ -204,7 +243,7 @@ where
                     },
                 );
                 return match self.store.find_command(envelope.command_id).await? {
-                    Some(original) => Ok(CommandOutcome::from_append(&original)),
+                    Some(original) => Ok(Some(CommandOutcome::from_append(&original))),
                     None => Err(CommandError::Rejected(rejection)),
                 };
             }
@@ -219,16 +258,16 @@ where
                 );
                 // Nothing to do now may mean it was done before, under this very command id.
                 if let Some(original) = self.store.find_command(envelope.command_id).await? {
-                    return Ok(CommandOutcome::from_append(&original));
+                    return Ok(Some(CommandOutcome::from_append(&original)));
                 }
-                return Ok(CommandOutcome {
+                return Ok(Some(CommandOutcome {
                     stream_id,
                     version,
                     first_position: None,
                     last_position: None,
                     events_appended: 0,
                     replayed: false,
-                });
+                }));
             }
             let request = AppendRequest {
                 stream_id: stream_id.clone(),
@@ -244,7 +283,7 @@ where
             match self.store.append(request).await {
                 Ok(outcome) if outcome.replayed => {
                     self.forget(&stream_id);
-                    return Ok(CommandOutcome::from_append(&outcome));
+                    return Ok(Some(CommandOutcome::from_append(&outcome)));
                 }
                 Ok(outcome) => {
                     let version = outcome.last_version;
@@ -255,7 +294,7 @@ where
                             version,
                         },
                     );
-                    return Ok(CommandOutcome::from_append(&outcome));
+                    return Ok(Some(CommandOutcome::from_append(&outcome)));
                 }
                 Err(StoreError::Conflict { .. }) => self.forget(&stream_id),
                 Err(other) => {
@@ -341,7 +380,12 @@ where
         Ok(loaded)
     }
 
+    /// Keeps the state for the next command. An empty one (no events) is not kept: a stream
+    /// another process creates must not look absent here for as long as the entry lives.
     fn remember(&self, stream_id: &str, loaded: Loaded<A>) {
+        if loaded.version == 0 {
+            return;
+        }
         self.cache
             .lock()
             .expect("cache lock")
@@ -351,6 +395,19 @@ where
     fn forget(&self, stream_id: &str) {
         self.cache.lock().expect("cache lock").pop(stream_id);
     }
+}
+
+/// Counts a command in `revledger_commands_total{aggregate, outcome}`.
+fn count<A: Aggregate>(result: &Result<Option<CommandOutcome>, CommandError<A::Error>>) {
+    let outcome = match result {
+        Ok(Some(_)) => "ok",
+        Ok(None) => "not_found",
+        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::Conflict { .. }) => "conflict",
+        Err(_) => "error",
+    };
+    metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
+        .increment(1);
 }
 
 /// A domain event as the store keeps it: `event_type` is the variant name and `payload` the

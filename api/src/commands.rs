@@ -324,13 +324,13 @@ async fn lead_action(
     };
     let path = format!("POST /api/leads/{lead_id}/{action}");
     idempotent(&state, &principal, &headers, &path, &body, || async {
-        require_existing(&state.handlers.leads, &lead_id, "lead").await?;
         let outcome = state
             .handlers
             .leads
-            .execute(envelope)
+            .execute_existing(envelope)
             .await
-            .map_err(command_error)?;
+            .map_err(command_error)?
+            .ok_or_else(|| not_found("lead", &lead_id))?;
         Ok((status, with_id("lead_id", &lead_id, &outcome)))
     })
     .await
@@ -469,9 +469,12 @@ async fn create_invoice(
         "POST /api/invoices",
         &body,
         || async {
-            require_existing(&state.handlers.leads, &request.lead_id, "lead").await?;
+            // Reading the captured name answers whether the lead exists, too.
             let name = match request.customer_name.clone() {
-                Some(name) => name,
+                Some(name) => {
+                    require_existing(&state.handlers.leads, &request.lead_id, "lead").await?;
+                    name
+                }
                 None => captured_customer_name(&state, &request.lead_id).await?,
             };
             let issued_at = adapters::clock::now_micros();
@@ -487,14 +490,8 @@ async fn create_invoice(
                 seller: state.config.seller.clone(),
                 moyasar_invoice_id: request.moyasar_invoice_id.clone(),
             };
-            let outcome = issue_through_sequence(&state, &principal, &headers, id, issue).await?;
-            let (invoice, _) = state
-                .handlers
-                .invoices
-                .load_aggregate(&invoice_id)
-                .await
-                .map_err(command_error)?;
-            let mut answer = invoice_view(&invoice);
+            let (outcome, mut answer) =
+                issue_through_sequence(&state, &principal, &headers, id, issue).await?;
             for (key, value) in command_answer(&outcome).as_object().into_iter().flatten() {
                 answer[key] = value.clone();
             }
@@ -504,15 +501,16 @@ async fn create_invoice(
     .await
 }
 
-/// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH.
-/// A repeat of an allocation already made (same invoice id) skips straight to the invoice.
+/// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH;
+/// answers with the invoice as it is now ([`invoice_view`]). A repeat of an allocation
+/// already made (same invoice id) skips straight to the invoice.
 async fn issue_through_sequence(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     command_id: Uuid,
     issue: IssueInvoice,
-) -> Result<CommandOutcome, ApiError> {
+) -> Result<(CommandOutcome, Value), ApiError> {
     let handlers = &state.handlers;
     let vat_number = issue.seller.vat_number.clone();
     let invoice_id = issue.invoice_id.clone();
@@ -540,48 +538,51 @@ async fn issue_through_sequence(
             .store
             .find_command(projections::process::issue_command_id(&invoice_id))
             .await?;
-        return Ok(CommandOutcome {
+        let outcome = CommandOutcome {
             stream_id: CommandHandler::<Invoice>::stream_id(&invoice_id),
             version,
             first_position: original.as_ref().map(|o| o.first_position),
             last_position: original.as_ref().map(|o| o.last_position),
             events_appended: 0,
             replayed: true,
-        });
+        };
+        return Ok((outcome, invoice_view(&invoice)));
     }
-    handlers
+    let (_, allocation) = handlers
         .sequences
-        .execute(CommandEnvelope {
-            aggregate_id: vat_number.clone(),
-            command_id,
-            command: SequenceCommand::AllocateInvoice {
-                issue: issue.clone(),
+        .execute_then(
+            CommandEnvelope {
+                aggregate_id: vat_number.clone(),
+                command_id,
+                command: SequenceCommand::AllocateInvoice {
+                    issue: issue.clone(),
+                },
+                metadata: metadata(principal, headers),
+                inbox: None,
             },
-            metadata: metadata(principal, headers),
-            inbox: None,
-        })
+            |sequence, _| {
+                sequence
+                    .allocation(&invoice_id)
+                    .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
+            },
+        )
         .await
         .map_err(command_error)?;
-    let (icv, previous_invoice_hash) = handlers
-        .sequences
-        .inspect(&vat_number, |sequence, _| {
-            sequence
-                .allocation(&invoice_id)
-                .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
-        })
-        .await
-        .map_err(command_error)?
-        .ok_or_else(|| ApiError::internal(format!("{invoice_id} was not allocated")))?;
+    let (icv, previous_invoice_hash) =
+        allocation.ok_or_else(|| ApiError::internal(format!("{invoice_id} was not allocated")))?;
     let command = issue.into_command(icv, previous_invoice_hash);
     handlers
         .invoices
-        .execute(CommandEnvelope {
-            aggregate_id: invoice_id.clone(),
-            command_id: projections::process::issue_command_id(&invoice_id),
-            command,
-            metadata: metadata(principal, headers),
-            inbox: None,
-        })
+        .execute_then(
+            CommandEnvelope {
+                aggregate_id: invoice_id.clone(),
+                command_id: projections::process::issue_command_id(&invoice_id),
+                command,
+                metadata: metadata(principal, headers),
+                inbox: None,
+            },
+            |invoice, _| invoice_view(invoice),
+        )
         .await
         .map_err(command_error)
 }
@@ -636,13 +637,13 @@ async fn cancel_invoice(
     };
     let path = format!("POST /api/invoices/{invoice_id}/cancel");
     idempotent(&state, &principal, &headers, &path, &body, || async {
-        require_existing(&state.handlers.invoices, &invoice_id, "invoice").await?;
         let outcome = state
             .handlers
             .invoices
-            .execute(envelope)
+            .execute_existing(envelope)
             .await
-            .map_err(command_error)?;
+            .map_err(command_error)?
+            .ok_or_else(|| not_found("invoice", &invoice_id))?;
         Ok((StatusCode::OK, with_id("invoice_id", &invoice_id, &outcome)))
     })
     .await

@@ -20,6 +20,8 @@ crate::on_both_engines!(
     a_stale_cache_in_another_replica_is_resolved_by_retrying_on_conflict,
     concurrent_commands_on_one_stream_all_apply_exactly_once,
     reads_in_place_between_commands_see_whole_commands_in_order,
+    a_command_on_an_existing_aggregate_only_finds_no_stream_and_writes_nothing,
+    a_command_then_a_read_sees_the_state_it_left,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -356,4 +358,81 @@ impl IntoPair for (Tally, u64) {
     fn into_pair(self) -> (i64, Option<i64>, u64) {
         (self.0.total, self.0.limit, self.1)
     }
+}
+
+async fn a_command_on_an_existing_aggregate_only_finds_no_stream_and_writes_nothing(db: &TestDb) {
+    let here = CommandHandler::<Tally>::new(db.store.clone());
+    let there = CommandHandler::<Tally>::new(db.store.clone());
+    // `Open` would be accepted on an empty stream; on an existing-only command it is not run.
+    let absent = here
+        .execute_existing(envelope("t7", TallyCommand::Open { limit: 3 }))
+        .await
+        .unwrap();
+    assert_eq!(absent, None);
+    assert!(db
+        .store
+        .read_stream("tally-t7", 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Another replica creates it: the empty state seen here was not kept, so here finds it.
+    there
+        .execute(envelope("t7", TallyCommand::Open { limit: 3 }))
+        .await
+        .unwrap();
+    let added = here
+        .execute_existing(envelope("t7", TallyCommand::Add { amount: 2 }))
+        .await
+        .unwrap()
+        .expect("the stream exists now");
+    assert_eq!((added.version, added.events_appended), (2, 1));
+    let error = here
+        .execute_existing(envelope("t7", TallyCommand::Add { amount: 2 }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CommandError::Rejected(TallyError::OverLimit { .. })),
+        "{error:?}"
+    );
+}
+
+async fn a_command_then_a_read_sees_the_state_it_left(db: &TestDb) {
+    let here = CommandHandler::<Tally>::new(db.store.clone());
+    let there = CommandHandler::<Tally>::new(db.store.clone());
+    let (opened, read) = here
+        .execute_then(
+            envelope("t8", TallyCommand::Open { limit: 50 }),
+            |tally, version| (tally.total, tally.limit, version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read, (0, Some(50), opened.version));
+
+    // Another replica moves the stream on; this one's cached state is stale, its command
+    // conflicts, reloads, and the read after it sees both.
+    there
+        .execute(envelope("t8", TallyCommand::Add { amount: 5 }))
+        .await
+        .unwrap();
+    let (added, read) = here
+        .execute_then(
+            envelope("t8", TallyCommand::Add { amount: 7 }),
+            |tally, version| (tally.total, version),
+        )
+        .await
+        .unwrap();
+    assert_eq!((added.version, read), (3, (12, 3)));
+
+    // A retry of that command from a cold replica is a replay; the read is still of the state
+    // at (at least) the original outcome.
+    let add = envelope("t8", TallyCommand::Add { amount: 1 });
+    here.execute(add.clone()).await.unwrap();
+    let cold = CommandHandler::<Tally>::new(db.store.clone());
+    let (replayed, read) = cold
+        .execute_then(add, |tally, version| (tally.total, version))
+        .await
+        .unwrap();
+    assert!(replayed.replayed);
+    assert_eq!(read, (13, 4));
 }
