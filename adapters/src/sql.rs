@@ -101,6 +101,7 @@ impl From<Option<&str>> for SqlValue {
 pub const SQLITE_DURABLE: &str = "PRAGMA synchronous = FULL";
 pub(crate) const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 const SQLITE_BEGIN_DERIVED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
+const SQLITE_DERIVED: &str = "PRAGMA synchronous = NORMAL";
 
 /// A pool on either engine.
 #[derive(Clone, Debug)]
@@ -113,8 +114,16 @@ pub enum SqlDb {
 /// Whoever holds the lock owns the connection: a transaction holds it from `BEGIN` to its
 /// end, so SQLite's single writer is also a single holder here, and a statement outside a
 /// transaction waits for the one inside to finish rather than for SQLite's busy timeout.
+///
+/// Reads outside a transaction go to the store's read-only connections when it has them: a
+/// read then never waits for a write transaction (and its fsync) to let go of the writer, and
+/// it sees every transaction committed before it started (WAL readers do), which includes the
+/// caller's own earlier writes.
 #[derive(Clone)]
-pub struct SqliteDb(Arc<Mutex<Connection>>);
+pub struct SqliteDb {
+    writer: Arc<Mutex<Connection>>,
+    readers: Option<Arc<crate::store::sqlite::ReadPool>>,
+}
 
 impl std::fmt::Debug for SqliteDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,13 +132,36 @@ impl std::fmt::Debug for SqliteDb {
 }
 
 impl SqliteDb {
+    /// The writer alone: reads use it too.
     pub fn new(connection: Connection) -> SqliteDb {
-        SqliteDb(Arc::new(Mutex::new(connection)))
+        SqliteDb {
+            writer: Arc::new(Mutex::new(connection)),
+            readers: None,
+        }
+    }
+
+    /// The writer, and read-only connections for reads outside a transaction.
+    pub(crate) fn with_readers(
+        connection: Connection,
+        readers: Arc<crate::store::sqlite::ReadPool>,
+    ) -> SqliteDb {
+        SqliteDb {
+            writer: Arc::new(Mutex::new(connection)),
+            readers: Some(readers),
+        }
     }
 
     /// The connection, once every earlier holder is done with it.
     pub async fn lock(&self) -> OwnedMutexGuard<Connection> {
-        self.0.clone().lock_owned().await
+        self.writer.clone().lock_owned().await
+    }
+
+    /// `sql`'s rows, read on a read-only connection when there is one, else on the writer.
+    async fn read(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<SqlRow>, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.with(|connection| sqlite_rows(connection, sql, params)),
+            None => sqlite_rows(&mut *self.lock().await, sql, params),
+        }
     }
 }
 
@@ -465,13 +497,34 @@ impl SqlDb {
         })
     }
 
+    /// One statement in its own transaction, for state derived from the log that is written
+    /// outside a read-model batch (a process manager's own tables): like
+    /// [`SqlDb::begin_derived`], its commit may return before the disk has it. A crash can
+    /// lose the last such writes, never reorder them: a later durable commit (an append of
+    /// the command the process manager then sent) carries every earlier write to the disk
+    /// with it, and a lost write is written again when the process manager reacts again from
+    /// its checkpoint, which was saved after it. On SQLite this takes the fsync out of each
+    /// such write; PostgreSQL commits it durably all the same (turning that off costs a round
+    /// trip of its own).
+    pub async fn execute_derived(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        match self {
+            SqlDb::Sqlite(db) => {
+                let mut connection = db.lock().await;
+                connection.execute_batch(SQLITE_DERIVED)?;
+                let params = sqlite_params(params);
+                Ok(blocking(|| connection.execute(sql, &params))?)
+            }
+            SqlDb::Postgres(_) => self.execute(sql, params).await,
+        }
+    }
+
     pub async fn fetch_all(
         &self,
         sql: &str,
         params: &[SqlValue],
     ) -> Result<Vec<SqlRow>, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(db) => sqlite_rows(&mut *db.lock().await, sql, params)?,
+            SqlDb::Sqlite(db) => db.read(sql, params).await?,
             SqlDb::Postgres(pool) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)

@@ -140,7 +140,7 @@ impl Commissions {
         let commission_id = commission_id_for(&invoice_id);
         context
             .db
-            .execute(
+            .execute_derived(
                 "INSERT INTO pm_commissions (invoice_id, commission_id, partner_id) VALUES (?, ?, ?) \
                  ON CONFLICT (invoice_id) DO NOTHING",
                 &[invoice_id.as_str().into(), commission_id.as_str().into(), partner_id.as_str().into()],
@@ -190,7 +190,7 @@ impl ProcessManager for Commissions {
                 };
                 context
                     .db
-                    .execute(
+                    .execute_derived(
                         "INSERT INTO pm_referrals (partner_id, lead_email, clicked_at_us) VALUES (?, ?, ?) \
                          ON CONFLICT (partner_id, lead_email, clicked_at_us) DO NOTHING",
                         &[partner_id.into(), lead_email.into(), micros(clicked_at).into()],
@@ -210,7 +210,7 @@ impl ProcessManager for Commissions {
                 };
                 context
                     .db
-                    .execute(
+                    .execute_derived(
                         "INSERT INTO pm_leads (lead_id, email, captured_at_us, partner_id) VALUES (?, ?, ?, ?) \
                          ON CONFLICT (lead_id) DO NOTHING",
                         &[

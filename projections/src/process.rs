@@ -174,7 +174,7 @@ pub async fn record_rejection(
 ) -> Result<(), ProjectionError> {
     context
         .db
-        .execute(
+        .execute_derived(
             "INSERT INTO process_rejections (process, command_id, position, event_type, target_stream, \
              reason, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (process, command_id) DO NOTHING",
             &[
@@ -713,7 +713,7 @@ impl PaymentsToInvoices {
             }
             context
                 .db
-                .execute(
+                .execute_derived(
                     "DELETE FROM pm_parked_payments WHERE invoice_key = ?",
                     &[key.as_str().into()],
                 )
@@ -744,7 +744,7 @@ impl PaymentsToInvoices {
         tracing::info!(payment = %payment.payment_id, %key, kind = movement.kind, "parked until its invoice is issued");
         context
             .db
-            .execute(
+            .execute_derived(
                 "INSERT INTO pm_parked_payments (invoice_key, payment_event_id, kind, payment_id, amount_halalas,                  cumulative_halalas, at_us, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)                  ON CONFLICT (invoice_key, payment_event_id) DO NOTHING",
                 &[
                     key.into(),
@@ -782,7 +782,7 @@ impl ProcessManager for PaymentsToInvoices {
                 };
                 context
                     .db
-                    .execute(
+                    .execute_derived(
                         "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) VALUES (?, ?, ?) \
                          ON CONFLICT (invoice_id) DO NOTHING",
                         &[invoice_id.as_str().into(), moyasar_invoice_id.clone().into(), seller.vat_number.into()],
@@ -803,7 +803,7 @@ impl ProcessManager for PaymentsToInvoices {
                 };
                 context
                     .db
-                    .execute(
+                    .execute_derived(
                         "UPDATE pm_invoices SET moyasar_invoice_id = ? WHERE invoice_id = ?",
                         &[
                             moyasar_invoice_id.as_str().into(),

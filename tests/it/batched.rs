@@ -20,6 +20,7 @@ crate::on_both_engines!(
     deferred_writes_are_seen_by_the_next_read_and_keep_every_character,
     a_failing_deferred_write_fails_the_transaction_and_leaves_nothing,
     a_process_group_gives_each_member_its_own_events_and_a_failing_member_holds_back_only_itself,
+    a_derived_write_is_read_back_and_a_read_does_not_wait_for_an_open_write,
 );
 
 const INSERT_REJECTION: &str = "INSERT INTO process_rejections (process, command_id, position, \
@@ -114,6 +115,50 @@ async fn deferred_writes_are_seen_by_the_next_read_and_keep_every_character(db: 
         );
         tx.rollback().await.unwrap();
     }
+}
+
+/// A process manager's own writes (`execute_derived`) are read back at once outside any
+/// transaction, and such a read does not queue behind a write transaction that holds the
+/// writer (on SQLite it goes to a read-only connection; it sees what was committed).
+async fn a_derived_write_is_read_back_and_a_read_does_not_wait_for_an_open_write(db: &TestDb) {
+    let sql = db.store.sql();
+    let written = sql
+        .execute_derived(INSERT_REJECTION, &rejection("derived", AWKWARD))
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    let select = "SELECT reason FROM process_rejections WHERE command_id = ?";
+    let row = sql
+        .fetch_optional(select, &["derived".into()])
+        .await
+        .unwrap()
+        .expect("the derived write is visible to the next read");
+    assert_eq!(row.text(0).unwrap(), AWKWARD);
+
+    let mut open = sql.begin().await.unwrap();
+    open.execute(INSERT_REJECTION, &rejection("uncommitted", "not yet"))
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(30),
+        sql.fetch_all(
+            "SELECT command_id FROM process_rejections ORDER BY command_id",
+            &[],
+        ),
+    )
+    .await
+    .expect("a read outside the transaction must not wait for it to end")
+    .unwrap();
+    let ids: Vec<String> = seen.iter().map(|row| row.text(0).unwrap()).collect();
+    assert_eq!(ids, ["derived"], "only what was committed");
+    open.commit().await.unwrap();
+    assert_eq!(
+        sql.fetch_all("SELECT 1 FROM process_rejections", &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 async fn a_failing_deferred_write_fails_the_transaction_and_leaves_nothing(db: &TestDb) {

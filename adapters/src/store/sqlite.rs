@@ -57,7 +57,7 @@ pub struct SqliteStore {
     /// Runs the migrations; nothing else writes through it.
     migrator: SqlitePool,
     writer: SqliteDb,
-    readers: ReadPool,
+    readers: Arc<ReadPool>,
     /// Appends queued for the writer: whoever gets the writer connection commits all of them
     /// in one transaction (group commit: one fsync for the group, not one per append).
     queue: Arc<Mutex<Vec<Waiting>>>,
@@ -82,8 +82,8 @@ impl SqliteStore {
             .await?;
         // The file exists now (the pool created it).
         let path = options.get_filename();
-        let writer = SqliteDb::new(Connection::open(path)?);
-        let readers = ReadPool::open(path)?;
+        let readers = Arc::new(ReadPool::open(path)?);
+        let writer = SqliteDb::with_readers(Connection::open(path)?, readers.clone());
         Ok(SqliteStore {
             migrator,
             writer,
@@ -136,7 +136,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The store's read-only connections, called in place like the writer.
-struct ReadPool {
+pub(crate) struct ReadPool {
     connections: Box<[Mutex<Connection>]>,
     next: AtomicUsize,
 }
@@ -154,7 +154,7 @@ impl ReadPool {
 
     /// Runs `read` on a free reader (or, when all are busy, waits for one on this thread: a
     /// reader is held only for one statement).
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         read: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
