@@ -1243,6 +1243,7 @@ fn bench_envelope<C>(aggregate_id: &str, command_id: Uuid, command: C) -> Comman
             ..Default::default()
         },
         inbox: None,
+        fresh_id: false,
     }
 }
 

@@ -21,7 +21,8 @@
 //! **Idempotency.** Every command carries a command id, stored with its events. A command
 //! retried after success is answered from the store's command log: when the store reports a
 //! replay, or when the aggregate rejects the command (the first run already changed its state),
-//! the handler looks the command id up before returning the rejection or a decision of no events.
+//! the handler looks the command id up before returning the rejection or a decision of no events
+//! (unless the id was minted for this very command: [`CommandEnvelope::fresh_id`]).
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -110,6 +111,11 @@ pub struct CommandEnvelope<C> {
     pub metadata: EventMetadata,
     /// For a webhook delivery: its inbox row, stored with the events.
     pub inbox: Option<crate::inbox::InboxRecord>,
+    /// True when `command_id` was minted for this very command (an API request without an
+    /// `Idempotency-Key`): no earlier run of it can exist, so a refusal, or a decision of no
+    /// events, is answered without looking the id up in the command log. False whenever the
+    /// id can come again (a key, a delivery, a process manager's derived id).
+    pub fresh_id: bool,
 }
 
 #[derive(Clone)]
@@ -242,6 +248,9 @@ where
                         version,
                     },
                 );
+                if envelope.fresh_id {
+                    return Err(CommandError::Rejected(rejection));
+                }
                 return match self.store.find_command(envelope.command_id).await? {
                     Some(original) => Ok(Some(CommandOutcome::from_append(&original))),
                     None => Err(CommandError::Rejected(rejection)),
@@ -257,8 +266,10 @@ where
                     },
                 );
                 // Nothing to do now may mean it was done before, under this very command id.
-                if let Some(original) = self.store.find_command(envelope.command_id).await? {
-                    return Ok(Some(CommandOutcome::from_append(&original)));
+                if !envelope.fresh_id {
+                    if let Some(original) = self.store.find_command(envelope.command_id).await? {
+                        return Ok(Some(CommandOutcome::from_append(&original)));
+                    }
                 }
                 return Ok(Some(CommandOutcome {
                     stream_id,

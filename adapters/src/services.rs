@@ -58,6 +58,7 @@ pub async fn change_partner_tier(
         command,
         metadata: metadata.clone(),
         inbox: None,
+        fresh_id: false,
     };
     if tier == PartnerTier::Strategic && from != Some(PartnerTier::Strategic) {
         let take = PartnerProgramCommand::TakeStrategicSlot {
@@ -80,6 +81,7 @@ pub async fn change_partner_tier(
         },
         metadata: metadata.clone(),
         inbox: None,
+        fresh_id: false,
     };
     let changed = handlers.partners.execute(change).await;
     match changed {

@@ -35,7 +35,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{authenticate, Area, Principal};
-use crate::finance::{command_answer, command_error, command_id, idempotent, metadata, parse_body};
+use crate::finance::{
+    command_answer, command_error, command_id, idempotent, metadata, minted_command_id, parse_body,
+};
 use crate::{ApiError, AppState};
 
 /// Days an invoice is payable when the request does not say.
@@ -194,6 +196,7 @@ async fn capture_lead(
         },
         metadata: metadata(&principal, &headers),
         inbox: None,
+        fresh_id: minted_command_id(&headers),
     };
     idempotent(
         &state,
@@ -321,6 +324,7 @@ async fn lead_action(
         command,
         metadata: metadata(&principal, &headers),
         inbox: None,
+        fresh_id: minted_command_id(&headers),
     };
     let path = format!("POST /api/leads/{lead_id}/{action}");
     idempotent(&state, &principal, &headers, &path, &body, || async {
@@ -559,6 +563,7 @@ async fn issue_through_sequence(
                 },
                 metadata: metadata(principal, headers),
                 inbox: None,
+                fresh_id: false,
             },
             |sequence, _| {
                 sequence
@@ -580,6 +585,7 @@ async fn issue_through_sequence(
                 command,
                 metadata: metadata(principal, headers),
                 inbox: None,
+                fresh_id: false,
             },
             |invoice, _| invoice_view(invoice),
         )
@@ -634,6 +640,7 @@ async fn cancel_invoice(
         },
         metadata: metadata(&principal, &headers),
         inbox: None,
+        fresh_id: minted_command_id(&headers),
     };
     let path = format!("POST /api/invoices/{invoice_id}/cancel");
     idempotent(&state, &principal, &headers, &path, &body, || async {
@@ -719,6 +726,7 @@ async fn enroll_partner(
                     },
                     metadata: metadata(&principal, &headers),
                     inbox: None,
+                    fresh_id: false,
                 })
                 .await
                 .map_err(command_error)?;

@@ -249,6 +249,7 @@ where
         command,
         metadata: actor.metadata(),
         inbox: None,
+        fresh_id: false,
     };
     handler
         .execute(envelope)

@@ -182,10 +182,20 @@ pub fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
     }
 }
 
+fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get("idempotency-key").and_then(|v| v.to_str().ok())
+}
+
+/// Whether [`command_id`] mints a new id for this request (it carries no usable
+/// `Idempotency-Key`), so no earlier run of its command can exist.
+pub fn minted_command_id(headers: &HeaderMap) -> bool {
+    idempotency_key(headers).is_none()
+}
+
 /// The command id of a request: derived from its `Idempotency-Key` (per principal), so a
 /// retried request is applied once; a fresh id otherwise.
 pub fn command_id(principal: &Principal, headers: &HeaderMap) -> Uuid {
-    match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+    match idempotency_key(headers) {
         Some(key) => Uuid::new_v5(
             &adapters::inbox::INBOX_NAMESPACE,
             format!("api:{}:{key}", principal.token_id).as_bytes(),
@@ -330,6 +340,7 @@ pub async fn record_referral(
         },
         metadata: metadata(&principal, &headers),
         inbox: None,
+        fresh_id: minted_command_id(&headers),
     };
     let path = format!("POST /api/partners/{partner_id}/referrals");
     idempotent(&state, &principal, &headers, &path, &body, || async {
@@ -424,6 +435,7 @@ pub async fn decide_commission(
         command,
         metadata: metadata(&principal, &headers),
         inbox: None,
+        fresh_id: minted_command_id(&headers),
     };
     let path = format!("POST /api/commissions/{commission_id}/{decision}");
     idempotent(&state, &principal, &headers, &path, &body, || async {

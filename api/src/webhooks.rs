@@ -314,6 +314,7 @@ fn envelope<C>(
             ..Default::default()
         },
         inbox: with_inbox.then(|| record.clone()),
+        fresh_id: false,
     }
 }
 

@@ -122,6 +122,7 @@ pub async fn create_payouts(
             command,
             metadata: metadata.clone(),
             inbox: None,
+            fresh_id: false,
         };
         match handlers.payouts.execute(envelope).await {
             Ok(outcome) => results.push(PayoutResult {

@@ -139,6 +139,7 @@ where
             ..Default::default()
         },
         inbox: None,
+        fresh_id: false,
     };
     match handler.execute(envelope).await {
         Ok(outcome) => Ok(Some(outcome)),
@@ -941,6 +942,7 @@ pub async fn archive_cold_leads(
                 ..Default::default()
             },
             inbox: None,
+            fresh_id: false,
         };
         match handlers.leads.execute(envelope).await {
             Ok(outcome) if !outcome.replayed && outcome.events_appended > 0 => archived += 1,

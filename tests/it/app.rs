@@ -281,6 +281,7 @@ pub fn envelope<C>(aggregate_id: &str, command: C) -> CommandEnvelope<C> {
             ..Default::default()
         },
         inbox: None,
+        fresh_id: false,
     }
 }
 

@@ -22,6 +22,7 @@ crate::on_both_engines!(
     reads_in_place_between_commands_see_whole_commands_in_order,
     a_command_on_an_existing_aggregate_only_finds_no_stream_and_writes_nothing,
     a_command_then_a_read_sees_the_state_it_left,
+    a_refusal_of_a_minted_command_id_is_answered_without_the_command_log,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -109,6 +110,7 @@ fn envelope(id: &str, command: TallyCommand) -> CommandEnvelope<TallyCommand> {
             ..Default::default()
         },
         inbox: None,
+        fresh_id: false,
     }
 }
 
@@ -435,4 +437,31 @@ async fn a_command_then_a_read_sees_the_state_it_left(db: &TestDb) {
         .unwrap();
     assert!(replayed.replayed);
     assert_eq!(read, (13, 4));
+}
+
+async fn a_refusal_of_a_minted_command_id_is_answered_without_the_command_log(db: &TestDb) {
+    let handler = CommandHandler::<Tally>::new(db.store.clone());
+    let open = envelope("t9", TallyCommand::Open { limit: 1 });
+    handler.execute(open.clone()).await.unwrap();
+    // An id that can come again is looked up: the repeat is the original outcome.
+    assert!(handler.execute(open.clone()).await.unwrap().replayed);
+    // A minted id cannot have run before, so the refusal stands as it is (were the id reused
+    // against that promise, the log would not be consulted).
+    let minted = CommandEnvelope {
+        fresh_id: true,
+        ..open
+    };
+    let error = handler.execute(minted).await.unwrap_err();
+    assert!(
+        matches!(error, CommandError::Rejected(TallyError::AlreadyOpen)),
+        "{error:?}"
+    );
+    let fresh = CommandEnvelope {
+        fresh_id: true,
+        ..envelope("t9", TallyCommand::Add { amount: 5 })
+    };
+    assert!(matches!(
+        handler.execute(fresh).await.unwrap_err(),
+        CommandError::Rejected(TallyError::OverLimit { .. })
+    ));
 }
