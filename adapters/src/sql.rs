@@ -179,6 +179,57 @@ pub struct PgTx {
     /// Statements with their values inlined, `;`-separated, sent as one simple query.
     pending: String,
     pending_statements: usize,
+    /// The last pending statement when it is a single-row `INSERT … VALUES (…)` that further
+    /// rows may join ([`OpenInsert`]).
+    open_insert: Option<OpenInsert>,
+}
+
+/// A pending `INSERT … VALUES (…)` still open to more rows: the next write of the same
+/// statement with values of the same types adds its row to it (`VALUES (…), (…)`) instead of
+/// becoming a statement of its own. PostgreSQL then parses, plans and starts one statement
+/// for a run of rows: a read-model batch writes runs of thousands (the audit log's one row
+/// per event). Rows keep their order; a plain insert of many rows does what the single-row
+/// inserts would, and its failure fails the transaction as theirs would.
+struct OpenInsert {
+    sql: String,
+    types: Vec<u8>,
+}
+
+/// Where the row of `sql` starts when `sql` is `INSERT INTO … VALUES (…)` and nothing follows
+/// the row (no `ON CONFLICT`, no `RETURNING`) and no quote could hide a parenthesis.
+fn values_row(sql: &str) -> Option<usize> {
+    let trimmed = sql.trim_end();
+    if !trimmed.get(..12)?.eq_ignore_ascii_case("INSERT INTO ") || trimmed.contains(['\'', '"']) {
+        return None;
+    }
+    let start = trimmed.find(" VALUES (")? + " VALUES ".len();
+    let mut depth = 0usize;
+    for (offset, ch) in trimmed[start..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return (start + offset + 1 == trimmed.len()).then_some(start);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The SQL type each value is written as (text, int8, bool), which a multi-row `VALUES`
+/// needs to agree down each column.
+fn value_types(params: &[SqlValue]) -> Vec<u8> {
+    params
+        .iter()
+        .map(|value| match value {
+            SqlValue::Null | SqlValue::Text(_) => b't',
+            SqlValue::NullInt | SqlValue::Int(_) => b'i',
+            SqlValue::NullBool | SqlValue::Bool(_) => b'b',
+        })
+        .collect()
 }
 
 /// Deferred statements sent in one round trip at most: enough to take the round trips out of
@@ -196,6 +247,7 @@ impl PgTx {
             _derived: derived,
             pending: String::new(),
             pending_statements: 0,
+            open_insert: None,
         }
     }
 
@@ -207,6 +259,7 @@ impl PgTx {
         }
         let batch = std::mem::take(&mut self.pending);
         self.pending_statements = 0;
+        self.open_insert = None;
         // `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`, whose
         // future the compiler cannot prove `Send` inside the projections' `async_trait`s.
         let connection: &mut sqlx::PgConnection = &mut self.tx;
@@ -573,10 +626,32 @@ impl SqlTx {
                 tx.connection.execute(sql, &sqlite_params(params))?;
             }
             SqlTx::Postgres(tx) => {
-                if !tx.pending.is_empty() {
-                    tx.pending.push_str(";\n");
+                let types = value_types(params);
+                let joins = tx
+                    .open_insert
+                    .as_ref()
+                    .is_some_and(|open| open.sql == sql && open.types == types);
+                let before = tx.pending.len();
+                let written = if joins {
+                    tx.pending.push_str(",\n");
+                    let row = values_row(sql).expect("an open insert has a row");
+                    inline_postgres_values(&mut tx.pending, &sql[row..], params)
+                } else {
+                    if !tx.pending.is_empty() {
+                        tx.pending.push_str(";\n");
+                    }
+                    tx.open_insert = values_row(sql).map(|_| OpenInsert {
+                        sql: sql.to_owned(),
+                        types,
+                    });
+                    inline_postgres_values(&mut tx.pending, sql, params)
+                };
+                if let Err(error) = written {
+                    // Nothing half-written stays queued.
+                    tx.pending.truncate(before);
+                    tx.open_insert = None;
+                    return Err(error);
                 }
-                inline_postgres_values(&mut tx.pending, sql, params)?;
                 tx.pending_statements += 1;
                 if tx.pending_statements >= MAX_PENDING_STATEMENTS
                     || tx.pending.len() >= MAX_PENDING_BYTES
@@ -756,5 +831,38 @@ mod tests {
             to_postgres_placeholders("SELECT 1"),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn only_a_plain_single_row_insert_is_open_to_more_rows() {
+        let plain = "INSERT INTO t (a, b) VALUES (?, COALESCE(?, 0))";
+        assert_eq!(
+            values_row(plain).map(|at| &plain[at..]),
+            Some("(?, COALESCE(?, 0))")
+        );
+        let lower = "insert into t (a) values (?)";
+        assert_eq!(values_row(lower), None, "VALUES is matched as written here");
+        for closed in [
+            "INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO NOTHING",
+            "INSERT INTO t (a) VALUES (?) RETURNING a",
+            "INSERT INTO t (a) SELECT ?",
+            "INSERT INTO t (a) VALUES ('(')",
+            "UPDATE t SET a = ? WHERE b IN (VALUES (1))",
+            "INSERT INTO t (a) VALUES (?), (?)",
+            "INSERT INTO t (a) VALUES (?",
+        ] {
+            assert_eq!(values_row(closed), None, "{closed}");
+        }
+    }
+
+    #[test]
+    fn rows_join_only_when_their_values_have_the_same_types() {
+        let text = value_types(&[SqlValue::Text("a".into()), SqlValue::NullInt]);
+        assert_eq!(text, value_types(&[SqlValue::Null, SqlValue::Int(3)]));
+        assert_ne!(text, value_types(&[SqlValue::Int(1), SqlValue::Int(3)]));
+        assert_ne!(
+            text,
+            value_types(&[SqlValue::Text("a".into()), SqlValue::NullBool])
+        );
     }
 }

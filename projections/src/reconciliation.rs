@@ -566,6 +566,21 @@ fn occurred_at(event: &MoneyEvent) -> time::OffsetDateTime {
     }
 }
 
+/// One money event's rows.
+async fn apply_money(
+    tx: &mut SqlTx,
+    stream_id: &str,
+    money: MoneyEvent,
+) -> Result<(), ProjectionError> {
+    match money {
+        MoneyEvent::Invoice(event) => apply_invoice(tx, stream_id, event).await,
+        MoneyEvent::Payment(event) => apply_payment(tx, stream_id, event).await,
+        MoneyEvent::Commission(event) => apply_commission(tx, stream_id, event).await,
+        // Payout batches are checked through the `CommissionPaidOut` events they cause.
+        MoneyEvent::Payout(_) => Ok(()),
+    }
+}
+
 async fn apply_invoice(
     tx: &mut SqlTx,
     stream_id: &str,
@@ -823,24 +838,35 @@ impl Projection for Reconciliation {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(money) = MoneyEvent::from_recorded(event)? else {
-            return Ok(());
-        };
-        tx.write(
-            "INSERT INTO reconciliation_clock (name, at_us) VALUES ('latest', ?) ON CONFLICT (name) DO UPDATE \
-             SET at_us = CASE WHEN excluded.at_us > reconciliation_clock.at_us THEN excluded.at_us \
-             ELSE reconciliation_clock.at_us END",
-            &[micros(occurred_at(&money)).into()],
-        )
-        .await?;
-        let stream_id = event.stream_id.as_str();
-        match money {
-            MoneyEvent::Invoice(event) => apply_invoice(tx, stream_id, event).await,
-            MoneyEvent::Payment(event) => apply_payment(tx, stream_id, event).await,
-            MoneyEvent::Commission(event) => apply_commission(tx, stream_id, event).await,
-            // Payout batches are checked through the `CommissionPaidOut` events they cause.
-            MoneyEvent::Payout(_) => Ok(()),
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Each money event's rows, and the clock moved once for the batch, to its latest event
+    /// (nothing in the batch reads the clock; only the mismatch check does).
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut latest = None;
+        for event in events {
+            let Some(money) = MoneyEvent::from_recorded(event)? else {
+                continue;
+            };
+            let at = micros(occurred_at(&money));
+            latest = latest.max(Some(at));
+            apply_money(tx, event.stream_id.as_str(), money).await?;
         }
+        if let Some(at) = latest {
+            tx.write(
+                "INSERT INTO reconciliation_clock (name, at_us) VALUES ('latest', ?) ON CONFLICT (name) DO UPDATE \
+                 SET at_us = CASE WHEN excluded.at_us > reconciliation_clock.at_us THEN excluded.at_us \
+                 ELSE reconciliation_clock.at_us END",
+                &[at.into()],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// `{"reconciled": bool, "mismatch_count": n, "by_kind": {kind: n}, "mismatches": [...],

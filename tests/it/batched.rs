@@ -21,6 +21,7 @@ crate::on_both_engines!(
     a_failing_deferred_write_fails_the_transaction_and_leaves_nothing,
     a_process_group_gives_each_member_its_own_events_and_a_failing_member_holds_back_only_itself,
     a_derived_write_is_read_back_and_a_read_does_not_wait_for_an_open_write,
+    runs_of_one_insert_keep_every_row_in_order_between_other_writes,
 );
 
 const INSERT_REJECTION: &str = "INSERT INTO process_rejections (process, command_id, position, \
@@ -159,6 +160,51 @@ async fn a_derived_write_is_read_back_and_a_read_does_not_wait_for_an_open_write
             .len(),
         2
     );
+}
+
+/// On PostgreSQL a run of the same single-row insert goes out as one multi-row statement;
+/// rows must keep their values and order, other statements between them must still run in
+/// between, and values of other types in a column must not be forced into one row list.
+async fn runs_of_one_insert_keep_every_row_in_order_between_other_writes(db: &TestDb) {
+    let sql = db.store.sql();
+    let mut tx = sql.begin_derived().await.unwrap();
+    for n in 0..300 {
+        tx.write(
+            INSERT_REJECTION,
+            &rejection(&format!("run-{n:03}"), AWKWARD),
+        )
+        .await
+        .unwrap();
+        if n == 150 {
+            // Between two rows of the run: it must see the 151 rows before it, not the rest.
+            tx.write(
+                "UPDATE process_rejections SET reason = ? WHERE command_id LIKE 'run-%'",
+                &["updated".into()],
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // The same statement with an integer where text was: its own statement.
+    let mut odd = rejection("odd", "typed");
+    odd[3] = 5i64.into();
+    tx.write(INSERT_REJECTION, &odd).await.unwrap();
+    let rows = tx
+        .fetch_all(
+            "SELECT command_id, reason, event_type FROM process_rejections ORDER BY command_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows.len(), 301);
+    assert_eq!(rows[0].text(0).unwrap(), "odd");
+    assert_eq!(rows[0].text(2).unwrap(), "5");
+    for (n, row) in rows[1..].iter().enumerate() {
+        assert_eq!(row.text(0).unwrap(), format!("run-{n:03}"));
+        let expected = if n <= 150 { "updated" } else { AWKWARD };
+        assert_eq!(row.text(1).unwrap(), expected, "row {n}");
+    }
 }
 
 async fn a_failing_deferred_write_fails_the_transaction_and_leaves_nothing(db: &TestDb) {
