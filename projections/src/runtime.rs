@@ -305,6 +305,9 @@ pub struct ProjectorGroup {
     db: SqlDb,
     projections: Vec<Arc<dyn Projection>>,
     batch_size: usize,
+    /// Transactions a step applies its batch in, side by side, each to its share of the
+    /// members ([`Self::with_lanes`]).
+    lanes: usize,
 }
 
 impl ProjectorGroup {
@@ -315,7 +318,19 @@ impl ProjectorGroup {
             db,
             projections,
             batch_size: DEFAULT_BATCH_SIZE,
+            lanes: 1,
         }
+    }
+
+    /// Applies each batch in `lanes` transactions at once, member `i` in lane `i % lanes`, on
+    /// as many connections: PostgreSQL then runs a rebuild's writes on as many backends (one
+    /// backend is one core). Each lane commits its members' rows with their checkpoints, so a
+    /// lane that fails leaves its members behind and the others ahead, as any member may be.
+    /// Worth it only where writers run in parallel: SQLite has one writer, and a live group's
+    /// batches are small.
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.clamp(1, self.projections.len().max(1));
+        self
     }
 
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
@@ -346,14 +361,30 @@ impl ProjectorGroup {
             return Ok(None);
         };
         let next = Checkpoint::after(last);
+        let lanes = (0..self.lanes).map(|lane| self.apply_lane(lane, &batch, &checkpoints, next));
+        for result in futures_util::future::join_all(lanes).await {
+            result?;
+        }
+        Ok(Some((batch.len(), next)))
+    }
+
+    /// Applies `batch` to the members of `lane` in one transaction, with their checkpoints.
+    async fn apply_lane(
+        &self,
+        lane: usize,
+        batch: &[RecordedEvent],
+        checkpoints: &[(Checkpoint, i64)],
+        next: Checkpoint,
+    ) -> Result<(), ProjectionError> {
         let mut tx = self.db.begin_derived().await?;
         // Member by member: each owns its tables and reads no other's, so applying all of a
         // member's events before the next member's gives the same rows as event by event, and
         // lets each apply its run of events as a batch.
         let result = async {
             let mut moves = Vec::with_capacity(self.projections.len());
-            for (projection, (checkpoint, applied)) in self.projections.iter().zip(&checkpoints) {
-                let events = events_after(&batch, checkpoint);
+            let members = self.projections.iter().zip(checkpoints);
+            for (projection, (checkpoint, applied)) in members.skip(lane).step_by(self.lanes) {
+                let events = events_after(batch, checkpoint);
                 if events.is_empty() {
                     continue;
                 }
@@ -372,7 +403,7 @@ impl ProjectorGroup {
             return Err(error);
         }
         tx.commit().await?;
-        Ok(Some((batch.len(), next)))
+        Ok(())
     }
 
     /// Steps until a step finds nothing new; returns the events read.
@@ -471,7 +502,13 @@ impl Rebuild {
         store: Arc<dyn EventStore>,
         projections: Vec<Arc<dyn Projection>>,
     ) -> Result<Rebuild, ProjectionError> {
-        let group = ProjectorGroup::new(store, projections).with_batch_size(REBUILD_BATCH_SIZE);
+        let lanes = match store.engine() {
+            "postgres" => std::thread::available_parallelism().map_or(1, usize::from),
+            _ => 1,
+        };
+        let group = ProjectorGroup::new(store, projections)
+            .with_batch_size(REBUILD_BATCH_SIZE)
+            .with_lanes(lanes);
         let mut tx = group.db.begin_derived().await?;
         for projection in &group.projections {
             reset_in(&mut tx, projection.as_ref()).await?;
