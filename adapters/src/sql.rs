@@ -156,6 +156,20 @@ impl SqliteDb {
         self.writer.clone().lock_owned().await
     }
 
+    /// One statement in its own transaction on the writer, at the durability `level` (a
+    /// `PRAGMA synchronous` setting, read at commit).
+    async fn execute_at(
+        &self,
+        level: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.lock().await;
+        connection.execute_batch(level)?;
+        let params = sqlite_params(params);
+        Ok(blocking(|| connection.execute(sql, &params))?)
+    }
+
     /// `sql`'s rows, read on a read-only connection when there is one, else on the writer.
     async fn read(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<SqlRow>, StoreError> {
         match &self.readers {
@@ -192,6 +206,8 @@ pub struct PgTx {
 /// inserts would, and its failure fails the transaction as theirs would.
 struct OpenInsert {
     sql: String,
+    /// Where the row starts in `sql` ([`values_row`]).
+    row: usize,
     types: Vec<u8>,
 }
 
@@ -534,12 +550,7 @@ impl SqlDb {
     /// One statement in its own durable transaction.
     pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         Ok(match self {
-            SqlDb::Sqlite(db) => {
-                let mut connection = db.lock().await;
-                connection.execute_batch(SQLITE_DURABLE)?;
-                let params = sqlite_params(params);
-                blocking(|| connection.execute(sql, &params))?
-            }
+            SqlDb::Sqlite(db) => db.execute_at(SQLITE_DURABLE, sql, params).await?,
             SqlDb::Postgres(pool) => {
                 let sql = to_postgres_placeholders(sql);
                 bind_all!(sqlx::query(&sql), params)
@@ -561,12 +572,7 @@ impl SqlDb {
     /// trip of its own).
     pub async fn execute_derived(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         match self {
-            SqlDb::Sqlite(db) => {
-                let mut connection = db.lock().await;
-                connection.execute_batch(SQLITE_DERIVED)?;
-                let params = sqlite_params(params);
-                Ok(blocking(|| connection.execute(sql, &params))?)
-            }
+            SqlDb::Sqlite(db) => db.execute_at(SQLITE_DERIVED, sql, params).await,
             SqlDb::Postgres(_) => self.execute(sql, params).await,
         }
     }
@@ -627,21 +633,22 @@ impl SqlTx {
             }
             SqlTx::Postgres(tx) => {
                 let types = value_types(params);
-                let joins = tx
+                let joining = tx
                     .open_insert
                     .as_ref()
-                    .is_some_and(|open| open.sql == sql && open.types == types);
+                    .filter(|open| open.sql == sql && open.types == types)
+                    .map(|open| open.row);
                 let before = tx.pending.len();
-                let written = if joins {
+                let written = if let Some(row) = joining {
                     tx.pending.push_str(",\n");
-                    let row = values_row(sql).expect("an open insert has a row");
                     inline_postgres_values(&mut tx.pending, &sql[row..], params)
                 } else {
                     if !tx.pending.is_empty() {
                         tx.pending.push_str(";\n");
                     }
-                    tx.open_insert = values_row(sql).map(|_| OpenInsert {
+                    tx.open_insert = values_row(sql).map(|row| OpenInsert {
                         sql: sql.to_owned(),
+                        row,
                         types,
                     });
                     inline_postgres_values(&mut tx.pending, sql, params)
