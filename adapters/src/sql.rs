@@ -196,6 +196,139 @@ pub struct PgTx {
     /// The last pending statement when it is a single-row `INSERT … VALUES (…)` that further
     /// rows may join ([`OpenInsert`]).
     open_insert: Option<OpenInsert>,
+    /// Statements of the pending batch that repeat ([`Repeats`]); derived transactions only.
+    repeats: Option<Box<Repeats>>,
+}
+
+/// The statements a pending batch of a derived transaction has written, other than as rows
+/// joined to an open insert, by text and value types. A statement written a second time is
+/// prepared (`PREPARE`, with its values' types) and from then on sent as `EXECUTE name(…)`:
+/// PostgreSQL parses, analyses and plans it once per batch instead of once per row. A
+/// read-model batch updates thousands of rows with a handful of statements (a rebuild spent
+/// more of PostgreSQL's time parsing and planning them than running them). The batch ends
+/// with a `DEALLOCATE` of each name. Names are unique in the process, so a batch that fails
+/// before its `DEALLOCATE`s leaves names no later batch uses; the next derived transaction on
+/// that connection removes them ([`STRANDED`]).
+#[derive(Default)]
+struct Repeats {
+    seen: std::collections::HashMap<String, Vec<Shape>>,
+    /// Names prepared in the pending batch, in order.
+    prepared: Vec<String>,
+}
+
+/// One statement text with one set of value types: its prepared name once it has one.
+struct Shape {
+    types: Vec<u8>,
+    name: Option<String>,
+}
+
+/// Prefix of the names [`Repeats`] prepares.
+const PREPARED_PREFIX: &str = "revledger_w";
+
+/// Numbers the names [`Repeats`] prepares.
+static NEXT_PREPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Set when a batch with prepared statements failed: some connection may still hold them, so
+/// derived transactions look for and remove such names when they begin.
+static STRANDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How a write joins the pending batch.
+enum Deferred<'a> {
+    /// As a row of the open insert, starting at this offset of its text.
+    Row(usize),
+    /// As a statement of its own, values inlined.
+    Inline,
+    /// As `EXECUTE` of this prepared name (prepared first when new).
+    Execute { name: &'a str, new: bool },
+}
+
+impl Repeats {
+    /// How `sql` with values of `types` goes into the batch, and records that it did.
+    fn place(&mut self, sql: &str, types: &[u8]) -> Deferred<'_> {
+        if !self.seen.contains_key(sql) {
+            self.seen.insert(sql.to_owned(), Vec::new());
+        }
+        let Some(seen) = self.seen.get_mut(sql) else {
+            return Deferred::Inline;
+        };
+        let Some(index) = seen.iter().position(|shape| shape.types == types) else {
+            seen.push(Shape {
+                types: types.to_vec(),
+                name: None,
+            });
+            return Deferred::Inline;
+        };
+        let name = &mut seen[index].name;
+        let new = name.is_none();
+        if new {
+            let number = NEXT_PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let fresh = format!("{PREPARED_PREFIX}{number}");
+            self.prepared.push(fresh.clone());
+            *name = Some(fresh);
+        }
+        Deferred::Execute {
+            name: name.as_deref().unwrap_or_default(),
+            new,
+        }
+    }
+
+    /// Forgets the last [`Self::place`] of `sql` and `types`, which was not written after all.
+    fn unplace(&mut self, sql: &str, types: &[u8], placed_new: bool) {
+        let Some(seen) = self.seen.get_mut(sql) else {
+            return;
+        };
+        let Some(index) = seen.iter().position(|shape| shape.types == types) else {
+            return;
+        };
+        match &seen[index].name {
+            None => {
+                seen.swap_remove(index);
+            }
+            Some(_) if placed_new => {
+                seen[index].name = None;
+                self.prepared.pop();
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// `PREPARE name (types) AS sql`, `sql` with `$n` placeholders.
+fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[u8]) {
+    out.push_str("PREPARE ");
+    out.push_str(name);
+    if !types.is_empty() {
+        out.push_str(" (");
+        for (index, value_type) in types.iter().enumerate() {
+            if index > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(match value_type {
+                b'i' => "int8",
+                b'b' => "bool",
+                _ => "text",
+            });
+        }
+        out.push(')');
+    }
+    out.push_str(" AS ");
+    out.push_str(&to_postgres_placeholders(sql));
+    out.push_str(";\n");
+}
+
+/// `EXECUTE name(values)`, the values as [`inline_postgres_values`] writes them.
+fn write_execute(out: &mut String, name: &str, params: &[SqlValue]) -> Result<(), StoreError> {
+    out.push_str("EXECUTE ");
+    out.push_str(name);
+    if params.is_empty() {
+        return Ok(());
+    }
+    let mut placeholders = String::with_capacity(params.len() * 3);
+    for index in 0..params.len() {
+        placeholders.push_str(if index == 0 { "(?" } else { ", ?" });
+    }
+    placeholders.push(')');
+    inline_postgres_values(out, &placeholders, params)
 }
 
 /// A pending `INSERT … VALUES (…)` still open to more rows: the next write of the same
@@ -260,6 +393,7 @@ impl PgTx {
     ) -> PgTx {
         PgTx {
             tx,
+            repeats: derived.is_some().then(Box::default),
             _derived: derived,
             pending: String::new(),
             pending_statements: 0,
@@ -273,13 +407,26 @@ impl PgTx {
         if self.pending_statements == 0 {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        let mut batch = std::mem::take(&mut self.pending);
         self.pending_statements = 0;
         self.open_insert = None;
+        let mut prepared = false;
+        if let Some(repeats) = &mut self.repeats {
+            for name in repeats.prepared.drain(..) {
+                batch.push_str(";\nDEALLOCATE ");
+                batch.push_str(&name);
+                prepared = true;
+            }
+            repeats.seen.clear();
+        }
         // `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`, whose
         // future the compiler cannot prove `Send` inside the projections' `async_trait`s.
         let connection: &mut sqlx::PgConnection = &mut self.tx;
-        sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await?;
+        let sent = sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await;
+        if sent.is_err() && prepared {
+            STRANDED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        sent?;
         Ok(())
     }
 }
@@ -532,12 +679,26 @@ impl SqlDb {
                 // can be registered as one that never inserts events (the store's readers then
                 // do not wait for it; `crate::store::postgres`).
                 let mut tx = pool.begin().await?;
-                let id: String = sqlx::query_scalar(
-                    "SELECT pg_current_xact_id()::text \
-                     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS setting",
-                )
+                let stranded = STRANDED.load(std::sync::atomic::Ordering::Relaxed);
+                let (id, names): (String, Option<String>) = sqlx::query_as(if stranded {
+                    "SELECT pg_current_xact_id()::text, (SELECT string_agg(name, ' ') \
+                         FROM pg_prepared_statements WHERE starts_with(name, 'revledger_w')) \
+                     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS setting"
+                } else {
+                    "SELECT pg_current_xact_id()::text, NULL::text \
+                     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS setting"
+                })
                 .fetch_one(&mut *tx)
                 .await?;
+                if let Some(names) = names {
+                    // Left by a failed batch on this connection ([`Repeats`]).
+                    let deallocate: String = names
+                        .split(' ')
+                        .map(|name| format!("DEALLOCATE {name};"))
+                        .collect();
+                    let connection: &mut sqlx::PgConnection = &mut tx;
+                    sqlx::Executor::execute(connection, sqlx::raw_sql(&deallocate)).await?;
+                }
                 let registered = id
                     .parse()
                     .ok()
@@ -639,24 +800,48 @@ impl SqlTx {
                     .filter(|open| open.sql == sql && open.types == types)
                     .map(|open| open.row);
                 let before = tx.pending.len();
-                let written = if let Some(row) = joining {
-                    tx.pending.push_str(",\n");
-                    inline_postgres_values(&mut tx.pending, &sql[row..], params)
-                } else {
+                let placed = match (joining, &mut tx.repeats) {
+                    (Some(row), _) => Deferred::Row(row),
+                    (None, Some(repeats)) => repeats.place(sql, &types),
+                    (None, None) => Deferred::Inline,
+                };
+                if !matches!(placed, Deferred::Row(_)) {
                     if !tx.pending.is_empty() {
                         tx.pending.push_str(";\n");
                     }
-                    tx.open_insert = values_row(sql).map(|row| OpenInsert {
-                        sql: sql.to_owned(),
-                        row,
-                        types,
-                    });
-                    inline_postgres_values(&mut tx.pending, sql, params)
+                    tx.open_insert = None;
+                }
+                let (written, placed_new) = match placed {
+                    Deferred::Row(row) => {
+                        tx.pending.push_str(",\n");
+                        (
+                            inline_postgres_values(&mut tx.pending, &sql[row..], params),
+                            None,
+                        )
+                    }
+                    Deferred::Inline => {
+                        tx.open_insert = values_row(sql).map(|row| OpenInsert {
+                            sql: sql.to_owned(),
+                            row,
+                            types: types.clone(),
+                        });
+                        let written = inline_postgres_values(&mut tx.pending, sql, params);
+                        (written, Some(false))
+                    }
+                    Deferred::Execute { name, new } => {
+                        if new {
+                            write_prepare(&mut tx.pending, name, sql, &types);
+                        }
+                        (write_execute(&mut tx.pending, name, params), Some(new))
+                    }
                 };
                 if let Err(error) = written {
-                    // Nothing half-written stays queued.
+                    // Nothing half-written stays queued, nor counted as written.
                     tx.pending.truncate(before);
                     tx.open_insert = None;
+                    if let (Some(repeats), Some(placed_new)) = (&mut tx.repeats, placed_new) {
+                        repeats.unplace(sql, &types, placed_new);
+                    }
                     return Err(error);
                 }
                 tx.pending_statements += 1;

@@ -22,6 +22,7 @@ crate::on_both_engines!(
     a_process_group_gives_each_member_its_own_events_and_a_failing_member_holds_back_only_itself,
     a_derived_write_is_read_back_and_a_read_does_not_wait_for_an_open_write,
     runs_of_one_insert_keep_every_row_in_order_between_other_writes,
+    repeated_statements_run_in_order_and_leave_nothing_prepared,
 );
 
 const INSERT_REJECTION: &str = "INSERT INTO process_rejections (process, command_id, position, \
@@ -205,6 +206,139 @@ async fn runs_of_one_insert_keep_every_row_in_order_between_other_writes(db: &Te
         let expected = if n <= 150 { "updated" } else { AWKWARD };
         assert_eq!(row.text(1).unwrap(), expected, "row {n}");
     }
+}
+
+/// On PostgreSQL a statement written again in a derived batch is prepared once and executed
+/// per row: every execution must run in its place among the other writes, with its own
+/// values, and the batch must leave no prepared statement behind on the connection.
+async fn repeated_statements_run_in_order_and_leave_nothing_prepared(db: &TestDb) {
+    const APPEND: &str = "UPDATE process_rejections SET reason = reason || ? WHERE command_id = ?";
+    const MOVE: &str = "UPDATE process_rejections SET position = position + ? WHERE command_id = ?";
+    const BUMP_FIRST: &str =
+        "UPDATE process_rejections SET position = position + 1000 WHERE command_id = 'r-00'";
+    let sql = db.store.sql();
+    let mut tx = sql.begin_derived().await.unwrap();
+    for n in 0..20 {
+        tx.write(INSERT_REJECTION, &rejection(&format!("r-{n:02}"), ""))
+            .await
+            .unwrap();
+    }
+    for round in 0..5i64 {
+        for n in 0..20 {
+            let id = format!("r-{n:02}");
+            let piece = if n == 7 {
+                AWKWARD.to_owned()
+            } else {
+                round.to_string()
+            };
+            tx.write(APPEND, &[piece.into(), id.as_str().into()])
+                .await
+                .unwrap();
+            tx.write(MOVE, &[(round * 100 + n).into(), id.into()])
+                .await
+                .unwrap();
+        }
+        // No values at all: prepared and executed without a value list.
+        tx.write(BUMP_FIRST, &[]).await.unwrap();
+        // A row joining nothing between the runs: the insert statement seen before, again.
+        tx.write(INSERT_REJECTION, &rejection(&format!("x-{round}"), "late"))
+            .await
+            .unwrap();
+    }
+    let rows = tx
+        .fetch_all(
+            "SELECT command_id, reason, position FROM process_rejections \
+             WHERE command_id LIKE 'r-%' ORDER BY command_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let late = tx
+        .fetch_all(
+            "SELECT command_id FROM process_rejections WHERE reason = 'late'",
+            &[],
+        )
+        .await
+        .unwrap();
+    if db.engine == Engine::Postgres {
+        let left = tx
+            .fetch_all(
+                "SELECT name FROM pg_prepared_statements WHERE starts_with(name, 'revledger_w')",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "the batch deallocates what it prepared");
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(rows.len(), 20);
+    assert_eq!(late.len(), 5);
+    for (n, row) in rows.iter().enumerate() {
+        let n = n as i64;
+        let expected = if n == 7 {
+            AWKWARD.repeat(5)
+        } else {
+            "01234".to_owned()
+        };
+        assert_eq!(row.text(1).unwrap(), expected, "row {n}");
+        let bumps = if n == 0 { 5 * 1000 } else { 0 };
+        // 7 at insert, then round * 100 + n in each of five rounds.
+        assert_eq!(row.i64(2).unwrap(), 7 + 1000 + 5 * n + bumps, "row {n}");
+    }
+}
+
+/// A batch that fails after preparing statements strands them on its connection (a prepared
+/// statement outlives the transaction); the next derived transaction there removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failed_batch_leaves_no_prepared_statement_for_long() {
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    // One connection, so the next transaction is on the same session.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let sql = adapters::sql::SqlDb::Postgres(pool.clone());
+    let prepared = "SELECT name FROM pg_prepared_statements WHERE starts_with(name, 'revledger_w')";
+    let mut tx = sql.begin_derived().await.unwrap();
+    tx.write(INSERT_REJECTION, &rejection("a", "first"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        tx.write(
+            "UPDATE process_rejections SET reason = reason || ? WHERE command_id = ?",
+            &["!".into(), "a".into()],
+        )
+        .await
+        .unwrap();
+    }
+    // The insert again, now prepared (seen before, not joining): its key is taken.
+    tx.write(INSERT_REJECTION, &rejection("a", "again"))
+        .await
+        .unwrap();
+    assert!(tx.commit().await.is_err(), "a duplicate key cannot commit");
+    let stranded: Vec<(String,)> = sqlx::query_as(prepared).fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        stranded.len(),
+        2,
+        "the failed batch prepared two statements"
+    );
+    let mut next = sql.begin_derived().await.unwrap();
+    let left = next.fetch_all(prepared, &[]).await.unwrap();
+    next.commit().await.unwrap();
+    assert!(
+        left.is_empty(),
+        "the next derived transaction removed {stranded:?}"
+    );
+    let rows = sql
+        .fetch_all("SELECT command_id FROM process_rejections", &[])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "nothing of the failed batch is kept");
+    pool.close().await;
+    db.cleanup().await;
 }
 
 async fn a_failing_deferred_write_fails_the_transaction_and_leaves_nothing(db: &TestDb) {
