@@ -214,6 +214,10 @@ struct Repeats {
     seen: std::collections::HashMap<String, Vec<Shape>>,
     /// Names prepared in the pending batch, in order.
     prepared: Vec<String>,
+    /// Their `PREPARE` statements. They go out in a message of their own ahead of the batch:
+    /// PostgreSQL keeps a prepared statement's whole source message and copies it for every
+    /// `EXECUTE`, which inside a batch of megabytes cost more than the statements themselves.
+    prepares: String,
 }
 
 /// One statement text with one set of value types: its prepared name once it has one.
@@ -233,18 +237,18 @@ static NEXT_PREPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 static STRANDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How a write joins the pending batch.
-enum Deferred<'a> {
+enum Deferred {
     /// As a row of the open insert, starting at this offset of its text.
     Row(usize),
     /// As a statement of its own, values inlined.
     Inline,
     /// As `EXECUTE` of this prepared name (prepared first when new).
-    Execute { name: &'a str, new: bool },
+    Execute { name: String, new: bool },
 }
 
 impl Repeats {
     /// How `sql` with values of `types` goes into the batch, and records that it did.
-    fn place(&mut self, sql: &str, types: &[u8]) -> Deferred<'_> {
+    fn place(&mut self, sql: &str, types: &[u8]) -> Deferred {
         if !self.seen.contains_key(sql) {
             self.seen.insert(sql.to_owned(), Vec::new());
         }
@@ -267,7 +271,7 @@ impl Repeats {
             *name = Some(fresh);
         }
         Deferred::Execute {
-            name: name.as_deref().unwrap_or_default(),
+            name: name.clone().unwrap_or_default(),
             new,
         }
     }
@@ -410,20 +414,26 @@ impl PgTx {
         let mut batch = std::mem::take(&mut self.pending);
         self.pending_statements = 0;
         self.open_insert = None;
-        let mut prepared = false;
+        let mut prepares = String::new();
         if let Some(repeats) = &mut self.repeats {
             for name in repeats.prepared.drain(..) {
                 batch.push_str(";\nDEALLOCATE ");
                 batch.push_str(&name);
-                prepared = true;
             }
+            prepares = std::mem::take(&mut repeats.prepares);
             repeats.seen.clear();
         }
         // `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`, whose
         // future the compiler cannot prove `Send` inside the projections' `async_trait`s.
         let connection: &mut sqlx::PgConnection = &mut self.tx;
-        let sent = sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await;
-        if sent.is_err() && prepared {
+        let mut sent = Ok(Default::default());
+        if !prepares.is_empty() {
+            sent = sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(&prepares)).await;
+        }
+        if sent.is_ok() {
+            sent = sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await;
+        }
+        if sent.is_err() && !prepares.is_empty() {
             STRANDED.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         sent?;
@@ -829,10 +839,11 @@ impl SqlTx {
                         (written, Some(false))
                     }
                     Deferred::Execute { name, new } => {
-                        if new {
-                            write_prepare(&mut tx.pending, name, sql, &types);
+                        let written = write_execute(&mut tx.pending, &name, params);
+                        if let (Ok(()), true, Some(repeats)) = (&written, new, &mut tx.repeats) {
+                            write_prepare(&mut repeats.prepares, &name, sql, &types);
                         }
-                        (write_execute(&mut tx.pending, name, params), Some(new))
+                        (written, Some(new))
                     }
                 };
                 if let Err(error) = written {
