@@ -660,22 +660,25 @@ fn commission_postings(event: &CommissionEvent) -> Vec<Draft> {
     }
 }
 
-/// Loads the part of the memory `event` needs.
-async fn load_known(tx: &mut SqlTx, event: &MoneyEvent) -> Result<Known, ProjectionError> {
-    let mut known = Known::default();
+/// Loads into `known` the part of the memory `event` needs, unless it is there already.
+async fn load_known(
+    tx: &mut SqlTx,
+    event: &MoneyEvent,
+    known: &mut Known,
+) -> Result<(), ProjectionError> {
     match event {
         MoneyEvent::Invoice(
             InvoiceEvent::PaymentRecorded { invoice_id, .. }
             | InvoiceEvent::InvoiceCanceled { invoice_id, .. }
             | InvoiceEvent::InvoiceExpired { invoice_id, .. },
-        ) => {
+        ) if !known.invoices.contains_key(invoice_id) => {
             let row = tx
                 .fetch_optional(
                     "SELECT lead_id, vat_halalas, total_halalas FROM ledger_invoices WHERE invoice_id = ?",
                     &[invoice_id.as_str().into()],
                 )
                 .await?;
-            let Some(row) = row else { return Ok(known) };
+            let Some(row) = row else { return Ok(()) };
             let mut invoice = KnownInvoice {
                 lead_id: row.text(0)?,
                 vat_halalas: row.i64(1)?,
@@ -696,7 +699,10 @@ async fn load_known(tx: &mut SqlTx, event: &MoneyEvent) -> Result<Known, Project
         MoneyEvent::Payment(
             payment_event @ (PaymentEvent::PaymentCaptured { .. }
             | PaymentEvent::PaymentPaid { .. }),
-        ) => {
+        ) if !known
+            .collections
+            .contains_key(&payment_event.payment().payment_id) =>
+        {
             let payment_id = &payment_event.payment().payment_id;
             let row = tx
                 .fetch_optional(
@@ -716,7 +722,7 @@ async fn load_known(tx: &mut SqlTx, event: &MoneyEvent) -> Result<Known, Project
         }
         _ => {}
     }
-    Ok(known)
+    Ok(())
 }
 
 /// Stores what an event adds to the memory (the SQL twin of [`Known::remember`]).
@@ -771,10 +777,25 @@ async fn store_memory(tx: &mut SqlTx, memory: Memory) -> Result<(), ProjectionEr
     Ok(())
 }
 
-async fn write_entry(
+/// Writes the entries (each with the event it posts), all entry rows first, then all lines:
+/// each table's rows in one run, which PostgreSQL takes as one statement per table.
+async fn write_entries(
+    tx: &mut SqlTx,
+    entries: Vec<(&RecordedEvent, JournalEntry)>,
+) -> Result<(), ProjectionError> {
+    for (event, entry) in &entries {
+        write_entry_row(tx, event, entry).await?;
+    }
+    for (_, entry) in entries {
+        write_lines(tx, entry).await?;
+    }
+    Ok(())
+}
+
+async fn write_entry_row(
     tx: &mut SqlTx,
     event: &RecordedEvent,
-    entry: JournalEntry,
+    entry: &JournalEntry,
 ) -> Result<(), ProjectionError> {
     tx.write(
         "INSERT INTO ledger_entries (entry_id, position, entry_index, event_id, event_type, stream_id, \
@@ -787,10 +808,14 @@ async fn write_entry(
             event.event_type.as_str().into(),
             event.stream_id.as_str().into(),
             micros(entry.occurred_at).into(),
-            entry.description.into(),
+            entry.description.as_str().into(),
         ],
     )
     .await?;
+    Ok(())
+}
+
+async fn write_lines(tx: &mut SqlTx, entry: JournalEntry) -> Result<(), ProjectionError> {
     for (line_no, line) in entry.lines.into_iter().enumerate() {
         tx.write(
             "INSERT INTO ledger_lines (entry_id, line_no, account, debit_halalas, credit_halalas) \
@@ -825,14 +850,37 @@ impl Projection for Ledger {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(money) = MoneyEvent::from_recorded(event)? else {
-            return Ok(());
-        };
-        let known = load_known(tx, &money).await?;
-        for entry in postings(&event.event_id.to_string(), &money, &known) {
-            write_entry(tx, event, entry).await?;
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came
+    /// earlier in the batch (most payments follow their invoice closely) posts without reading
+    /// it back: a read is a round trip, and on PostgreSQL one that first sends every write
+    /// queued before it.
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut known = Known::default();
+        let mut entries = Vec::new();
+        let mut memories = Vec::new();
+        for event in events {
+            let Some(money) = MoneyEvent::from_recorded(event)? else {
+                continue;
+            };
+            load_known(tx, &money, &mut known).await?;
+            let posted = postings(&event.event_id.to_string(), &money, &known);
+            entries.extend(posted.into_iter().map(|entry| (event, entry)));
+            if let Some(memory) = memory_of(&money) {
+                memories.push(memory.clone());
+                known.remember(memory);
+            }
         }
-        if let Some(memory) = memory_of(&money) {
+        // Written once the batch is folded: nothing above reads the journal, and a memory it
+        // wrote is in `known`, which is looked up before the tables.
+        write_entries(tx, entries).await?;
+        for memory in memories {
             store_memory(tx, memory).await?;
         }
         Ok(())

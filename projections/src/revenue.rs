@@ -5,6 +5,8 @@
 //! active paid plans; the 7-day pilot (1 SAR) is a trial, shown in the plan mix but not
 //! recurring revenue. ARPU is MRR over paying customers, rounded half up to the halala.
 
+use std::collections::HashMap;
+
 use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
@@ -38,111 +40,20 @@ impl Projection for Revenue {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        if event.stream_type != "invoice" {
-            return Ok(());
-        }
-        match decode::<InvoiceEvent>(event)? {
-            InvoiceEvent::InvoiceIssued {
-                invoice_id,
-                customer,
-                lines,
-                subtotal_halalas,
-                total_halalas,
-                ..
-            } => {
-                let plan = lines
-                    .iter()
-                    .find_map(|line| line.plan)
-                    .map(|plan| plan.as_str());
-                tx.write(
-                    "INSERT INTO revenue_invoices (invoice_id, lead_id, plan, subtotal_halalas, total_halalas, \
-                     status, refunded_halalas) VALUES (?, ?, ?, ?, ?, 'issued', 0)",
-                    &[
-                        invoice_id.into(),
-                        customer.lead_id.into(),
-                        plan.into(),
-                        subtotal_halalas.into(),
-                        total_halalas.into(),
-                    ],
-                )
-                .await?;
-            }
-            InvoiceEvent::InvoicePaid {
-                invoice_id,
-                lead_id,
-                paid_at,
-                ..
-            } => {
-                tx.write(
-                    "UPDATE revenue_invoices SET status = 'paid' WHERE invoice_id = ?",
-                    &[invoice_id.as_str().into()],
-                )
-                .await?;
-                let plan = tx
-                    .fetch_optional(
-                        "SELECT plan FROM revenue_invoices WHERE invoice_id = ?",
-                        &[invoice_id.as_str().into()],
-                    )
-                    .await?
-                    .map(|row| row.opt_text(0))
-                    .transpose()?
-                    .flatten()
-                    .and_then(|text| parse_plan(&text));
-                let Some(plan) = plan else { return Ok(()) };
-                let is_pilot = plan == Plan::Pilot;
-                tx.write(
-                    "INSERT INTO revenue_customers (lead_id, plan, invoice_id, monthly_halalas, active, \
-                     started_on_pilot, converted_from_pilot, since_us) VALUES (?, ?, ?, ?, TRUE, ?, FALSE, ?) \
-                     ON CONFLICT (lead_id) DO UPDATE SET plan = excluded.plan, invoice_id = excluded.invoice_id, \
-                     monthly_halalas = excluded.monthly_halalas, active = TRUE, \
-                     converted_from_pilot = revenue_customers.converted_from_pilot \
-                        OR (revenue_customers.started_on_pilot AND excluded.plan <> 'pilot')",
-                    &[
-                        lead_id.into(),
-                        plan.as_str().into(),
-                        invoice_id.into(),
-                        monthly_halalas(plan).into(),
-                        is_pilot.into(),
-                        micros(paid_at).into(),
-                    ],
-                )
-                .await?;
-            }
-            InvoiceEvent::InvoiceRefunded {
-                invoice_id,
-                refunded_halalas,
-                ..
-            } => {
-                tx.write(
-                    "UPDATE revenue_invoices SET refunded_halalas = ?, \
-                     status = CASE WHEN ? >= total_halalas THEN 'refunded' ELSE status END WHERE invoice_id = ?",
-                    &[refunded_halalas.into(), refunded_halalas.into(), invoice_id.as_str().into()],
-                )
-                .await?;
-                tx.write(
-                    "UPDATE revenue_customers SET active = FALSE WHERE invoice_id = ? AND EXISTS \
-                     (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
-                    &[invoice_id.as_str().into(), invoice_id.into()],
-                )
-                .await?;
-            }
-            InvoiceEvent::InvoiceCanceled { invoice_id, .. } => {
-                tx.write(
-                    "UPDATE revenue_invoices SET status = 'canceled' WHERE invoice_id = ?",
-                    &[invoice_id.into()],
-                )
-                .await?;
-            }
-            InvoiceEvent::InvoiceExpired { invoice_id, .. } => {
-                tx.write(
-                    "UPDATE revenue_invoices SET status = 'expired' WHERE invoice_id = ?",
-                    &[invoice_id.into()],
-                )
-                .await?;
-            }
-            InvoiceEvent::PaymentRecorded { .. }
-            | InvoiceEvent::InvoiceOverpaid { .. }
-            | InvoiceEvent::MoyasarInvoiceLinked { .. } => {}
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Remembers the plan of each invoice the batch issues, so its payment later in the batch
+    /// needs no read of the plan back (a round trip, which on PostgreSQL also sends every write
+    /// queued before it).
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut plans = HashMap::new();
+        for event in events {
+            apply_one(tx, event, &mut plans).await?;
         }
         Ok(())
     }
@@ -198,4 +109,121 @@ impl Projection for Revenue {
             "pilot_conversion_bps": if pilots_started == 0 { 0 } else { pilots_converted * 10_000 / pilots_started },
         }))
     }
+}
+
+/// Applies one event; `plans` holds the plan (or none) of each invoice issued earlier in the
+/// batch.
+async fn apply_one(
+    tx: &mut SqlTx,
+    event: &RecordedEvent,
+    plans: &mut HashMap<String, Option<Plan>>,
+) -> Result<(), ProjectionError> {
+    if event.stream_type != "invoice" {
+        return Ok(());
+    }
+    match decode::<InvoiceEvent>(event)? {
+        InvoiceEvent::InvoiceIssued {
+            invoice_id,
+            customer,
+            lines,
+            subtotal_halalas,
+            total_halalas,
+            ..
+        } => {
+            let plan = lines.iter().find_map(|line| line.plan);
+            plans.insert(invoice_id.clone(), plan);
+            tx.write(
+                "INSERT INTO revenue_invoices (invoice_id, lead_id, plan, subtotal_halalas, total_halalas, \
+                 status, refunded_halalas) VALUES (?, ?, ?, ?, ?, 'issued', 0)",
+                &[
+                    invoice_id.into(),
+                    customer.lead_id.into(),
+                    plan.map(|plan| plan.as_str()).into(),
+                    subtotal_halalas.into(),
+                    total_halalas.into(),
+                ],
+            )
+            .await?;
+        }
+        InvoiceEvent::InvoicePaid {
+            invoice_id,
+            lead_id,
+            paid_at,
+            ..
+        } => {
+            tx.write(
+                "UPDATE revenue_invoices SET status = 'paid' WHERE invoice_id = ?",
+                &[invoice_id.as_str().into()],
+            )
+            .await?;
+            let plan = match plans.get(&invoice_id) {
+                Some(plan) => *plan,
+                None => tx
+                    .fetch_optional(
+                        "SELECT plan FROM revenue_invoices WHERE invoice_id = ?",
+                        &[invoice_id.as_str().into()],
+                    )
+                    .await?
+                    .map(|row| row.opt_text(0))
+                    .transpose()?
+                    .flatten()
+                    .and_then(|text| parse_plan(&text)),
+            };
+            let Some(plan) = plan else { return Ok(()) };
+            let is_pilot = plan == Plan::Pilot;
+            tx.write(
+                "INSERT INTO revenue_customers (lead_id, plan, invoice_id, monthly_halalas, active, \
+                 started_on_pilot, converted_from_pilot, since_us) VALUES (?, ?, ?, ?, TRUE, ?, FALSE, ?) \
+                 ON CONFLICT (lead_id) DO UPDATE SET plan = excluded.plan, invoice_id = excluded.invoice_id, \
+                 monthly_halalas = excluded.monthly_halalas, active = TRUE, \
+                 converted_from_pilot = revenue_customers.converted_from_pilot \
+                    OR (revenue_customers.started_on_pilot AND excluded.plan <> 'pilot')",
+                &[
+                    lead_id.into(),
+                    plan.as_str().into(),
+                    invoice_id.into(),
+                    monthly_halalas(plan).into(),
+                    is_pilot.into(),
+                    micros(paid_at).into(),
+                ],
+            )
+            .await?;
+        }
+        InvoiceEvent::InvoiceRefunded {
+            invoice_id,
+            refunded_halalas,
+            ..
+        } => {
+            tx.write(
+                "UPDATE revenue_invoices SET refunded_halalas = ?, \
+                 status = CASE WHEN ? >= total_halalas THEN 'refunded' ELSE status END WHERE invoice_id = ?",
+                &[refunded_halalas.into(), refunded_halalas.into(), invoice_id.as_str().into()],
+            )
+            .await?;
+            tx.write(
+                "UPDATE revenue_customers SET active = FALSE WHERE invoice_id = ? AND EXISTS \
+                 (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
+                &[invoice_id.as_str().into(), invoice_id.into()],
+            )
+            .await?;
+        }
+        InvoiceEvent::InvoiceCanceled { invoice_id, .. } => {
+            tx.write(
+                "UPDATE revenue_invoices SET status = 'canceled' WHERE invoice_id = ?",
+                &[invoice_id.into()],
+            )
+            .await?;
+        }
+        InvoiceEvent::InvoiceExpired { invoice_id, .. } => {
+            tx.write(
+                "UPDATE revenue_invoices SET status = 'expired' WHERE invoice_id = ?",
+                &[invoice_id.into()],
+            )
+            .await?;
+        }
+        InvoiceEvent::PaymentRecorded { .. }
+        | InvoiceEvent::InvoiceOverpaid { .. }
+        | InvoiceEvent::MoyasarInvoiceLinked { .. } => {}
+    }
+    Ok(())
 }
