@@ -283,8 +283,20 @@ impl Projector {
 
 /// Empties a projection's tables and deletes its checkpoint inside `tx`.
 async fn reset_in(tx: &mut SqlTx, projection: &dyn Projection) -> Result<(), ProjectionError> {
-    for table in projection.tables() {
-        tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
+    match tx {
+        // `DELETE` would leave every row dead until a vacuum came by: each rebuild doubled
+        // the tables (and their indexes) it then wrote into. `TRUNCATE` gives the space back
+        // at once and is transactional; it holds the tables' exclusive lock until the commit.
+        SqlTx::Postgres(_) => {
+            let tables = projection.tables().join(", ");
+            tx.execute(&format!("TRUNCATE {tables}"), &[]).await?;
+        }
+        // SQLite empties a table without a `WHERE` by dropping its pages, not row by row.
+        SqlTx::Sqlite(_) => {
+            for table in projection.tables() {
+                tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
+            }
+        }
     }
     tx.execute(
         "DELETE FROM projection_checkpoints WHERE name = ?",
@@ -352,11 +364,24 @@ impl ProjectorGroup {
 
     /// [`Self::step`], also returning where the batch ended.
     async fn step_to(&self) -> Result<Option<(usize, Checkpoint)>, ProjectionError> {
+        self.step_with(|from| async move { Ok(self.store.read_all(from, self.batch_size).await?) })
+            .await
+    }
+
+    /// A step whose batch `read` gives, from the earliest member's checkpoint.
+    async fn step_with<F, Fut>(
+        &self,
+        read: F,
+    ) -> Result<Option<(usize, Checkpoint)>, ProjectionError>
+    where
+        F: FnOnce(Checkpoint) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<RecordedEvent>, ProjectionError>>,
+    {
         let checkpoints = self.checkpoints().await?;
         let Some(from) = earliest(checkpoints.iter().map(|(c, _)| c)) else {
             return Ok(None);
         };
-        let batch = self.store.read_all(from, self.batch_size).await?;
+        let batch = read(from).await?;
         let Some(last) = batch.last() else {
             return Ok(None);
         };
@@ -494,7 +519,11 @@ pub struct Rebuild {
     group: ProjectorGroup,
     after: Checkpoint,
     applied: i64,
+    /// The next batch, read while the last one was applied, and where it was read from.
+    ahead: Option<(Checkpoint, ReadAhead)>,
 }
+
+type ReadAhead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, adapters::store::StoreError>>;
 
 impl Rebuild {
     /// Empties the read models and their checkpoints (one transaction) in the store's database.
@@ -518,13 +547,46 @@ impl Rebuild {
             group,
             after: Checkpoint::START,
             applied: 0,
+            ahead: None,
         })
     }
 
     /// Applies the next batch to every read model; returns how many events it read (0 at the
     /// end of the log).
+    ///
+    /// Each batch is read while the one before is applied (reading is a fifth of a rebuild's
+    /// time on PostgreSQL), from where that one ends; a step that finds the read models
+    /// elsewhere (a lane failed) reads again from there.
     pub async fn step(&mut self) -> Result<usize, ProjectionError> {
-        let Some((read, after)) = self.group.step_to().await? else {
+        let ahead = self.ahead.take();
+        let store = self.group.store.clone();
+        let size = self.group.batch_size;
+        let mut next_read = None;
+        let next = &mut next_read;
+        let stepped = self
+            .group
+            .step_with(|from| async move {
+                let batch = match ahead {
+                    // The task is never aborted: it fails only by panicking, as the read would.
+                    Some((at, reading)) if at == from => match reading.await {
+                        Ok(read) => read?,
+                        Err(error) => std::panic::resume_unwind(error.into_panic()),
+                    },
+                    _ => store.read_all(from, size).await?,
+                };
+                if let Some(last) = batch.last() {
+                    let at = Checkpoint::after(last);
+                    let store = store.clone();
+                    *next = Some((
+                        at,
+                        tokio::spawn(async move { store.read_all(at, size).await }),
+                    ));
+                }
+                Ok(batch)
+            })
+            .await;
+        self.ahead = next_read;
+        let Some((read, after)) = stepped? else {
             return Ok(0);
         };
         self.after = after;
