@@ -201,7 +201,7 @@ pub struct PgTx {
 }
 
 /// The statements a pending batch of a derived transaction has written, other than as rows
-/// joined to an open insert, by text and value types. A statement written a second time is
+/// joined to an open insert, by text and value types. A statement written often enough is
 /// prepared (`PREPARE`, with its values' types) and from then on sent as `EXECUTE name(…)`:
 /// PostgreSQL parses, analyses and plans it once per batch instead of once per row. A
 /// read-model batch updates thousands of rows with a handful of statements (a rebuild spent
@@ -220,11 +220,18 @@ struct Repeats {
     prepares: String,
 }
 
-/// One statement text with one set of value types: its prepared name once it has one.
+/// One statement text with one set of value types: how often the batch has it, and its
+/// prepared name once it has one.
 struct Shape {
     types: Vec<u8>,
+    written: usize,
     name: Option<String>,
 }
+
+/// The write of a statement from which on it is prepared. Preparing costs a round trip of its
+/// own ([`Repeats::prepares`]) and a `DEALLOCATE`; a live batch of a few events, which repeats
+/// a statement a handful of times, was slower for it.
+const PREPARE_AFTER: usize = 16;
 
 /// Prefix of the names [`Repeats`] prepares.
 const PREPARED_PREFIX: &str = "revledger_w";
@@ -255,14 +262,23 @@ impl Repeats {
         let Some(seen) = self.seen.get_mut(sql) else {
             return Deferred::Inline;
         };
-        let Some(index) = seen.iter().position(|shape| shape.types == types) else {
-            seen.push(Shape {
-                types: types.to_vec(),
-                name: None,
-            });
-            return Deferred::Inline;
+        let index = match seen.iter().position(|shape| shape.types == types) {
+            Some(index) => index,
+            None => {
+                seen.push(Shape {
+                    types: types.to_vec(),
+                    written: 0,
+                    name: None,
+                });
+                seen.len() - 1
+            }
         };
-        let name = &mut seen[index].name;
+        let shape = &mut seen[index];
+        shape.written += 1;
+        if shape.name.is_none() && shape.written < PREPARE_AFTER {
+            return Deferred::Inline;
+        }
+        let name = &mut shape.name;
         let new = name.is_none();
         if new {
             let number = NEXT_PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -284,15 +300,11 @@ impl Repeats {
         let Some(index) = seen.iter().position(|shape| shape.types == types) else {
             return;
         };
-        match &seen[index].name {
-            None => {
-                seen.swap_remove(index);
-            }
-            Some(_) if placed_new => {
-                seen[index].name = None;
-                self.prepared.pop();
-            }
-            Some(_) => {}
+        let shape = &mut seen[index];
+        shape.written -= 1;
+        if placed_new {
+            shape.name = None;
+            self.prepared.pop();
         }
     }
 }
