@@ -223,7 +223,7 @@ struct Repeats {
 /// One statement text with one set of value types: how often the batch has it, and its
 /// prepared name once it has one.
 struct Shape {
-    types: Vec<u8>,
+    types: Vec<&'static str>,
     written: usize,
     name: Option<String>,
 }
@@ -255,12 +255,11 @@ enum Deferred {
 
 impl Repeats {
     /// How `sql` with values of `types` goes into the batch, and records that it did.
-    fn place(&mut self, sql: &str, types: &[u8]) -> Deferred {
-        if !self.seen.contains_key(sql) {
-            self.seen.insert(sql.to_owned(), Vec::new());
-        }
-        let Some(seen) = self.seen.get_mut(sql) else {
-            return Deferred::Inline;
+    fn place(&mut self, sql: &str, types: &[&'static str]) -> Deferred {
+        // Looked up by `&str` first: the text is copied once per batch, not once per write.
+        let seen = match self.seen.get_mut(sql) {
+            Some(seen) => seen,
+            None => self.seen.entry(sql.to_owned()).or_default(),
         };
         let index = match seen.iter().position(|shape| shape.types == types) {
             Some(index) => index,
@@ -293,7 +292,7 @@ impl Repeats {
     }
 
     /// Forgets the last [`Self::place`] of `sql` and `types`, which was not written after all.
-    fn unplace(&mut self, sql: &str, types: &[u8], placed_new: bool) {
+    fn unplace(&mut self, sql: &str, types: &[&'static str], placed_new: bool) {
         let Some(seen) = self.seen.get_mut(sql) else {
             return;
         };
@@ -310,21 +309,12 @@ impl Repeats {
 }
 
 /// `PREPARE name (types) AS sql`, `sql` with `$n` placeholders.
-fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[u8]) {
+fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[&str]) {
     out.push_str("PREPARE ");
     out.push_str(name);
     if !types.is_empty() {
         out.push_str(" (");
-        for (index, value_type) in types.iter().enumerate() {
-            if index > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(match value_type {
-                b'i' => "int8",
-                b'b' => "bool",
-                _ => "text",
-            });
-        }
+        out.push_str(&types.join(", "));
         out.push(')');
     }
     out.push_str(" AS ");
@@ -332,19 +322,18 @@ fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[u8]) {
     out.push_str(";\n");
 }
 
-/// `EXECUTE name(values)`, the values as [`inline_postgres_values`] writes them.
+/// `EXECUTE name(values)`, each value a literal as [`write_literal`] writes it.
 fn write_execute(out: &mut String, name: &str, params: &[SqlValue]) -> Result<(), StoreError> {
     out.push_str("EXECUTE ");
     out.push_str(name);
-    if params.is_empty() {
-        return Ok(());
+    for (index, value) in params.iter().enumerate() {
+        out.push_str(if index == 0 { "(" } else { ", " });
+        write_literal(out, value)?;
     }
-    let mut placeholders = String::with_capacity(params.len() * 3);
-    for index in 0..params.len() {
-        placeholders.push_str(if index == 0 { "(?" } else { ", ?" });
+    if !params.is_empty() {
+        out.push(')');
     }
-    placeholders.push(')');
-    inline_postgres_values(out, &placeholders, params)
+    Ok(())
 }
 
 /// A pending `INSERT … VALUES (…)` still open to more rows: the next write of the same
@@ -357,7 +346,7 @@ struct OpenInsert {
     sql: String,
     /// Where the row starts in `sql` ([`values_row`]).
     row: usize,
-    types: Vec<u8>,
+    types: Vec<&'static str>,
 }
 
 /// Where the row of `sql` starts when `sql` is `INSERT INTO … VALUES (…)` and nothing follows
@@ -384,15 +373,15 @@ fn values_row(sql: &str) -> Option<usize> {
     None
 }
 
-/// The SQL type each value is written as (text, int8, bool), which a multi-row `VALUES`
-/// needs to agree down each column.
-fn value_types(params: &[SqlValue]) -> Vec<u8> {
+/// The SQL type each value is written as ([`write_literal`]), which a multi-row `VALUES` needs
+/// to agree down each column and a `PREPARE` declares.
+fn value_types(params: &[SqlValue]) -> Vec<&'static str> {
     params
         .iter()
         .map(|value| match value {
-            SqlValue::Null | SqlValue::Text(_) => b't',
-            SqlValue::NullInt | SqlValue::Int(_) => b'i',
-            SqlValue::NullBool | SqlValue::Bool(_) => b'b',
+            SqlValue::Null | SqlValue::Text(_) => "text",
+            SqlValue::NullInt | SqlValue::Int(_) => "int8",
+            SqlValue::NullBool | SqlValue::Bool(_) => "bool",
         })
         .collect()
 }
@@ -438,13 +427,13 @@ impl PgTx {
         // `Executor::execute` (a boxed `Send` future) rather than `RawSql::execute`, whose
         // future the compiler cannot prove `Send` inside the projections' `async_trait`s.
         let connection: &mut sqlx::PgConnection = &mut self.tx;
-        let mut sent = Ok(Default::default());
-        if !prepares.is_empty() {
-            sent = sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(&prepares)).await;
+        let sent = async {
+            if !prepares.is_empty() {
+                sqlx::Executor::execute(&mut *connection, sqlx::raw_sql(&prepares)).await?;
+            }
+            sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await
         }
-        if sent.is_ok() {
-            sent = sqlx::Executor::execute(connection, sqlx::raw_sql(&batch)).await;
-        }
+        .await;
         if sent.is_err() && !prepares.is_empty() {
             STRANDED.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -592,42 +581,47 @@ fn inline_postgres_values(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<(), StoreError> {
-    use std::fmt::Write as _;
     let count = replace_placeholders(out, sql, |out, index| {
         let value = params.get(index).ok_or_else(|| {
             StoreError::InvalidValue(format!("{sql:?} has more placeholders than values"))
         })?;
-        match value {
-            SqlValue::Null => out.push_str("NULL::text"),
-            SqlValue::NullInt => out.push_str("NULL::int8"),
-            SqlValue::NullBool => out.push_str("NULL::bool"),
-            SqlValue::Int(v) => {
-                let _ = write!(out, "'{v}'::int8");
-            }
-            SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
-            SqlValue::Text(text) => {
-                if text.contains('\0') {
-                    return Err(StoreError::InvalidValue(
-                        "text contains a NUL character, which PostgreSQL cannot store".to_owned(),
-                    ));
-                }
-                out.push_str("E'");
-                for ch in text.chars() {
-                    match ch {
-                        '\'' => out.push_str("''"),
-                        '\\' => out.push_str("\\\\"),
-                        ch => out.push(ch),
-                    }
-                }
-                out.push_str("'::text");
-            }
-        }
-        Ok(())
+        write_literal(out, value)
     })?;
     if count < params.len() {
         return Err(StoreError::InvalidValue(format!(
             "{sql:?} has fewer placeholders than values"
         )));
+    }
+    Ok(())
+}
+
+/// `value` as a PostgreSQL literal of its type ([`inline_postgres_values`]).
+fn write_literal(out: &mut String, value: &SqlValue) -> Result<(), StoreError> {
+    use std::fmt::Write as _;
+    match value {
+        SqlValue::Null => out.push_str("NULL::text"),
+        SqlValue::NullInt => out.push_str("NULL::int8"),
+        SqlValue::NullBool => out.push_str("NULL::bool"),
+        SqlValue::Int(v) => {
+            let _ = write!(out, "'{v}'::int8");
+        }
+        SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+        SqlValue::Text(text) => {
+            if text.contains('\0') {
+                return Err(StoreError::InvalidValue(
+                    "text contains a NUL character, which PostgreSQL cannot store".to_owned(),
+                ));
+            }
+            out.push_str("E'");
+            for ch in text.chars() {
+                match ch {
+                    '\'' => out.push_str("''"),
+                    '\\' => out.push_str("\\\\"),
+                    ch => out.push(ch),
+                }
+            }
+            out.push_str("'::text");
+        }
     }
     Ok(())
 }

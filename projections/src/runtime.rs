@@ -561,8 +561,7 @@ impl Rebuild {
         let ahead = self.ahead.take();
         let store = self.group.store.clone();
         let size = self.group.batch_size;
-        let mut next_read = None;
-        let next = &mut next_read;
+        let next = &mut self.ahead;
         let stepped = self
             .group
             .step_with(|from| async move {
@@ -585,7 +584,6 @@ impl Rebuild {
                 Ok(batch)
             })
             .await;
-        self.ahead = next_read;
         let Some((read, after)) = stepped? else {
             return Ok(0);
         };
