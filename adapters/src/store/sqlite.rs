@@ -100,11 +100,17 @@ impl SqliteStore {
 
     /// Queues the append and either commits the queue (when this caller gets the writer
     /// connection first) or waits for the caller that does. The commit runs on its own task, so
-    /// a caller that gives up cannot cut the group short.
+    /// a caller that gives up cannot cut the group short. A caller whose append another one
+    /// committed returns then, without waiting for its own turn at the writer (behind which a
+    /// read model's batch may be queued).
     async fn try_append(&self, request: Arc<AppendRequest>) -> Result<AppendOutcome, StoreError> {
-        let (sender, receiver) = oneshot::channel();
+        let (sender, mut receiver) = oneshot::channel();
         lock(&self.queue).push((request, sender));
-        let connection = self.writer.lock().await;
+        let connection = tokio::select! {
+            biased;
+            answer = &mut receiver => return answered(answer),
+            connection = self.writer.lock() => connection,
+        };
         let group: Vec<Waiting> = {
             let mut queue = lock(&self.queue);
             let take = queue.len().min(MAX_GROUP);
@@ -117,16 +123,15 @@ impl SqliteStore {
             let appended = self.appended.clone();
             tokio::spawn(commit_group(connection, group, appended));
         }
-        receive(receiver).await
+        answered(receiver.await)
     }
 }
 
-async fn receive(
-    receiver: oneshot::Receiver<Result<AppendOutcome, StoreError>>,
+/// The outcome the committing caller sent (an error if it was gone without answering).
+fn answered(
+    answer: Result<Result<AppendOutcome, StoreError>, oneshot::error::RecvError>,
 ) -> Result<AppendOutcome, StoreError> {
-    receiver
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
+    answer.unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
