@@ -20,6 +20,7 @@ crate::on_both_engines!(
     expecting_no_stream_conflicts_once_the_stream_exists,
     expecting_a_version_beyond_the_head_conflicts,
     two_concurrent_appends_at_the_same_expected_version_let_exactly_one_win,
+    sixty_four_concurrent_appends_each_get_their_own_outcome,
     the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows,
     the_same_event_ids_appended_again_return_the_original_positions,
     an_event_id_reused_in_another_stream_is_rejected,
@@ -199,6 +200,59 @@ async fn two_concurrent_appends_at_the_same_expected_version_let_exactly_one_win
     }
     let events = db.store.read_stream("payment-race", 1, 100).await.unwrap();
     assert_eq!(events.len(), 20);
+}
+
+/// Concurrent appends are committed in groups on SQLite, where a caller whose append another
+/// caller committed returns on its answer: each must get its own outcome (its stream, its
+/// position) or its own conflict, never a neighbour's.
+async fn sixty_four_concurrent_appends_each_get_their_own_outcome(db: &TestDb) {
+    let barrier = Arc::new(Barrier::new(64));
+    let writers: Vec<_> = (0..64u64)
+        .map(|writer| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                // Every fourth writer expects a stream that is not there: a conflict that
+                // must roll back alone and reach that writer.
+                let expected = if writer % 4 == 3 {
+                    ExpectedVersion::from_loaded(1)
+                } else {
+                    ExpectedVersion::NoStream
+                };
+                let stream = format!("payment-crowd-{writer}");
+                barrier.wait().await;
+                let outcome = store
+                    .append(request(
+                        &stream,
+                        expected,
+                        vec![event("Crowded", json!({"writer": writer}))],
+                    ))
+                    .await;
+                (writer, stream, outcome)
+            })
+        })
+        .collect();
+    let mut positions = HashSet::new();
+    for writer in writers {
+        let (index, stream, outcome) = writer.await.unwrap();
+        match outcome {
+            Ok(outcome) => {
+                assert_ne!(index % 4, 3, "writer {index} should have conflicted");
+                assert_eq!(outcome.stream_id, stream);
+                assert_eq!((outcome.first_version, outcome.last_version), (1, 1));
+                assert!(positions.insert(outcome.first_position), "{outcome:?}");
+                let stored = db.store.read_stream(&stream, 1, 10).await.unwrap();
+                assert_eq!(stored.len(), 1, "{stream}");
+                assert_eq!(stored[0].position, outcome.first_position, "{stream}");
+                assert_eq!(stored[0].payload["writer"], json!(index), "{stream}");
+            }
+            Err(StoreError::Conflict { .. }) => assert_eq!(index % 4, 3, "writer {index}"),
+            Err(other) => panic!("writer {index}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(positions.len(), 48);
+    let all = db.store.read_all(Checkpoint::START, 1_000).await.unwrap();
+    assert_eq!(all.len(), 48);
 }
 
 async fn the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows(
