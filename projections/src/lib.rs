@@ -9,6 +9,7 @@
 pub mod audit_log;
 pub mod commissions;
 pub mod crm_board;
+pub mod deferred_indexes;
 pub mod funnel;
 pub mod ledger;
 pub mod moyasar_invoices;

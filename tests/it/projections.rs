@@ -27,7 +27,83 @@ crate::on_both_engines!(
     leads_silent_for_fourteen_days_are_archived_cold_once,
     the_third_activated_customer_makes_a_referral_partner_certified,
     the_funnel_counts_conversion_and_time_in_stage,
+    a_rebuild_stopped_half_way_leaves_its_indexes_to_be_restored,
 );
+
+/// Every read model's secondary indexes, as the catalog defines them.
+async fn read_model_indexes(
+    db: &adapters::sql::SqlDb,
+) -> Vec<projections::deferred_indexes::DeferredIndex> {
+    let tables: Vec<&str> = projections::read_models()
+        .iter()
+        .flat_map(|projection| projection.tables().iter().copied())
+        .collect();
+    let mut tx = db.begin_derived().await.unwrap();
+    let indexes = projections::deferred_indexes::secondary_indexes(&mut tx, &tables)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    indexes
+}
+
+async fn deferred_rows(db: &adapters::sql::SqlDb) -> i64 {
+    let row = db
+        .fetch_optional("SELECT COUNT(*) FROM deferred_indexes", &[])
+        .await
+        .unwrap()
+        .unwrap();
+    row.i64(0).unwrap()
+}
+
+async fn a_rebuild_stopped_half_way_leaves_its_indexes_to_be_restored(db: &TestDb) {
+    let handlers = Handlers::new(db.store.clone());
+    let mut generator = Generator::new(handlers.clone(), 5);
+    generator.partners().await;
+    generator.until(6_000).await;
+    run_projections(&handlers).await.unwrap();
+    let sql = db.store.sql();
+    let live = live_tables(&sql).await;
+    let indexes = read_model_indexes(&sql).await;
+    assert!(!indexes.is_empty());
+
+    // One batch of 5,000, then the process "stops": the indexes are set aside, not lost.
+    let mut rebuild = projections::Rebuild::start(db.store.clone(), projections::read_models())
+        .await
+        .unwrap();
+    assert_eq!(rebuild.step().await.unwrap(), 5_000);
+    drop(rebuild);
+    assert!(read_model_indexes(&sql).await.is_empty());
+    assert_eq!(deferred_rows(&sql).await, indexes.len() as i64);
+
+    // The read models' worker creates them again when it starts, and carries on from where
+    // the rebuild's last batch left each read model.
+    let restored = projections::deferred_indexes::restore(&sql).await.unwrap();
+    assert_eq!(restored, indexes.len());
+    assert_eq!(read_model_indexes(&sql).await, indexes);
+    assert_eq!(deferred_rows(&sql).await, 0);
+    assert_eq!(
+        projections::deferred_indexes::restore(&sql).await.unwrap(),
+        0
+    );
+    run_projections(&handlers).await.unwrap();
+    assert_tables_equal(&live, &live_tables(&sql).await, "after the stopped rebuild");
+
+    // A rebuild started again over one that stopped finishes the job.
+    let mut rebuild = projections::Rebuild::start(db.store.clone(), projections::read_models())
+        .await
+        .unwrap();
+    rebuild.step().await.unwrap();
+    drop(rebuild);
+    projections::Rebuild::start(db.store.clone(), projections::read_models())
+        .await
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(read_model_indexes(&sql).await, indexes);
+    assert_eq!(deferred_rows(&sql).await, 0);
+    assert_tables_equal(&live, &live_tables(&sql).await, "after the second rebuild");
+}
 
 type Tables = BTreeMap<String, Vec<Vec<SqlValue>>>;
 
@@ -168,6 +244,39 @@ async fn a_rebuild_equals_the_live_read_models_after_ten_thousand_events_of_ever
         &live,
         &live_tables(&db.store.sql()).await,
         "in-place rebuild",
+    );
+
+    // ...and in one pass with 5,000-event batches, the secondary indexes deferred meanwhile,
+    // as `revledger rebuild` does; each member also again in batches of 7, which split
+    // nearly every lead's events across batches.
+    let indexes = read_model_indexes(&db.store.sql()).await;
+    assert!(indexes.len() >= 10, "{indexes:?}");
+    projections::Rebuild::start(db.store.clone(), projections::read_models())
+        .await
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_tables_equal(
+        &live,
+        &live_tables(&db.store.sql()).await,
+        "single-pass rebuild",
+    );
+    assert_eq!(
+        read_model_indexes(&db.store.sql()).await,
+        indexes,
+        "indexes after the rebuild"
+    );
+    assert_eq!(deferred_rows(&db.store.sql()).await, 0);
+    for projection in projections::read_models() {
+        let projector = Projector::new(db.store.clone(), projection).with_batch_size(7);
+        projector.reset().await.unwrap();
+        projector.catch_up().await.unwrap();
+    }
+    assert_tables_equal(
+        &live,
+        &live_tables(&db.store.sql()).await,
+        "rebuild in batches of 7",
     );
     let seals = projections::audit_log::verify_seals(db.store.as_ref(), &db.store.sql())
         .await
