@@ -72,14 +72,13 @@ async fn last_row(
     Ok((row.i64(0)?, hash))
 }
 
-/// Writes the audit row `seq` for `event`, and its seal when `seq` closes an interval.
+/// Writes the audit row `seq` for `event`.
 async fn write_row(
     tx: &mut SqlTx,
     seq: i64,
-    running: &[u8; 32],
+    running: &str,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
-    let running = hex::encode(running);
     let metadata = &event.metadata;
     tx.write(
         "INSERT INTO audit_log (seq, position, transaction_id, event_id, stream_id, stream_type, \
@@ -104,25 +103,33 @@ async fn write_row(
             metadata_text(metadata, "source"),
             adapters::clock::unix_micros(event.recorded_at).into(),
             event.hash.to_hex().into(),
-            running.as_str().into(),
+            running.into(),
         ],
     )
     .await?;
-    if seq % SEAL_INTERVAL == 0 {
-        // A rebuild refolds the same log and must find the same seal; it never rewrites one.
-        tx.write(
-            "INSERT INTO audit_seals (seq, transaction_id, position, running_hash, sealed_at_us) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
-            &[
-                seq.into(),
-                event.transaction_id.into(),
-                event.position.into(),
-                running.into(),
-                adapters::clock::unix_micros(event.recorded_at).into(),
-            ],
-        )
-        .await?;
-    }
+    Ok(())
+}
+
+/// Writes the seal of `seq`, which closes an interval.
+async fn write_seal(
+    tx: &mut SqlTx,
+    seq: i64,
+    running: String,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    // A rebuild refolds the same log and must find the same seal; it never rewrites one.
+    tx.write(
+        "INSERT INTO audit_seals (seq, transaction_id, position, running_hash, sealed_at_us) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING",
+        &[
+            seq.into(),
+            event.transaction_id.into(),
+            event.position.into(),
+            running.into(),
+            adapters::clock::unix_micros(event.recorded_at).into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -141,6 +148,7 @@ impl Projection for AuditLog {
     }
 
     /// Reads the last row once for the whole run: each row's hash chains on the one before.
+    /// Every [`SEAL_INTERVAL`]th row is sealed.
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
@@ -150,10 +158,20 @@ impl Projection for AuditLog {
             return Ok(());
         };
         let (mut seq, mut running) = last_row(tx, first).await?;
+        // The seals after all the rows: each table's rows then go in as one run, which
+        // PostgreSQL takes as one statement (a seal between rows would end the run).
+        let mut seals = Vec::new();
         for event in events {
             seq += 1;
             running = next_running_hash(&running, event.position, &event.hash.0);
-            write_row(tx, seq, &running, event).await?;
+            let hex = hex::encode(running);
+            write_row(tx, seq, &hex, event).await?;
+            if seq % SEAL_INTERVAL == 0 {
+                seals.push((seq, hex, event));
+            }
+        }
+        for (seq, running, event) in seals {
+            write_seal(tx, seq, running, event).await?;
         }
         Ok(())
     }

@@ -48,12 +48,82 @@ type Clock = (LeadStage, i64, i64);
 /// this projection writes `crm_board`, so within its batch this is what a read would return.
 type Clocks = std::collections::HashMap<String, Option<Clock>>;
 
+/// A row a batch inserts: kept until the end of the batch, so the batch's later events about
+/// the same lead change it in memory and it goes in once, in one run of inserts, rather than
+/// as an insert and then an update per event (most leads' events arrive together).
+struct Row {
+    lead_id: String,
+    name: String,
+    company: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    source: String,
+    partner_id: Option<String>,
+    owner: Option<String>,
+    stage: LeadStage,
+    captured_at_us: i64,
+    last_contact_at_us: i64,
+    silence_started_at_us: i64,
+    follow_ups_since_response: i64,
+    next_follow_up_due_us: SqlValue,
+    archived_reason: Option<String>,
+    updated_at_us: i64,
+}
+
+/// What a batch knows: each touched lead's clock, and the rows it inserts.
+#[derive(Default)]
+struct Batch {
+    clocks: Clocks,
+    fresh: Vec<Row>,
+    /// Where each lead's row is in `fresh`.
+    fresh_at: std::collections::HashMap<String, usize>,
+}
+
+impl Batch {
+    fn fresh(&mut self, lead_id: &str) -> Option<&mut Row> {
+        let at = *self.fresh_at.get(lead_id)?;
+        self.fresh.get_mut(at)
+    }
+
+    async fn insert_fresh(self, tx: &mut SqlTx) -> Result<(), ProjectionError> {
+        for row in self.fresh {
+            tx.write(
+                "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
+                 stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
+                 follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &[
+                    row.lead_id.into(),
+                    row.name.into(),
+                    row.company.into(),
+                    row.email.into(),
+                    row.phone.into(),
+                    row.source.into(),
+                    row.partner_id.into(),
+                    row.owner.into(),
+                    row.stage.as_str().into(),
+                    row.captured_at_us.into(),
+                    row.last_contact_at_us.into(),
+                    row.silence_started_at_us.into(),
+                    row.follow_ups_since_response.into(),
+                    row.next_follow_up_due_us,
+                    row.archived_reason.into(),
+                    row.updated_at_us.into(),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The row's stage, silence start and follow-up count: from `clocks`, or read once.
 async fn clock(
     tx: &mut SqlTx,
-    clocks: &mut Clocks,
+    batch: &mut Batch,
     lead_id: &str,
 ) -> Result<Option<Clock>, ProjectionError> {
+    let clocks = &mut batch.clocks;
     if let Some(known) = clocks.get(lead_id) {
         return Ok(*known);
     }
@@ -82,24 +152,33 @@ async fn clock(
 
 async fn move_to(
     tx: &mut SqlTx,
-    clocks: &mut Clocks,
+    batch: &mut Batch,
     lead_id: &str,
     stage: LeadStage,
     reason: Option<String>,
     at: OffsetDateTime,
 ) -> Result<(), ProjectionError> {
-    let Some((_, silence_us, follow_ups)) = clock(tx, clocks, lead_id).await? else {
+    let Some((_, silence_us, follow_ups)) = clock(tx, batch, lead_id).await? else {
         return Ok(());
     };
-    clocks.insert(lead_id.to_owned(), Some((stage, silence_us, follow_ups)));
-    let silence = from_micros(silence_us);
+    batch
+        .clocks
+        .insert(lead_id.to_owned(), Some((stage, silence_us, follow_ups)));
+    let due = due(stage, from_micros(silence_us), follow_ups);
+    if let Some(row) = batch.fresh(lead_id) {
+        row.stage = stage;
+        row.archived_reason = reason;
+        row.next_follow_up_due_us = due;
+        row.updated_at_us = micros(at);
+        return Ok(());
+    }
     tx.write(
         "UPDATE crm_board SET stage = ?, archived_reason = ?, next_follow_up_due_us = ?, updated_at_us = ? \
          WHERE lead_id = ?",
         &[
             stage.as_str().into(),
             reason.into(),
-            due(stage, silence, follow_ups),
+            due,
             micros(at).into(),
             lead_id.into(),
         ],
@@ -119,20 +198,21 @@ impl Projection for CrmBoard {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        apply_one(tx, &mut Clocks::new(), event).await
+        self.apply_batch(tx, std::slice::from_ref(event)).await
     }
 
-    /// Reads each touched lead's clock once per batch, not once per event.
+    /// Reads each touched lead's clock once per batch, not once per event, and inserts the
+    /// leads the batch captured as the batch leaves them.
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let mut clocks = Clocks::new();
+        let mut batch = Batch::default();
         for event in events {
-            apply_one(tx, &mut clocks, event).await?;
+            apply_one(tx, &mut batch, event).await?;
         }
-        Ok(())
+        batch.insert_fresh(tx).await
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
@@ -166,7 +246,7 @@ impl Projection for CrmBoard {
 
 async fn apply_one(
     tx: &mut SqlTx,
-    clocks: &mut Clocks,
+    batch: &mut Batch,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     if event.stream_type != "lead" {
@@ -186,29 +266,28 @@ async fn apply_one(
             ..
         } => {
             let at = micros(captured_at);
-            clocks.insert(lead_id.clone(), Some((LeadStage::New, at, 0)));
-            tx.write(
-                    "INSERT INTO crm_board (lead_id, name, company, email, phone, source, partner_id, owner, \
-                     stage, captured_at_us, last_contact_at_us, silence_started_at_us, \
-                     follow_ups_since_response, next_follow_up_due_us, archived_reason, updated_at_us) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, 0, ?, NULL, ?)",
-                    &[
-                        lead_id.into(),
-                        name.into(),
-                        company.into(),
-                        email.map(|e| e.to_lowercase()).into(),
-                        phone.into(),
-                        source.into(),
-                        partner_id.into(),
-                        owner.into(),
-                        at.into(),
-                        at.into(),
-                        at.into(),
-                        due(LeadStage::New, captured_at, 0),
-                        at.into(),
-                    ],
-                )
-                .await?;
+            batch
+                .clocks
+                .insert(lead_id.clone(), Some((LeadStage::New, at, 0)));
+            batch.fresh_at.insert(lead_id.clone(), batch.fresh.len());
+            batch.fresh.push(Row {
+                lead_id,
+                name,
+                company,
+                email: email.map(|e| e.to_lowercase()),
+                phone,
+                source,
+                partner_id,
+                owner,
+                stage: LeadStage::New,
+                captured_at_us: at,
+                last_contact_at_us: at,
+                silence_started_at_us: at,
+                follow_ups_since_response: 0,
+                next_follow_up_due_us: due(LeadStage::New, captured_at, 0),
+                archived_reason: None,
+                updated_at_us: at,
+            });
         }
         LeadEvent::FollowUpLogged {
             lead_id,
@@ -216,7 +295,7 @@ async fn apply_one(
             logged_at,
             ..
         } => {
-            let Some((stage, silence_us, follow_ups)) = clock(tx, clocks, &lead_id).await? else {
+            let Some((stage, silence_us, follow_ups)) = clock(tx, batch, &lead_id).await? else {
                 return Ok(());
             };
             let (silence, follow_ups) = if responded {
@@ -224,20 +303,35 @@ async fn apply_one(
             } else {
                 (from_micros(silence_us), follow_ups + 1)
             };
-            clocks.insert(lead_id.clone(), Some((stage, micros(silence), follow_ups)));
+            batch
+                .clocks
+                .insert(lead_id.clone(), Some((stage, micros(silence), follow_ups)));
+            let due = if stage == LeadStage::Archived {
+                SqlValue::NullInt
+            } else {
+                due(stage, silence, follow_ups)
+            };
+            if let Some(row) = batch.fresh(&lead_id) {
+                row.last_contact_at_us = micros(logged_at);
+                row.silence_started_at_us = micros(silence);
+                row.follow_ups_since_response = follow_ups;
+                row.next_follow_up_due_us = due;
+                row.updated_at_us = micros(logged_at);
+                return Ok(());
+            }
             tx.write(
-                    "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
-                     follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
-                    &[
-                        micros(logged_at).into(),
-                        micros(silence).into(),
-                        follow_ups.into(),
-                        if stage == LeadStage::Archived { SqlValue::NullInt } else { due(stage, silence, follow_ups) },
-                        micros(logged_at).into(),
-                        lead_id.into(),
-                    ],
-                )
-                .await?;
+                "UPDATE crm_board SET last_contact_at_us = ?, silence_started_at_us = ?, \
+                 follow_ups_since_response = ?, next_follow_up_due_us = ?, updated_at_us = ? WHERE lead_id = ?",
+                &[
+                    micros(logged_at).into(),
+                    micros(silence).into(),
+                    follow_ups.into(),
+                    due,
+                    micros(logged_at).into(),
+                    lead_id.into(),
+                ],
+            )
+            .await?;
         }
         LeadEvent::LeadReopened {
             lead_id,
@@ -245,16 +339,23 @@ async fn apply_one(
             reopened_at,
             ..
         } => {
-            let Some((before, _, _)) = clock(tx, clocks, &lead_id).await? else {
+            let Some((before, _, _)) = clock(tx, batch, &lead_id).await? else {
                 return Ok(());
             };
-            clocks.insert(lead_id.clone(), Some((before, micros(reopened_at), 0)));
-            tx.write(
+            batch
+                .clocks
+                .insert(lead_id.clone(), Some((before, micros(reopened_at), 0)));
+            if let Some(row) = batch.fresh(&lead_id) {
+                row.silence_started_at_us = micros(reopened_at);
+                row.follow_ups_since_response = 0;
+            } else {
+                tx.write(
                     "UPDATE crm_board SET silence_started_at_us = ?, follow_ups_since_response = 0 WHERE lead_id = ?",
                     &[micros(reopened_at).into(), lead_id.as_str().into()],
                 )
                 .await?;
-            move_to(tx, clocks, &lead_id, stage, None, reopened_at).await?;
+            }
+            move_to(tx, batch, &lead_id, stage, None, reopened_at).await?;
         }
         LeadEvent::LeadArchived {
             lead_id,
@@ -264,7 +365,7 @@ async fn apply_one(
         } => {
             move_to(
                 tx,
-                clocks,
+                batch,
                 &lead_id,
                 LeadStage::Archived,
                 Some(archive_reason(&reason)),
@@ -279,7 +380,7 @@ async fn apply_one(
         } => {
             move_to(
                 tx,
-                clocks,
+                batch,
                 &lead_id,
                 LeadStage::Qualified,
                 None,
@@ -289,48 +390,28 @@ async fn apply_one(
         }
         LeadEvent::DemoBooked {
             lead_id, booked_at, ..
-        } => move_to(tx, clocks, &lead_id, LeadStage::DemoBooked, None, booked_at).await?,
+        } => move_to(tx, batch, &lead_id, LeadStage::DemoBooked, None, booked_at).await?,
         LeadEvent::DemoCanceled {
             lead_id,
             canceled_at,
             ..
-        } => {
-            move_to(
-                tx,
-                clocks,
-                &lead_id,
-                LeadStage::Qualified,
-                None,
-                canceled_at,
-            )
-            .await?
-        }
+        } => move_to(tx, batch, &lead_id, LeadStage::Qualified, None, canceled_at).await?,
         LeadEvent::ProposalSent {
             lead_id, sent_at, ..
-        } => move_to(tx, clocks, &lead_id, LeadStage::Proposal, None, sent_at).await?,
+        } => move_to(tx, batch, &lead_id, LeadStage::Proposal, None, sent_at).await?,
         LeadEvent::LeadPaid {
             lead_id, paid_at, ..
-        } => move_to(tx, clocks, &lead_id, LeadStage::Paid, None, paid_at).await?,
+        } => move_to(tx, batch, &lead_id, LeadStage::Paid, None, paid_at).await?,
         LeadEvent::OnboardingStarted {
             lead_id,
             started_at,
             ..
-        } => {
-            move_to(
-                tx,
-                clocks,
-                &lead_id,
-                LeadStage::Onboarding,
-                None,
-                started_at,
-            )
-            .await?
-        }
+        } => move_to(tx, batch, &lead_id, LeadStage::Onboarding, None, started_at).await?,
         LeadEvent::LeadActivated {
             lead_id,
             activated_at,
             ..
-        } => move_to(tx, clocks, &lead_id, LeadStage::Active, None, activated_at).await?,
+        } => move_to(tx, batch, &lead_id, LeadStage::Active, None, activated_at).await?,
         LeadEvent::DemoNoShowRecorded { .. } => {}
     }
     Ok(())

@@ -5,9 +5,9 @@
 //! captured) and each stay in a stage; every figure is computed from them at read time, so the
 //! tables stay a plain fold of the log and the numbers can never drift from it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use adapters::sql::{SqlDb, SqlTx};
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::lead::{LeadEvent, LeadStage};
@@ -33,31 +33,227 @@ fn iso_week(at: time::OffsetDateTime) -> String {
     format!("{year}-W{week:02}")
 }
 
-async fn enter_stage(
-    tx: &mut SqlTx,
-    lead_id: &str,
+/// Lead ids a batch reads the last visit of in one query at most (bound parameters).
+const LOOKUP_CHUNK: usize = 500;
+
+/// A lead's row as the batch captured it (written whole at the end).
+struct Captured {
+    source: String,
+    partner_id: Option<String>,
+    capture_week: String,
+    captured_at_us: i64,
+}
+
+/// A stay in a stage that the batch began.
+struct Visit {
+    visit: i64,
     stage: LeadStage,
-    at: time::OffsetDateTime,
-) -> Result<(), ProjectionError> {
-    let at = micros(at);
-    tx.write(
-        "UPDATE funnel_stage_visits SET left_at_us = ? WHERE lead_id = ? AND left_at_us IS NULL",
-        &[at.into(), lead_id.into()],
-    )
-    .await?;
-    tx.write(
-        "INSERT INTO funnel_stage_visits (lead_id, visit, stage, entered_at_us, left_at_us) \
-         SELECT ?, COALESCE(MAX(visit), 0) + 1, ?, ?, NULL FROM funnel_stage_visits WHERE lead_id = ?",
-        &[lead_id.into(), stage.as_str().into(), at.into(), lead_id.into()],
-    )
-    .await?;
-    let rank = stage.funnel_position().map_or(-1, i64::from);
-    tx.write(
-        "UPDATE funnel_leads SET stage = ?, stage_entered_at_us = ?, \
-         furthest_rank = CASE WHEN furthest_rank < ? THEN ? ELSE furthest_rank END WHERE lead_id = ?",
-        &[stage.as_str().into(), at.into(), rank.into(), rank.into(), lead_id.into()],
-    )
-    .await?;
+    entered_at_us: i64,
+    left_at_us: Option<i64>,
+}
+
+/// What a batch did to one lead: its rows are written once, at the end of the batch, instead
+/// of three statements per stage change (close the open stay, number and open the next, move
+/// the lead), which were the funnel's whole cost in a rebuild.
+struct Fold {
+    /// Captured in this batch: its `funnel_leads` row goes in as the batch leaves it.
+    captured: Option<Captured>,
+    /// The stage it is in and since when, once the batch moved it.
+    stage: Option<(LeadStage, i64)>,
+    /// The furthest funnel rank the batch took it to (-1: none).
+    furthest: i64,
+    /// The highest visit number so far: the table's, then the batch's.
+    last_visit: i64,
+    /// When the stay open before the batch ended, when the batch moved the lead on.
+    closed_before: Option<i64>,
+    visits: Vec<Visit>,
+}
+
+impl Fold {
+    fn new(last_visit: i64) -> Fold {
+        Fold {
+            captured: None,
+            stage: None,
+            furthest: -1,
+            last_visit,
+            closed_before: None,
+            visits: Vec::new(),
+        }
+    }
+
+    fn capture(&mut self, captured: Captured) {
+        let at = captured.captured_at_us;
+        self.captured = Some(captured);
+        self.stage = Some((LeadStage::New, at));
+        self.furthest = self.furthest.max(0);
+        self.last_visit = self.last_visit.max(1);
+        self.visits.push(Visit {
+            visit: 1,
+            stage: LeadStage::New,
+            entered_at_us: at,
+            left_at_us: None,
+        });
+    }
+
+    /// Closes the open stay and opens one in `stage`.
+    fn enter(&mut self, stage: LeadStage, at: time::OffsetDateTime) {
+        let at = micros(at);
+        match self.visits.last_mut() {
+            // The batch's latest stay is the open one (every change opens one).
+            Some(open) => open.left_at_us = Some(at),
+            None => self.closed_before = Some(at),
+        }
+        self.last_visit += 1;
+        self.visits.push(Visit {
+            visit: self.last_visit,
+            stage,
+            entered_at_us: at,
+            left_at_us: None,
+        });
+        self.stage = Some((stage, at));
+        let rank = stage.funnel_position().map_or(-1, i64::from);
+        self.furthest = self.furthest.max(rank);
+    }
+}
+
+/// The stage an event moves its lead into, and when (None: not a stage change).
+fn stage_change(event: &LeadEvent) -> Option<(&str, LeadStage, time::OffsetDateTime)> {
+    Some(match event {
+        LeadEvent::LeadQualified {
+            lead_id,
+            qualified_at,
+            ..
+        } => (lead_id, LeadStage::Qualified, *qualified_at),
+        LeadEvent::DemoBooked {
+            lead_id, booked_at, ..
+        } => (lead_id, LeadStage::DemoBooked, *booked_at),
+        LeadEvent::DemoCanceled {
+            lead_id,
+            canceled_at,
+            ..
+        } => (lead_id, LeadStage::Qualified, *canceled_at),
+        LeadEvent::ProposalSent {
+            lead_id, sent_at, ..
+        } => (lead_id, LeadStage::Proposal, *sent_at),
+        LeadEvent::LeadPaid {
+            lead_id, paid_at, ..
+        } => (lead_id, LeadStage::Paid, *paid_at),
+        LeadEvent::OnboardingStarted {
+            lead_id,
+            started_at,
+            ..
+        } => (lead_id, LeadStage::Onboarding, *started_at),
+        LeadEvent::LeadActivated {
+            lead_id,
+            activated_at,
+            ..
+        } => (lead_id, LeadStage::Active, *activated_at),
+        LeadEvent::LeadArchived {
+            lead_id,
+            archived_at,
+            ..
+        } => (lead_id, LeadStage::Archived, *archived_at),
+        LeadEvent::LeadReopened {
+            lead_id,
+            stage,
+            reopened_at,
+            ..
+        } => (lead_id, *stage, *reopened_at),
+        LeadEvent::LeadCaptured { .. }
+        | LeadEvent::DemoNoShowRecorded { .. }
+        | LeadEvent::FollowUpLogged { .. } => return None,
+    })
+}
+
+/// The highest visit number of each of `leads` in the table (leads without one are absent).
+async fn last_visits(
+    tx: &mut SqlTx,
+    leads: &[&str],
+) -> Result<HashMap<String, i64>, ProjectionError> {
+    let mut found = HashMap::new();
+    for chunk in leads.chunks(LOOKUP_CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let params: Vec<SqlValue> = chunk.iter().map(|lead| (*lead).into()).collect();
+        let sql = format!(
+            "SELECT lead_id, MAX(visit) FROM funnel_stage_visits WHERE lead_id IN ({marks}) GROUP BY lead_id"
+        );
+        for row in tx.fetch_all(&sql, &params).await? {
+            found.insert(row.text(0)?, row.i64(1)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes what the batch did: stays it closed first (before any it opened), then the stays it
+/// began, the leads it captured and the leads it moved, each table's rows in one run.
+async fn write_folds(tx: &mut SqlTx, folds: Vec<(String, Fold)>) -> Result<(), ProjectionError> {
+    for (lead_id, fold) in &folds {
+        if let Some(at) = fold.closed_before {
+            tx.write(
+                "UPDATE funnel_stage_visits SET left_at_us = ? WHERE lead_id = ? AND left_at_us IS NULL",
+                &[at.into(), lead_id.as_str().into()],
+            )
+            .await?;
+        }
+    }
+    for (lead_id, fold) in &folds {
+        for visit in &fold.visits {
+            tx.write(
+                "INSERT INTO funnel_stage_visits (lead_id, visit, stage, entered_at_us, left_at_us) \
+                 VALUES (?, ?, ?, ?, ?)",
+                &[
+                    lead_id.as_str().into(),
+                    visit.visit.into(),
+                    visit.stage.as_str().into(),
+                    visit.entered_at_us.into(),
+                    visit.left_at_us.into(),
+                ],
+            )
+            .await?;
+        }
+    }
+    for (lead_id, fold) in folds {
+        let (Some(captured), Some((stage, entered))) = (fold.captured, fold.stage) else {
+            continue;
+        };
+        tx.write(
+            "INSERT INTO funnel_leads (lead_id, source, partner_id, capture_week, captured_at_us, \
+             stage, stage_entered_at_us, furthest_rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                lead_id.into(),
+                captured.source.into(),
+                captured.partner_id.into(),
+                captured.capture_week.into(),
+                captured.captured_at_us.into(),
+                stage.as_str().into(),
+                entered.into(),
+                fold.furthest.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves the leads the batch found in the table (captured before it) to where it left them.
+async fn write_moves(tx: &mut SqlTx, folds: &[(String, Fold)]) -> Result<(), ProjectionError> {
+    for (lead_id, fold) in folds {
+        let (None, Some((stage, entered))) = (&fold.captured, fold.stage) else {
+            continue;
+        };
+        tx.write(
+            "UPDATE funnel_leads SET stage = ?, stage_entered_at_us = ?, \
+             furthest_rank = CASE WHEN furthest_rank < ? THEN ? ELSE furthest_rank END WHERE lead_id = ?",
+            &[
+                stage.as_str().into(),
+                entered.into(),
+                fold.furthest.into(),
+                fold.furthest.into(),
+                lead_id.as_str().into(),
+            ],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -72,80 +268,85 @@ impl Projection for Funnel {
     }
 
     async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        if event.stream_type != "lead" {
-            return Ok(());
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Folds the batch per lead, reading the last visit number of the leads it did not
+    /// capture itself in one query, and writes each lead's rows once.
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut decoded = Vec::new();
+        for event in events.iter().filter(|event| event.stream_type == "lead") {
+            decoded.push(decode::<LeadEvent>(event)?);
         }
-        match decode::<LeadEvent>(event)? {
-            LeadEvent::LeadCaptured {
-                lead_id,
-                source,
-                partner_id,
-                captured_at,
-                ..
-            } => {
-                tx.write(
-                    "INSERT INTO funnel_leads (lead_id, source, partner_id, capture_week, captured_at_us, \
-                     stage, stage_entered_at_us, furthest_rank) VALUES (?, ?, ?, ?, ?, 'new', ?, 0)",
-                    &[
-                        lead_id.as_str().into(),
-                        source.into(),
-                        partner_id.into(),
-                        iso_week(captured_at).into(),
-                        micros(captured_at).into(),
-                        micros(captured_at).into(),
-                    ],
-                )
-                .await?;
-                tx.write(
-                    "INSERT INTO funnel_stage_visits (lead_id, visit, stage, entered_at_us, left_at_us) \
-                     VALUES (?, 1, 'new', ?, NULL)",
-                    &[lead_id.into(), micros(captured_at).into()],
-                )
-                .await?;
+        // Leads whose first event here is a stage change were captured before the batch.
+        let mut first_seen: HashMap<&str, bool> = HashMap::new();
+        for event in &decoded {
+            match event {
+                LeadEvent::LeadCaptured { lead_id, .. } => {
+                    first_seen.entry(lead_id).or_insert(false);
+                }
+                other => {
+                    if let Some((lead_id, _, _)) = stage_change(other) {
+                        first_seen.entry(lead_id).or_insert(true);
+                    }
+                }
             }
-            LeadEvent::LeadQualified {
-                lead_id,
-                qualified_at,
-                ..
-            } => enter_stage(tx, &lead_id, LeadStage::Qualified, qualified_at).await?,
-            LeadEvent::DemoBooked {
-                lead_id, booked_at, ..
-            } => enter_stage(tx, &lead_id, LeadStage::DemoBooked, booked_at).await?,
-            LeadEvent::DemoCanceled {
-                lead_id,
-                canceled_at,
-                ..
-            } => enter_stage(tx, &lead_id, LeadStage::Qualified, canceled_at).await?,
-            LeadEvent::ProposalSent {
-                lead_id, sent_at, ..
-            } => enter_stage(tx, &lead_id, LeadStage::Proposal, sent_at).await?,
-            LeadEvent::LeadPaid {
-                lead_id, paid_at, ..
-            } => enter_stage(tx, &lead_id, LeadStage::Paid, paid_at).await?,
-            LeadEvent::OnboardingStarted {
-                lead_id,
-                started_at,
-                ..
-            } => enter_stage(tx, &lead_id, LeadStage::Onboarding, started_at).await?,
-            LeadEvent::LeadActivated {
-                lead_id,
-                activated_at,
-                ..
-            } => enter_stage(tx, &lead_id, LeadStage::Active, activated_at).await?,
-            LeadEvent::LeadArchived {
-                lead_id,
-                archived_at,
-                ..
-            } => enter_stage(tx, &lead_id, LeadStage::Archived, archived_at).await?,
-            LeadEvent::LeadReopened {
-                lead_id,
-                stage,
-                reopened_at,
-                ..
-            } => enter_stage(tx, &lead_id, stage, reopened_at).await?,
-            LeadEvent::DemoNoShowRecorded { .. } | LeadEvent::FollowUpLogged { .. } => {}
         }
-        Ok(())
+        let earlier: Vec<&str> = first_seen
+            .iter()
+            .filter(|(_, before)| **before)
+            .map(|(lead, _)| *lead)
+            .collect();
+        let last = last_visits(tx, &earlier).await?;
+        // In the order the batch first touched each lead, so the writes come out the same
+        // every time.
+        let mut folds: Vec<(String, Fold)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut fold_of = |lead_id: &str| -> usize {
+            *index.entry(lead_id.to_owned()).or_insert_with(|| {
+                let last_visit = last.get(lead_id).copied().unwrap_or(0);
+                folds.push((lead_id.to_owned(), Fold::new(last_visit)));
+                folds.len() - 1
+            })
+        };
+        let mut changes = Vec::with_capacity(decoded.len());
+        for event in &decoded {
+            match event {
+                LeadEvent::LeadCaptured { lead_id, .. } => changes.push((fold_of(lead_id), event)),
+                other => {
+                    if let Some((lead_id, _, _)) = stage_change(other) {
+                        changes.push((fold_of(lead_id), other));
+                    }
+                }
+            }
+        }
+        for (at, event) in changes {
+            let fold = &mut folds[at].1;
+            match event {
+                LeadEvent::LeadCaptured {
+                    source,
+                    partner_id,
+                    captured_at,
+                    ..
+                } => fold.capture(Captured {
+                    source: source.clone(),
+                    partner_id: partner_id.clone(),
+                    capture_week: iso_week(*captured_at),
+                    captured_at_us: micros(*captured_at),
+                }),
+                other => {
+                    if let Some((_, stage, at)) = stage_change(other) {
+                        fold.enter(stage, at);
+                    }
+                }
+            }
+        }
+        write_moves(tx, &folds).await?;
+        write_folds(tx, folds).await
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
