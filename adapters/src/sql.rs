@@ -322,13 +322,13 @@ fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[&str]) {
     out.push_str(";\n");
 }
 
-/// `EXECUTE name(values)`, each value a literal as [`write_literal`] writes it.
+/// `EXECUTE name(values)`, each value an untyped literal ([`write_literal`]): the `PREPARE` declared the types.
 fn write_execute(out: &mut String, name: &str, params: &[SqlValue]) -> Result<(), StoreError> {
     out.push_str("EXECUTE ");
     out.push_str(name);
     for (index, value) in params.iter().enumerate() {
         out.push_str(if index == 0 { "(" } else { ", " });
-        write_literal(out, value)?;
+        write_literal(out, value, Typed::No)?;
     }
     if !params.is_empty() {
         out.push(')');
@@ -580,12 +580,13 @@ fn inline_postgres_values(
     out: &mut String,
     sql: &str,
     params: &[SqlValue],
+    typed: Typed,
 ) -> Result<(), StoreError> {
     let count = replace_placeholders(out, sql, |out, index| {
         let value = params.get(index).ok_or_else(|| {
             StoreError::InvalidValue(format!("{sql:?} has more placeholders than values"))
         })?;
-        write_literal(out, value)
+        write_literal(out, value, typed)
     })?;
     if count < params.len() {
         return Err(StoreError::InvalidValue(format!(
@@ -595,15 +596,43 @@ fn inline_postgres_values(
     Ok(())
 }
 
-/// `value` as a PostgreSQL literal of its type ([`inline_postgres_values`]).
-fn write_literal(out: &mut String, value: &SqlValue) -> Result<(), StoreError> {
+/// Whether a literal names its type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    /// `'5'::int8`: the statement gives the value no type of its own.
+    Yes,
+    /// `'5'`: the type comes from elsewhere, a `VALUES` list's first row or a `PREPARE`'s
+    /// declared parameters, to which PostgreSQL coerces an untyped literal. Each `::type`
+    /// is a catalog lookup and a coercion while PostgreSQL parses the statement; a rebuild's
+    /// batch carries hundreds of thousands of them.
+    No,
+}
+
+/// `value` as a PostgreSQL literal ([`inline_postgres_values`]), of its type when `typed`.
+fn write_literal(out: &mut String, value: &SqlValue, typed: Typed) -> Result<(), StoreError> {
     use std::fmt::Write as _;
+    let cast = |out: &mut String, name: &str| {
+        if typed == Typed::Yes {
+            out.push_str("::");
+            out.push_str(name);
+        }
+    };
     match value {
-        SqlValue::Null => out.push_str("NULL::text"),
-        SqlValue::NullInt => out.push_str("NULL::int8"),
-        SqlValue::NullBool => out.push_str("NULL::bool"),
+        SqlValue::Null => {
+            out.push_str("NULL");
+            cast(out, "text");
+        }
+        SqlValue::NullInt => {
+            out.push_str("NULL");
+            cast(out, "int8");
+        }
+        SqlValue::NullBool => {
+            out.push_str("NULL");
+            cast(out, "bool");
+        }
         SqlValue::Int(v) => {
-            let _ = write!(out, "'{v}'::int8");
+            let _ = write!(out, "'{v}'");
+            cast(out, "int8");
         }
         SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
         SqlValue::Text(text) => {
@@ -620,7 +649,8 @@ fn write_literal(out: &mut String, value: &SqlValue) -> Result<(), StoreError> {
                     ch => out.push(ch),
                 }
             }
-            out.push_str("'::text");
+            out.push('\'');
+            cast(out, "text");
         }
     }
     Ok(())
@@ -831,7 +861,7 @@ impl SqlTx {
                     Deferred::Row(row) => {
                         tx.pending.push_str(",\n");
                         (
-                            inline_postgres_values(&mut tx.pending, &sql[row..], params),
+                            inline_postgres_values(&mut tx.pending, &sql[row..], params, Typed::No),
                             None,
                         )
                     }
@@ -841,7 +871,8 @@ impl SqlTx {
                             row,
                             types: types.clone(),
                         });
-                        let written = inline_postgres_values(&mut tx.pending, sql, params);
+                        let written =
+                            inline_postgres_values(&mut tx.pending, sql, params, Typed::Yes);
                         (written, Some(false))
                     }
                     Deferred::Execute { name, new } => {
