@@ -19,6 +19,7 @@
 pub mod hash;
 pub mod postgres;
 pub mod sqlite;
+mod tagged;
 mod verify;
 
 use std::sync::Arc;
@@ -274,11 +275,13 @@ pub trait EventStore: Send + Sync + 'static {
 impl RecordedEvent {
     /// The stored event back in its domain enum. Domain events are externally tagged enums of
     /// struct variants: the store keeps the variant name as `event_type` and its fields as
-    /// `payload`, so the enum's JSON is `{event_type: payload}`.
+    /// `payload`, so the enum's JSON is `{event_type: payload}`; it is read as that object
+    /// would be, without building it ([`tagged::Tagged`]).
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        let mut tagged = serde_json::Map::with_capacity(1);
-        tagged.insert(self.event_type.clone(), self.payload.clone());
-        serde_json::from_value(Value::Object(tagged))
+        E::deserialize(tagged::Tagged {
+            variant: &self.event_type,
+            content: &self.payload,
+        })
     }
 }
 
