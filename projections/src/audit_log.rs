@@ -143,10 +143,6 @@ impl Projection for AuditLog {
         &["audit_log"]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Reads the last row once for the whole run: each row's hash chains on the one before.
     /// Every [`SEAL_INTERVAL`]th row is sealed.
     async fn apply_batch(

@@ -197,10 +197,6 @@ impl Projection for CrmBoard {
         &["crm_board"]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Reads each touched lead's clock once per batch, not once per event, and inserts the
     /// leads the batch captured as the batch leaves them.
     async fn apply_batch(

@@ -267,10 +267,6 @@ impl Projection for Funnel {
         &["funnel_leads", "funnel_stage_visits"]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Folds the batch per lead, reading the last visit number of the leads it did not
     /// capture itself in one query, and writes each lead's rows once.
     async fn apply_batch(

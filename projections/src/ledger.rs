@@ -849,10 +849,6 @@ impl Projection for Ledger {
         ]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came
     /// earlier in the batch (most payments follow their invoice closely) posts without reading
     /// it back: a read is a round trip, and on PostgreSQL one that first sends every write

@@ -59,23 +59,16 @@ pub trait Projection: Send + Sync + 'static {
     /// The tables this projection owns; a rebuild empties them.
     fn tables(&self) -> &'static [&'static str];
 
-    /// Applies one event inside the batch transaction. Must be deterministic: the same events
-    /// in the same order give the same rows (no clock, no random ids).
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError>;
-
-    /// Applies consecutive events, in order, inside the batch transaction: by default one
-    /// [`Self::apply`] each. A projection overrides it to read once what every event would
-    /// otherwise read again (its writes are already sent together, [`SqlTx::write`]).
+    /// Applies consecutive events, in order, inside the batch transaction (a live batch may
+    /// be a single event). Must be deterministic: the same events in the same order give the
+    /// same rows (no clock, no random ids), however they are cut into batches. A projection
+    /// reads once per batch what every event would otherwise read again (its writes are
+    /// already sent together, [`SqlTx::write`]).
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
         events: &[RecordedEvent],
-    ) -> Result<(), ProjectionError> {
-        for event in events {
-            self.apply(tx, event).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), ProjectionError>;
 
     /// The read model's current state as JSON (what `revledger replay` prints and the API
     /// serves), read from `db`: the live database or an as-of scratch copy.

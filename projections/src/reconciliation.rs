@@ -837,10 +837,6 @@ impl Projection for Reconciliation {
         ]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Each money event's rows, and the clock moved once for the batch, to its latest event
     /// (nothing in the batch reads the clock; only the mismatch check does).
     async fn apply_batch(

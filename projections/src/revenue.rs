@@ -39,10 +39,6 @@ impl Projection for Revenue {
         &["revenue_invoices", "revenue_customers"]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        self.apply_batch(tx, std::slice::from_ref(event)).await
-    }
-
     /// Remembers the plan of each invoice the batch issues, so its payment later in the batch
     /// needs no read of the plan back (a round trip, which on PostgreSQL also sends every write
     /// queued before it).

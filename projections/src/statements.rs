@@ -117,6 +117,158 @@ async fn update_commission(
     Ok(())
 }
 
+/// One event's rows.
+async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    if event.event_type == "PayoutCreated" {
+        return apply_payout(tx, event).await;
+    }
+    if event.stream_type != "commission" {
+        return Ok(());
+    }
+    match decode::<CommissionEvent>(event)? {
+        CommissionEvent::CommissionAccrued {
+            commission_id,
+            partner_id,
+            invoice_id,
+            lead_id,
+            amount_halalas,
+            held_until,
+            accrued_at,
+            ..
+        } => {
+            tx.write(
+                "INSERT INTO partner_commissions (commission_id, partner_id, invoice_id, lead_id, status, \
+                 accrued_halalas, net_halalas, held_until_us, payout_id, carried_halalas) \
+                 VALUES (?, ?, ?, ?, 'held', ?, ?, ?, NULL, 0)",
+                &[
+                    commission_id.as_str().into(),
+                    partner_id.as_str().into(),
+                    invoice_id.as_str().into(),
+                    lead_id.into(),
+                    amount_halalas.into(),
+                    amount_halalas.into(),
+                    micros(held_until).into(),
+                ],
+            )
+            .await?;
+            let line = Line {
+                partner_id: &partner_id,
+                commission_id: &commission_id,
+                kind: "accrued",
+                amount_halalas,
+                at: accrued_at,
+                reference: Some(&invoice_id),
+            };
+            add_line(tx, event, line).await?;
+        }
+        CommissionEvent::CommissionApproved { commission_id, .. } => {
+            update_commission(tx, &commission_id, "status = 'approved'", vec![]).await?;
+        }
+        CommissionEvent::CommissionRejected {
+            commission_id,
+            partner_id,
+            amount_halalas,
+            rejected_at,
+            reason,
+            ..
+        } => {
+            update_commission(
+                tx,
+                &commission_id,
+                "status = 'rejected', net_halalas = 0",
+                vec![],
+            )
+            .await?;
+            let line = Line {
+                partner_id: &partner_id,
+                commission_id: &commission_id,
+                kind: "rejected",
+                amount_halalas: -amount_halalas,
+                at: rejected_at,
+                reference: Some(&reason),
+            };
+            add_line(tx, event, line).await?;
+        }
+        CommissionEvent::CommissionAdjusted {
+            commission_id,
+            partner_id,
+            amount_halalas,
+            adjusted_at,
+            reason,
+            ..
+        } => {
+            update_commission(
+                tx,
+                &commission_id,
+                "net_halalas = net_halalas + ?",
+                vec![amount_halalas.into()],
+            )
+            .await?;
+            let line = Line {
+                partner_id: &partner_id,
+                commission_id: &commission_id,
+                kind: "adjusted",
+                amount_halalas,
+                at: adjusted_at,
+                reference: Some(&reason),
+            };
+            add_line(tx, event, line).await?;
+        }
+        CommissionEvent::CommissionClawedBack {
+            commission_id,
+            partner_id,
+            refund_id,
+            amount_halalas,
+            after_payout,
+            clawed_back_at,
+            ..
+        } => {
+            let carried = if after_payout { amount_halalas } else { 0 };
+            update_commission(
+                tx,
+                &commission_id,
+                "net_halalas = net_halalas + ?, carried_halalas = carried_halalas + ?",
+                vec![amount_halalas.into(), carried.into()],
+            )
+            .await?;
+            let line = Line {
+                partner_id: &partner_id,
+                commission_id: &commission_id,
+                kind: "clawed_back",
+                amount_halalas,
+                at: clawed_back_at,
+                reference: Some(&refund_id),
+            };
+            add_line(tx, event, line).await?;
+        }
+        CommissionEvent::CommissionPaidOut {
+            commission_id,
+            partner_id,
+            payout_id,
+            amount_halalas,
+            paid_out_at,
+        } => {
+            update_commission(
+                tx,
+                &commission_id,
+                "status = 'paid_out', payout_id = ?",
+                vec![payout_id.as_str().into()],
+            )
+            .await?;
+            let line = Line {
+                partner_id: &partner_id,
+                commission_id: &commission_id,
+                kind: "paid_out",
+                amount_halalas: -amount_halalas,
+                at: paid_out_at,
+                reference: Some(&payout_id),
+            };
+            add_line(tx, event, line).await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Projection for Statements {
     fn name(&self) -> &'static str {
@@ -127,153 +279,13 @@ impl Projection for Statements {
         &["statement_lines", "partner_commissions"]
     }
 
-    async fn apply(&self, tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        if event.event_type == "PayoutCreated" {
-            return apply_payout(tx, event).await;
-        }
-        if event.stream_type != "commission" {
-            return Ok(());
-        }
-        match decode::<CommissionEvent>(event)? {
-            CommissionEvent::CommissionAccrued {
-                commission_id,
-                partner_id,
-                invoice_id,
-                lead_id,
-                amount_halalas,
-                held_until,
-                accrued_at,
-                ..
-            } => {
-                tx.write(
-                    "INSERT INTO partner_commissions (commission_id, partner_id, invoice_id, lead_id, status, \
-                     accrued_halalas, net_halalas, held_until_us, payout_id, carried_halalas) \
-                     VALUES (?, ?, ?, ?, 'held', ?, ?, ?, NULL, 0)",
-                    &[
-                        commission_id.as_str().into(),
-                        partner_id.as_str().into(),
-                        invoice_id.as_str().into(),
-                        lead_id.into(),
-                        amount_halalas.into(),
-                        amount_halalas.into(),
-                        micros(held_until).into(),
-                    ],
-                )
-                .await?;
-                let line = Line {
-                    partner_id: &partner_id,
-                    commission_id: &commission_id,
-                    kind: "accrued",
-                    amount_halalas,
-                    at: accrued_at,
-                    reference: Some(&invoice_id),
-                };
-                add_line(tx, event, line).await?;
-            }
-            CommissionEvent::CommissionApproved { commission_id, .. } => {
-                update_commission(tx, &commission_id, "status = 'approved'", vec![]).await?;
-            }
-            CommissionEvent::CommissionRejected {
-                commission_id,
-                partner_id,
-                amount_halalas,
-                rejected_at,
-                reason,
-                ..
-            } => {
-                update_commission(
-                    tx,
-                    &commission_id,
-                    "status = 'rejected', net_halalas = 0",
-                    vec![],
-                )
-                .await?;
-                let line = Line {
-                    partner_id: &partner_id,
-                    commission_id: &commission_id,
-                    kind: "rejected",
-                    amount_halalas: -amount_halalas,
-                    at: rejected_at,
-                    reference: Some(&reason),
-                };
-                add_line(tx, event, line).await?;
-            }
-            CommissionEvent::CommissionAdjusted {
-                commission_id,
-                partner_id,
-                amount_halalas,
-                adjusted_at,
-                reason,
-                ..
-            } => {
-                update_commission(
-                    tx,
-                    &commission_id,
-                    "net_halalas = net_halalas + ?",
-                    vec![amount_halalas.into()],
-                )
-                .await?;
-                let line = Line {
-                    partner_id: &partner_id,
-                    commission_id: &commission_id,
-                    kind: "adjusted",
-                    amount_halalas,
-                    at: adjusted_at,
-                    reference: Some(&reason),
-                };
-                add_line(tx, event, line).await?;
-            }
-            CommissionEvent::CommissionClawedBack {
-                commission_id,
-                partner_id,
-                refund_id,
-                amount_halalas,
-                after_payout,
-                clawed_back_at,
-                ..
-            } => {
-                let carried = if after_payout { amount_halalas } else { 0 };
-                update_commission(
-                    tx,
-                    &commission_id,
-                    "net_halalas = net_halalas + ?, carried_halalas = carried_halalas + ?",
-                    vec![amount_halalas.into(), carried.into()],
-                )
-                .await?;
-                let line = Line {
-                    partner_id: &partner_id,
-                    commission_id: &commission_id,
-                    kind: "clawed_back",
-                    amount_halalas,
-                    at: clawed_back_at,
-                    reference: Some(&refund_id),
-                };
-                add_line(tx, event, line).await?;
-            }
-            CommissionEvent::CommissionPaidOut {
-                commission_id,
-                partner_id,
-                payout_id,
-                amount_halalas,
-                paid_out_at,
-            } => {
-                update_commission(
-                    tx,
-                    &commission_id,
-                    "status = 'paid_out', payout_id = ?",
-                    vec![payout_id.as_str().into()],
-                )
-                .await?;
-                let line = Line {
-                    partner_id: &partner_id,
-                    commission_id: &commission_id,
-                    kind: "paid_out",
-                    amount_halalas: -amount_halalas,
-                    at: paid_out_at,
-                    reference: Some(&payout_id),
-                };
-                add_line(tx, event, line).await?;
-            }
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            apply_one(tx, event).await?;
         }
         Ok(())
     }
