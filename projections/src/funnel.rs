@@ -70,12 +70,12 @@ struct Fold {
 }
 
 impl Fold {
-    fn new(last_visit: i64) -> Fold {
+    fn new() -> Fold {
         Fold {
             captured: None,
             stage: None,
             furthest: -1,
-            last_visit,
+            last_visit: 0,
             closed_before: None,
             visits: Vec::new(),
         }
@@ -116,53 +116,74 @@ impl Fold {
     }
 }
 
-/// The stage an event moves its lead into, and when (None: not a stage change).
-fn stage_change(event: &LeadEvent) -> Option<(&str, LeadStage, time::OffsetDateTime)> {
-    Some(match event {
+/// What one event does to its lead's funnel rows.
+enum Change {
+    Capture(Captured),
+    /// Into this stage, at this moment.
+    Enter(LeadStage, time::OffsetDateTime),
+}
+
+/// The lead an event is about and what it does to it (None: nothing the funnel keeps).
+fn change(event: LeadEvent) -> Option<(String, Change)> {
+    let enter = |lead_id, stage, at| Some((lead_id, Change::Enter(stage, at)));
+    match event {
+        LeadEvent::LeadCaptured {
+            lead_id,
+            source,
+            partner_id,
+            captured_at,
+            ..
+        } => Some((
+            lead_id,
+            Change::Capture(Captured {
+                source,
+                partner_id,
+                capture_week: iso_week(captured_at),
+                captured_at_us: micros(captured_at),
+            }),
+        )),
         LeadEvent::LeadQualified {
             lead_id,
             qualified_at,
             ..
-        } => (lead_id, LeadStage::Qualified, *qualified_at),
+        } => enter(lead_id, LeadStage::Qualified, qualified_at),
         LeadEvent::DemoBooked {
             lead_id, booked_at, ..
-        } => (lead_id, LeadStage::DemoBooked, *booked_at),
+        } => enter(lead_id, LeadStage::DemoBooked, booked_at),
         LeadEvent::DemoCanceled {
             lead_id,
             canceled_at,
             ..
-        } => (lead_id, LeadStage::Qualified, *canceled_at),
+        } => enter(lead_id, LeadStage::Qualified, canceled_at),
         LeadEvent::ProposalSent {
             lead_id, sent_at, ..
-        } => (lead_id, LeadStage::Proposal, *sent_at),
+        } => enter(lead_id, LeadStage::Proposal, sent_at),
         LeadEvent::LeadPaid {
             lead_id, paid_at, ..
-        } => (lead_id, LeadStage::Paid, *paid_at),
+        } => enter(lead_id, LeadStage::Paid, paid_at),
         LeadEvent::OnboardingStarted {
             lead_id,
             started_at,
             ..
-        } => (lead_id, LeadStage::Onboarding, *started_at),
+        } => enter(lead_id, LeadStage::Onboarding, started_at),
         LeadEvent::LeadActivated {
             lead_id,
             activated_at,
             ..
-        } => (lead_id, LeadStage::Active, *activated_at),
+        } => enter(lead_id, LeadStage::Active, activated_at),
         LeadEvent::LeadArchived {
             lead_id,
             archived_at,
             ..
-        } => (lead_id, LeadStage::Archived, *archived_at),
+        } => enter(lead_id, LeadStage::Archived, archived_at),
         LeadEvent::LeadReopened {
             lead_id,
             stage,
             reopened_at,
             ..
-        } => (lead_id, *stage, *reopened_at),
-        LeadEvent::LeadCaptured { .. }
-        | LeadEvent::DemoNoShowRecorded { .. }
-        | LeadEvent::FollowUpLogged { .. } => return None,
-    })
+        } => enter(lead_id, stage, reopened_at),
+        LeadEvent::DemoNoShowRecorded { .. } | LeadEvent::FollowUpLogged { .. } => None,
+    }
 }
 
 /// The highest visit number of each of `leads` in the table (leads without one are absent).
@@ -185,7 +206,7 @@ async fn last_visits(
 }
 
 /// Writes what the batch did: stays it closed first (before any it opened), then the stays it
-/// began, the leads it captured and the leads it moved, each table's rows in one run.
+/// began, then each lead's row (inserted when the batch captured it, else moved).
 async fn write_folds(tx: &mut SqlTx, folds: Vec<(String, Fold)>) -> Result<(), ProjectionError> {
     for (lead_id, fold) in &folds {
         if let Some(at) = fold.closed_before {
@@ -213,7 +234,23 @@ async fn write_folds(tx: &mut SqlTx, folds: Vec<(String, Fold)>) -> Result<(), P
         }
     }
     for (lead_id, fold) in folds {
-        let (Some(captured), Some((stage, entered))) = (fold.captured, fold.stage) else {
+        let Some((stage, entered)) = fold.stage else {
+            continue;
+        };
+        let Some(captured) = fold.captured else {
+            // Captured before the batch: its row is there to move.
+            tx.write(
+                "UPDATE funnel_leads SET stage = ?, stage_entered_at_us = ?, \
+                 furthest_rank = CASE WHEN furthest_rank < ? THEN ? ELSE furthest_rank END WHERE lead_id = ?",
+                &[
+                    stage.as_str().into(),
+                    entered.into(),
+                    fold.furthest.into(),
+                    fold.furthest.into(),
+                    lead_id.into(),
+                ],
+            )
+            .await?;
             continue;
         };
         tx.write(
@@ -228,28 +265,6 @@ async fn write_folds(tx: &mut SqlTx, folds: Vec<(String, Fold)>) -> Result<(), P
                 stage.as_str().into(),
                 entered.into(),
                 fold.furthest.into(),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Moves the leads the batch found in the table (captured before it) to where it left them.
-async fn write_moves(tx: &mut SqlTx, folds: &[(String, Fold)]) -> Result<(), ProjectionError> {
-    for (lead_id, fold) in folds {
-        let (None, Some((stage, entered))) = (&fold.captured, fold.stage) else {
-            continue;
-        };
-        tx.write(
-            "UPDATE funnel_leads SET stage = ?, stage_entered_at_us = ?, \
-             furthest_rank = CASE WHEN furthest_rank < ? THEN ? ELSE furthest_rank END WHERE lead_id = ?",
-            &[
-                stage.as_str().into(),
-                entered.into(),
-                fold.furthest.into(),
-                fold.furthest.into(),
-                lead_id.as_str().into(),
             ],
         )
         .await?;
@@ -274,74 +289,38 @@ impl Projection for Funnel {
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let mut decoded = Vec::new();
+        let mut changes = Vec::new();
         for event in events.iter().filter(|event| event.stream_type == "lead") {
-            decoded.push(decode::<LeadEvent>(event)?);
+            changes.extend(change(decode::<LeadEvent>(event)?));
         }
-        // Leads whose first event here is a stage change were captured before the batch.
-        let mut first_seen: HashMap<&str, bool> = HashMap::new();
-        for event in &decoded {
-            match event {
-                LeadEvent::LeadCaptured { lead_id, .. } => {
-                    first_seen.entry(lead_id).or_insert(false);
-                }
-                other => {
-                    if let Some((lead_id, _, _)) = stage_change(other) {
-                        first_seen.entry(lead_id).or_insert(true);
-                    }
-                }
-            }
-        }
-        let earlier: Vec<&str> = first_seen
-            .iter()
-            .filter(|(_, before)| **before)
-            .map(|(lead, _)| *lead)
-            .collect();
-        let last = last_visits(tx, &earlier).await?;
-        // In the order the batch first touched each lead, so the writes come out the same
-        // every time.
+        // One fold per lead, in the order the batch first touched each, so the writes come
+        // out the same every time; a lead whose first change here is not its capture was
+        // captured before the batch, and its stays are numbered on from the table's.
         let mut folds: Vec<(String, Fold)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut fold_of = |lead_id: &str| -> usize {
-            *index.entry(lead_id.to_owned()).or_insert_with(|| {
-                let last_visit = last.get(lead_id).copied().unwrap_or(0);
-                folds.push((lead_id.to_owned(), Fold::new(last_visit)));
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut earlier: Vec<&str> = Vec::new();
+        let mut touched = Vec::with_capacity(changes.len());
+        for (lead_id, change) in &changes {
+            let at = *index.entry(lead_id).or_insert_with(|| {
+                if matches!(change, Change::Enter(..)) {
+                    earlier.push(lead_id);
+                }
+                folds.push((lead_id.clone(), Fold::new()));
                 folds.len() - 1
-            })
-        };
-        let mut changes = Vec::with_capacity(decoded.len());
-        for event in &decoded {
-            match event {
-                LeadEvent::LeadCaptured { lead_id, .. } => changes.push((fold_of(lead_id), event)),
-                other => {
-                    if let Some((lead_id, _, _)) = stage_change(other) {
-                        changes.push((fold_of(lead_id), other));
-                    }
-                }
-            }
+            });
+            touched.push(at);
         }
-        for (at, event) in changes {
+        let last = last_visits(tx, &earlier).await?;
+        for (lead_id, fold) in &mut folds {
+            fold.last_visit = last.get(lead_id.as_str()).copied().unwrap_or(0);
+        }
+        for (at, (_, change)) in touched.into_iter().zip(changes) {
             let fold = &mut folds[at].1;
-            match event {
-                LeadEvent::LeadCaptured {
-                    source,
-                    partner_id,
-                    captured_at,
-                    ..
-                } => fold.capture(Captured {
-                    source: source.clone(),
-                    partner_id: partner_id.clone(),
-                    capture_week: iso_week(*captured_at),
-                    captured_at_us: micros(*captured_at),
-                }),
-                other => {
-                    if let Some((_, stage, at)) = stage_change(other) {
-                        fold.enter(stage, at);
-                    }
-                }
+            match change {
+                Change::Capture(captured) => fold.capture(captured),
+                Change::Enter(stage, when) => fold.enter(stage, when),
             }
         }
-        write_moves(tx, &folds).await?;
         write_folds(tx, folds).await
     }
 
