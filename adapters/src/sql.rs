@@ -322,7 +322,8 @@ fn write_prepare(out: &mut String, name: &str, sql: &str, types: &[&str]) {
     out.push_str(";\n");
 }
 
-/// `EXECUTE name(values)`, each value an untyped literal ([`write_literal`]): the `PREPARE` declared the types.
+/// `EXECUTE name(values)`, each value an untyped literal ([`write_literal`]): the `PREPARE`
+/// declared the types.
 fn write_execute(out: &mut String, name: &str, params: &[SqlValue]) -> Result<(), StoreError> {
     out.push_str("EXECUTE ");
     out.push_str(name);
@@ -373,17 +374,19 @@ fn values_row(sql: &str) -> Option<usize> {
     None
 }
 
-/// The SQL type each value is written as ([`write_literal`]), which a multi-row `VALUES` needs
+/// The SQL type a value is written as ([`write_literal`]), which a multi-row `VALUES` needs
 /// to agree down each column and a `PREPARE` declares.
+fn value_type(value: &SqlValue) -> &'static str {
+    match value {
+        SqlValue::Null | SqlValue::Text(_) => "text",
+        SqlValue::NullInt | SqlValue::Int(_) => "int8",
+        SqlValue::NullBool | SqlValue::Bool(_) => "bool",
+    }
+}
+
+/// [`value_type`] of each value.
 fn value_types(params: &[SqlValue]) -> Vec<&'static str> {
-    params
-        .iter()
-        .map(|value| match value {
-            SqlValue::Null | SqlValue::Text(_) => "text",
-            SqlValue::NullInt | SqlValue::Int(_) => "int8",
-            SqlValue::NullBool | SqlValue::Bool(_) => "bool",
-        })
-        .collect()
+    params.iter().map(value_type).collect()
 }
 
 /// Deferred statements sent in one round trip at most: enough to take the round trips out of
@@ -608,33 +611,19 @@ enum Typed {
     No,
 }
 
-/// `value` as a PostgreSQL literal ([`inline_postgres_values`]), of its type when `typed`.
+/// `value` as a PostgreSQL literal ([`inline_postgres_values`]), of its type
+/// ([`value_type`]) when `typed`; `true` and `false` are booleans either way.
 fn write_literal(out: &mut String, value: &SqlValue, typed: Typed) -> Result<(), StoreError> {
     use std::fmt::Write as _;
-    let cast = |out: &mut String, name: &str| {
-        if typed == Typed::Yes {
-            out.push_str("::");
-            out.push_str(name);
-        }
-    };
     match value {
-        SqlValue::Null => {
-            out.push_str("NULL");
-            cast(out, "text");
-        }
-        SqlValue::NullInt => {
-            out.push_str("NULL");
-            cast(out, "int8");
-        }
-        SqlValue::NullBool => {
-            out.push_str("NULL");
-            cast(out, "bool");
-        }
+        SqlValue::Null | SqlValue::NullInt | SqlValue::NullBool => out.push_str("NULL"),
         SqlValue::Int(v) => {
             let _ = write!(out, "'{v}'");
-            cast(out, "int8");
         }
-        SqlValue::Bool(v) => out.push_str(if *v { "true" } else { "false" }),
+        SqlValue::Bool(v) => {
+            out.push_str(if *v { "true" } else { "false" });
+            return Ok(());
+        }
         SqlValue::Text(text) => {
             if text.contains('\0') {
                 return Err(StoreError::InvalidValue(
@@ -650,8 +639,11 @@ fn write_literal(out: &mut String, value: &SqlValue, typed: Typed) -> Result<(),
                 }
             }
             out.push('\'');
-            cast(out, "text");
         }
+    }
+    if typed == Typed::Yes {
+        out.push_str("::");
+        out.push_str(value_type(value));
     }
     Ok(())
 }
