@@ -101,21 +101,21 @@ pub async fn restore(db: &SqlDb) -> Result<usize, ProjectionError> {
     let mut created = 0;
     for name in names {
         let mut tx = db.begin_derived().await?;
-        let taken = tx
-            .fetch_optional(
-                "DELETE FROM deferred_indexes WHERE name = ? RETURNING definition",
-                &[name.as_str().into()],
-            )
-            .await;
-        let result = match taken {
-            Ok(Some(row)) => match row.text(0) {
-                Ok(definition) => tx.execute(&definition, &[]).await.map(|_| 1),
-                Err(error) => Err(error),
-            },
-            Ok(None) => Ok(0),
-            Err(error) => Err(error),
-        };
-        match result {
+        let made = async {
+            let taken = tx
+                .fetch_optional(
+                    "DELETE FROM deferred_indexes WHERE name = ? RETURNING definition",
+                    &[name.as_str().into()],
+                )
+                .await?;
+            let Some(row) = taken else {
+                return Ok::<usize, adapters::store::StoreError>(0);
+            };
+            tx.execute(&row.text(0)?, &[]).await?;
+            Ok(1)
+        }
+        .await;
+        match made {
             Ok(made) => {
                 tx.commit().await?;
                 created += made;
