@@ -531,3 +531,48 @@ fn logs_carry_request_ids_and_never_a_secret_and_events_record_the_request_id() 
     assert_eq!(recorded[0].metadata["request_id"], "req-test-1");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let output = revledger(&dir)
+        .args(["bench", "lifecycle", "--leads", "12", "--concurrency", "3"])
+        .args(["--database-url", &url])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(figures["commands"], 12 * 8, "{figures}");
+    assert_eq!(figures["referred_leads"], 4, "{figures}");
+    // Per lead: captured, qualified, demo booked, proposal sent, number allocated, invoice
+    // issued, payment paid and recorded, invoice paid, lead paid, onboarding started,
+    // activated; per referred lead also the commission and the partner's customer activated.
+    assert_eq!(figures["events_appended"], 12 * 12 + 4 * 2, "{figures}");
+    let by_command = figures["by_command"].as_object().expect("by_command");
+    let commands: Vec<&str> = by_command.keys().map(String::as_str).collect();
+    assert_eq!(
+        commands,
+        [
+            "activate",
+            "book_demo",
+            "capture",
+            "issue_invoice",
+            "onboard",
+            "payment_webhook",
+            "proposal",
+            "qualify"
+        ]
+    );
+    for (command, latency) in by_command {
+        let p50 = latency["p50_ms"].as_f64().expect("p50_ms");
+        let p99 = latency["p99_ms"].as_f64().expect("p99_ms");
+        assert!(0.0 < p50 && p50 <= p99, "{command}: {latency}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
