@@ -126,6 +126,27 @@ pub const UPSERT_ACCEPTED_SQL: &str = "INSERT INTO webhook_inbox (inbox_id, prov
      response = excluded.response, attempts = webhook_inbox.attempts + 1, next_attempt_at_us = NULL, \
      last_error = NULL, updated_at_us = excluded.updated_at_us";
 
+/// What the inbox keeps as the answer to a delivery whose events were appended: the answer
+/// made for it with where its events landed. The webhook answers it as written, and repeats of
+/// the delivery get it from the row.
+pub fn accepted_response(
+    response: &Value,
+    stream_id: &str,
+    version: u64,
+    first_position: i64,
+    last_position: i64,
+) -> Value {
+    let mut answer = match response {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    answer.insert("stream_id".into(), Value::from(stream_id));
+    answer.insert("version".into(), Value::from(version));
+    answer.insert("first_position".into(), Value::from(first_position));
+    answer.insert("last_position".into(), Value::from(last_position));
+    Value::Object(answer)
+}
+
 /// The parameters of [`UPSERT_ACCEPTED_SQL`] for `record`.
 pub fn accepted_params(record: &InboxRecord) -> Vec<SqlValue> {
     vec![

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use adapters::command::{CommandEnvelope, CommandError, CommandHandler};
+use adapters::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
 use adapters::inbox::{self, InboxEntry, InboxRecord, INBOX_NAMESPACE};
 use adapters::store::EventMetadata;
 use adapters::webhooks::{calendly, moyasar, standard, WebhookError};
@@ -49,8 +49,9 @@ const PARTNERS: &str = "partners";
 
 /// What became of a delivery.
 enum Outcome {
-    /// Events were appended (the inbox row went with them).
-    Accepted,
+    /// Events were appended (the inbox row went with them). The answer that row holds when
+    /// this attempt wrote it; `None` when an earlier attempt did (the row says what it answered).
+    Accepted(Option<Value>),
     /// Nothing to change (a repeat report, a verification ping); recorded as it is.
     Acknowledged(&'static str),
     /// Refers to something not known yet: try again later.
@@ -239,14 +240,20 @@ async fn settle(
     let db = state.store.sql();
     let outcome = apply(state, &record, delivery).await?;
     let counted = match &outcome {
-        Outcome::Accepted | Outcome::Acknowledged(_) => "accepted",
+        Outcome::Accepted(_) | Outcome::Acknowledged(_) => "accepted",
         Outcome::Refused(_) => "refused",
         Outcome::Park(_) => "parked",
     };
     let (status, response) = match outcome {
-        Outcome::Accepted => {
+        Outcome::Accepted(Some(written)) => {
             crate::metrics::webhook(&record.provider, counted);
-            // The row was written with the events; answer what it says.
+            // What the row written with the events says, without reading it back.
+            let status = StatusCode::from_u16(record.http_status).unwrap_or(StatusCode::OK);
+            return Ok(json_response(status, written));
+        }
+        Outcome::Accepted(None) => {
+            crate::metrics::webhook(&record.provider, counted);
+            // The row was written with the events by an earlier attempt; answer what it says.
             return match inbox::find(&db, &record.provider, &record.delivery_id).await? {
                 Some(entry) => Ok(stored_answer(&entry)),
                 None => Ok(json_response(StatusCode::OK, record.response)),
@@ -332,7 +339,20 @@ where
 {
     let envelope = envelope(record, aggregate_id, command, record.command_id(), true);
     match handler.execute(envelope).await {
-        Ok(outcome) if outcome.events_appended > 0 || outcome.replayed => Ok(Outcome::Accepted),
+        Ok(outcome) if outcome.replayed => Ok(Outcome::Accepted(None)),
+        Ok(CommandOutcome {
+            stream_id,
+            version,
+            first_position: Some(first_position),
+            last_position: Some(last_position),
+            ..
+        }) => Ok(Outcome::Accepted(Some(inbox::accepted_response(
+            &record.response,
+            &stream_id,
+            version,
+            first_position,
+            last_position,
+        )))),
         Ok(_) => Ok(Outcome::Acknowledged("no change")),
         Err(CommandError::Rejected(rule)) if park_when(&rule) => {
             Ok(Outcome::Park(rule.to_string()))

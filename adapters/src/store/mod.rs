@@ -429,15 +429,13 @@ fn with_outcome(
     outcome: &AppendOutcome,
 ) -> crate::inbox::InboxRecord {
     let mut record = record.clone();
-    let mut response = match record.response {
-        Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
-    response.insert("stream_id".into(), Value::from(outcome.stream_id.clone()));
-    response.insert("version".into(), Value::from(outcome.last_version));
-    response.insert("first_position".into(), Value::from(outcome.first_position));
-    response.insert("last_position".into(), Value::from(outcome.last_position));
-    record.response = Value::Object(response);
+    record.response = crate::inbox::accepted_response(
+        &record.response,
+        &outcome.stream_id,
+        outcome.last_version,
+        outcome.first_position,
+        outcome.last_position,
+    );
     record
 }
 
