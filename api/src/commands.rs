@@ -507,7 +507,10 @@ async fn create_invoice(
 
 /// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH;
 /// answers with the invoice as it is now ([`invoice_view`]). A repeat of an allocation
-/// already made (same invoice id) skips straight to the invoice.
+/// already made (same invoice id, from the same `Idempotency-Key`) skips straight to the
+/// invoice. Without an `Idempotency-Key` the invoice id was minted for this request and
+/// cannot have been allocated: the sequence is not looked at first (a read of the seller's
+/// one hot stream, in its turn, before the allocation takes that turn again).
 async fn issue_through_sequence(
     state: &AppState,
     principal: &Principal,
@@ -518,13 +521,15 @@ async fn issue_through_sequence(
     let handlers = &state.handlers;
     let vat_number = issue.seller.vat_number.clone();
     let invoice_id = issue.invoice_id.clone();
-    let allocated = handlers
-        .sequences
-        .inspect(&vat_number, |sequence, _| {
-            sequence.allocation(&invoice_id).is_some()
-        })
-        .await
-        .map_err(command_error)?;
+    let minted = !headers.contains_key("idempotency-key");
+    let allocated = !minted
+        && handlers
+            .sequences
+            .inspect(&vat_number, |sequence, _| {
+                sequence.allocation(&invoice_id).is_some()
+            })
+            .await
+            .map_err(command_error)?;
     if allocated {
         // An earlier attempt with this Idempotency-Key allocated it; the invoice issuer (or
         // that attempt) issues it from the allocation.
@@ -563,7 +568,7 @@ async fn issue_through_sequence(
                 },
                 metadata: metadata(principal, headers),
                 inbox: None,
-                fresh_id: false,
+                fresh_id: minted,
             },
             |sequence, _| {
                 sequence
