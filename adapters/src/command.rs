@@ -8,13 +8,17 @@
 //! 3. **Append** the events expecting the loaded version. The store's unique `(stream_id,
 //!    version)` constraint is the only arbiter: a stale cache entry (another replica wrote)
 //!    turns into a [`crate::StoreError::Conflict`], the entry is dropped, the stream re-read and
-//!    the command decided again, at most [`MAX_CONFLICT_RETRIES`] times.
+//!    the command decided again, at most [`MAX_CONFLICT_RETRIES`] times. A refusal or a
+//!    decision of no events appends nothing, so no version check meets it: made on a cached
+//!    state, it is confirmed by reading the stream's tail first (one indexed read) and made
+//!    again when another process appended since.
 //!
 //! **Why a cache and not snapshots.** Streams here are short (a lead has a few dozen events, an
 //! invoice a handful), so a cold load is one indexed range read; what costs is reading the same
 //! hot stream on every command. The cache removes that read entirely on the hot path (one round
 //! trip per command: the append) and needs no extra table, no snapshot versioning and no
-//! upcasting of snapshots. Correctness never depends on the cache: the version check does.
+//! upcasting of snapshots. Correctness never depends on the cache: the version check does (and,
+//! for a refusal, the read of the tail).
 //! Snapshots can be added for a stream type whose histories grow long (the partner program
 //! stream is the candidate) without changing this interface.
 //!
@@ -227,20 +231,42 @@ where
         existing_only: bool,
     ) -> Result<Option<CommandOutcome>, CommandError<A::Error>> {
         let stream_id = stream_id.to_owned();
+        // The version the stream was last read up to in this call: a state cached at it is
+        // known to be current.
+        let mut read_up_to = None;
         for _attempt in 0..=MAX_CONFLICT_RETRIES {
             // The cached state is taken out, not cloned (an aggregate like the seller's ZATCA
             // sequence grows with its history, and a clone per command would cost as much):
             // it goes back when the decision leaves it as it was or the append succeeds.
-            let loaded = self.take(&stream_id).await?;
+            let (loaded, cached) = self.take_marked(&stream_id).await?;
             if existing_only && loaded.version == 0 {
                 return Ok(None);
             }
             let version = loaded.version;
             let mut decided = loaded.aggregate;
             let sink = EventSink::default();
-            if let Err(rejection) = decided.handle(envelope.command.clone(), &(), &sink).await {
+            let decision = decided.handle(envelope.command.clone(), &(), &sink).await;
+            let events = sink.collect().await;
+            // A refusal, or a decision of no events, changes nothing, so no append checks the
+            // version it was made at. Made on a cached state, it stands only once the stream
+            // is known to hold nothing newer: another replica may have moved it on (a lead
+            // marked paid elsewhere must not stay unable to start onboarding here).
+            if (decision.is_err() || events.is_empty()) && cached && read_up_to != Some(version) {
                 // `handle` writes events only after the pure `decide` accepted the command, so
-                // a refused command left the state untouched.
+                // a refused or empty decision left the state as it was.
+                let mut current = Loaded {
+                    aggregate: decided,
+                    version,
+                };
+                self.catch_up(&stream_id, &mut current).await?;
+                read_up_to = Some(current.version);
+                if current.version != version {
+                    self.remember(&stream_id, current);
+                    continue;
+                }
+                decided = current.aggregate;
+            }
+            if let Err(rejection) = decision {
                 self.remember(
                     &stream_id,
                     Loaded {
@@ -256,7 +282,6 @@ where
                     None => Err(CommandError::Rejected(rejection)),
                 };
             }
-            let events = sink.collect().await;
             if events.is_empty() {
                 self.remember(
                     &stream_id,
@@ -380,15 +405,24 @@ where
     /// The aggregate for a command: taken out of the cache (the caller puts it back), or
     /// folded from the store.
     async fn take(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        Ok(self.take_marked(stream_id).await?.0)
+    }
+
+    /// [`Self::take`], and whether the state came from the cache (and may be behind what
+    /// another process appended) rather than from the store just now.
+    async fn take_marked(
+        &self,
+        stream_id: &str,
+    ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
         if let Some(hit) = self.cache.lock().expect("cache lock").pop(stream_id) {
-            return Ok(hit);
+            return Ok((hit, true));
         }
         let mut loaded = Loaded {
             aggregate: A::default(),
             version: 0,
         };
         self.catch_up(stream_id, &mut loaded).await?;
-        Ok(loaded)
+        Ok((loaded, false))
     }
 
     /// Keeps the state for the next command. An empty one (no events) is not kept: a stream

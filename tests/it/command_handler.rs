@@ -23,6 +23,7 @@ crate::on_both_engines!(
     a_command_on_an_existing_aggregate_only_finds_no_stream_and_writes_nothing,
     a_command_then_a_read_sees_the_state_it_left,
     a_refusal_of_a_minted_command_id_is_answered_without_the_command_log,
+    a_refusal_on_a_stale_cache_is_decided_again_on_what_another_replica_appended,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -33,14 +34,23 @@ struct Tally {
 
 #[derive(Clone, Debug)]
 enum TallyCommand {
-    Open { limit: i64 },
-    Add { amount: i64 },
+    Open {
+        limit: i64,
+    },
+    Add {
+        amount: i64,
+    },
+    /// Sets the limit; deciding nothing when it already is that.
+    Limit {
+        limit: i64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum TallyEvent {
     Opened { limit: i64 },
     Added { amount: i64 },
+    Limited { limit: i64 },
 }
 
 impl DomainEvent for TallyEvent {
@@ -48,6 +58,7 @@ impl DomainEvent for TallyEvent {
         match self {
             TallyEvent::Opened { .. } => "Opened".into(),
             TallyEvent::Added { .. } => "Added".into(),
+            TallyEvent::Limited { .. } => "Limited".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -86,6 +97,9 @@ impl Aggregate for Tally {
                 return Err(TallyError::OverLimit { amount, limit })
             }
             (TallyCommand::Add { amount }, Some(_)) => TallyEvent::Added { amount },
+            (TallyCommand::Limit { .. }, None) => return Err(TallyError::NotOpen),
+            (TallyCommand::Limit { limit }, Some(current)) if limit == current => return Ok(()),
+            (TallyCommand::Limit { limit }, Some(_)) => TallyEvent::Limited { limit },
         };
         sink.write(event, self).await;
         Ok(())
@@ -95,6 +109,7 @@ impl Aggregate for Tally {
         match event {
             TallyEvent::Opened { limit } => self.limit = Some(limit),
             TallyEvent::Added { amount } => self.total += amount,
+            TallyEvent::Limited { limit } => self.limit = Some(limit),
         }
     }
 }
@@ -464,4 +479,53 @@ async fn a_refusal_of_a_minted_command_id_is_answered_without_the_command_log(db
         handler.execute(fresh).await.unwrap_err(),
         CommandError::Rejected(TallyError::OverLimit { .. })
     ));
+}
+
+async fn a_refusal_on_a_stale_cache_is_decided_again_on_what_another_replica_appended(db: &TestDb) {
+    let replica_a = CommandHandler::<Tally>::new(db.store.clone());
+    let replica_b = CommandHandler::<Tally>::new(db.store.clone());
+    replica_a
+        .execute(envelope("t9", TallyCommand::Open { limit: 10 }))
+        .await
+        .unwrap();
+    replica_b
+        .execute(envelope("t9", TallyCommand::Add { amount: 6 }))
+        .await
+        .unwrap();
+    // replica_b now caches total 6 under limit 10; replica_a raises the limit to 20.
+    replica_a
+        .execute(envelope("t9", TallyCommand::Limit { limit: 20 }))
+        .await
+        .unwrap();
+    // On its cached state replica_b would refuse 6 more (12 > 10); the store says 20.
+    let outcome = replica_b
+        .execute(envelope("t9", TallyCommand::Add { amount: 6 }))
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.events_appended), (4, 1));
+    // A decision of nothing is made again too: replica_a still caches limit 20 (version 3);
+    // replica_b sets 15, so setting 20 through replica_a is a change, not a no-op.
+    replica_b
+        .execute(envelope("t9", TallyCommand::Limit { limit: 15 }))
+        .await
+        .unwrap();
+    let outcome = replica_a
+        .execute(envelope("t9", TallyCommand::Limit { limit: 20 }))
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.events_appended), (6, 1));
+    // A refusal that still stands after the read is returned as before.
+    let error = replica_b
+        .execute(envelope("t9", TallyCommand::Add { amount: 9 }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CommandError::Rejected(TallyError::OverLimit { .. })),
+        "{error:?}"
+    );
+    let cold = CommandHandler::<Tally>::new(db.store.clone());
+    assert_eq!(
+        cold.load_aggregate("t9").await.unwrap().into_pair(),
+        (12, Some(20), 6)
+    );
 }
