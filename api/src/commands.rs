@@ -521,7 +521,8 @@ async fn issue_through_sequence(
     let handlers = &state.handlers;
     let vat_number = issue.seller.vat_number.clone();
     let invoice_id = issue.invoice_id.clone();
-    let minted = !headers.contains_key("idempotency-key");
+    // A minted command id means the invoice id was minted too ([`assigned_id`]).
+    let minted = minted_command_id(headers);
     let allocated = !minted
         && handlers
             .sequences
