@@ -248,8 +248,7 @@ async fn settle(
         Outcome::Accepted(Some(written)) => {
             crate::metrics::webhook(&record.provider, counted);
             // What the row written with the events says, without reading it back.
-            let status = StatusCode::from_u16(record.http_status).unwrap_or(StatusCode::OK);
-            return Ok(json_response(status, written));
+            return Ok(answer_as_stored(record.http_status, written));
         }
         Outcome::Accepted(None) => {
             crate::metrics::webhook(&record.provider, counted);
@@ -298,8 +297,13 @@ async fn settle(
 }
 
 fn stored_answer(entry: &InboxEntry) -> Response {
-    let status = StatusCode::from_u16(entry.http_status).unwrap_or(StatusCode::OK);
-    json_response(status, entry.response.clone())
+    answer_as_stored(entry.http_status, entry.response.clone())
+}
+
+/// The answer an inbox row with this status and response gives.
+fn answer_as_stored(http_status: u16, response: Value) -> Response {
+    let status = StatusCode::from_u16(http_status).unwrap_or(StatusCode::OK);
+    json_response(status, response)
 }
 
 fn envelope<C>(
