@@ -566,8 +566,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// What one worker measured.
 #[derive(Default)]
 struct WorkerStats {
-    latencies_us: Vec<u64>,
-    /// The same latencies by command, to tell which commands make the tail.
+    /// Accepted requests' latencies by command, to tell which commands make the tail.
     by_command: BTreeMap<&'static str, Vec<u64>>,
     onboard_retries: u64,
     transient_retries: u64,
@@ -575,8 +574,14 @@ struct WorkerStats {
 
 impl WorkerStats {
     fn record(&mut self, command: &'static str, latency_us: u64) {
-        self.latencies_us.push(latency_us);
         self.by_command.entry(command).or_default().push(latency_us);
+    }
+
+    /// Every command's latencies together, sorted.
+    fn latencies_sorted(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.by_command.values().flatten().copied().collect();
+        all.sort_unstable();
+        all
     }
 
     /// Each command's p50 and p99 in milliseconds.
@@ -596,7 +601,6 @@ impl WorkerStats {
     }
 
     fn merge(&mut self, other: WorkerStats) {
-        self.latencies_us.extend(other.latencies_us);
         for (command, latencies) in other.by_command {
             self.by_command
                 .entry(command)
@@ -632,16 +636,16 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
 }
 
 /// Requests/s and latency percentiles of one measured phase.
-fn phase_figures(stats: &mut WorkerStats, elapsed: Duration) -> Value {
-    stats.latencies_us.sort_unstable();
-    let count = stats.latencies_us.len() as u64;
+fn phase_figures(stats: &WorkerStats, elapsed: Duration) -> Value {
+    let latencies_us = stats.latencies_sorted();
+    let count = latencies_us.len() as u64;
     json!({
         "requests": count,
         "seconds": rounded(elapsed.as_secs_f64(), 3),
         "requests_per_sec": per_second(count, elapsed),
-        "p50_ms": percentile_ms(&stats.latencies_us, 50),
-        "p99_ms": percentile_ms(&stats.latencies_us, 99),
-        "max_ms": stats.latencies_us.last().map_or(0.0, |us| *us as f64 / 1_000.0),
+        "p50_ms": percentile_ms(&latencies_us, 50),
+        "p99_ms": percentile_ms(&latencies_us, 99),
+        "max_ms": latencies_us.last().map_or(0.0, |us| *us as f64 / 1_000.0),
     })
 }
 
@@ -845,23 +849,31 @@ impl Driver {
 
     /// A lead's first six commands: capture to the payment webhook.
     async fn sell(&mut self, lead: &LeadPlan) -> anyhow::Result<()> {
-        let (invoice_id, total) = self.capture_to_invoice(lead).await?;
-        let delivery = payment_paid(
-            &self.moyasar_token,
-            &format!("bench-delivery-{}", lead.index),
-            &format!("bench-payment-{}", lead.index),
-            &invoice_id,
-            total,
-        )?;
-        self.pay(&delivery).await
+        let sold = async {
+            let (invoice_id, total) = self.capture_to_invoice(lead).await?;
+            let delivery = payment_paid(
+                &self.moyasar_token,
+                &format!("bench-delivery-{}", lead.index),
+                &format!("bench-payment-{}", lead.index),
+                &invoice_id,
+                total,
+            )?;
+            self.pay(&delivery).await
+        };
+        sold.await.with_context(|| format!("lead {}", lead.lead_id))
     }
 
     /// A paid lead's last two commands: onboard and activate.
     async fn deliver(&mut self, lead: &LeadPlan) -> anyhow::Result<()> {
-        self.onboard(&lead.lead_id).await?;
-        let path = format!("/api/leads/{}/activate", lead.lead_id);
-        self.command("activate", "POST", &path, true, b"").await?;
-        Ok(())
+        let delivered = async {
+            self.onboard(&lead.lead_id).await?;
+            let path = format!("/api/leads/{}/activate", lead.lead_id);
+            self.command("activate", "POST", &path, true, b"").await?;
+            anyhow::Ok(())
+        };
+        delivered
+            .await
+            .with_context(|| format!("lead {}", lead.lead_id))
     }
 
     /// Takes `leads` through their eight commands, one request at a time. A lead can be
@@ -873,21 +885,15 @@ impl Driver {
     async fn lifecycles(&mut self, leads: &[LeadPlan]) -> anyhow::Result<()> {
         let mut paying = std::collections::VecDeque::with_capacity(PAYING_LEADS + 1);
         for lead in leads {
-            self.sell(lead)
-                .await
-                .with_context(|| format!("lead {}", lead.lead_id))?;
+            self.sell(lead).await?;
             paying.push_back(lead);
             if paying.len() > PAYING_LEADS {
                 let paid = paying.pop_front().expect("it holds more than PAYING_LEADS");
-                self.deliver(paid)
-                    .await
-                    .with_context(|| format!("lead {}", paid.lead_id))?;
+                self.deliver(paid).await?;
             }
         }
         for paid in paying {
-            self.deliver(paid)
-                .await
-                .with_context(|| format!("lead {}", paid.lead_id))?;
+            self.deliver(paid).await?;
         }
         Ok(())
     }
@@ -1050,8 +1056,8 @@ async fn lifecycle(args: LifecycleArgs) -> anyhow::Result<Value> {
     let head_after = db.store.head_position().await?;
     service.stop().await?;
 
-    stats.latencies_us.sort_unstable();
-    let commands = stats.latencies_us.len() as u64;
+    let latencies_us = stats.latencies_sorted();
+    let commands = latencies_us.len() as u64;
     Ok(json!({
         "bench": "lifecycle",
         "engine": engine,
@@ -1063,9 +1069,9 @@ async fn lifecycle(args: LifecycleArgs) -> anyhow::Result<Value> {
         "commands": commands,
         "seconds": rounded(elapsed.as_secs_f64(), 3),
         "commands_per_sec": per_second(commands, elapsed),
-        "p50_ms": percentile_ms(&stats.latencies_us, 50),
-        "p99_ms": percentile_ms(&stats.latencies_us, 99),
-        "max_ms": stats.latencies_us.last().map_or(0.0, |us| *us as f64 / 1_000.0),
+        "p50_ms": percentile_ms(&latencies_us, 50),
+        "p99_ms": percentile_ms(&latencies_us, 99),
+        "max_ms": latencies_us.last().map_or(0.0, |us| *us as f64 / 1_000.0),
         "by_command": stats.by_command_figures(),
         "events_appended": events_appended,
         "head_position": head_after,
@@ -1131,18 +1137,17 @@ async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Value> {
     let deliveries = Arc::new(deliveries);
 
     let events_before = count_events(db.store.as_ref()).await?;
-    let (mut unique, unique_elapsed) =
-        send_deliveries(&service, &deliveries, args.concurrency).await?;
+    let (unique, unique_elapsed) = send_deliveries(&service, &deliveries, args.concurrency).await?;
     let events_from_unique = count_events(db.store.as_ref()).await? - events_before;
     let catch_up = service.wait_caught_up().await?;
     let events_before_repeats = count_events(db.store.as_ref()).await?;
-    let (mut repeats, repeats_elapsed) =
+    let (repeats, repeats_elapsed) =
         send_deliveries(&service, &deliveries, args.concurrency).await?;
     let events_from_repeats = count_events(db.store.as_ref()).await? - events_before_repeats;
     service.stop().await?;
 
-    let unique_figures = phase_figures(&mut unique, unique_elapsed);
-    let repeat_figures = phase_figures(&mut repeats, repeats_elapsed);
+    let unique_figures = phase_figures(&unique, unique_elapsed);
+    let repeat_figures = phase_figures(&repeats, repeats_elapsed);
     Ok(json!({
         "bench": "webhooks",
         "engine": engine,
