@@ -115,6 +115,10 @@ struct ServeArgs {
     /// Connections served at once; one beyond them is answered 503 and closed.
     #[arg(long, env = "REVLEDGER_MAX_CONNECTIONS", default_value_t = api::service::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// As-of reads replayed at once, each on its own low-priority thread; one beyond them is
+    /// answered 429 with Retry-After. Moments before the first event or at the head need none.
+    #[arg(long, env = "REVLEDGER_AS_OF_MAX_CONCURRENT", default_value_t = projections::as_of::DEFAULT_MAX_CONCURRENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=projections::as_of::MAX_CONCURRENT_LIMIT as u64))]
+    as_of_max_concurrent: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,6 +221,7 @@ impl ServeArgs {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
             max_connections: self.max_connections,
+            as_of_max_concurrent: self.as_of_max_concurrent,
         })
     }
 }
@@ -525,6 +530,7 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "request_timeout_secs": config.request_timeout.as_secs(),
             "header_read_timeout_secs": config.header_read_timeout.as_secs(),
             "max_connections": config.max_connections,
+            "as_of_max_concurrent": config.as_of_max_concurrent,
         },
         "moyasar_api": secret(config.moyasar_api.is_some()),
         "program": {

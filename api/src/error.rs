@@ -3,7 +3,7 @@
 //! Bodies are `{"error": <code>, "detail": <what to fix>}` (plus `field` when one field is at
 //! fault). A 500 says nothing internal: the cause is logged with the request's span instead.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -32,6 +32,13 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("the request took too long (a slow client, or a slow server)")]
     Timeout,
+    /// Too many requests of this kind at once; `retry_after_secs` goes out as `Retry-After`.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -53,6 +60,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,9 +79,25 @@ impl From<projections::ProjectionError> for ApiError {
     }
 }
 
+impl From<projections::as_of::AsOfError> for ApiError {
+    fn from(error: projections::as_of::AsOfError) -> Self {
+        match error {
+            projections::as_of::AsOfError::Busy {
+                retry_after_secs, ..
+            } => ApiError::TooManyRequests {
+                code: "as_of_busy",
+                detail: format!("{error}; as-of reads replay history and only a few run at once"),
+                retry_after_secs,
+            },
+            projections::as_of::AsOfError::Projection(error) => error.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+
         let body = match &self {
             ApiError::BadRequest {
                 code,
@@ -95,6 +119,16 @@ impl IntoResponse for ApiError {
             }
             ApiError::Timeout => json!({"error": "timeout", "detail": self.to_string()}),
             ApiError::Unavailable(detail) => json!({"error": "unavailable", "detail": detail}),
+            ApiError::TooManyRequests {
+                code,
+                detail,
+                retry_after_secs,
+            } => {
+                let body =
+                    json!({"error": code, "detail": detail, "retry_after_secs": retry_after_secs});
+                let retry_after = [(header::RETRY_AFTER, retry_after_secs.to_string())];
+                return (status, retry_after, Json(body)).into_response();
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 json!({"error": "internal", "detail": "the server failed; the cause is logged"})

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::commission::CommissionCommand;
 use domain::partner::{PartnerCommand, PartnerTier};
+use projections::as_of::AsOfAnswer;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -41,8 +42,17 @@ pub async fn read_db(
         detail,
         field: Some("as_of".into()),
     })?;
-    let model = projections::read_model(projection)?;
-    Ok(projections::runtime::as_of(state.store.clone(), model, moment).await?)
+    let projector = state
+        .projector(projection)
+        .ok_or_else(|| ApiError::internal(format!("no projector {projection}")))?;
+    let answered = state.as_of.read_db(projector, moment).await;
+    let label = match &answered {
+        Ok((_, answer)) => answer.as_str(),
+        Err(projections::as_of::AsOfError::Busy { .. }) => AsOfAnswer::Busy.as_str(),
+        Err(_) => "failed",
+    };
+    crate::metrics::as_of_read(projection, label);
+    Ok(answered?.0)
 }
 
 pub async fn trial_balance(

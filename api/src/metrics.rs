@@ -10,6 +10,7 @@
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
 //! - `revledger_http_connections_shed_total` (connections answered 503 beyond `max_connections`)
+//! - `revledger_as_of_reads_total{projection,answer}` (`empty`, `live`, `replayed`, `busy` (429), `failed`)
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -86,6 +87,11 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 /// Counts one webhook delivery's outcome.
 pub fn webhook(provider: &str, outcome: &'static str) {
     metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// An as-of read and how it was answered.
+pub fn as_of_read(projection: &str, answer: &'static str) {
+    metrics::counter!("revledger_as_of_reads_total", "projection" => projection.to_owned(), "answer" => answer).increment(1);
 }
 
 /// A connection answered 503 because `max_connections` were open.

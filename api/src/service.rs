@@ -49,6 +49,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Most connections served at once; a connection beyond them is answered 503 and closed.
     pub max_connections: usize,
+    /// As-of reads replayed at once (each on its own low-priority thread); one beyond them is
+    /// answered 429 with `Retry-After`.
+    pub as_of_max_concurrent: usize,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            as_of_max_concurrent: projections::as_of::DEFAULT_MAX_CONCURRENT,
         }
     }
 }
@@ -172,6 +176,10 @@ impl Service {
             projectors: Arc::new(projectors),
             config: config.clone(),
             leader: leader.clone(),
+            as_of: Arc::new(projections::as_of::AsOfReads::new(
+                store.clone(),
+                config.as_of_max_concurrent,
+            )),
         };
         crate::metrics::install();
         let mut workers = Vec::new();

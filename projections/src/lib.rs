@@ -6,6 +6,7 @@
 //! never doubles an event. Any projection can be rebuilt from position zero, or computed as of a
 //! past position or time into a scratch database ([`runtime::as_of`]).
 
+pub mod as_of;
 pub mod audit_log;
 pub mod commissions;
 pub mod crm_board;

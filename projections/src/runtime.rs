@@ -788,12 +788,28 @@ pub async fn as_of(
     projection: Arc<dyn Projection>,
     moment: AsOf,
 ) -> Result<SqlDb, ProjectionError> {
+    as_of_until(store, projection, moment, || false).await
+}
+
+/// [`as_of`], stopping early (with an error) once `abandoned` says nobody waits for it: it is
+/// asked before each batch.
+pub async fn as_of_until(
+    store: Arc<dyn EventStore>,
+    projection: Arc<dyn Projection>,
+    moment: AsOf,
+    abandoned: impl Fn() -> bool,
+) -> Result<SqlDb, ProjectionError> {
     let scratch = SqlDb::scratch().await?;
     let projector = Projector::new(store.clone(), projection).with_db(scratch.clone());
     let mut after = Checkpoint::START;
     let mut saved = Checkpoint::START;
     let mut applied = 0i64;
     loop {
+        if abandoned() {
+            return Err(ProjectionError::External(
+                "the as-of replay was abandoned by its caller".into(),
+            ));
+        }
         let batch = store.read_committed(after, MAX_READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = Checkpoint::after(last);

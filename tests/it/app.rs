@@ -42,6 +42,18 @@ pub struct Answer {
     pub status: u16,
     pub body: Value,
     pub text: String,
+    /// The status line and headers, as received.
+    pub head: String,
+}
+
+impl Answer {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
 }
 
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
@@ -70,10 +82,23 @@ where
     F: FnOnce(Arc<Handlers>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    spawn_app_seeded_with(engine, seed, |_| {}).await
+}
+
+/// [`spawn_app_seeded`] with the configuration changed by `configure`.
+pub async fn spawn_app_seeded_with<F, Fut>(
+    engine: Engine,
+    seed: F,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp>
+where
+    F: FnOnce(Arc<Handlers>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let db = TestDb::new(engine).await?;
     db.store.migrate().await.expect("migrate");
     seed(adapters::handlers::Handlers::new(db.store.clone())).await;
-    Some(start_app(db, |_| {}).await)
+    Some(start_app(db, configure).await)
 }
 
 async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
@@ -342,20 +367,23 @@ pub async fn try_http_request(
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).to_string();
+    Some(parse_answer(&raw))
+}
+
+/// Status, headers and body of a raw HTTP/1.1 answer (a chunked body dechunked).
+pub fn parse_answer(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw).to_string();
     let status = text
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body_text = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
+    let (head, body_text) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body_text = dechunk(body_text);
-    Some(Answer {
+    Answer {
         status,
         body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
         text: body_text,
-    })
+        head: head.to_owned(),
+    }
 }

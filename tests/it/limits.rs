@@ -24,8 +24,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::app::{
-    spawn_app, spawn_app_with, try_http_request, Answer, TestApp, ADMIN_TOKEN, CALENDLY_KEY,
-    MOYASAR_TOKEN, PARTNER_SECRETS,
+    parse_answer, spawn_app, spawn_app_with, try_http_request, Answer, TestApp, ADMIN_TOKEN,
+    CALENDLY_KEY, MOYASAR_TOKEN, PARTNER_SECRETS,
 };
 use crate::helpers::Engine;
 
@@ -64,25 +64,6 @@ async fn body_routes(app: &TestApp) -> Vec<(String, String, bool)> {
     );
     assert!(routes.len() >= 25, "{routes:?}");
     routes
-}
-
-/// Status and body of a raw HTTP/1.1 answer.
-fn parse_answer(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Answer {
-        status,
-        body: serde_json::from_str(&body).unwrap_or(Value::Null),
-        text: body,
-    }
 }
 
 /// A request whose body is sent chunked (no Content-Length), `size` bytes in 16 KiB chunks.

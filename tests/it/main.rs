@@ -17,6 +17,7 @@ mod dashboard;
 mod finance;
 mod finance_api;
 mod finance_ledger;
+mod hardening;
 mod helpers;
 mod history;
 mod limits;

@@ -179,6 +179,17 @@ pub struct RecordedEvent {
     pub hash: EventHash,
 }
 
+/// Where the log begins and ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBounds {
+    pub first_position: Position,
+    pub last_position: Position,
+    /// The earliest and latest `recorded_at` of any event (not necessarily those of the first
+    /// and last positions: concurrent appends record their times a moment apart).
+    pub first_recorded_at: OffsetDateTime,
+    pub last_recorded_at: OffsetDateTime,
+}
+
 /// Every way the store can fail, typed so callers never parse messages.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -260,6 +271,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The highest position appended so far (0 for an empty store).
     async fn head_position(&self) -> Result<Position, StoreError>;
+
+    /// The first and last positions and recording times in the log (`None` when it is empty),
+    /// each read from an index.
+    async fn log_bounds(&self) -> Result<Option<LogBounds>, StoreError>;
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

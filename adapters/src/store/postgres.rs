@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, ExpectedVersion,
-    Position, PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
+    LogBounds, Position, PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
 };
 use crate::clock::now_micros;
 use crate::store::hash::{EventHash, GENESIS_HASH};
@@ -548,6 +548,26 @@ impl EventStore for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    async fn log_bounds(&self) -> Result<Option<LogBounds>, StoreError> {
+        // One aggregate per subquery, so each is read from its index's first or last entry.
+        let row = sqlx::query(
+            "SELECT (SELECT MIN(position) FROM events), (SELECT MAX(position) FROM events), \
+             (SELECT MIN(recorded_at) FROM events), (SELECT MAX(recorded_at) FROM events)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let first_position: Option<i64> = row.try_get(0)?;
+        let Some(first_position) = first_position else {
+            return Ok(None);
+        };
+        Ok(Some(LogBounds {
+            first_position,
+            last_position: row.try_get(1)?,
+            first_recorded_at: row.try_get(2)?,
+            last_recorded_at: row.try_get(3)?,
+        }))
     }
 
     fn sql(&self) -> crate::sql::SqlDb {

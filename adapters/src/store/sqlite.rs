@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::with_outcome;
 use super::{
-    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, Position,
+    prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, LogBounds, Position,
     RecordedEvent, StoreError, MAX_READ_BATCH,
 };
 use crate::clock::{from_unix_micros, now_micros, unix_micros};
@@ -553,6 +553,35 @@ impl EventStore for SqliteStore {
                 Ok::<_, StoreError>(row.opt_i64(0)?)
             })?;
             Ok(head.flatten().unwrap_or(0))
+        })
+    }
+
+    async fn log_bounds(&self) -> Result<Option<LogBounds>, StoreError> {
+        self.readers.with(|connection| {
+            // One aggregate per subquery: SQLite answers a lone MIN or MAX from the index.
+            let bounds = connection.query_first(
+                "SELECT (SELECT MIN(position) FROM events), (SELECT MAX(position) FROM events), \
+                 (SELECT MIN(recorded_at_us) FROM events), (SELECT MAX(recorded_at_us) FROM events)",
+                &[],
+                |row| {
+                    let Some(first_position) = row.opt_i64(0)? else {
+                        return Ok::<_, StoreError>(None);
+                    };
+                    let time = |us: i64| {
+                        from_unix_micros(us).ok_or_else(|| StoreError::Corrupt {
+                            position: first_position,
+                            reason: format!("recorded_at_us {us} is out of range"),
+                        })
+                    };
+                    Ok(Some(LogBounds {
+                        first_position,
+                        last_position: row.i64(1)?,
+                        first_recorded_at: time(row.i64(2)?)?,
+                        last_recorded_at: time(row.i64(3)?)?,
+                    }))
+                },
+            )?;
+            Ok(bounds.flatten())
         })
     }
 
