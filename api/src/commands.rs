@@ -348,6 +348,7 @@ async fn require_existing<A>(
 ) -> Result<A, ApiError>
 where
     A: cqrs_es::Aggregate<Services = ()> + Clone,
+    A::Error: 'static,
     A::Command: Clone,
 {
     let (aggregate, version) = handler.load_aggregate(id).await.map_err(command_error)?;
@@ -762,6 +763,7 @@ async fn require_strategic_slot(state: &AppState) -> Result<(), ApiError> {
             detail: format!(
                 "all {MAX_STRATEGIC_PARTNERS} Strategic slots are taken; enroll at another tier"
             ),
+            field: None,
         });
     }
     Ok(())
@@ -812,6 +814,7 @@ async fn promote_to_strategic(
         TierChangeError::Program(e) => ApiError::Unprocessable {
             code: "rejected",
             detail: format!("{e}; partner {partner_id} stays enrolled as Referral"),
+            field: None,
         },
         TierChangeError::Partner(e) => command_error(e),
     })

@@ -27,7 +27,12 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{detail}")]
-    Unprocessable { code: &'static str, detail: String },
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        /// The field at fault, when the rule was about one.
+        field: Option<String>,
+    },
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("the request took too long (a slow client, or a slow server)")]
@@ -113,7 +118,14 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(detail) => json!({"error": "forbidden", "detail": detail}),
             ApiError::NotFound(detail) => json!({"error": "not_found", "detail": detail}),
             ApiError::Conflict(detail) => json!({"error": "conflict", "detail": detail}),
-            ApiError::Unprocessable { code, detail } => json!({"error": code, "detail": detail}),
+            ApiError::Unprocessable {
+                code,
+                detail,
+                field: Some(field),
+            } => json!({"error": code, "detail": detail, "field": field}),
+            ApiError::Unprocessable { code, detail, .. } => {
+                json!({"error": code, "detail": detail})
+            }
             ApiError::TooLarge(_) => {
                 json!({"error": "payload_too_large", "detail": self.to_string()})
             }

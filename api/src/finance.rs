@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::commission::CommissionCommand;
+use domain::money::MoneyError;
 use domain::partner::{PartnerCommand, PartnerTier};
 use projections::as_of::AsOfAnswer;
 use serde::Deserialize;
@@ -167,17 +168,31 @@ pub fn command_answer(outcome: &CommandOutcome) -> Value {
 }
 
 /// A refused, conflicting or failed command as an API error.
-pub fn command_error<E: std::error::Error>(error: CommandError<E>) -> ApiError {
+pub fn command_error<E: std::error::Error + 'static>(error: CommandError<E>) -> ApiError {
     match error {
         CommandError::Rejected(rule) => ApiError::Unprocessable {
             code: "rejected",
             detail: rule.to_string(),
+            field: field_at_fault(&rule),
         },
         CommandError::Conflict { stream_id } => {
             ApiError::Conflict(format!("{stream_id} changed concurrently; retry"))
         }
         other => ApiError::internal(other),
     }
+}
+
+/// The field a refusal names, when a rule about one field was broken (an amount beyond the
+/// ceiling), found through the error's sources.
+fn field_at_fault(rule: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(rule);
+    while let Some(error) = cause {
+        if let Some(MoneyError::AboveCeiling { field, .. }) = error.downcast_ref::<MoneyError>() {
+            return Some(field.clone());
+        }
+        cause = error.source();
+    }
+    None
 }
 
 pub fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
@@ -260,6 +275,7 @@ where
                 detail: format!(
                     "Idempotency-Key {key:?} was used for a different request; use a new key"
                 ),
+                field: None,
             });
         }
         let status = StatusCode::from_u16(u16::try_from(row.i64(2)?).unwrap_or(200))

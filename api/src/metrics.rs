@@ -6,7 +6,8 @@
 //!   `revledger_store_append_duration_seconds`, `revledger_last_event_timestamp_seconds` (the store)
 //! - `revledger_webhook_deliveries_total{provider,outcome}` (the webhook routes)
 //! - `revledger_projection_checkpoint_position{projection}`, `revledger_projection_lag_events{projection}`,
-//!   `revledger_projection_lag_seconds{projection}`, `revledger_webhook_inbox{status}` (sampled every
+//!   `revledger_projection_lag_seconds{projection}`, `revledger_projection_quarantined_events{projection}`,
+//!   `revledger_webhook_inbox{status}` (sampled every
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
 //! - `revledger_http_connections_shed_total` (connections answered 503 beyond `max_connections`)
@@ -112,6 +113,17 @@ pub async fn sample_gauges(state: &AppState) {
                     .set(lag.seconds_behind as f64);
             }
             Err(error) => tracing::debug!(%error, "lag not sampled"),
+        }
+    }
+    if let Ok(counts) = projections::quarantine::counts(&state.store.sql()).await {
+        for projector in state.projectors.iter() {
+            let name = projector.name();
+            let count = counts
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!("revledger_projection_quarantined_events", "projection" => name)
+                .set(count as f64);
         }
     }
     if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {

@@ -859,8 +859,9 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
                 &["description", "quantity", "unit_price_halalas"],
                 json!({
                     "description": string(),
-                    "quantity": {"type": "integer", "format": "int64", "minimum": 1, "maximum": u32::MAX},
-                    "unit_price_halalas": {"type": "integer", "format": "int64", "minimum": 0},
+                    "quantity": {"type": "integer", "format": "int64", "minimum": 1, "maximum": domain::money::MAX_LINE_QUANTITY},
+                    "unit_price_halalas": {"type": "integer", "format": "int64", "minimum": 0, "maximum": domain::money::MAX_AMOUNT_HALALAS,
+                        "description": "At most 1,000,000,000,000 halalas (ten billion SAR), as is the line's net and the invoice's subtotal and total: beyond, 422 naming the field."},
                     "plan": nullable(plan()),
                 }),
             ),

@@ -247,6 +247,7 @@ async fn aggregate<A>(
 ) -> Result<(A, u64), ApiError>
 where
     A: Aggregate<Services = ()> + Clone,
+    A::Error: 'static,
     A::Command: Clone,
 {
     let (aggregate, version) = match as_of {
@@ -269,6 +270,7 @@ fn included(moment: AsOf, event: &RecordedEvent) -> bool {
 async fn aggregate_as_of<A>(state: &AppState, id: &str, moment: AsOf) -> Result<(A, u64), ApiError>
 where
     A: Aggregate<Services = ()> + Clone,
+    A::Error: 'static,
     A::Command: Clone,
 {
     let stream_id = CommandHandler::<A>::stream_id(id);
@@ -828,9 +830,14 @@ async fn projections_lag(
             "the partner role cannot read this".into(),
         ));
     }
+    let db = state.store.sql();
     let mut lags = Vec::with_capacity(state.projectors.len());
     for projector in state.projectors.iter() {
-        lags.push(serde_json::to_value(projector.lag().await?).map_err(ApiError::internal)?);
+        let mut lag = serde_json::to_value(projector.lag().await?).map_err(ApiError::internal)?;
+        let quarantined = projections::quarantine::listed(&db, projector.name()).await?;
+        lag["quarantined_events"] =
+            serde_json::to_value(quarantined).map_err(ApiError::internal)?;
+        lags.push(lag);
     }
     Ok(Json(json!({"projections": lags})).into_response())
 }

@@ -239,7 +239,9 @@ pub enum CommissionError {
     AdjustmentAmountZero,
     #[error("an adjustment needs a reason")]
     AdjustmentReasonRequired,
-    #[error(transparent)]
+    /// Displayed as the money error itself, and its `source()` (so a caller can find which
+    /// field was at fault).
+    #[error("{0}")]
     Money(#[from] MoneyError),
 }
 
@@ -496,6 +498,7 @@ fn accrual_amount(base_halalas: i64, rate_bps: u32) -> Result<i64, CommissionErr
     if base_halalas <= 0 {
         return Err(CommissionError::BaseNotPositive { base_halalas });
     }
+    Halalas(base_halalas).within_ceiling("base_halalas")?;
     if rate_bps == 0 || i64::from(rate_bps) > BPS_DENOMINATOR {
         return Err(CommissionError::RateOutOfRange { rate_bps });
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::money::{Currency, Halalas, MoneyError};
+use crate::money::{check_ceiling, Currency, Halalas, MoneyError, MAX_LINE_QUANTITY};
 use crate::plan::Plan;
 use crate::vat::{DocumentTotals, LineAmount};
 use crate::zatca::{self, ZatcaError, CREDIT_NOTE_TYPE_CODE};
@@ -371,6 +371,10 @@ pub enum InvoiceError {
     InvoiceHasNoLines,
     #[error("line {line_index} has quantity zero")]
     LineQuantityZero { line_index: usize },
+    #[error(
+        "lines[{line_index}].quantity is {quantity}, above the most one line may carry ({MAX_LINE_QUANTITY})"
+    )]
+    LineQuantityAboveCeiling { line_index: usize, quantity: u32 },
     #[error("line {line_index} has a negative unit price ({unit_price_halalas} halalas)")]
     NegativeUnitPrice {
         line_index: usize,
@@ -386,7 +390,9 @@ pub enum InvoiceError {
     InvalidPreviousInvoiceHash,
     #[error("{vat_number:?} is not a Saudi VAT number (15 digits, starting and ending with 3)")]
     InvalidSellerVatNumber { vat_number: String },
-    #[error(transparent)]
+    /// Displayed as the money error itself, and its `source()` (so a caller can find which
+    /// field was at fault).
+    #[error("{0}")]
     Money(#[from] MoneyError),
     #[error(transparent)]
     Qr(#[from] ZatcaError),
@@ -724,6 +730,7 @@ impl Invoice {
         if amount_halalas <= 0 {
             return Err(InvoiceError::PaymentAmountNotPositive { amount_halalas });
         }
+        Halalas(amount_halalas).within_ceiling("amount_halalas")?;
         let paid_halalas = Halalas(self.paid_halalas)
             .checked_add(Halalas(amount_halalas))?
             .get();
@@ -774,6 +781,7 @@ impl Invoice {
         if amount_halalas <= 0 {
             return Err(InvoiceError::RefundAmountNotPositive { amount_halalas });
         }
+        Halalas(amount_halalas).within_ceiling("amount_halalas")?;
         if reason.trim().is_empty() {
             return Err(InvoiceError::RefundReasonRequired);
         }
@@ -881,14 +889,26 @@ fn check_issue(
         if line.quantity == 0 {
             return Err(InvoiceError::LineQuantityZero { line_index });
         }
+        if line.quantity > MAX_LINE_QUANTITY {
+            return Err(InvoiceError::LineQuantityAboveCeiling {
+                line_index,
+                quantity: line.quantity,
+            });
+        }
         if line.unit_price_halalas < 0 {
             return Err(InvoiceError::NegativeUnitPrice {
                 line_index,
                 unit_price_halalas: line.unit_price_halalas,
             });
         }
+        let field = |name: &str| format!("lines[{line_index}].{name}");
+        Halalas(line.unit_price_halalas).within_ceiling(&field("unit_price_halalas"))?;
+        let net = i128::from(line.quantity) * i128::from(line.unit_price_halalas);
+        check_ceiling(&field("net_halalas"), net)?;
     }
     let totals = DocumentTotals::from_lines(lines.iter().map(InvoiceLine::amount))?;
+    Halalas(totals.subtotal_halalas).within_ceiling("subtotal_halalas")?;
+    Halalas(totals.total_halalas).within_ceiling("total_halalas")?;
     if totals.total_halalas <= 0 {
         return Err(InvoiceError::InvoiceTotalNotPositive {
             total_halalas: totals.total_halalas,

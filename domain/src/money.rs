@@ -19,6 +19,18 @@ pub const HALALAS_PER_SAR: i64 = 100;
 /// Basis points in a whole (100% = 10,000 bps).
 pub const BPS_DENOMINATOR: i64 = 10_000;
 
+/// The largest amount one line, document, payment, fee, refund, commission or payout may
+/// carry: 1,000,000,000,000 halalas, ten billion riyals. No invoice of a Saudi SaaS comes near
+/// it, and it keeps every sum the ledger forms far inside `i64`: nine million documents at the
+/// ceiling still add up without overflow. An amount above it is refused where it enters (the
+/// API, a webhook, a command), so a mistyped or hostile amount never becomes a permanent event
+/// that no read model can add up.
+pub const MAX_AMOUNT_HALALAS: i64 = 1_000_000_000_000;
+
+/// The largest quantity on one invoice line: a seat count or a number of months, never more.
+/// With [`MAX_AMOUNT_HALALAS`] as the unit price it keeps `quantity * price` inside `i64`.
+pub const MAX_LINE_QUANTITY: u32 = 1_000_000;
+
 /// Longest SAR string [`Halalas::parse_sar`] accepts; `i64::MAX` halalas needs 20
 /// characters, so anything longer is malformed and is refused before any work.
 pub const MAX_SAR_STRING_LEN: usize = 32;
@@ -35,6 +47,12 @@ pub enum MoneyError {
     /// A currency other than SAR was given.
     #[error("unsupported currency {currency:?}; only SAR is supported")]
     UnsupportedCurrency { currency: String },
+    /// An amount (its field named) is beyond [`MAX_AMOUNT_HALALAS`] either way.
+    #[error(
+        "{field} is {amount_halalas} halalas, beyond the ceiling of ±{MAX_AMOUNT_HALALAS} halalas \
+         (ten billion SAR) that every amount must stay within"
+    )]
+    AboveCeiling { field: String, amount_halalas: i128 },
     /// An amount that must not be negative was negative.
     #[error("amount must not be negative, got {amount_halalas} halalas")]
     NegativeAmount { amount_halalas: i64 },
@@ -109,6 +127,13 @@ impl Halalas {
     /// The raw count of halalas.
     pub const fn get(self) -> i64 {
         self.0
+    }
+
+    /// `self` when it is within ±[`MAX_AMOUNT_HALALAS`]; else [`MoneyError::AboveCeiling`]
+    /// naming `field`.
+    pub fn within_ceiling(self, field: &str) -> Result<Halalas, MoneyError> {
+        check_ceiling(field, i128::from(self.0))?;
+        Ok(self)
     }
 
     /// `self + other`, or [`MoneyError::Overflow`].
@@ -200,6 +225,18 @@ impl Halalas {
             Ok(magnitude)
         }
     }
+}
+
+/// Whether `amount_halalas` (wide, so a product that overflowed `i64` can be named too) is
+/// within ±[`MAX_AMOUNT_HALALAS`]; [`MoneyError::AboveCeiling`] naming `field` if not.
+pub fn check_ceiling(field: &str, amount_halalas: i128) -> Result<(), MoneyError> {
+    if amount_halalas.unsigned_abs() > MAX_AMOUNT_HALALAS.unsigned_abs() as u128 {
+        return Err(MoneyError::AboveCeiling {
+            field: field.to_owned(),
+            amount_halalas,
+        });
+    }
+    Ok(())
 }
 
 impl fmt::Display for Halalas {

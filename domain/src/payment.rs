@@ -86,7 +86,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::money::Currency;
+use crate::money::{Currency, Halalas, MoneyError};
 
 /// Moyasar payment statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -353,6 +353,11 @@ impl DomainEvent for PaymentEvent {
 /// The rules a gateway report can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PaymentError {
+    /// An amount beyond [`crate::money::MAX_AMOUNT_HALALAS`] (the error names it).
+    /// Displayed as the money error itself, and its `source()` (so a caller can find which
+    /// field was at fault).
+    #[error("{0}")]
+    Money(#[from] MoneyError),
     #[error("a payment id is required")]
     PaymentIdRequired,
     #[error("this stream records payment {recorded}, not {reported}")]
@@ -569,6 +574,7 @@ fn check_snapshot(status: PaymentStatus, reported: &GatewayPayment) -> Result<()
     if amount_halalas <= 0 {
         return Err(PaymentError::AmountNotPositive { amount_halalas });
     }
+    Halalas(amount_halalas).within_ceiling("amount_halalas")?;
     let within = |value: i64| (0..=amount_halalas).contains(&value);
     if !within(reported.fee_halalas) {
         return Err(PaymentError::FeeOutOfRange {

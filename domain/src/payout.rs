@@ -183,7 +183,9 @@ pub enum PayoutError {
     PaymentReferenceRequired,
     #[error("canceling a payout needs a reason")]
     CancellationReasonRequired,
-    #[error(transparent)]
+    /// Displayed as the money error itself, and its `source()` (so a caller can find which
+    /// field was at fault).
+    #[error("{0}")]
     Money(#[from] MoneyError),
 }
 

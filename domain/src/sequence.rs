@@ -148,7 +148,7 @@ pub enum SequenceError {
         document_vat_number: String,
     },
     #[error("the invoice could not be issued: {0}")]
-    InvalidInvoice(InvoiceError),
+    InvalidInvoice(#[source] InvoiceError),
     #[error("a credit note needs its refund id")]
     RefundIdRequired,
     #[error("a credit note needs a reason")]

@@ -853,6 +853,10 @@ impl Projection for Ledger {
     /// earlier in the batch (most payments follow their invoice closely) posts without reading
     /// it back: a read is a round trip, and on PostgreSQL one that first sends every write
     /// queued before it.
+    fn folds_money(&self) -> bool {
+        true
+    }
+
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,

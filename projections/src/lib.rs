@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod moyasar_invoices;
 pub mod payouts;
 pub mod process;
+pub mod quarantine;
 pub mod reconciliation;
 pub mod revenue;
 pub mod runtime;
@@ -70,6 +71,12 @@ pub trait Projection: Send + Sync + 'static {
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError>;
+
+    /// Whether this read model adds amounts up: if so, an event with an amount beyond the
+    /// ceiling is set aside rather than folded ([`quarantine`]).
+    fn folds_money(&self) -> bool {
+        false
+    }
 
     /// The read model's current state as JSON (what `revledger replay` prints and the API
     /// serves), read from `db`: the live database or an as-of scratch copy.

@@ -42,6 +42,10 @@ impl Projection for Revenue {
     /// Remembers the plan of each invoice the batch issues, so its payment later in the batch
     /// needs no read of the plan back (a round trip, which on PostgreSQL also sends every write
     /// queued before it).
+    fn folds_money(&self) -> bool {
+        true
+    }
+
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,

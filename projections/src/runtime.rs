@@ -178,7 +178,7 @@ impl Projector {
         applied_before: i64,
         checkpoint: Checkpoint,
     ) -> Result<(), ProjectionError> {
-        self.projection.apply_batch(tx, batch).await?;
+        crate::quarantine::apply_admissible(tx, self.projection.as_ref(), batch).await?;
         let step = Move {
             name: self.name(),
             from,
@@ -299,6 +299,11 @@ async fn reset_in(tx: &mut SqlTx, projection: &dyn Projection) -> Result<(), Pro
         }
     }
     tx.execute(
+        "DELETE FROM quarantined_events WHERE projection = ?",
+        &[projection.name().into()],
+    )
+    .await?;
+    tx.execute(
         "DELETE FROM projection_checkpoints WHERE name = ?",
         &[projection.name().into()],
     )
@@ -413,7 +418,7 @@ impl ProjectorGroup {
                 if events.is_empty() {
                     continue;
                 }
-                projection.apply_batch(&mut tx, events).await?;
+                crate::quarantine::apply_admissible(&mut tx, projection.as_ref(), events).await?;
                 moves.push(Move {
                     name: projection.name(),
                     from: *checkpoint,

@@ -279,6 +279,10 @@ impl Projection for Statements {
         &["statement_lines", "partner_commissions"]
     }
 
+    fn folds_money(&self) -> bool {
+        true
+    }
+
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,

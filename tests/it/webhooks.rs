@@ -72,7 +72,7 @@ fn now_unix() -> i64 {
 /// The documented `payment_paid` body (see tests/fixtures: the envelope follows Moyasar's
 /// verification example, `data` is the documented Payment object) with our token, delivery id,
 /// amount and invoice reference.
-fn payment_paid(
+pub fn payment_paid(
     delivery_id: &str,
     payment_id: &str,
     amount: i64,

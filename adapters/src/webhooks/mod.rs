@@ -358,6 +358,16 @@ impl<'a> Fields<'a> {
         Ok(value)
     }
 
+    /// A required amount in halalas: zero or more, and within the amount ceiling
+    /// ([`domain::money::MAX_AMOUNT_HALALAS`]).
+    pub(crate) fn amount_halalas(&self, key: &str) -> Result<i64, WebhookError> {
+        let value = self.non_negative(key)?;
+        domain::money::Halalas(value)
+            .within_ceiling(&self.path_of(key))
+            .map_err(|error| WebhookError::malformed(self.path_of(key), error.to_string()))?;
+        Ok(value)
+    }
+
     pub(crate) fn opt_bool(&self, key: &str) -> Result<Option<bool>, WebhookError> {
         match self.present(key) {
             None => Ok(None),

@@ -287,7 +287,7 @@ fn parse_payment(
             format!("unknown payment status {}", quoted(status_name)),
         )
     })?;
-    let amount_halalas = data.non_negative("amount")?;
+    let amount_halalas = data.amount_halalas("amount")?;
     if event_type == MoyasarEventType::PaymentPaid && amount_halalas == 0 {
         return Err(WebhookError::malformed(
             data.path_of("amount"),
@@ -299,9 +299,9 @@ fn parse_payment(
         id: data.text("id")?,
         status,
         amount_halalas,
-        fee_halalas: data.non_negative("fee")?,
-        refunded_halalas: data.non_negative("refunded")?,
-        captured_halalas: data.non_negative("captured")?,
+        fee_halalas: data.amount_halalas("fee")?,
+        refunded_halalas: data.amount_halalas("refunded")?,
+        captured_halalas: data.amount_halalas("captured")?,
         currency: currency.to_owned(),
         invoice_id: data.opt_text("invoice_id")?,
         description: data.opt_text("description")?,
@@ -535,6 +535,16 @@ mod tests {
     fn a_paid_payment_of_zero_is_rejected() {
         let body = fixture_with(|value| value["data"]["amount"] = json!(0));
         assert_eq!(malformed_field(parse(&body)), "data.amount");
+    }
+
+    #[test]
+    fn an_amount_above_the_ceiling_is_rejected_naming_the_field() {
+        for field in ["amount", "fee", "refunded", "captured"] {
+            let body = fixture_with(|value| {
+                value["data"][field] = json!(domain::money::MAX_AMOUNT_HALALAS + 1)
+            });
+            assert_eq!(malformed_field(parse(&body)), format!("data.{field}"));
+        }
     }
 
     #[test]

@@ -171,6 +171,23 @@ fn an_accrual_without_ids_is_rejected() {
 }
 
 #[test]
+fn an_accrual_on_a_base_above_the_amount_ceiling_is_rejected() {
+    CommissionTest::with(())
+        .given_no_previous_events()
+        .when(accrue_with(|command| {
+            if let CommissionCommand::Accrue { base_halalas, .. } = command {
+                *base_halalas = i64::MAX;
+            }
+        }))
+        .then_expect_error(CommissionError::Money(
+            crate::money::MoneyError::AboveCeiling {
+                field: "base_halalas".into(),
+                amount_halalas: i128::from(i64::MAX),
+            },
+        ));
+}
+
+#[test]
 fn an_accrual_on_a_base_that_is_not_positive_is_rejected() {
     CommissionTest::with(())
         .given_no_previous_events()

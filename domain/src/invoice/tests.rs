@@ -7,6 +7,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
+use crate::money::{MAX_AMOUNT_HALALAS, MAX_LINE_QUANTITY};
 use crate::zatca::{decode_qr, FIRST_INVOICE_PIH};
 
 type InvoiceTest = TestFramework<Invoice>;
@@ -335,17 +336,81 @@ fn an_invoice_for_nothing_is_rejected() {
         .then_expect_error(InvoiceError::InvoiceTotalNotPositive { total_halalas: 0 });
 }
 
+fn above_ceiling(field: &str, amount_halalas: i128) -> InvoiceError {
+    InvoiceError::Money(MoneyError::AboveCeiling {
+        field: field.to_owned(),
+        amount_halalas,
+    })
+}
+
+fn issue_lines(lines: Vec<(u32, i64)>) -> InvoiceCommand {
+    issue_with(|command| {
+        if let InvoiceCommand::Issue { lines: issued, .. } = command {
+            let template = issued[0].clone();
+            *issued = lines
+                .into_iter()
+                .map(|(quantity, unit_price_halalas)| InvoiceLine {
+                    quantity,
+                    unit_price_halalas,
+                    ..template.clone()
+                })
+                .collect();
+        }
+    })
+}
+
 #[test]
-fn an_invoice_whose_total_overflows_is_rejected() {
+fn a_unit_price_above_the_amount_ceiling_is_rejected_naming_its_line() {
     InvoiceTest::with(())
         .given_no_previous_events()
-        .when(issue_with(|command| {
-            if let InvoiceCommand::Issue { lines, .. } = command {
-                lines[0].unit_price_halalas = i64::MAX;
-                lines[0].quantity = u32::MAX;
-            }
-        }))
-        .then_expect_error(InvoiceError::Money(MoneyError::Overflow));
+        .when(issue_lines(vec![(1, 100), (1, 8_000_000_000_000_000_000)]))
+        .then_expect_error(above_ceiling(
+            "lines[1].unit_price_halalas",
+            8_000_000_000_000_000_000,
+        ));
+}
+
+#[test]
+fn a_quantity_above_the_line_ceiling_is_rejected() {
+    InvoiceTest::with(())
+        .given_no_previous_events()
+        .when(issue_lines(vec![(u32::MAX, i64::MAX)]))
+        .then_expect_error(InvoiceError::LineQuantityAboveCeiling {
+            line_index: 0,
+            quantity: u32::MAX,
+        });
+}
+
+#[test]
+fn a_line_whose_net_is_above_the_amount_ceiling_is_rejected() {
+    InvoiceTest::with(())
+        .given_no_previous_events()
+        .when(issue_lines(vec![(MAX_LINE_QUANTITY, MAX_AMOUNT_HALALAS)]))
+        .then_expect_error(above_ceiling(
+            "lines[0].net_halalas",
+            i128::from(MAX_LINE_QUANTITY) * i128::from(MAX_AMOUNT_HALALAS),
+        ));
+}
+
+#[test]
+fn a_document_whose_subtotal_is_above_the_amount_ceiling_is_rejected() {
+    let half = MAX_AMOUNT_HALALAS / 2 + 1;
+    InvoiceTest::with(())
+        .given_no_previous_events()
+        .when(issue_lines(vec![(1, half), (1, half)]))
+        .then_expect_error(above_ceiling("subtotal_halalas", i128::from(2 * half)));
+}
+
+#[test]
+fn a_document_whose_total_with_vat_is_above_the_amount_ceiling_is_rejected() {
+    // The subtotal is at the ceiling; its VAT takes the total over it.
+    InvoiceTest::with(())
+        .given_no_previous_events()
+        .when(issue_lines(vec![(1, MAX_AMOUNT_HALALAS)]))
+        .then_expect_error(above_ceiling(
+            "total_halalas",
+            i128::from(MAX_AMOUNT_HALALAS + MAX_AMOUNT_HALALAS * 15 / 100),
+        ));
 }
 
 #[test]
@@ -507,11 +572,11 @@ fn a_payment_that_is_not_positive_is_rejected() {
 }
 
 #[test]
-fn a_payment_that_would_overflow_the_paid_total_is_rejected() {
+fn a_payment_above_the_amount_ceiling_is_rejected() {
     InvoiceTest::with(())
         .given(vec![issued(), recorded("pay-1", 1, 1)])
         .when(payment("pay-2", i64::MAX))
-        .then_expect_error(InvoiceError::Money(MoneyError::Overflow));
+        .then_expect_error(above_ceiling("amount_halalas", i128::from(i64::MAX)));
 }
 
 #[test]

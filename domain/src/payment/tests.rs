@@ -412,6 +412,21 @@ fn a_currency_other_than_sar_is_rejected() {
 }
 
 #[test]
+fn an_amount_above_the_ceiling_is_rejected_naming_the_field() {
+    let error = crate::money::MoneyError::AboveCeiling {
+        field: "amount_halalas".into(),
+        amount_halalas: 8_000_000_000_000_000_000,
+    };
+    PaymentTest::with(())
+        .given_no_previous_events()
+        .when(report_with(|command| {
+            let PaymentCommand::RecordGatewayStatus { amount_halalas, .. } = command;
+            *amount_halalas = 8_000_000_000_000_000_000;
+        }))
+        .then_expect_error(PaymentError::Money(error));
+}
+
+#[test]
 fn an_amount_that_is_not_positive_is_rejected() {
     PaymentTest::with(())
         .given_no_previous_events()
