@@ -1,7 +1,10 @@
 //! ZATCA's published sample documents as test vectors, read from the shared folder beside the
 //! checkout (`../shared/zatca_samples/` from the workspace root); they are never copied in.
 
+use zatca::read::read_stamp;
+use zatca::stamp::{signed_properties_digest, verify_hash_signature, StampError};
 use zatca::tree::{self, find_descendant};
+use zatca::Certificate;
 
 const SAMPLES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/zatca_samples/");
 
@@ -63,6 +66,91 @@ fn every_signed_sample_carries_the_hash_we_compute_as_its_invoice_digest() {
         assert_eq!(
             zatca::invoice_hash(&xml).unwrap().to_base64(),
             reference_digest(&xml, "Id", "invoiceSignedData"),
+            "{name}"
+        );
+    }
+}
+
+fn sdk_certificate() -> Certificate {
+    Certificate::from_pem(&sample("zatca_sdk_test_cert.pem")).unwrap()
+}
+
+#[test]
+fn every_signed_sample_signature_verifies_over_its_invoice_hash_with_its_certificate() {
+    for name in SIGNED_SAMPLES {
+        let xml = sample(name);
+        let stamp = read_stamp(&xml).unwrap();
+        let certificate = Certificate::from_base64_der(&stamp.certificate_base64).unwrap();
+        let hash = zatca::invoice_hash(&xml).unwrap();
+        verify_hash_signature(
+            &hash,
+            &stamp.signature_base64,
+            &certificate.verifying_key().unwrap(),
+        )
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    }
+}
+
+#[test]
+fn the_sdk_samples_are_signed_by_the_sdk_test_certificate() {
+    // The wes4m sample is signed with ZATCA's older sandbox certificate, which it embeds; the
+    // others embed the same certificate as zatca_sdk_test_cert.pem.
+    let certificate = sdk_certificate();
+    for name in SIGNED_SAMPLES
+        .iter()
+        .filter(|name| name.starts_with("sdk_"))
+    {
+        let xml = sample(name);
+        let stamp = read_stamp(&xml).unwrap();
+        assert_eq!(stamp.certificate_base64, certificate.base64_der(), "{name}");
+        let hash = zatca::invoice_hash(&xml).unwrap();
+        verify_hash_signature(
+            &hash,
+            &stamp.signature_base64,
+            &certificate.verifying_key().unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_signature_over_another_hash_does_not_verify() {
+    let simplified = read_stamp(&sample("sdk_simplified_invoice.xml")).unwrap();
+    let standard_hash = zatca::invoice_hash(&sample("sdk_standard_invoice.xml")).unwrap();
+    let key = sdk_certificate().verifying_key().unwrap();
+    assert_eq!(
+        verify_hash_signature(&standard_hash, &simplified.signature_base64, &key),
+        Err(StampError::SignatureMismatch)
+    );
+}
+
+#[test]
+fn every_signed_sample_signed_properties_digest_is_reproduced_from_its_own_properties() {
+    for name in SIGNED_SAMPLES {
+        let xml = sample(name);
+        assert_eq!(
+            signed_properties_digest(&xml).unwrap(),
+            read_stamp(&xml).unwrap().signed_properties_digest_base64,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_signed_sample_certificate_fields_in_its_signed_properties_are_reproduced() {
+    for name in SIGNED_SAMPLES {
+        let xml = sample(name);
+        let stamp = read_stamp(&xml).unwrap();
+        let certificate = Certificate::from_base64_der(&stamp.certificate_base64).unwrap();
+        assert_eq!(
+            certificate.digest_base64(),
+            stamp.certificate_digest_base64,
+            "{name}"
+        );
+        assert_eq!(certificate.issuer_name(), stamp.issuer_name, "{name}");
+        assert_eq!(
+            certificate.serial_number_decimal(),
+            stamp.serial_number,
             "{name}"
         );
     }
