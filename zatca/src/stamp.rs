@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::certificate::lowercase_hex;
 use crate::hash::InvoiceHash;
 use crate::tree::{self, Element, Scope, XmlError};
+use crate::xml::XmlWriter;
 
 /// XML-DSig's namespace (`ds:`).
 pub const DSIG_NAMESPACE: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -170,4 +171,141 @@ fn collect_declarations(
         collect_declarations(child, &scope, &rendered, insertions)?;
     }
     Ok(())
+}
+
+/// The algorithms and fixed values of ZATCA's XAdES signature.
+pub const C14N11_ALGORITHM: &str = "http://www.w3.org/2006/12/xml-c14n11";
+pub const ECDSA_SHA256_ALGORITHM: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
+pub const SHA256_ALGORITHM: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const XPATH_ALGORITHM: &str = "http://www.w3.org/TR/1999/REC-xpath-19991116";
+pub const SIGNATURE_PROPERTIES_TYPE: &str = "http://www.w3.org/2000/09/xmldsig#SignatureProperties";
+/// The XPath filters ZATCA's signed documents list (see [`crate::hash`] for what is really
+/// done); written as ZATCA writes them, since validators compare them.
+pub const INVOICE_TRANSFORM_XPATHS: [&str; 3] = [
+    "not(//ancestor-or-self::ext:UBLExtensions)",
+    "not(//ancestor-or-self::cac:Signature)",
+    "not(//ancestor-or-self::cac:AdditionalDocumentReference[cbc:ID='QR'])",
+];
+const SIGNATURE_NAMESPACE: &str =
+    "urn:oasis:names:specification:ubl:schema:xsd:CommonSignatureComponents-2";
+const SIGNATURE_AGGREGATE_NAMESPACE: &str =
+    "urn:oasis:names:specification:ubl:schema:xsd:SignatureAggregateComponents-2";
+const SIGNATURE_BASIC_NAMESPACE: &str =
+    "urn:oasis:names:specification:ubl:schema:xsd:SignatureBasicComponents-2";
+const SIGNATURE_INFORMATION_ID: &str = "urn:oasis:names:specification:ubl:signature:1";
+
+/// The values written into `ext:UBLExtensions`.
+pub(crate) struct XadesValues<'a> {
+    pub invoice_hash_base64: &'a str,
+    pub signed_properties_digest_base64: &'a str,
+    pub signature_base64: &'a str,
+    pub certificate_base64: &'a str,
+    pub signing_time: &'a str,
+    pub certificate_digest_base64: &'a str,
+    pub issuer_name: &'a str,
+    pub serial_number: &'a str,
+}
+
+/// Writes the `ext:UBLExtensions` element with the XAdES signature, laid out as ZATCA's SDK
+/// lays it out.
+pub(crate) fn write_extensions(xml: &mut XmlWriter, values: &XadesValues<'_>) {
+    xml.start("ext:UBLExtensions", &[]);
+    xml.start("ext:UBLExtension", &[]);
+    xml.leaf("ext:ExtensionURI", &[], crate::xml::SIGNATURE_METHOD);
+    xml.start("ext:ExtensionContent", &[]);
+    xml.start(
+        "sig:UBLDocumentSignatures",
+        &[
+            ("xmlns:sig", SIGNATURE_NAMESPACE),
+            ("xmlns:sac", SIGNATURE_AGGREGATE_NAMESPACE),
+            ("xmlns:sbc", SIGNATURE_BASIC_NAMESPACE),
+        ],
+    );
+    xml.start("sac:SignatureInformation", &[]);
+    xml.leaf("cbc:ID", &[], SIGNATURE_INFORMATION_ID);
+    xml.leaf("sbc:ReferencedSignatureID", &[], crate::xml::SIGNATURE_ID);
+    xml.start(
+        "ds:Signature",
+        &[("xmlns:ds", DSIG_NAMESPACE), ("Id", "signature")],
+    );
+    write_signed_info(xml, values);
+    xml.leaf("ds:SignatureValue", &[], values.signature_base64);
+    xml.start("ds:KeyInfo", &[]);
+    xml.start("ds:X509Data", &[]);
+    xml.leaf("ds:X509Certificate", &[], values.certificate_base64);
+    xml.end("ds:X509Data");
+    xml.end("ds:KeyInfo");
+    xml.start("ds:Object", &[]);
+    xml.start(
+        "xades:QualifyingProperties",
+        &[("xmlns:xades", XADES_NAMESPACE), ("Target", "signature")],
+    );
+    write_signed_properties(xml, values);
+    xml.end("xades:QualifyingProperties");
+    xml.end("ds:Object");
+    xml.end("ds:Signature");
+    xml.end("sac:SignatureInformation");
+    xml.end("sig:UBLDocumentSignatures");
+    xml.end("ext:ExtensionContent");
+    xml.end("ext:UBLExtension");
+    xml.end("ext:UBLExtensions");
+}
+
+fn write_signed_info(xml: &mut XmlWriter, values: &XadesValues<'_>) {
+    xml.start("ds:SignedInfo", &[]);
+    xml.empty(
+        "ds:CanonicalizationMethod",
+        &[("Algorithm", C14N11_ALGORITHM)],
+    );
+    xml.empty(
+        "ds:SignatureMethod",
+        &[("Algorithm", ECDSA_SHA256_ALGORITHM)],
+    );
+    xml.start("ds:Reference", &[("Id", "invoiceSignedData"), ("URI", "")]);
+    xml.start("ds:Transforms", &[]);
+    for xpath in INVOICE_TRANSFORM_XPATHS {
+        xml.start("ds:Transform", &[("Algorithm", XPATH_ALGORITHM)]);
+        xml.leaf("ds:XPath", &[], xpath);
+        xml.end("ds:Transform");
+    }
+    xml.empty("ds:Transform", &[("Algorithm", C14N11_ALGORITHM)]);
+    xml.end("ds:Transforms");
+    xml.empty("ds:DigestMethod", &[("Algorithm", SHA256_ALGORITHM)]);
+    xml.leaf("ds:DigestValue", &[], values.invoice_hash_base64);
+    xml.end("ds:Reference");
+    xml.start(
+        "ds:Reference",
+        &[
+            ("Type", SIGNATURE_PROPERTIES_TYPE),
+            ("URI", "#xadesSignedProperties"),
+        ],
+    );
+    xml.empty("ds:DigestMethod", &[("Algorithm", SHA256_ALGORITHM)]);
+    xml.leaf(
+        "ds:DigestValue",
+        &[],
+        values.signed_properties_digest_base64,
+    );
+    xml.end("ds:Reference");
+    xml.end("ds:SignedInfo");
+}
+
+fn write_signed_properties(xml: &mut XmlWriter, values: &XadesValues<'_>) {
+    xml.start("xades:SignedProperties", &[("Id", "xadesSignedProperties")]);
+    xml.start("xades:SignedSignatureProperties", &[]);
+    xml.leaf("xades:SigningTime", &[], values.signing_time);
+    xml.start("xades:SigningCertificate", &[]);
+    xml.start("xades:Cert", &[]);
+    xml.start("xades:CertDigest", &[]);
+    xml.empty("ds:DigestMethod", &[("Algorithm", SHA256_ALGORITHM)]);
+    xml.leaf("ds:DigestValue", &[], values.certificate_digest_base64);
+    xml.end("xades:CertDigest");
+    xml.start("xades:IssuerSerial", &[]);
+    xml.leaf("ds:X509IssuerName", &[], values.issuer_name);
+    xml.leaf("ds:X509SerialNumber", &[], values.serial_number);
+    xml.end("xades:IssuerSerial");
+    xml.end("xades:Cert");
+    xml.end("xades:SigningCertificate");
+    xml.end("xades:SignedSignatureProperties");
+    xml.end("xades:SignedProperties");
 }
