@@ -4,7 +4,7 @@
 //!
 //! [`to_unsigned_xml`] writes the document *without* the three parts the stamp adds — the
 //! `ext:UBLExtensions` holding the signature, the QR `cac:AdditionalDocumentReference` and
-//! `cac:Signature` — and [`crate::sign`] writes the same document with them. Those three are
+//! `cac:Signature` — and [`crate::sign()`] writes the same document with them. Those three are
 //! exactly what the invoice hash leaves out, and each is written *glued* to the tag before it,
 //! with no whitespace of its own: removing them gives back the unsigned text byte for byte, so
 //! the unsigned document, the signed one, and the hash a verifier recomputes all agree. (The
