@@ -322,7 +322,7 @@ impl RunningService {
         let moyasar_token = format!("bench-moyasar-{}", Uuid::new_v4().simple());
         let config = api::Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            moyasar_secret_token: Some(Secret::new(moyasar_token.clone())),
+            moyasar_secret_tokens: vec![Secret::new(moyasar_token.clone())],
             admin_token: Some(Secret::new(admin_token.clone())),
             run_workers: true,
             ..api::Config::default()

@@ -39,9 +39,20 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "REVLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Moyasar webhooks: the `secret_token` configured for the webhook (enables /webhooks/moyasar).
-    #[arg(long, env = "REVLEDGER_MOYASAR_SECRET_TOKEN", hide_env_values = true)]
-    moyasar_secret_token: Option<String>,
+    /// Moyasar webhooks: the `secret_token` configured for the webhook, comma-separated while
+    /// rotating (each is accepted; enables /webhooks/moyasar).
+    #[arg(
+        long,
+        env = "REVLEDGER_MOYASAR_SECRET_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    moyasar_secret_token: Vec<String>,
+    /// A sandbox deployment: the whole ledger is test data, so Moyasar's test-mode payments
+    /// (`live: false`) are applied and live ones are ignored. Off (the default): test-mode
+    /// payments never touch the ledger.
+    #[arg(long, env = "REVLEDGER_SANDBOX", value_parser = clap::builder::BoolishValueParser::new())]
+    sandbox: bool,
     /// Calendly webhooks: the signing key (enables /webhooks/calendly).
     #[arg(long, env = "REVLEDGER_CALENDLY_SIGNING_KEY", hide_env_values = true)]
     calendly_signing_key: Option<String>,
@@ -134,9 +145,7 @@ impl ServeArgs {
             (
                 "moyasar",
                 "REVLEDGER_MOYASAR_SECRET_TOKEN",
-                self.moyasar_secret_token
-                    .as_deref()
-                    .is_some_and(|s| !s.is_empty()),
+                self.moyasar_secret_token.iter().any(|s| !s.is_empty()),
             ),
             (
                 "calendly",
@@ -185,10 +194,13 @@ impl ServeArgs {
         }
         Ok(api::Config {
             listen: self.listen,
-            moyasar_secret_token: self
+            moyasar_secret_tokens: self
                 .moyasar_secret_token
+                .into_iter()
                 .filter(|s| !s.is_empty())
-                .map(Secret::new),
+                .map(Secret::new)
+                .collect(),
+            sandbox: self.sandbox,
             calendly_signing_key: self
                 .calendly_signing_key
                 .filter(|s| !s.is_empty())
@@ -517,9 +529,10 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
         "database_url": redact_url(database_url),
         "listen": config.listen.to_string(),
         "demo": demo,
+        "sandbox": config.sandbox,
         "seller": {"name": config.seller.name, "vat_number": config.seller.vat_number},
         "webhooks": {
-            "moyasar": secret(config.moyasar_secret_token.is_some()),
+            "moyasar": format!("{} secret(s) [redacted]", config.moyasar_secret_tokens.len()),
             "calendly": secret(config.calendly_signing_key.is_some()),
             "calendly_tolerance_secs": config.calendly_tolerance_secs,
             "partners": format!("{} secret(s) [redacted]", config.partner_webhook_secrets.len()),

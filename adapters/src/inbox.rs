@@ -366,6 +366,81 @@ pub async fn dead_letters(db: &SqlDb, limit: i64) -> Result<Vec<InboxEntry>, Sto
         .collect()
 }
 
+/// Bodies rewritten per statement by [`redact_stored`].
+const REDACT_BATCH: i64 = 500;
+
+/// Rewrites stored bodies of `provider` (the inbox and the conflicts kept for review) that
+/// still hold one of `secrets` in clear, through `redact`, with the hash recomputed over what is
+/// kept; returns how many. Rows stored before bodies were redacted on arrival are found this
+/// way for the secrets configured now (a secret already removed from the configuration is not
+/// known here). Bodies kept as base64 (not UTF-8) are not searched.
+pub async fn redact_stored(
+    db: &SqlDb,
+    provider: &str,
+    secrets: &[&str],
+    redact: impl Fn(&[u8]) -> Vec<u8>,
+) -> Result<u64, StoreError> {
+    let contains = match db.engine() {
+        "postgres" => "strpos(raw_body, ?) > 0",
+        _ => "instr(raw_body, ?) > 0",
+    };
+    let mut rewritten = 0;
+    // The inbox's hash is what a repeated delivery is recognised by, so it follows the kept
+    // body; a conflict's hash is only part of its key and stays.
+    for (table, rehash) in [("webhook_inbox", true), ("webhook_conflicts", false)] {
+        for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+            loop {
+                let rows = db
+                    .fetch_all(
+                        &format!(
+                            "SELECT delivery_id, body_sha256, raw_body FROM {table} WHERE provider = ? \
+                             AND body_encoding = 'utf8' AND {contains} LIMIT ?"
+                        ),
+                        &[provider.into(), (*secret).into(), REDACT_BATCH.into()],
+                    )
+                    .await?;
+                let mut changed = 0;
+                for row in &rows {
+                    let (delivery_id, stored_sha256, body) =
+                        (row.text(0)?, row.text(1)?, row.text(2)?);
+                    let kept = redact(body.as_bytes());
+                    if kept == body.as_bytes() {
+                        continue;
+                    }
+                    let (raw_body, encoding) = encode_body(&kept);
+                    let sha256 = if rehash {
+                        body_sha256(&kept)
+                    } else {
+                        stored_sha256.clone()
+                    };
+                    changed += db
+                        .execute(
+                            &format!(
+                                "UPDATE {table} SET raw_body = ?, body_encoding = ?, body_sha256 = ? \
+                                 WHERE provider = ? AND delivery_id = ? AND body_sha256 = ?"
+                            ),
+                            &[
+                                raw_body.into(),
+                                encoding.into(),
+                                sha256.into(),
+                                provider.into(),
+                                delivery_id.into(),
+                                stored_sha256.into(),
+                            ],
+                        )
+                        .await?;
+                }
+                rewritten += changed;
+                // A row the redaction cannot change would be found again: stop there.
+                if changed == 0 || (rows.len() as i64) < REDACT_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(rewritten)
+}
+
 /// Counts by status, for metrics and the dashboard.
 pub async fn counts(db: &SqlDb) -> Result<Vec<(String, i64)>, StoreError> {
     db.fetch_all(

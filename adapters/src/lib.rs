@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod command;
 pub mod handlers;
+pub mod idempotency;
 pub mod inbox;
 pub mod moyasar_api;
 pub mod services;

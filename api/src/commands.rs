@@ -35,9 +35,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{authenticate, Area, Principal};
-use crate::finance::{
-    command_answer, command_error, command_id, idempotent, metadata, minted_command_id, parse_body,
-};
+use crate::finance::{command_answer, command_error, idempotent, metadata, parse_body, RequestId};
 use crate::{ApiError, AppState};
 
 /// Days an invoice is payable when the request does not say.
@@ -64,16 +62,6 @@ async fn changer(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Pr
     let principal = authenticate(state, headers).await?;
     principal.require_change(area)?;
     Ok(principal)
-}
-
-/// An id the server assigns: derived from the request's command id when the request carries
-/// an Idempotency-Key (so a retry names the same aggregate), a fresh time-ordered one otherwise.
-fn assigned_id(headers: &HeaderMap, command_id: Uuid) -> String {
-    if headers.contains_key("idempotency-key") {
-        command_id.to_string()
-    } else {
-        Uuid::now_v7().to_string()
-    }
 }
 
 /// Parses a command body. NUL characters are refused anywhere in it: PostgreSQL stores
@@ -171,40 +159,41 @@ async fn capture_lead(
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Sales).await?;
     let request: CaptureRequest = parse(&body)?;
-    let id = command_id(&principal, &headers);
-    let lead_id = match request.lead_id {
-        Some(lead_id) if lead_id.trim().is_empty() => {
-            return Err(bad_field("lead_id", "lead_id must not be empty".into()))
-        }
-        Some(lead_id) => lead_id,
-        None => assigned_id(&headers, id),
-    };
-    let envelope = CommandEnvelope {
-        aggregate_id: lead_id.clone(),
-        command_id: id,
-        command: LeadCommand::Capture {
-            lead_id: lead_id.clone(),
-            name: request.name,
-            company: request.company,
-            email: request.email,
-            phone: request.phone,
-            source: request.source,
-            partner_id: request.partner_id,
-            utm: request.utm,
-            owner: request.owner,
-            at: adapters::clock::now_micros(),
-        },
-        metadata: metadata(&principal, &headers),
-        inbox: None,
-        fresh_id: minted_command_id(&headers),
-    };
+    if request
+        .lead_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        return Err(bad_field("lead_id", "lead_id must not be empty".into()));
+    }
+    let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
-        &state,
-        &principal,
-        &headers,
+        state,
+        principal,
+        headers,
         "POST /api/leads",
         &body,
-        || async {
+        |id: RequestId| async move {
+            let lead_id = request.lead_id.unwrap_or_else(|| id.assigned_id());
+            let envelope = CommandEnvelope {
+                aggregate_id: lead_id.clone(),
+                command_id: id.command_id,
+                command: LeadCommand::Capture {
+                    lead_id: lead_id.clone(),
+                    name: request.name,
+                    company: request.company,
+                    email: request.email,
+                    phone: request.phone,
+                    source: request.source,
+                    partner_id: request.partner_id,
+                    utm: request.utm,
+                    owner: request.owner,
+                    at: adapters::clock::now_micros(),
+                },
+                metadata: metadata(principal, headers),
+                inbox: None,
+                fresh_id: id.fresh,
+            };
             let outcome = state
                 .handlers
                 .leads
@@ -318,25 +307,33 @@ async fn lead_action(
     } else {
         StatusCode::OK
     };
-    let envelope = CommandEnvelope {
-        aggregate_id: lead_id.clone(),
-        command_id: command_id(&principal, &headers),
-        command,
-        metadata: metadata(&principal, &headers),
-        inbox: None,
-        fresh_id: minted_command_id(&headers),
-    };
     let path = format!("POST /api/leads/{lead_id}/{action}");
-    idempotent(&state, &principal, &headers, &path, &body, || async {
-        let outcome = state
-            .handlers
-            .leads
-            .execute_existing(envelope)
-            .await
-            .map_err(command_error)?
-            .ok_or_else(|| not_found("lead", &lead_id))?;
-        Ok((status, with_id("lead_id", &lead_id, &outcome)))
-    })
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(
+        state,
+        principal,
+        headers,
+        &path,
+        &body,
+        |id: RequestId| async move {
+            let envelope = CommandEnvelope {
+                aggregate_id: lead_id.clone(),
+                command_id: id.command_id,
+                command,
+                metadata: metadata(principal, headers),
+                inbox: None,
+                fresh_id: id.fresh,
+            };
+            let outcome = state
+                .handlers
+                .leads
+                .execute_existing(envelope)
+                .await
+                .map_err(command_error)?
+                .ok_or_else(|| not_found("lead", &lead_id))?;
+            Ok((status, with_id("lead_id", &lead_id, &outcome)))
+        },
+    )
     .await
 }
 
@@ -465,26 +462,26 @@ async fn create_invoice(
     let request: InvoiceRequest = parse(&body)?;
     let lines = request.lines()?;
     let due_days = request.due_days()?;
-    let id = command_id(&principal, &headers);
-    let invoice_id = assigned_id(&headers, id);
+    let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
-        &state,
-        &principal,
-        &headers,
+        state,
+        principal,
+        headers,
         "POST /api/invoices",
         &body,
-        || async {
+        |id: RequestId| async move {
+            let invoice_id = id.assigned_id();
             // Reading the captured name answers whether the lead exists, too.
             let name = match request.customer_name.clone() {
                 Some(name) => {
                     require_existing(&state.handlers.leads, &request.lead_id, "lead").await?;
                     name
                 }
-                None => captured_customer_name(&state, &request.lead_id).await?,
+                None => captured_customer_name(state, &request.lead_id).await?,
             };
             let issued_at = adapters::clock::now_micros();
             let issue = IssueInvoice {
-                invoice_id: invoice_id.clone(),
+                invoice_id,
                 customer: Customer {
                     lead_id: request.lead_id.clone(),
                     name,
@@ -496,7 +493,7 @@ async fn create_invoice(
                 moyasar_invoice_id: request.moyasar_invoice_id.clone(),
             };
             let (outcome, mut answer) =
-                issue_through_sequence(&state, &principal, &headers, id, issue).await?;
+                issue_through_sequence(state, principal, headers, id, issue).await?;
             for (key, value) in command_answer(&outcome).as_object().into_iter().flatten() {
                 answer[key] = value.clone();
             }
@@ -507,24 +504,22 @@ async fn create_invoice(
 }
 
 /// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH;
-/// answers with the invoice as it is now ([`invoice_view`]). A repeat of an allocation
-/// already made (same invoice id, from the same `Idempotency-Key`) skips straight to the
-/// invoice. Without an `Idempotency-Key` the invoice id was minted for this request and
-/// cannot have been allocated: the sequence is not looked at first (a read of the seller's
-/// one hot stream, in its turn, before the allocation takes that turn again).
+/// answers with the invoice as it is now ([`invoice_view`]). A request resuming an earlier
+/// attempt under the same `Idempotency-Key` may find its invoice already allocated, and skips
+/// straight to the invoice. A fresh request's invoice id was minted for it and cannot have
+/// been allocated: the sequence is not looked at first (a read of the seller's one hot stream,
+/// in its turn, before the allocation takes that turn again).
 async fn issue_through_sequence(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
-    command_id: Uuid,
+    id: RequestId,
     issue: IssueInvoice,
 ) -> Result<(CommandOutcome, Value), ApiError> {
     let handlers = &state.handlers;
     let vat_number = issue.seller.vat_number.clone();
     let invoice_id = issue.invoice_id.clone();
-    // A minted command id means the invoice id was minted too ([`assigned_id`]).
-    let minted = minted_command_id(headers);
-    let allocated = !minted
+    let allocated = !id.fresh
         && handlers
             .sequences
             .inspect(&vat_number, |sequence, _| {
@@ -564,13 +559,13 @@ async fn issue_through_sequence(
         .execute_then(
             CommandEnvelope {
                 aggregate_id: vat_number.clone(),
-                command_id,
+                command_id: id.command_id,
                 command: SequenceCommand::AllocateInvoice {
                     issue: issue.clone(),
                 },
                 metadata: metadata(principal, headers),
                 inbox: None,
-                fresh_id: minted,
+                fresh_id: id.fresh,
             },
             |sequence, _| {
                 sequence
@@ -638,28 +633,36 @@ async fn cancel_invoice(
     let principal = changer(&state, &headers, Area::Finance).await?;
     reject_nul("invoice id", &invoice_id)?;
     let request: CancelRequest = parse(&body)?;
-    let envelope = CommandEnvelope {
-        aggregate_id: invoice_id.clone(),
-        command_id: command_id(&principal, &headers),
-        command: InvoiceCommand::Cancel {
-            reason: request.reason,
-            at: adapters::clock::now_micros(),
-        },
-        metadata: metadata(&principal, &headers),
-        inbox: None,
-        fresh_id: minted_command_id(&headers),
-    };
     let path = format!("POST /api/invoices/{invoice_id}/cancel");
-    idempotent(&state, &principal, &headers, &path, &body, || async {
-        let outcome = state
-            .handlers
-            .invoices
-            .execute_existing(envelope)
-            .await
-            .map_err(command_error)?
-            .ok_or_else(|| not_found("invoice", &invoice_id))?;
-        Ok((StatusCode::OK, with_id("invoice_id", &invoice_id, &outcome)))
-    })
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(
+        state,
+        principal,
+        headers,
+        &path,
+        &body,
+        |id: RequestId| async move {
+            let envelope = CommandEnvelope {
+                aggregate_id: invoice_id.clone(),
+                command_id: id.command_id,
+                command: InvoiceCommand::Cancel {
+                    reason: request.reason,
+                    at: adapters::clock::now_micros(),
+                },
+                metadata: metadata(principal, headers),
+                inbox: None,
+                fresh_id: id.fresh,
+            };
+            let outcome = state
+                .handlers
+                .invoices
+                .execute_existing(envelope)
+                .await
+                .map_err(command_error)?
+                .ok_or_else(|| not_found("invoice", &invoice_id))?;
+            Ok((StatusCode::OK, with_id("invoice_id", &invoice_id, &outcome)))
+        },
+    )
     .await
 }
 
@@ -690,27 +693,31 @@ async fn enroll_partner(
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Finance).await?;
     let request: EnrollRequest = parse(&body)?;
-    let id = command_id(&principal, &headers);
-    let partner_id = match request.partner_id.clone() {
-        Some(partner_id) if partner_id.trim().is_empty() => {
-            return Err(bad_field(
-                "partner_id",
-                "partner_id must not be empty".into(),
-            ))
-        }
-        Some(partner_id) => partner_id,
-        None => assigned_id(&headers, id),
-    };
+    if request
+        .partner_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        return Err(bad_field(
+            "partner_id",
+            "partner_id must not be empty".into(),
+        ));
+    }
+    let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
-        &state,
-        &principal,
-        &headers,
+        state,
+        principal,
+        headers,
         "POST /api/partners",
         &body,
-        || async {
+        |id: RequestId| async move {
+            let partner_id = request
+                .partner_id
+                .clone()
+                .unwrap_or_else(|| id.assigned_id());
             let strategic = request.tier == PartnerTier::Strategic;
             if strategic {
-                require_strategic_slot(&state).await?;
+                require_strategic_slot(state).await?;
             }
             let enroll_tier = if strategic {
                 PartnerTier::Referral
@@ -723,7 +730,7 @@ async fn enroll_partner(
                 .partners
                 .execute(CommandEnvelope {
                     aggregate_id: partner_id.clone(),
-                    command_id: id,
+                    command_id: id.command_id,
                     command: PartnerCommand::Enroll {
                         partner_id: partner_id.clone(),
                         name: request.name.clone(),
@@ -731,7 +738,7 @@ async fn enroll_partner(
                         tier: enroll_tier,
                         at,
                     },
-                    metadata: metadata(&principal, &headers),
+                    metadata: metadata(principal, headers),
                     inbox: None,
                     fresh_id: false,
                 })
@@ -739,7 +746,8 @@ async fn enroll_partner(
                 .map_err(command_error)?;
             if strategic {
                 outcome =
-                    promote_to_strategic(&state, &principal, &headers, &partner_id, id, at).await?;
+                    promote_to_strategic(state, principal, headers, &partner_id, id.command_id, at)
+                        .await?;
             }
             let mut answer = with_id("partner_id", &partner_id, &outcome);
             answer["tier"] = json!(request.tier);

@@ -6,7 +6,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -99,18 +99,15 @@ impl From<projections::as_of::AsOfError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-
-        let body = match &self {
+impl ApiError {
+    /// The JSON body this error answers with.
+    pub fn body(&self) -> Value {
+        match self {
             ApiError::BadRequest {
                 code,
                 detail,
                 field,
-            } => {
-                json!({"error": code, "detail": detail, "field": field})
-            }
+            } => json!({"error": code, "detail": detail, "field": field}),
             ApiError::Unauthorized => json!({"error": "unauthorized", "detail": self.to_string()}),
             ApiError::Unauthenticated(detail) => {
                 json!({"error": "unauthenticated", "detail": detail})
@@ -135,17 +132,29 @@ impl IntoResponse for ApiError {
                 code,
                 detail,
                 retry_after_secs,
-            } => {
-                let body =
-                    json!({"error": code, "detail": detail, "retry_after_secs": retry_after_secs});
-                let retry_after = [(header::RETRY_AFTER, retry_after_secs.to_string())];
-                return (status, retry_after, Json(body)).into_response();
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            } => json!({"error": code, "detail": detail, "retry_after_secs": retry_after_secs}),
+            ApiError::Internal(_) => {
                 json!({"error": "internal", "detail": "the server failed; the cause is logged"})
             }
-        };
-        (status, Json(body)).into_response()
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let body = Json(self.body());
+        match &self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                let retry_after = [(header::RETRY_AFTER, retry_after_secs.to_string())];
+                (status, retry_after, body).into_response()
+            }
+            _ => (status, body).into_response(),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! and commission decisions.
 
 use adapters::command::{CommandEnvelope, CommandError, CommandOutcome};
+use adapters::idempotency::{self, Claim};
 use adapters::store::EventMetadata;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -207,28 +208,6 @@ pub fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok())
-}
-
-/// Whether [`command_id`] mints a new id for this request (it carries no usable
-/// `Idempotency-Key`), so no earlier run of its command can exist.
-pub fn minted_command_id(headers: &HeaderMap) -> bool {
-    idempotency_key(headers).is_none()
-}
-
-/// The command id of a request: derived from its `Idempotency-Key` (per principal), so a
-/// retried request is applied once; a fresh id otherwise.
-pub fn command_id(principal: &Principal, headers: &HeaderMap) -> Uuid {
-    match idempotency_key(headers) {
-        Some(key) => Uuid::new_v5(
-            &adapters::inbox::INBOX_NAMESPACE,
-            format!("api:{}:{key}", principal.token_id).as_bytes(),
-        ),
-        None => Uuid::now_v7(),
-    }
-}
-
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| ApiError::BadRequest {
         code: "invalid_body",
@@ -237,9 +216,45 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Api
     })
 }
 
-/// Runs `command` under the Stripe-style idempotency contract when the request carries an
-/// `Idempotency-Key`: the same key and body get the first answer again; the same key with
-/// another body is 422.
+/// The command id a request runs under.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId {
+    pub command_id: Uuid,
+    /// No earlier attempt can have run under this id (it was minted for this request), so the
+    /// command log need not be asked about it ([`CommandEnvelope::fresh_id`]).
+    pub fresh: bool,
+    /// The request carries an `Idempotency-Key`: a retry runs under the same id.
+    pub keyed: bool,
+}
+
+impl RequestId {
+    /// The id of an aggregate this request creates when the caller names none: the command id
+    /// under a key (so a retry names the same aggregate), a fresh time-ordered id otherwise.
+    pub fn assigned_id(&self) -> String {
+        if self.keyed {
+            self.command_id.to_string()
+        } else {
+            Uuid::now_v7().to_string()
+        }
+    }
+}
+
+/// How long a claimed key may go without an answer before another request with it takes it
+/// over: a request is cut off at the request timeout, and its claim released as it ends, so a
+/// claim older than that (plus a margin for the release itself) belongs to a process that died.
+fn claim_stale_after(state: &AppState) -> std::time::Duration {
+    state.config.request_timeout + CLAIM_RELEASE_MARGIN
+}
+
+/// What [`claim_stale_after`] adds to the request timeout.
+const CLAIM_RELEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `command` under Stripe's idempotency contract when the request carries an
+/// `Idempotency-Key` ([`adapters::idempotency`]): the key is claimed before the command runs;
+/// while it runs, the same key is 409; once it has succeeded, the same key and body get that
+/// answer again (with `Idempotent-Replayed: true`), another request or body 422. An error is
+/// not kept: the same key and body run again (under the same command id). An empty or
+/// malformed key is 400. Without a key the command runs under a fresh id.
 pub async fn idempotent<F, Fut>(
     state: &AppState,
     principal: &Principal,
@@ -249,56 +264,114 @@ pub async fn idempotent<F, Fut>(
     command: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(RequestId) -> Fut,
     Fut: std::future::Future<Output = Result<(StatusCode, Value), ApiError>>,
 {
-    let Some(key) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        let (status, value) = command().await?;
+    let Some(raw_key) = headers.get("idempotency-key") else {
+        let id = RequestId {
+            command_id: Uuid::now_v7(),
+            fresh: true,
+            keyed: false,
+        };
+        let (status, value) = command(id).await?;
         return Ok((status, Json(value)).into_response());
     };
+    let bad_key = |detail: String| ApiError::BadRequest {
+        code: "invalid_idempotency_key",
+        detail,
+        field: Some("Idempotency-Key".into()),
+    };
+    let key = raw_key
+        .to_str()
+        .map_err(|_| bad_key(idempotency::KeyError::NotPrintable.to_string()))?;
+    idempotency::validate_key(key).map_err(|error| bad_key(error.to_string()))?;
     let db = state.store.sql();
     let body_sha256 = adapters::inbox::body_sha256(body);
-    let seen = db
-        .fetch_optional(
-            "SELECT request, body_sha256, status, response FROM idempotency_keys WHERE principal = ? AND idempotency_key = ?",
-            &[principal.token_id.as_str().into(), key.as_str().into()],
-        )
-        .await?;
-    if let Some(row) = seen {
-        if row.text(0)? != request || row.text(1)? != body_sha256 {
-            return Err(ApiError::Unprocessable {
-                code: "idempotency_key_reused",
-                detail: format!(
-                    "Idempotency-Key {key:?} was used for a different request; use a new key"
-                ),
-                field: None,
+    let keyed = idempotency::KeyedRequest {
+        principal: &principal.token_id,
+        key,
+        request,
+        body_sha256: &body_sha256,
+    };
+    let now = adapters::clock::now_micros();
+    let (command_id, fresh) =
+        match idempotency::claim(&db, keyed, now, claim_stale_after(state)).await? {
+            Claim::Fresh { command_id } => (command_id, true),
+            Claim::Resumed { command_id } => (command_id, false),
+            Claim::Done { status, response } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                let value: Value = serde_json::from_str(&response).unwrap_or(Value::Null);
+                return Ok((status, [(REPLAYED_HEADER, "true")], Json(value)).into_response());
+            }
+            Claim::InProgress => {
+                return Err(ApiError::Conflict(format!(
+                "a request with Idempotency-Key {key:?} is in progress; retry once it has answered"
+            )))
+            }
+            Claim::Mismatch => {
+                return Err(ApiError::Unprocessable {
+                    code: "idempotency_key_reused",
+                    detail: format!(
+                        "Idempotency-Key {key:?} was used for a different request; use a new key"
+                    ),
+                    field: None,
+                })
+            }
+        };
+    let mut claim = HeldClaim {
+        db: db.clone(),
+        principal: principal.token_id.clone(),
+        key: key.to_owned(),
+        command_id,
+        held: true,
+    };
+    let id = RequestId {
+        command_id,
+        fresh,
+        keyed: true,
+    };
+    // A refusal or a failure appended nothing, and may not hold later (onboarding waits for
+    // the payment): it is not kept. Dropping the claim releases it, so the next request with
+    // the key runs the command again, under the same command id.
+    let (status, value) = command(id).await?;
+    idempotency::complete(&db, keyed, command_id, status.as_u16(), &value.to_string()).await?;
+    claim.held = false;
+    Ok((status, Json(value)).into_response())
+}
+
+/// Marks an answer sent again from an earlier request with the same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// A claimed key whose request has not stored an answer: released when dropped (the request
+/// failed without a final answer, or was abandoned mid-way), so a retry can resume it at once
+/// under the same command id instead of waiting for the claim to go stale.
+struct HeldClaim {
+    db: adapters::sql::SqlDb,
+    principal: String,
+    key: String,
+    command_id: Uuid,
+    held: bool,
+}
+
+impl Drop for HeldClaim {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let (db, principal, key, command_id) = (
+            self.db.clone(),
+            std::mem::take(&mut self.principal),
+            std::mem::take(&mut self.key),
+            self.command_id,
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = idempotency::release(&db, &principal, &key, command_id).await {
+                    tracing::warn!(%error, "an idempotency claim was not released; it frees itself once stale");
+                }
             });
         }
-        let status = StatusCode::from_u16(u16::try_from(row.i64(2)?).unwrap_or(200))
-            .unwrap_or(StatusCode::OK);
-        let value: Value = serde_json::from_str(&row.text(3)?).unwrap_or(Value::Null);
-        return Ok((status, Json(value)).into_response());
     }
-    let (status, value) = command().await?;
-    db.execute(
-        "INSERT INTO idempotency_keys (principal, idempotency_key, request, body_sha256, status, response, created_at_us) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (principal, idempotency_key) DO NOTHING",
-        &[
-            principal.token_id.as_str().into(),
-            key.as_str().into(),
-            request.into(),
-            body_sha256.into(),
-            i64::from(status.as_u16()).into(),
-            value.to_string().into(),
-            adapters::clock::unix_micros(adapters::clock::now_micros()).into(),
-        ],
-    )
-    .await?;
-    Ok((status, Json(value)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -320,8 +393,8 @@ pub async fn create_payouts(
     } else {
         parse_body(&body)?
     };
-    let request_id = command_id(&principal, &headers);
-    idempotent(&state, &principal, &headers, "POST /api/payouts", &body, || async {
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(state, principal, headers, "POST /api/payouts", &body, |id: RequestId| async move {
         if let Some(statements) = state.projector("partner_statements") {
             statements.wait_caught_up(READ_MODEL_WAIT).await?;
         }
@@ -330,8 +403,8 @@ pub async fn create_payouts(
             state.config.program.payout_minimum_halalas,
             request.partner_id.as_deref(),
             OffsetDateTime::now_utc(),
-            request_id,
-            metadata(&principal, &headers),
+            id.command_id,
+            metadata(principal, headers),
         )
         .await?;
         Ok((StatusCode::OK, json!({"payouts": results, "minimum_halalas": state.config.program.payout_minimum_halalas})))
@@ -356,28 +429,36 @@ pub async fn record_referral(
     let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: ReferralRequest = parse_body(&body)?;
-    let envelope = CommandEnvelope {
-        aggregate_id: partner_id.clone(),
-        command_id: command_id(&principal, &headers),
-        command: PartnerCommand::RecordReferral {
-            lead_email: request.lead_email,
-            clicked_at: request.clicked_at,
-            at: OffsetDateTime::now_utc(),
-        },
-        metadata: metadata(&principal, &headers),
-        inbox: None,
-        fresh_id: minted_command_id(&headers),
-    };
     let path = format!("POST /api/partners/{partner_id}/referrals");
-    idempotent(&state, &principal, &headers, &path, &body, || async {
-        let outcome = state
-            .handlers
-            .partners
-            .execute(envelope)
-            .await
-            .map_err(command_error)?;
-        Ok((StatusCode::CREATED, command_answer(&outcome)))
-    })
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(
+        state,
+        principal,
+        headers,
+        &path,
+        &body,
+        |id: RequestId| async move {
+            let envelope = CommandEnvelope {
+                aggregate_id: partner_id.clone(),
+                command_id: id.command_id,
+                command: PartnerCommand::RecordReferral {
+                    lead_email: request.lead_email,
+                    clicked_at: request.clicked_at,
+                    at: OffsetDateTime::now_utc(),
+                },
+                metadata: metadata(principal, headers),
+                inbox: None,
+                fresh_id: id.fresh,
+            };
+            let outcome = state
+                .handlers
+                .partners
+                .execute(envelope)
+                .await
+                .map_err(command_error)?;
+            Ok((StatusCode::CREATED, command_answer(&outcome)))
+        },
+    )
     .await
 }
 
@@ -397,25 +478,32 @@ pub async fn change_tier(
     let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: TierRequest = parse_body(&body)?;
-    let id = command_id(&principal, &headers);
     let path = format!("POST /api/partners/{partner_id}/tier");
-    idempotent(&state, &principal, &headers, &path, &body, || async {
-        let outcome = adapters::services::change_partner_tier(
-            &state.handlers,
-            &partner_id,
-            request.tier,
-            &request.reason,
-            OffsetDateTime::now_utc(),
-            id,
-            metadata(&principal, &headers),
-        )
-        .await
-        .map_err(|error| match error {
-            adapters::services::TierChangeError::Program(e) => command_error(e),
-            adapters::services::TierChangeError::Partner(e) => command_error(e),
-        })?;
-        Ok((StatusCode::OK, command_answer(&outcome)))
-    })
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(
+        state,
+        principal,
+        headers,
+        &path,
+        &body,
+        |id: RequestId| async move {
+            let outcome = adapters::services::change_partner_tier(
+                &state.handlers,
+                &partner_id,
+                request.tier,
+                &request.reason,
+                OffsetDateTime::now_utc(),
+                id.command_id,
+                metadata(principal, headers),
+            )
+            .await
+            .map_err(|error| match error {
+                adapters::services::TierChangeError::Program(e) => command_error(e),
+                adapters::services::TierChangeError::Partner(e) => command_error(e),
+            })?;
+            Ok((StatusCode::OK, command_answer(&outcome)))
+        },
+    )
     .await
 }
 
@@ -455,23 +543,31 @@ pub async fn decide_commission(
             )))
         }
     };
-    let envelope = CommandEnvelope {
-        aggregate_id: commission_id.clone(),
-        command_id: command_id(&principal, &headers),
-        command,
-        metadata: metadata(&principal, &headers),
-        inbox: None,
-        fresh_id: minted_command_id(&headers),
-    };
     let path = format!("POST /api/commissions/{commission_id}/{decision}");
-    idempotent(&state, &principal, &headers, &path, &body, || async {
-        let outcome = state
-            .handlers
-            .commissions
-            .execute(envelope)
-            .await
-            .map_err(command_error)?;
-        Ok((StatusCode::OK, command_answer(&outcome)))
-    })
+    let (state, principal, headers) = (&state, &principal, &headers);
+    idempotent(
+        state,
+        principal,
+        headers,
+        &path,
+        &body,
+        |id: RequestId| async move {
+            let envelope = CommandEnvelope {
+                aggregate_id: commission_id.clone(),
+                command_id: id.command_id,
+                command,
+                metadata: metadata(principal, headers),
+                inbox: None,
+                fresh_id: id.fresh,
+            };
+            let outcome = state
+                .handlers
+                .commissions
+                .execute(envelope)
+                .await
+                .map_err(command_error)?;
+            Ok((StatusCode::OK, command_answer(&outcome)))
+        },
+    )
     .await
 }

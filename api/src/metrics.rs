@@ -130,6 +130,7 @@ pub async fn sample_gauges(state: &AppState) {
         for status in [
             "accepted",
             "acknowledged",
+            "ignored",
             "rejected",
             "parked",
             "dead_lettered",

@@ -27,7 +27,11 @@ use crate::{router, AppState};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub moyasar_secret_token: Option<Secret>,
+    /// Moyasar's webhook `secret_token`s: several while one is being rotated, each accepted.
+    pub moyasar_secret_tokens: Vec<Secret>,
+    /// A sandbox deployment, whose whole ledger is test data: Moyasar's test-mode payments are
+    /// applied and live ones ignored. Off, test-mode payments never touch the ledger.
+    pub sandbox: bool,
     pub calendly_signing_key: Option<Secret>,
     pub calendly_tolerance_secs: i64,
     /// Standard Webhooks secrets (`whsec_…`); several while a key is being rotated.
@@ -58,7 +62,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            moyasar_secret_token: None,
+            moyasar_secret_tokens: Vec::new(),
+            sandbox: false,
             calendly_signing_key: None,
             calendly_tolerance_secs: adapters::webhooks::calendly::DEFAULT_TOLERANCE_SECS,
             partner_webhook_secrets: Vec::new(),
@@ -141,9 +146,56 @@ fn spawn_workers(
     )));
     workers.push(tokio::spawn(crate::webhooks::run_retries(
         state.clone(),
-        stopped,
+        stopped.clone(),
     )));
+    workers.push(tokio::spawn(purge_idempotency_keys(state.clone(), stopped)));
     workers
+}
+
+/// How often expired `Idempotency-Key`s are deleted. Keys live a day; an hour's delay in
+/// forgetting one changes nothing a client can see (an expired key is a new request either way).
+pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+
+/// Deletes expired `Idempotency-Key`s now and every [`IDEMPOTENCY_PURGE_INTERVAL`].
+async fn purge_idempotency_keys(state: AppState, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let now = adapters::clock::now_micros();
+        match adapters::idempotency::purge_expired(&state.store.sql(), now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "expired idempotency keys not deleted"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(IDEMPOTENCY_PURGE_INTERVAL) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Moyasar deliveries stored before bodies were redacted on arrival still hold the secret
+/// token in clear: rewritten once at start, for the tokens configured now.
+async fn redact_stored_moyasar_secrets(
+    store: &Arc<dyn EventStore>,
+    config: &Config,
+) -> Result<(), adapters::store::StoreError> {
+    let secrets: Vec<&str> = config
+        .moyasar_secret_tokens
+        .iter()
+        .map(Secret::expose)
+        .collect();
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let redact = |body: &[u8]| adapters::webhooks::moyasar::redact_secret_token(body).into_owned();
+    let rewritten =
+        adapters::inbox::redact_stored(&store.sql(), "moyasar", &secrets, redact).await?;
+    if rewritten > 0 {
+        tracing::info!(
+            rewritten,
+            "stored Moyasar deliveries had their secret token redacted"
+        );
+    }
+    Ok(())
 }
 
 /// A started service.
@@ -162,6 +214,7 @@ impl Service {
             Some(api) => Some(Arc::new(MoyasarClient::new(api)?)),
             None => None,
         };
+        redact_stored_moyasar_secrets(&store, &config).await?;
         let handlers = Handlers::new(store.clone());
         let projectors: Vec<Projector> = projections::read_models()
             .into_iter()

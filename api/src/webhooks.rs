@@ -54,6 +54,12 @@ enum Outcome {
     Accepted(Option<Value>),
     /// Nothing to change (a repeat report, a verification ping); recorded as it is.
     Acknowledged(&'static str),
+    /// Kept, but never applied: a test-mode payment on a live ledger (or a live one in a
+    /// sandbox). The answer's `status` says which.
+    Ignored {
+        status: &'static str,
+        reason: &'static str,
+    },
     /// Refers to something not known yet: try again later.
     Park(String),
     /// The domain refuses it for good.
@@ -95,16 +101,22 @@ fn not_configured(provider: &str) -> Response {
     .into_response()
 }
 
-/// `POST /webhooks/moyasar`: `secret_token` in the body.
+/// `POST /webhooks/moyasar`: `secret_token` in the body (any of the configured ones). The body
+/// is kept with the token redacted: it is our secret, and backups of the inbox must not hold it.
 pub async fn moyasar(State(state): State<AppState>, body: Bytes) -> Response {
-    let Some(token) = state.config.moyasar_secret_token.clone() else {
+    let tokens = &state.config.moyasar_secret_tokens;
+    if tokens.is_empty() {
         return not_configured(MOYASAR);
-    };
-    if let Err(error) = moyasar::verify(&body, &token) {
+    }
+    if let Err(error) = moyasar::verify(&body, tokens) {
         return forged(MOYASAR, &error);
     }
-    let delivery_id = envelope_id(&body);
-    receive(&state, MOYASAR, delivery_id, body).await
+    let stored = match moyasar::redact_secret_token(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(redacted) => Bytes::from(redacted),
+    };
+    let delivery_id = envelope_id(&stored);
+    receive(&state, MOYASAR, delivery_id, stored).await
 }
 
 /// `POST /webhooks/calendly`: `Calendly-Webhook-Signature: t=…,v1=…`.
@@ -241,6 +253,7 @@ async fn settle(
     let outcome = apply(state, &record, delivery).await?;
     let counted = match &outcome {
         Outcome::Accepted(_) | Outcome::Acknowledged(_) => "accepted",
+        Outcome::Ignored { .. } => "ignored",
         Outcome::Refused(_) => "refused",
         Outcome::Park(_) => "parked",
     };
@@ -263,6 +276,13 @@ async fn settle(
             record.response = json!({"status": "accepted", "provider": record.provider,
                 "delivery_id": record.delivery_id, "effect": why});
             inbox::record_without_events(&db, &record, "acknowledged", None).await?;
+            (StatusCode::OK, record.response.clone())
+        }
+        Outcome::Ignored { status, reason } => {
+            crate::metrics::webhook(&record.provider, counted);
+            record.response = json!({"status": status, "provider": record.provider,
+                "delivery_id": record.delivery_id, "reason": reason});
+            inbox::record_without_events(&db, &record, "ignored", Some(reason)).await?;
             (StatusCode::OK, record.response.clone())
         }
         Outcome::Refused(rule) => {
@@ -403,6 +423,21 @@ async fn apply_moyasar(
     let Some(payment) = event.payment() else {
         return Ok(Outcome::Acknowledged("webhook verification"));
     };
+    match (event.live, state.config.sandbox) {
+        (false, false) => {
+            return Ok(Outcome::Ignored {
+                status: "ignored_test_mode",
+                reason: "a test-mode payment (live: false) never changes a live ledger",
+            })
+        }
+        (true, true) => {
+            return Ok(Outcome::Ignored {
+                status: "ignored_live_mode",
+                reason: "a live payment is not recorded in a sandbox ledger (REVLEDGER_SANDBOX)",
+            })
+        }
+        _ => {}
+    }
     let command = PaymentCommand::RecordGatewayStatus {
         payment_id: payment.id.clone(),
         invoice_id: payment.our_invoice_reference().map(str::to_owned),

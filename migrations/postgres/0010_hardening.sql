@@ -13,3 +13,28 @@ CREATE TABLE quarantined_events (
     reason          TEXT    NOT NULL,
     PRIMARY KEY (projection, position)
 );
+
+-- Idempotency-Key claims (adapters::idempotency): a key is claimed before its command runs,
+-- with the command id minted for it; the answer is stored once it is final. Keys answered
+-- before this migration keep their answers.
+CREATE TABLE idempotency_requests (
+    principal       TEXT    NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    request         TEXT    NOT NULL,
+    body_sha256     TEXT    NOT NULL,
+    command_id      TEXT,
+    -- in_progress | done
+    state           TEXT    NOT NULL,
+    status          BIGINT,
+    response        TEXT,
+    claimed_at_us   BIGINT  NOT NULL,
+    created_at_us   BIGINT  NOT NULL,
+    PRIMARY KEY (principal, idempotency_key)
+);
+CREATE INDEX idempotency_requests_created ON idempotency_requests (created_at_us);
+INSERT INTO idempotency_requests (principal, idempotency_key, request, body_sha256, command_id,
+    state, status, response, claimed_at_us, created_at_us)
+SELECT principal, idempotency_key, request, body_sha256, NULL, 'done', status, response,
+    created_at_us, created_at_us
+FROM idempotency_keys;
+DROP TABLE idempotency_keys;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use adapters::command::CommandHandler;
 use adapters::sql::{SqlDb, SqlValue};
 use adapters::store::{Checkpoint, EventStore, RecordedEvent, MAX_READ_BATCH};
-use api::auth::{Principal, Role};
+use api::auth::Role;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,7 +93,6 @@ pub fn run(mut command: Command) -> (ExitStatus, String, String) {
 #[derive(Clone, Debug)]
 pub struct Token {
     pub id: String,
-    pub role: Role,
     pub secret: String,
 }
 
@@ -119,21 +118,40 @@ impl Token {
             .to_owned();
         Token {
             id,
-            role,
             secret: stdout.trim().to_owned(),
         }
     }
 
-    /// The command id the API derives from this principal and an Idempotency-Key.
-    pub fn command_id(&self, key: &str) -> Uuid {
-        let principal = Principal {
+    /// The effect of a command this token sends with `key`: the command id the server claims
+    /// for it, read back from the store when the run is checked.
+    pub fn keyed(&self, key: &str) -> Keyed {
+        Keyed {
             token_id: self.id.clone(),
-            role: self.role,
-            partner_id: None,
-        };
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("idempotency-key", key.parse().expect("header value"));
-        api::finance::command_id(&principal, &headers)
+            key: key.to_owned(),
+        }
+    }
+}
+
+/// A token's request under an Idempotency-Key.
+#[derive(Clone, Debug)]
+pub struct Keyed {
+    pub token_id: String,
+    pub key: String,
+}
+
+impl Keyed {
+    /// The command id the server claimed for this key, if a request with it reached the server.
+    async fn command_id(&self, db: &adapters::sql::SqlDb) -> Option<Uuid> {
+        let row = db
+            .fetch_optional(
+                "SELECT command_id FROM idempotency_requests WHERE principal = ? AND idempotency_key = ?",
+                &[self.token_id.as_str().into(), self.key.as_str().into()],
+            )
+            .await
+            .expect("read a claimed key")?;
+        row.opt_text(0)
+            .expect("a command id")
+            .and_then(|id| Uuid::parse_str(&id).ok())
     }
 }
 
@@ -162,6 +180,9 @@ impl Server {
             .env("REVLEDGER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("REVLEDGER_MOYASAR_SECRET_TOKEN", MOYASAR_TOKEN)
             .env("REVLEDGER_WEBHOOKS", "moyasar")
+            // An Idempotency-Key claimed by a request the kill cut short is taken over once
+            // older than the request timeout (plus a margin): a short one keeps the run short.
+            .env("REVLEDGER_REQUEST_TIMEOUT_SECS", "5")
             .env_remove("REVLEDGER_MOYASAR_API_KEY")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -349,8 +370,8 @@ pub async fn wait_caught_up(address: &str, deadline: Instant) -> i64 {
 /// What a request should have left in the store once.
 #[derive(Clone, Debug)]
 pub enum Effect {
-    /// An API command: its events under this command id.
-    Command(Uuid),
+    /// An API command: its events under the command id claimed for its key.
+    Command(Keyed),
     /// A Moyasar delivery: its inbox row, and its events under the delivery's command id.
     Delivery {
         delivery_id: String,
@@ -380,7 +401,7 @@ pub struct LeadRun {
     pub invoice_id: String,
     pub payment_id: String,
     /// The extra follow-up sent once and not retried.
-    pub extra_follow_up: Uuid,
+    pub extra_follow_up: Keyed,
 }
 
 /// The shared state of the driver: where the server is now, and the book of requests.
@@ -586,7 +607,7 @@ impl Load {
             lead_id,
             invoice_id,
             payment_id,
-            extra_follow_up: sales.command_id(&key("extra")),
+            extra_follow_up: sales.keyed(&key("extra")),
         });
     }
 
@@ -604,7 +625,7 @@ impl Load {
             ("Content-Type", "application/json".to_owned()),
             ("Idempotency-Key", key.to_owned()),
         ];
-        let effect = Effect::Command(token.command_id(key));
+        let effect = Effect::Command(token.keyed(key));
         let label = format!("POST {path} (key {key})");
         self.send(label, effect, "POST", path, &headers, body, retry)
             .await
@@ -820,7 +841,7 @@ pub async fn check_store(store: &dyn EventStore, load: &Load) -> Tally {
         tally.acknowledged += usize::from(request.acked);
         tally.interrupted += usize::from(request.unanswered > 0);
         let (command_id, inbox_rows) = match &request.effect {
-            Effect::Command(id) => (*id, None),
+            Effect::Command(keyed) => (keyed.command_id(&db).await, None),
             Effect::Delivery {
                 delivery_id,
                 command_id,
@@ -833,10 +854,12 @@ pub async fn check_store(store: &dyn EventStore, load: &Load) -> Tally {
                     .await
                     .expect("count inbox rows")
                     .expect("a count");
-                (*command_id, Some(row.i64(0).expect("count")))
+                (Some(*command_id), Some(row.i64(0).expect("count")))
             }
         };
-        let applied = by_command.get(&command_id).map_or(0, Vec::len);
+        let applied = command_id
+            .and_then(|id| by_command.get(&id))
+            .map_or(0, Vec::len);
         if request.acked {
             if applied == 0 {
                 tally.lost += 1;
@@ -873,7 +896,11 @@ pub async fn check_store(store: &dyn EventStore, load: &Load) -> Tally {
     // another command id would show here).
     let leads = load.leads.lock().expect("leads").clone();
     for lead in &leads {
-        let extra = usize::from(by_command.contains_key(&lead.extra_follow_up));
+        let extra = lead
+            .extra_follow_up
+            .command_id(&db)
+            .await
+            .map_or(0, |id| usize::from(by_command.contains_key(&id)));
         let lead_stream = CommandHandler::<domain::lead::Lead>::stream_id(&lead.lead_id);
         let invoice_stream =
             CommandHandler::<domain::invoice::Invoice>::stream_id(&lead.invoice_id);

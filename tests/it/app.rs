@@ -104,7 +104,7 @@ where
 async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        moyasar_secret_token: Some(Secret::new(MOYASAR_TOKEN)),
+        moyasar_secret_tokens: vec![Secret::new(MOYASAR_TOKEN)],
         calendly_signing_key: Some(Secret::new(CALENDLY_KEY)),
         partner_webhook_secrets: PARTNER_SECRETS.iter().map(|s| Secret::new(*s)).collect(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),

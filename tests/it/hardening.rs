@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use projections::as_of::AsOfAnswer;
 use serde_json::json;
 
-use crate::app::{spawn_app_seeded_with, TestApp, ADMIN_TOKEN};
+use crate::app::{spawn_app_seeded_with, Answer, TestApp, ADMIN_TOKEN};
 use crate::helpers::Engine;
 use crate::history::Generator;
 
@@ -420,5 +420,444 @@ mod quarantine {
             super::Engine::Postgres,
         )
         .await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 3: an Idempotency-Key is claimed before its command runs.
+
+/// Trials of four concurrent requests sharing one key.
+const IDEMPOTENCY_TRIALS: usize = 15;
+
+async fn post_lead_with_key(address: &str, key: &str, body: &serde_json::Value) -> Answer {
+    let mut headers = admin_json();
+    headers.push(("Idempotency-Key", key.to_owned()));
+    crate::app::http_request(
+        address,
+        "POST",
+        "/api/leads",
+        &headers,
+        body.to_string().as_bytes(),
+    )
+    .await
+}
+
+async fn four_at_once(app: &TestApp, key: &str, bodies: Vec<serde_json::Value>) -> Vec<Answer> {
+    let requests = bodies.into_iter().map(|body| {
+        let address = app.address.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move { post_lead_with_key(&address, &key, &body).await })
+    });
+    let mut answers = Vec::new();
+    for request in requests.collect::<Vec<_>>() {
+        answers.push(request.await.unwrap());
+    }
+    answers
+}
+
+fn lead_body(trial: usize, n: usize) -> serde_json::Value {
+    json!({"name": format!("Lead {trial}-{n}"), "email": format!("l{trial}-{n}@example.sa"), "source": "website"})
+}
+
+async fn an_idempotency_key_is_claimed_before_its_command_runs(engine: Engine) {
+    let Some(app) = crate::app::spawn_app(engine).await else {
+        return;
+    };
+    for trial in 0..IDEMPOTENCY_TRIALS {
+        // Four different bodies under one key: one is applied, the others are refused.
+        let key = format!("different-{trial}");
+        let bodies: Vec<_> = (0..4).map(|n| lead_body(trial, n)).collect();
+        let answers = four_at_once(&app, &key, bodies.clone()).await;
+        let created: Vec<&Answer> = answers.iter().filter(|a| a.status == 201).collect();
+        assert_eq!(created.len(), 1, "one body is applied: {answers:?}");
+        for answer in answers.iter().filter(|a| a.status != 201) {
+            assert!(
+                answer.status == 422 || answer.status == 409,
+                "another body under the same key: {} {}",
+                answer.status,
+                answer.text
+            );
+        }
+        let winner = created[0];
+        assert_eq!(winner.body["replayed"], false, "{}", winner.text);
+        let lead_id = winner.body["lead_id"].as_str().unwrap().to_owned();
+        let lead = app
+            .get(&format!("/api/leads/{lead_id}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(lead.status, 200, "{}", lead.text);
+        // Which body won: the one whose resend is answered with the stored answer.
+        let winners: Vec<_> = {
+            let mut found = Vec::new();
+            for body in &bodies {
+                let again = post_lead_with_key(&app.address, &key, body).await;
+                if again.status == 201 {
+                    assert_eq!(again.header(api::finance::REPLAYED_HEADER), Some("true"));
+                    assert_eq!(again.body, winner.body, "the stored answer, as first sent");
+                    found.push(body.clone());
+                } else {
+                    assert_eq!(again.status, 422, "{}", again.text);
+                    assert_eq!(again.body["error"], "idempotency_key_reused");
+                }
+            }
+            found
+        };
+        assert_eq!(winners.len(), 1, "exactly one body owns the key");
+
+        // The same body four times at once: one runs; each other is 409 (still running) or
+        // the first answer again, never a second lead.
+        let key = format!("same-{trial}");
+        let body = lead_body(trial, 9);
+        let answers = four_at_once(&app, &key, vec![body.clone(); 4]).await;
+        let first: Vec<&Answer> = answers
+            .iter()
+            .filter(|a| a.status == 201 && a.header(api::finance::REPLAYED_HEADER).is_none())
+            .collect();
+        assert_eq!(first.len(), 1, "{answers:?}");
+        for answer in &answers {
+            match answer.status {
+                201 => assert_eq!(answer.body, first[0].body, "one lead, one answer"),
+                409 => assert!(answer.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("in progress")),
+                other => panic!("the same body answered {other}: {}", answer.text),
+            }
+        }
+    }
+    // An empty key is no key at all: 400, naming the header.
+    for empty in ["", "   "] {
+        let answer = post_lead_with_key(&app.address, empty, &lead_body(99, 0)).await;
+        assert_eq!(answer.status, 400, "{:?}: {}", empty, answer.text);
+        assert_eq!(answer.body["field"], "Idempotency-Key");
+    }
+    let answer = post_lead_with_key(&app.address, &"k".repeat(256), &lead_body(99, 1)).await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    // A refusal is not kept: the same key and body run again (and succeed once the rule
+    // holds), under the same command id.
+    let lead = json!({"lead_id": "lead-key-later", "name": "Later", "email": "later@example.sa", "source": "website"});
+    let qualify = |address: String| async move {
+        let mut headers = admin_json();
+        headers.push(("Idempotency-Key", "qualify-later".to_owned()));
+        crate::app::http_request(
+            &address,
+            "POST",
+            "/api/leads/lead-key-later/qualify",
+            &headers,
+            b"",
+        )
+        .await
+    };
+    let refused = qualify(app.address.clone()).await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+    let answer = post_lead_with_key(&app.address, "capture-later", &lead).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    let qualified = qualify(app.address.clone()).await;
+    assert_eq!(qualified.status, 200, "{}", qualified.text);
+    assert_eq!(qualified.header(api::finance::REPLAYED_HEADER), None);
+    let replayed = qualify(app.address.clone()).await;
+    assert_eq!((replayed.status, &replayed.body), (200, &qualified.body));
+    assert_eq!(replayed.header(api::finance::REPLAYED_HEADER), Some("true"));
+    app.stop().await;
+}
+
+mod idempotency {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_an_idempotency_key_is_claimed_before_its_command_runs() {
+        super::an_idempotency_key_is_claimed_before_its_command_runs(super::Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_an_idempotency_key_is_claimed_before_its_command_runs() {
+        super::an_idempotency_key_is_claimed_before_its_command_runs(super::Engine::Postgres).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 4: a test-mode payment never changes a live invoice, lead, commission or journal.
+
+async fn event_types_of(app: &TestApp, stream_id: &str) -> Vec<String> {
+    app.stream(stream_id)
+        .await
+        .into_iter()
+        .map(|event| event.event_type)
+        .collect()
+}
+
+async fn inbox_status(app: &TestApp, delivery_id: &str) -> String {
+    app.db
+        .store
+        .sql()
+        .fetch_optional(
+            "SELECT status FROM webhook_inbox WHERE provider = 'moyasar' AND delivery_id = ?",
+            &[delivery_id.into()],
+        )
+        .await
+        .unwrap()
+        .expect("the delivery is kept")
+        .text(0)
+        .unwrap()
+}
+
+async fn a_test_mode_payment_never_touches_a_live_ledger(engine: Engine) {
+    let Some(app) = crate::app::spawn_app(engine).await else {
+        return;
+    };
+    crate::webhooks::capture_lead(&app, "lead-t1", "t1@example.sa").await;
+    let now = time::OffsetDateTime::now_utc();
+    let (invoice_id, total) = app
+        .issue_invoice("lead-t1", domain::plan::Plan::Growth, None, now)
+        .await;
+    let mut payment =
+        crate::webhooks::payment_paid("evt-test", "pay-test", total, Some(&invoice_id), None);
+    payment["live"] = json!(false);
+    let answer = app.post_moyasar_webhook(&payment).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.body["status"], "ignored_test_mode",
+        "{}",
+        answer.text
+    );
+    // Delivered again: the same answer, still nothing applied.
+    let again = app.post_moyasar_webhook(&payment).await;
+    assert_eq!((again.status, &again.body), (200, &answer.body));
+    app.settle().await;
+    assert!(
+        app.stream("payment-pay-test").await.is_empty(),
+        "no payment"
+    );
+    assert_eq!(
+        event_types_of(&app, &format!("invoice-{invoice_id}")).await,
+        ["InvoiceIssued"],
+        "the invoice is not paid"
+    );
+    assert!(!event_types_of(&app, "lead-lead-t1")
+        .await
+        .contains(&"LeadPaid".to_owned()));
+    assert_eq!(inbox_status(&app, "evt-test").await, "ignored");
+    let balance = app
+        .get("/api/ledger/trial-balance", Some(ADMIN_TOKEN))
+        .await;
+    let cash = balance.body["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == "cash");
+    assert!(
+        cash.is_none(),
+        "no cash from a test payment: {}",
+        balance.text
+    );
+    // The same invoice paid live afterwards is paid once, by the live payment.
+    let live =
+        crate::webhooks::payment_paid("evt-live", "pay-live", total, Some(&invoice_id), None);
+    let answer = app.post_moyasar_webhook(&live).await;
+    assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
+    app.settle().await;
+    assert!(event_types_of(&app, &format!("invoice-{invoice_id}"))
+        .await
+        .contains(&"InvoicePaid".to_owned()));
+    app.stop().await;
+
+    // A sandbox ledger is all test data: test payments apply, live ones are kept and ignored.
+    let Some(sandbox) = crate::app::spawn_app_with(engine, |config| config.sandbox = true).await
+    else {
+        return;
+    };
+    crate::webhooks::capture_lead(&sandbox, "lead-s1", "s1@example.sa").await;
+    let (invoice_id, total) = sandbox
+        .issue_invoice("lead-s1", domain::plan::Plan::Starter, None, now)
+        .await;
+    let live = crate::webhooks::payment_paid("evt-l", "pay-l", total, Some(&invoice_id), None);
+    let answer = sandbox.post_moyasar_webhook(&live).await;
+    assert_eq!(
+        answer.body["status"], "ignored_live_mode",
+        "{}",
+        answer.text
+    );
+    let mut test = crate::webhooks::payment_paid("evt-t", "pay-t", total, Some(&invoice_id), None);
+    test["live"] = json!(false);
+    let answer = sandbox.post_moyasar_webhook(&test).await;
+    assert_eq!(answer.body["status"], "accepted", "{}", answer.text);
+    sandbox.settle().await;
+    assert!(event_types_of(&sandbox, &format!("invoice-{invoice_id}"))
+        .await
+        .contains(&"InvoicePaid".to_owned()));
+    assert!(sandbox.stream("payment-pay-l").await.is_empty());
+    sandbox.stop().await;
+}
+
+mod test_mode {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_test_mode_payment_never_touches_a_live_ledger() {
+        super::a_test_mode_payment_never_touches_a_live_ledger(super::Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_test_mode_payment_never_touches_a_live_ledger() {
+        super::a_test_mode_payment_never_touches_a_live_ledger(super::Engine::Postgres).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items 7 and 8: the Moyasar secret is never stored; several secrets rotate without loss.
+
+/// The database's tables and every text they hold, one string per row.
+async fn every_row_as_text(db: &crate::helpers::TestDb) -> Vec<(String, String)> {
+    let sql = db.store.sql();
+    let tables_sql = match db.engine {
+        Engine::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        Engine::Postgres => {
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'"
+        }
+    };
+    let tables: Vec<String> = sql
+        .fetch_all(tables_sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.text(0).unwrap())
+        .collect();
+    assert!(tables.len() > 20, "{tables:?}");
+    let mut rows = Vec::new();
+    for table in tables {
+        match db.engine {
+            Engine::Sqlite => {
+                for row in projections::runtime::dump_table(&sql, &table)
+                    .await
+                    .unwrap()
+                {
+                    rows.push((table.clone(), format!("{row:?}")));
+                }
+            }
+            // Every column type (jsonb, bytea, uuid, timestamps) as PostgreSQL writes it.
+            Engine::Postgres => {
+                let query = format!("SELECT CAST(t AS text) FROM \"{table}\" AS t");
+                for row in sql.fetch_all(&query, &[]).await.unwrap() {
+                    rows.push((table.clone(), row.text(0).unwrap()));
+                }
+            }
+        }
+    }
+    rows
+}
+
+const ROTATED_OUT: &str = "old-moyasar-secret-being-rotated-out";
+
+async fn the_moyasar_secret_is_stored_nowhere_and_rotates(engine: Engine) {
+    let Some(app) = crate::app::spawn_app_with(engine, |config| {
+        config
+            .moyasar_secret_tokens
+            .push(adapters::webhooks::Secret::new(ROTATED_OUT));
+    })
+    .await
+    else {
+        return;
+    };
+    crate::webhooks::capture_lead(&app, "lead-k1", "k1@example.sa").await;
+    let now = time::OffsetDateTime::now_utc();
+    let (invoice_id, total) = app
+        .issue_invoice("lead-k1", domain::plan::Plan::Growth, None, now)
+        .await;
+    // Accepted, parked (an unknown invoice), malformed, and a conflicting repeat: every kind
+    // of row the inbox keeps. One with each configured secret.
+    let paid = crate::webhooks::payment_paid("evt-k1", "pay-k1", total, Some(&invoice_id), None);
+    assert_eq!(
+        app.post_moyasar_webhook(&paid).await.body["status"],
+        "accepted"
+    );
+    let mut rotated = crate::webhooks::payment_paid("evt-k2", "pay-k2", 100, Some("no-such"), None);
+    rotated["secret_token"] = json!(ROTATED_OUT);
+    let answer = app.post_moyasar_webhook(&rotated).await;
+    assert!(
+        answer.status == 200 || answer.status == 202,
+        "{}",
+        answer.text
+    );
+    let mut malformed = paid.clone();
+    malformed["id"] = json!("evt-k3");
+    malformed["data"]["currency"] = json!("USD");
+    assert_eq!(app.post_moyasar_webhook(&malformed).await.status, 400);
+    let mut conflicting = paid.clone();
+    conflicting["data"]["description"] = json!("changed");
+    assert_eq!(app.post_moyasar_webhook(&conflicting).await.status, 409);
+    // A secret neither configured now nor before is refused, and nothing is kept.
+    let mut forged = paid.clone();
+    forged["secret_token"] = json!("never-configured");
+    forged["id"] = json!("evt-k4");
+    assert_eq!(app.post_moyasar_webhook(&forged).await.status, 401);
+    // The repeat of an accepted delivery is still recognised after redaction.
+    let again = app.post_moyasar_webhook(&paid).await;
+    assert_eq!(again.body["status"], "accepted", "{}", again.text);
+    app.settle().await;
+
+    for (table, row) in every_row_as_text(&app.db).await {
+        for secret in [crate::app::MOYASAR_TOKEN, ROTATED_OUT] {
+            assert!(
+                !row.contains(secret),
+                "{table} holds the Moyasar secret: {row}"
+            );
+        }
+    }
+    let kept: String = app
+        .db
+        .store
+        .sql()
+        .fetch_optional(
+            "SELECT raw_body FROM webhook_inbox WHERE delivery_id = 'evt-k1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .text(0)
+        .unwrap();
+    assert!(kept.contains("\"[redacted]\""), "{kept}");
+
+    // A row kept before bodies were redacted (as an older version wrote it) is rewritten when
+    // the service starts.
+    let legacy = serde_json::to_string(&crate::webhooks::payment_paid(
+        "evt-old", "pay-old", 5, None, None,
+    ))
+    .unwrap();
+    adapters::inbox::record_without_events(
+        &app.db.store.sql(),
+        &adapters::inbox::InboxRecord::new("moyasar", "evt-old", legacy.as_bytes(), now),
+        "rejected",
+        Some("an older row"),
+    )
+    .await
+    .unwrap();
+    let service = api::Service::start(
+        app.db.store.clone(),
+        api::Config {
+            moyasar_secret_tokens: vec![adapters::webhooks::Secret::new(crate::app::MOYASAR_TOKEN)],
+            listen: "127.0.0.1:0".parse().unwrap(),
+            run_workers: false,
+            ..api::Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    drop(service);
+    for (table, row) in every_row_as_text(&app.db).await {
+        assert!(
+            !row.contains(crate::app::MOYASAR_TOKEN),
+            "{table} still holds it: {row}"
+        );
+    }
+    app.stop().await;
+}
+
+mod secrets_at_rest {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_the_moyasar_secret_is_stored_nowhere_and_rotates() {
+        super::the_moyasar_secret_is_stored_nowhere_and_rotates(super::Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_the_moyasar_secret_is_stored_nowhere_and_rotates() {
+        super::the_moyasar_secret_is_stored_nowhere_and_rotates(super::Engine::Postgres).await;
     }
 }

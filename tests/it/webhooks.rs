@@ -122,7 +122,7 @@ async fn inbox_rows(app: &TestApp) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn capture_lead(app: &TestApp, lead_id: &str, email: &str) {
+pub async fn capture_lead(app: &TestApp, lead_id: &str, email: &str) {
     let capture = domain::lead::LeadCommand::Capture {
         lead_id: lead_id.into(),
         name: "Huda".into(),

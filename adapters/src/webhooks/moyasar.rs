@@ -31,13 +31,15 @@ pub const ACCEPTED_CURRENCY: &str = "SAR";
 /// looked up by [`MoyasarPayment::our_invoice_reference`].
 pub const OUR_INVOICE_METADATA_KEYS: [&str; 2] = ["revledger_invoice_id", "invoice_id"];
 
-/// Checks the body's `secret_token` against ours, in constant time.
+/// Checks the body's `secret_token` against ours, in constant time. Several secrets may be
+/// configured at once while one is being rotated; the token must equal one of them, and each is
+/// compared (no early exit that would tell which one came close).
 ///
 /// Only the `secret_token` field is deserialized (no value tree is built for the rest). A body
 /// that is not a JSON object, or whose token is absent, not a string, or given twice, fails
 /// with [`AuthFailure::MissingToken`]; a different token with
 /// [`AuthFailure::SignatureMismatch`].
-pub fn verify(body: &[u8], expected_token: &Secret) -> Result<(), WebhookError> {
+pub fn verify(body: &[u8], expected_tokens: &[Secret]) -> Result<(), WebhookError> {
     #[derive(Deserialize)]
     struct TokenOnly<'a> {
         #[serde(borrow, default)]
@@ -48,14 +50,64 @@ pub fn verify(body: &[u8], expected_token: &Secret) -> Result<(), WebhookError> 
         .ok()
         .and_then(|envelope| envelope.secret_token)
         .ok_or(WebhookError::unauthenticated(AuthFailure::MissingToken))?;
-    if expected_token.expose().is_empty()
-        || !constant_time_eq(token.as_bytes(), expected_token.expose().as_bytes())
-    {
+    let matched = expected_tokens
+        .iter()
+        .filter(|expected| !expected.expose().is_empty())
+        .fold(false, |matched, expected| {
+            constant_time_eq(token.as_bytes(), expected.expose().as_bytes()) | matched
+        });
+    if !matched {
         return Err(WebhookError::unauthenticated(
             AuthFailure::SignatureMismatch,
         ));
     }
     Ok(())
+}
+
+/// What a delivery's `secret_token` is replaced with before the body is stored.
+pub const REDACTED_TOKEN: &str = "\"[redacted]\"";
+
+/// The body as it is kept (the inbox, dead letters, backups): the value of its top-level
+/// `secret_token` replaced by [`REDACTED_TOKEN`], every other byte as received. The secret is
+/// ours, not the delivery's: it authenticated the delivery and has no use once stored. A body
+/// with no such field is returned as it is.
+pub fn redact_secret_token(body: &[u8]) -> Cow<'_, [u8]> {
+    #[derive(Deserialize)]
+    struct TokenRaw<'a> {
+        #[serde(borrow, default)]
+        secret_token: Option<&'a serde_json::value::RawValue>,
+    }
+
+    let Ok(TokenRaw {
+        secret_token: Some(raw),
+    }) = serde_json::from_slice::<TokenRaw<'_>>(body)
+    else {
+        return Cow::Borrowed(body);
+    };
+    // The raw value borrows from `body`: its place there is where its text starts.
+    let text = raw.get().as_bytes();
+    let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let end = start.saturating_add(text.len());
+    if body.get(start..end) != Some(text) {
+        return Cow::Owned(reserialized_without_token(body));
+    }
+    let mut stored = Vec::with_capacity(body.len());
+    stored.extend_from_slice(&body[..start]);
+    stored.extend_from_slice(REDACTED_TOKEN.as_bytes());
+    stored.extend_from_slice(&body[end..]);
+    Cow::Owned(stored)
+}
+
+/// The body written again with its token replaced: only if the raw value could not be found in
+/// place (it always can when the body came from `serde_json::from_slice`).
+fn reserialized_without_token(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut map)) => {
+            map.insert("secret_token".into(), Value::from("[redacted]"));
+            Value::Object(map).to_string().into_bytes()
+        }
+        _ => body.to_vec(),
+    }
 }
 
 /// One Moyasar delivery, verified and parsed.
@@ -360,7 +412,7 @@ mod tests {
 
     #[test]
     fn the_documented_payment_paid_example_verifies_and_parses() {
-        verify(PAYMENT_PAID, &Secret::new(PAYMENT_PAID_TOKEN)).expect("token matches");
+        verify(PAYMENT_PAID, &[Secret::new(PAYMENT_PAID_TOKEN)]).expect("token matches");
         let event = parse(PAYMENT_PAID).expect("parses");
 
         assert_eq!(event.delivery_id, "0d5b4b8e-9f1c-4f3e-8a57-2c1f6b2f8a11");
@@ -408,7 +460,7 @@ mod tests {
 
     #[test]
     fn the_documented_webhook_verification_example_is_acknowledged() {
-        verify(WEBHOOK_VERIFICATION, &Secret::new("123")).expect("token matches");
+        verify(WEBHOOK_VERIFICATION, &[Secret::new("123")]).expect("token matches");
         let event = parse(WEBHOOK_VERIFICATION).expect("parses");
         assert_eq!(event.event_type, MoyasarEventType::WebhookVerification);
         assert_eq!(event.delivery_id, "7a1f0e3c-5d2b-4c8e-9f61-2b8d4f0a9c13");
@@ -427,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_wrong_secret_token_is_rejected() {
-        let error = verify(PAYMENT_PAID, &Secret::new("not-the-token")).unwrap_err();
+        let error = verify(PAYMENT_PAID, &[Secret::new("not-the-token")]).unwrap_err();
         assert_eq!(
             error,
             WebhookError::unauthenticated(AuthFailure::SignatureMismatch)
@@ -453,7 +505,7 @@ mod tests {
             br#"{"secret_token":"a","secret_token":"moyasar-docs-example-token"}"#,
         ] {
             assert_eq!(
-                verify(body, &secret),
+                verify(body, std::slice::from_ref(&secret)),
                 Err(WebhookError::unauthenticated(AuthFailure::MissingToken)),
                 "{}",
                 String::from_utf8_lossy(body)
@@ -464,7 +516,7 @@ mod tests {
     #[test]
     fn an_empty_configured_token_accepts_nothing() {
         let body = br#"{"secret_token":""}"#;
-        assert!(verify(body, &Secret::new("")).is_err());
+        assert!(verify(body, &[Secret::new("")]).is_err());
     }
 
     #[test]
@@ -535,6 +587,47 @@ mod tests {
     fn a_paid_payment_of_zero_is_rejected() {
         let body = fixture_with(|value| value["data"]["amount"] = json!(0));
         assert_eq!(malformed_field(parse(&body)), "data.amount");
+    }
+
+    #[test]
+    fn any_of_several_configured_tokens_is_accepted_while_one_is_rotated() {
+        let rotating = [
+            Secret::new("the-new-token"),
+            Secret::new(PAYMENT_PAID_TOKEN),
+        ];
+        verify(PAYMENT_PAID, &rotating).expect("the old token still matches");
+        let error = verify(PAYMENT_PAID, &rotating[..1]).unwrap_err();
+        assert_eq!(
+            error,
+            WebhookError::unauthenticated(AuthFailure::SignatureMismatch)
+        );
+        assert!(verify(PAYMENT_PAID, &[]).is_err(), "no token configured");
+    }
+
+    #[test]
+    fn the_stored_body_has_its_secret_token_redacted_and_every_other_byte_kept() {
+        let stored = redact_secret_token(PAYMENT_PAID);
+        let text = std::str::from_utf8(&stored).unwrap();
+        assert!(!text.contains(PAYMENT_PAID_TOKEN), "{text}");
+        assert!(
+            text.contains(r#""secret_token": "[redacted]""#)
+                || text.contains(r#""secret_token":"[redacted]""#)
+        );
+        // Only the token's value changed.
+        let original = std::str::from_utf8(PAYMENT_PAID).unwrap();
+        let token_json = format!("\"{PAYMENT_PAID_TOKEN}\"");
+        assert_eq!(text, original.replacen(&token_json, REDACTED_TOKEN, 1));
+        // The stored body still parses to the same event.
+        assert_eq!(parse(&stored).unwrap(), parse(PAYMENT_PAID).unwrap());
+        // An escaped token is found too; a body without one is kept as it is.
+        let escaped = br#"{"secret_token": "ab\u0063", "type": "payment_paid"}"#;
+        let stored = redact_secret_token(escaped);
+        assert_eq!(
+            &stored[..],
+            br#"{"secret_token": "[redacted]", "type": "payment_paid"}"#
+        );
+        assert_eq!(&redact_secret_token(b"{\"id\": 1}")[..], b"{\"id\": 1}");
+        assert_eq!(&redact_secret_token(b"not json")[..], b"not json");
     }
 
     #[test]
@@ -620,7 +713,7 @@ mod tests {
             deep.as_bytes(),
         ] {
             assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
-            assert!(verify(body, &Secret::new("x")).is_err());
+            assert!(verify(body, &[Secret::new("x")]).is_err());
         }
     }
 }
