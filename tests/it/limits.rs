@@ -3,8 +3,9 @@
 //!   non-GET operation and the dashboard's forms), declared or chunked: 413 with a JSON error;
 //! - slow clients: headers trickled a byte a second are cut off by `header_read_timeout`; a
 //!   body trickled is answered 408 (JSON) by `request_timeout`;
-//! - connections beyond `max_connections` are answered 503 and closed, and the server serves
-//!   again once they go;
+//! - connections beyond `max_connections`, every one with a request in flight, are answered
+//!   503 and closed, the requests in flight are answered in full, and the server serves again
+//!   once they go;
 //! - pagination past the end is an empty page; `as_of` in the future reads what is committed
 //!   (documented), an impossible one is 400; unknown ids are 404 with a message;
 //! - the real binary's resident memory stays bounded under a barrage of all of the above;
@@ -249,6 +250,87 @@ async fn slow_clients_are_cut_off_by_the_configured_timeouts() {
     app.stop().await;
 }
 
+/// `POST /api/leads` in flight: its headers sent (with `Expect: 100-continue`) and half its
+/// body, the rest held back until [`LeadInFlight::finish`].
+struct LeadInFlight {
+    stream: TcpStream,
+    rest: Vec<u8>,
+}
+
+/// Starts a lead capture and returns once the server is reading its body (it asked for it
+/// with `100 Continue`): from then on the request is in flight on its connection.
+async fn start_lead_in_flight(address: &str, email: &str) -> LeadInFlight {
+    let body =
+        serde_json::to_vec(&json!({"name": "Slow", "email": email, "source": "landing_page"}))
+            .unwrap();
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!(
+        "POST /api/leads HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let interim = tokio::time::timeout(LIMIT_DEADLINE, async {
+        let mut interim = Vec::new();
+        let mut buffer = [0u8; 256];
+        while !interim.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => interim.extend_from_slice(&buffer[..n]),
+            }
+        }
+        interim
+    })
+    .await
+    .expect("the server never asked for the body");
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "not in flight: {}",
+        String::from_utf8_lossy(&interim)
+    );
+    let (sent, rest) = body.split_at(body.len() / 2);
+    stream.write_all(sent).await.unwrap();
+    LeadInFlight {
+        stream,
+        rest: rest.to_vec(),
+    }
+}
+
+impl LeadInFlight {
+    /// Sends the rest of the body and reads the answer.
+    async fn finish(mut self) -> Answer {
+        let _ = self.stream.write_all(&self.rest).await;
+        let mut raw = Vec::new();
+        let _ = self.stream.read_to_end(&mut raw).await;
+        parse_answer(&raw)
+    }
+}
+
+/// The value of counter `family{labels}` in `/metrics` (0 when not exported yet). Metrics are
+/// process-wide: tests running beside this one may have added to it.
+async fn counter(app: &TestApp, family: &str, labels: &str) -> f64 {
+    let metrics = app.get("/metrics", None).await;
+    let series = format!("{family}{labels} ");
+    metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits (bounded) until the server answers `/healthz` 200 again.
+async fn served_again(address: &str) {
+    let deadline = Instant::now() + LIMIT_DEADLINE;
+    loop {
+        let answer = get_raw(address, "/healthz").await;
+        if answer.status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_beyond_the_limit_are_shed_with_503_and_served_again_after() {
     const LIMIT: usize = 8;
@@ -258,17 +340,17 @@ async fn connections_beyond_the_limit_are_shed_with_503_and_served_again_after()
     })
     .await
     .unwrap();
-    // Fill every slot with a connection that has sent half a request, and check each was
-    // accepted by waiting until the limit sheds the next one.
+    // Fill every slot with a request in flight (its body half sent): none can make way.
     let mut held = Vec::new();
-    for _ in 0..LIMIT {
-        let mut stream = TcpStream::connect(&app.address).await.unwrap();
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\n")
-            .await
-            .unwrap();
-        held.push(stream);
+    for i in 0..LIMIT {
+        held.push(start_lead_in_flight(&app.address, &format!("held-{i}@example.sa")).await);
     }
+    let shed_before = counter(
+        &app,
+        "revledger_http_connections_shed_total",
+        r#"{limit="max_connections"}"#,
+    )
+    .await;
     let mut shed = 0;
     let mut refused = 0;
     let deadline = Instant::now() + LIMIT_DEADLINE;
@@ -276,6 +358,7 @@ async fn connections_beyond_the_limit_are_shed_with_503_and_served_again_after()
         match get_raw(&app.address, "/healthz").await {
             answer if answer.status == 503 => {
                 assert_eq!(answer.body["error"], "unavailable", "{}", answer.text);
+                assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
                 shed += 1;
             }
             // Closed before the 503 could be read: refused all the same.
@@ -288,28 +371,25 @@ async fn connections_beyond_the_limit_are_shed_with_503_and_served_again_after()
         shed > 0,
         "the server answers 503 beyond the limit (shed {shed}, refused {refused})"
     );
-    drop(held);
-    // The slots come back as the held connections close.
-    let deadline = Instant::now() + LIMIT_DEADLINE;
-    loop {
-        let answer = get_raw(&app.address, "/healthz").await;
-        if answer.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // The requests in flight were never cut off: each is answered once its body arrives.
+    for request in held {
+        let answer = request.finish().await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
     }
-    let metrics = app.get("/metrics", None).await;
-    let counted: f64 = metrics
-        .text
-        .lines()
-        .find(|l| l.starts_with("revledger_http_connections_shed_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .expect("the shed counter is exported");
-    assert!(counted >= f64::from(shed + refused) - 0.5, "{counted}");
+    // The slots come back as the held connections close.
+    served_again(&app.address).await;
+    let shed_after = counter(
+        &app,
+        "revledger_http_connections_shed_total",
+        r#"{limit="max_connections"}"#,
+    )
+    .await;
+    assert!(
+        shed_after - shed_before >= f64::from(shed + refused) - 0.5,
+        "{shed_before} then {shed_after}"
+    );
     eprintln!(
-        "limits: {LIMIT} held, 50 more: {shed} answered 503, {refused} closed; served again after"
+        "limits: {LIMIT} requests in flight, 50 more: {shed} answered 503, {refused} closed; all {LIMIT} answered 201, served again after"
     );
     app.stop().await;
 }
