@@ -123,9 +123,15 @@ struct ServeArgs {
     /// stay idle) before the connection is closed.
     #[arg(long, env = "REVLEDGER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     header_read_timeout_secs: u64,
-    /// Connections served at once; one beyond them is answered 503 and closed.
+    /// Connections open at once. When all are taken, a newcomer takes the slot of the one that
+    /// has waited longest without a request in flight (reading its headers, or idle); only when
+    /// every one has a request in flight is it answered 503 and closed.
     #[arg(long, env = "REVLEDGER_MAX_CONNECTIONS", default_value_t = api::service::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client is its /64); one
+    /// beyond is answered 503 and closed. Behind a reverse proxy, raise it to --max-connections.
+    #[arg(long, env = "REVLEDGER_MAX_CONNECTIONS_PER_CLIENT", default_value_t = api::service::DEFAULT_MAX_CONNECTIONS_PER_CLIENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_client: usize,
     /// As-of reads replayed at once, each on its own low-priority thread; one beyond them is
     /// answered 429 with Retry-After. Moments before the first event or at the head need none.
     #[arg(long, env = "REVLEDGER_AS_OF_MAX_CONCURRENT", default_value_t = projections::as_of::DEFAULT_MAX_CONCURRENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=projections::as_of::MAX_CONCURRENT_LIMIT as u64))]
@@ -233,6 +239,7 @@ impl ServeArgs {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             as_of_max_concurrent: self.as_of_max_concurrent,
         })
     }
@@ -543,6 +550,7 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "request_timeout_secs": config.request_timeout.as_secs(),
             "header_read_timeout_secs": config.header_read_timeout.as_secs(),
             "max_connections": config.max_connections,
+            "max_connections_per_client": config.max_connections_per_client,
             "as_of_max_concurrent": config.as_of_max_concurrent,
         },
         "moyasar_api": secret(config.moyasar_api.is_some()),

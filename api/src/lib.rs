@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod connections;
 pub mod dashboard;
 pub mod demo;
 pub mod error;

@@ -10,7 +10,9 @@
 //!   `revledger_webhook_inbox{status}` (sampled every
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
-//! - `revledger_http_connections_shed_total` (connections answered 503 beyond `max_connections`)
+//! - `revledger_http_connections_shed_total{limit}` (connections answered 503 and closed beyond
+//!   `max_connections` or `max_connections_per_client`), `revledger_http_connections_evicted_total`
+//!   (connections without a request in flight closed to serve a newcomer when every slot was taken)
 //! - `revledger_as_of_reads_total{projection,answer}` (`empty`, `live`, `replayed`, `busy` (429), `failed`)
 
 use std::sync::OnceLock;
@@ -95,9 +97,15 @@ pub fn as_of_read(projection: &str, answer: &'static str) {
     metrics::counter!("revledger_as_of_reads_total", "projection" => projection.to_owned(), "answer" => answer).increment(1);
 }
 
-/// A connection answered 503 because `max_connections` were open.
-pub fn connection_shed() {
-    metrics::counter!("revledger_http_connections_shed_total").increment(1);
+/// A connection answered 503 and closed because `limit` (`max_connections`, or
+/// `max_connections_per_client`) was reached.
+pub fn connection_shed(limit: &'static str) {
+    metrics::counter!("revledger_http_connections_shed_total", "limit" => limit).increment(1);
+}
+
+/// A connection without a request in flight closed so that a newcomer takes its slot.
+pub fn connection_evicted() {
+    metrics::counter!("revledger_http_connections_evicted_total").increment(1);
 }
 
 /// Samples projection checkpoints and lag, and inbox sizes.

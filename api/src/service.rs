@@ -17,10 +17,11 @@ use hyper_util::service::TowerToHyperService;
 use projections::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use projections::Projector;
 use projections::ProjectorGroup;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::connections::{Admitted, Connections, Eviction, Refused, TrackRequests};
 use crate::{router, AppState};
 
 /// Everything configurable, already parsed (the CLI maps flags and environment onto it).
@@ -51,8 +52,13 @@ pub struct Config {
     /// Longest a client may take to send a request's headers, and an idle keep-alive
     /// connection may wait for its next request, before the connection is closed.
     pub header_read_timeout: Duration,
-    /// Most connections served at once; a connection beyond them is answered 503 and closed.
+    /// Most connections open at once. When all are taken, a newcomer evicts the connection
+    /// that has waited longest without a request in flight; only when every one has a request
+    /// in flight is the newcomer answered 503 and closed ([`crate::connections`]).
     pub max_connections: usize,
+    /// Most connections open at once from one client (an IP address; an IPv6 client is its
+    /// /64); one beyond is answered 503 and closed.
+    pub max_connections_per_client: usize,
     /// As-of reads replayed at once (each on its own low-priority thread); one beyond them is
     /// answered 429 with `Retry-After`.
     pub as_of_max_concurrent: usize,
@@ -79,6 +85,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             as_of_max_concurrent: projections::as_of::DEFAULT_MAX_CONCURRENT,
         }
     }
@@ -95,14 +102,26 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client sends its request headers within this, or its connection is closed (slowloris).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections served at once by default; each costs a task and a few KiB of buffers.
+/// Connections open at once by default; each costs a task and a few KiB of buffers.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Connections one client may hold by default. A browser opens at most 6 to a host and an
+/// integration a handful, so 128 leaves room for an office behind one NAT address, while one
+/// client alone can hold only an eighth of [`DEFAULT_MAX_CONNECTIONS`]. Behind a reverse proxy
+/// or load balancer every connection comes from its few addresses: raise this to
+/// `max_connections` there (the proxy limits its clients itself).
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 128;
 
 /// Bytes of a shed connection's request read and discarded before it is closed.
 const SHED_DRAIN_BYTES: usize = 64 * 1024;
 
 /// How long a shed connection is given to receive its 503 before it is dropped.
 const SHED_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long an evicted connection that answered a request before is given to finish sending
+/// that answer (a slow reader may still be taking its last bytes) before it is dropped. A
+/// connection that never had a request is dropped at once: nothing was written on it.
+const EVICTION_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the accept loop waits after a failed accept (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -291,25 +310,32 @@ impl Service {
     }
 }
 
+/// A connection as hyper serves it: the router, each request counted in flight.
+type HttpConnection =
+    http1::Connection<TokioIo<TcpStream>, TrackRequests<TowerToHyperService<axum::Router>>>;
+
 /// The HTTP/1.1 accept loop (what `axum::serve` does, plus limits): each connection reads its
-/// request headers within `header_read_timeout`; at most `max_connections` are served at once
-/// and one beyond them is answered 503 and closed, so memory stays bounded under a flood. When
-/// `shutdown` resolves it stops accepting, lets each connection finish its request, and
-/// returns once every connection has closed.
+/// request headers within `header_read_timeout`; one client holds at most
+/// `max_connections_per_client` connections and all together at most `max_connections`. When
+/// every slot is taken, a newcomer takes the slot of the connection that has waited longest
+/// without a request in flight, and only when every slot has a request in flight is it
+/// answered 503 and closed ([`crate::connections`]); so memory stays bounded under a flood,
+/// and connections that never finish their headers cannot crowd out the others. When
+/// `shutdown` resolves it stops accepting, closes the connections without a request in flight,
+/// lets each other one finish its request, and returns once every connection has closed.
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) {
-    let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS) as u32;
-    let slots = Arc::new(Semaphore::new(max as usize));
+    let connections = Connections::new(config.max_connections, config.max_connections_per_client);
     let (closing, closed) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accepting a connection failed");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -318,45 +344,73 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(shed(stream));
-            continue;
+        let Admitted {
+            connection,
+            eviction,
+        } = match connections.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                tokio::spawn(shed(stream, refused));
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout);
-        let service = TowerToHyperService::new(app.clone());
-        let mut closed = closed.clone();
+        let service = connection.track(TowerToHyperService::new(app.clone()));
+        let served = builder.serve_connection(TokioIo::new(stream), service);
+        let closed = closed.clone();
         tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "connection ended");
-                    }
-                }
-                _ = async { closed.wait_for(|closing| *closing).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-            drop(slot);
+            run_connection(served, eviction, closed).await;
+            // Only now, the connection closed, is its slot free.
+            drop(connection);
         });
     }
     drop(listener);
     let _ = closing.send(true);
-    // Each open connection holds a slot: having them all back means every one has closed.
-    let _ = slots.acquire_many(max).await;
+    connections.drain();
+    connections.all_closed().await;
 }
 
-/// Answers a connection beyond the limit 503 without reading its request, then closes it.
-async fn shed(mut stream: tokio::net::TcpStream) {
+/// Serves one connection until it ends, is evicted, or the server shuts down (then its request
+/// in flight is answered first).
+async fn run_connection(
+    connection: HttpConnection,
+    mut eviction: oneshot::Receiver<Eviction>,
+    mut closed: watch::Receiver<bool>,
+) {
+    let mut connection = std::pin::pin!(connection);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            evicted = &mut eviction => {
+                if evicted == Ok(Eviction::Idle) {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(EVICTION_GRACE, connection).await;
+                }
+                return;
+            }
+            _ = async { closed.wait_for(|closing| *closing).await.is_ok() }, if !shutting_down => {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Answers a connection beyond a limit 503 without reading its request, then closes it.
+async fn shed(mut stream: TcpStream, refused: Refused) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    crate::metrics::connection_shed();
-    let body = r#"{"error":"unavailable","detail":"too many connections; retry shortly"}"#;
+    crate::metrics::connection_shed(refused.limit());
+    let body = serde_json::json!({"error": "unavailable", "detail": refused.detail()}).to_string();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
         body.len()
