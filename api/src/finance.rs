@@ -151,7 +151,7 @@ pub async fn statement(
     let db = read_db(&state, "partner_statements", query.as_of.as_deref()).await?;
     let statement = projections::statements::statement(&db, &partner_id, &month).await?;
     if csv {
-        let body = projections::statements::statement_csv(&statement);
+        let body = projections::statements::statement_csv(&statement)?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
     Ok(Json(statement).into_response())

