@@ -136,6 +136,14 @@ struct ServeArgs {
     /// answered 429 with Retry-After. Moments before the first event or at the head need none.
     #[arg(long, env = "REVLEDGER_AS_OF_MAX_CONCURRENT", default_value_t = projections::as_of::DEFAULT_MAX_CONCURRENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=projections::as_of::MAX_CONCURRENT_LIMIT as u64))]
     as_of_max_concurrent: usize,
+    /// A bearer token Prometheus presents to `GET /metrics` on the main listener (admin and
+    /// auditor tokens work too); without one of them /metrics is 401.
+    #[arg(long, env = "REVLEDGER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// A second address serving only `GET /metrics`, without a token, for a Prometheus on a
+    /// private network (bind it to loopback or an internal interface).
+    #[arg(long, env = "REVLEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -241,6 +249,11 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_connections_per_client: self.max_connections_per_client,
             as_of_max_concurrent: self.as_of_max_concurrent,
+            metrics_token: self
+                .metrics_token
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            metrics_listen: self.metrics_listen,
         })
     }
 }
@@ -418,6 +431,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("starting on {listen}"))?;
             let shutdown = shutdown_signal();
             tracing::info!(address = %service.local_addr()?, "revledger listening");
+            if let Some(address) = service.metrics_addr() {
+                tracing::info!(address = %address?, "metrics listening (GET /metrics, no token)");
+            }
             if demo {
                 eprintln!("dashboard: http://{}/dashboard", service.local_addr()?);
             }
@@ -546,6 +562,10 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "partner_tolerance_secs": config.partner_tolerance_secs,
         },
         "admin_token": secret(config.admin_token.is_some()),
+        "metrics": {
+            "token": secret(config.metrics_token.is_some()),
+            "listen": config.metrics_listen.map(|address| address.to_string()),
+        },
         "limits": {
             "request_timeout_secs": config.request_timeout.as_secs(),
             "header_read_timeout_secs": config.header_read_timeout.as_secs(),

@@ -130,15 +130,23 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// The principal of a request's `Authorization: Bearer` header.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let presented = headers
+/// The token of a request's `Authorization: Bearer` header, if it has one. The scheme is
+/// case-insensitive (RFC 9110, 11.1).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
+}
+
+/// The principal of a request's `Authorization: Bearer` header.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
     if let Some(admin) = &state.config.admin_token {
         if adapters::webhooks::constant_time_eq(presented.as_bytes(), admin.expose().as_bytes()) {
             return Ok(Principal {

@@ -35,7 +35,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{authenticate, Area, Principal};
-use crate::finance::{command_answer, command_error, idempotent, metadata, parse_body, RequestId};
+use crate::finance::{command_answer, command_error, idempotent, metadata, RequestId};
+use crate::input::{parse_body as parse, parse_optional_body};
 use crate::{ApiError, AppState};
 
 /// Days an invoice is payable when the request does not say.
@@ -62,64 +63,6 @@ async fn changer(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Pr
     let principal = authenticate(state, headers).await?;
     principal.require_change(area)?;
     Ok(principal)
-}
-
-/// Parses a command body. NUL characters are refused anywhere in it: PostgreSQL stores
-/// neither text nor JSONB with one, and no name, email or note needs one.
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let value: Value = parse_body(body)?;
-    if let Some(field) = field_with_nul(&value, "body") {
-        return Err(bad_field(
-            &field,
-            format!("{field} contains a NUL character"),
-        ));
-    }
-    serde_json::from_value(value).map_err(|error| ApiError::BadRequest {
-        code: "invalid_body",
-        detail: format!("the JSON body is not what this command takes: {error}"),
-        field: None,
-    })
-}
-
-/// The first field (a dotted path) holding a string with a NUL character.
-fn field_with_nul(value: &Value, at: &str) -> Option<String> {
-    match value {
-        Value::String(text) if text.contains('\0') => Some(at.to_owned()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| field_with_nul(item, &format!("{at}[{i}]"))),
-        Value::Object(fields) => fields.iter().find_map(|(name, item)| {
-            if name.contains('\0') {
-                Some(at.to_owned())
-            } else {
-                field_with_nul(item, &format!("{at}.{name}"))
-            }
-        }),
-        _ => None,
-    }
-}
-
-/// 400 when a path or query parameter holds a NUL character (see [`parse`]).
-pub(crate) fn reject_nul(field: &str, text: &str) -> Result<(), ApiError> {
-    if text.contains('\0') {
-        return Err(bad_field(
-            field,
-            format!("{field} contains a NUL character"),
-        ));
-    }
-    Ok(())
-}
-
-/// A body that may be empty (commands that need nothing but their path).
-fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
-    body: &Bytes,
-) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        parse(body)
-    }
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
@@ -298,8 +241,6 @@ async fn lead_action(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Sales).await?;
-    reject_nul("lead id", &lead_id)?;
-    reject_nul("action", &action)?;
     let request: LeadActionRequest = parse_optional_body(&body)?;
     let command = lead_command(&action, request, adapters::clock::now_micros())?;
     let status = if action == "follow-ups" {
@@ -631,7 +572,6 @@ async fn cancel_invoice(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Finance).await?;
-    reject_nul("invoice id", &invoice_id)?;
     let request: CancelRequest = parse(&body)?;
     let path = format!("POST /api/invoices/{invoice_id}/cancel");
     let (state, principal, headers) = (&state, &principal, &headers);

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::{authenticate, Area, Principal};
+use crate::input::parse_body;
 use crate::{ApiError, AppState};
 
 /// How long a command that reads a read model first waits for it to catch up.
@@ -206,14 +207,6 @@ pub fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
             .map(str::to_owned),
         ..Default::default()
     }
-}
-
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| ApiError::BadRequest {
-        code: "invalid_body",
-        detail: format!("the JSON body is not what this command takes: {error}"),
-        field: None,
-    })
 }
 
 /// The command id a request runs under.

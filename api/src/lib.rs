@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod finance;
+pub mod input;
 pub mod leadership;
 pub mod metrics;
 pub mod openapi;
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .merge(commands::routes())
         .merge(queries::routes())
         .merge(dashboard::routes())
+        .route_layer(axum::middleware::from_fn(input::check_request))
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -132,6 +134,22 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER)))
         .layer(SetRequestIdLayer::new(axum::http::HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
+}
+
+/// A caller's `x-request-id` is kept (in the log span, the answer, and the metadata of every
+/// event the request causes, which is permanent) only when it is an identifier
+/// ([`domain::input::is_id`]: at most 128 characters of a small alphabet); any other is
+/// dropped here, so the request gets a fresh one instead of storing 60 KB of a client's choosing.
+async fn drop_unusable_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let usable = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .map(|value| value.to_str().is_ok_and(domain::input::is_id));
+    if usable == Some(false) {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
 }
 
 /// The 413 of the body limits and the 408 of the timeout come from layers with plain-text or

@@ -18,8 +18,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -57,8 +57,28 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// `GET /metrics`.
-pub async fn render() -> Response {
+/// `GET /metrics` on the main listener: business volumes are not for anyone who can reach the
+/// port, so it takes the metrics token (`REVLEDGER_METRICS_TOKEN`, compared in constant time)
+/// or an admin or auditor token.
+pub async fn render(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let presented = crate::auth::bearer(&headers);
+    let metrics_token = state.config.metrics_token.as_ref();
+    let by_metrics_token = matches!((presented, metrics_token), (Some(token), Some(expected))
+        if adapters::webhooks::constant_time_eq(token.as_bytes(), expected.expose().as_bytes()));
+    if !by_metrics_token {
+        let allowed = crate::auth::authenticate(&state, &headers)
+            .await
+            .and_then(|principal| principal.require_read(crate::auth::Area::Audit));
+        if let Err(error) = allowed {
+            return error.into_response();
+        }
+    }
+    render_unauthenticated().await
+}
+
+/// `GET /metrics` on the metrics-only listener (`REVLEDGER_METRICS_LISTEN`), which serves
+/// nothing else and is bound where only Prometheus reaches it.
+pub async fn render_unauthenticated() -> Response {
     let body = install().map(|handle| handle.render()).unwrap_or_default();
     (
         [(

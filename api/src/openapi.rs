@@ -148,9 +148,47 @@ fn path_parameter(name: &str) -> Value {
             "description": "YYYY-MM for JSON, YYYY-MM.csv for CSV.",
             "example": "2026-11",
         }),
+        name if crate::input::ID_PARAMETERS.contains(&name) => id_schema(),
         _ => json!({"type": "string", "minLength": 1}),
     };
-    json!({"name": name, "in": "path", "required": true, "schema": schema})
+    let mut parameter = json!({"name": name, "in": "path", "required": true, "schema": schema});
+    bound_parameter(&mut parameter);
+    parameter
+}
+
+/// An identifier's schema ([`domain::input`]).
+fn id_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": domain::input::MAX_ID_CHARS, "pattern": domain::input::ID_PATTERN})
+}
+
+/// Gives every string under a request schema the bound the API enforces for its field
+/// ([`domain::input`]): identifiers their pattern, text its `maxLength`.
+fn bound_strings(schema: &mut Value) {
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, property) in properties.iter_mut() {
+            if property["type"] == "string" && property.get("enum").is_none() {
+                if domain::input::ID_FIELDS.contains(&name.as_str()) {
+                    property["pattern"] = Value::from(domain::input::ID_PATTERN);
+                    property["maxLength"] = Value::from(domain::input::MAX_ID_CHARS);
+                } else {
+                    property["maxLength"] = Value::from(domain::input::max_chars(name));
+                }
+            }
+            bound_strings(property);
+        }
+    }
+    if let Some(items) = schema.get_mut("items") {
+        bound_strings(items);
+    }
+}
+
+/// A string parameter's `maxLength`, from its name ([`domain::input::max_chars`]).
+fn bound_parameter(parameter: &mut Value) {
+    let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+    let schema = &mut parameter["schema"];
+    if schema["type"] == "string" && schema.get("maxLength").is_none() {
+        schema["maxLength"] = Value::from(domain::input::max_chars(&name));
+    }
 }
 
 impl Operation {
@@ -160,7 +198,15 @@ impl Operation {
         self
     }
 
-    fn parameter(mut self, parameter: Value) -> Self {
+    fn parameter(mut self, mut parameter: Value) -> Self {
+        if parameter["in"] == "query" {
+            bound_parameter(&mut parameter);
+        }
+        if parameter["$ref"] == "#/components/parameters/AsOf" {
+            self.value["responses"]["429"] = error_response(
+                "Every as-of replay slot is taken (`REVLEDGER_AS_OF_MAX_CONCURRENT`): retry after the `Retry-After` seconds.",
+            );
+        }
         self.value["parameters"]
             .as_array_mut()
             .expect("parameters is an array")
@@ -310,7 +356,11 @@ fn health() -> Vec<Operation> {
             "metrics",
             "health",
             "Prometheus metrics",
-            Access::Public,
+            Access::Bearer(AUDIT_READ),
+        )
+        .describe(
+            "Also the metrics token (`REVLEDGER_METRICS_TOKEN`) as a bearer token; or, without any \
+             token, on the metrics-only listener (`REVLEDGER_METRICS_LISTEN`).",
         )
         .respond_with(
             200,
@@ -1285,15 +1335,30 @@ fn query_parameters() -> Value {
         },
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header",
-            "description": "The same key and body get the first answer again (kept at least 24 hours); the same key with another request is 422.",
-            "schema": {"type": "string"},
+            "description": "Claimed before the command runs: while it runs the same key is 409; once it has succeeded the same key and body get that answer again (header `Idempotent-Replayed: true`, kept 24 hours); the same key with another request is 422; an error is not kept (the same key runs again). Empty: 400.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": adapters::idempotency::MAX_KEY_CHARS},
         },
     })
 }
 
-fn components() -> Value {
-    let schemas: Map<String, Value> = request_schemas()
+/// The shared parameters, each string one with its bound.
+fn bounded_parameters(mut parameters: Value) -> Value {
+    for parameter in parameters
+        .as_object_mut()
         .into_iter()
+        .flat_map(|p| p.values_mut())
+    {
+        bound_parameter(parameter);
+    }
+    parameters
+}
+
+fn components() -> Value {
+    let requests = request_schemas().into_iter().map(|(name, mut schema)| {
+        bound_strings(&mut schema);
+        (name, schema)
+    });
+    let schemas: Map<String, Value> = requests
         .chain(response_schemas())
         .map(|(name, schema)| (name.to_owned(), schema))
         .collect();
@@ -1305,7 +1370,7 @@ fn components() -> Value {
                 "description": "A token from `revledger token create --role …`, or REVLEDGER_ADMIN_TOKEN.",
             },
         },
-        "parameters": query_parameters(),
+        "parameters": bounded_parameters(query_parameters()),
         "schemas": schemas,
     })
 }

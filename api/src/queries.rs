@@ -36,7 +36,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::auth::{authenticate, Area, Principal, Role};
-use crate::commands::reject_nul;
 use crate::finance::{command_error, read_db};
 use crate::{ApiError, AppState};
 
@@ -96,26 +95,6 @@ pub struct ReadQuery {
 }
 
 impl ReadQuery {
-    /// 400 when any text parameter holds a NUL character.
-    fn check_text(&self) -> Result<(), ApiError> {
-        for (field, value) in [
-            ("as_of", &self.as_of),
-            ("cursor", &self.cursor),
-            ("stage", &self.stage),
-            ("due_before", &self.due_before),
-            ("stream", &self.stream),
-            ("actor", &self.actor),
-            ("event_type", &self.event_type),
-            ("from", &self.from),
-            ("to", &self.to),
-        ] {
-            if let Some(value) = value {
-                reject_nul(field, value)?;
-            }
-        }
-        Ok(())
-    }
-
     fn as_of(&self) -> Result<Option<AsOf>, ApiError> {
         self.as_of
             .as_deref()
@@ -336,8 +315,6 @@ async fn lead(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Sales).await?;
-    query.check_text()?;
-    reject_nul("lead id", &lead_id)?;
     let as_of = query.as_of()?;
     if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
         return Ok(answer);
@@ -377,8 +354,6 @@ async fn invoice(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Finance).await?;
-    query.check_text()?;
-    reject_nul("invoice id", &invoice_id)?;
     let as_of = query.as_of()?;
     let (invoice, version): (Invoice, u64) = aggregate(
         &state,
@@ -403,8 +378,6 @@ async fn partner(
     authenticate(&state, &headers)
         .await?
         .require_partner(&partner_id)?;
-    query.check_text()?;
-    reject_nul("partner id", &partner_id)?;
     let as_of = query.as_of()?;
     let (partner, version): (Partner, u64) = aggregate(
         &state,
@@ -450,7 +423,6 @@ async fn funnel(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Sales).await?;
-    query.check_text()?;
     rendered(&state, "funnel", &query).await
 }
 
@@ -461,7 +433,6 @@ async fn revenue(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Finance).await?;
-    query.check_text()?;
     rendered(&state, "revenue", &query).await
 }
 
@@ -482,7 +453,6 @@ async fn crm_board(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Sales).await?;
-    query.check_text()?;
     let limit = query.limit()?;
     query.as_of()?;
     let mut sql = format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE 1 = 1");
@@ -538,7 +508,6 @@ async fn follow_ups(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Sales).await?;
-    query.check_text()?;
     let limit = query.limit()?;
     query.as_of()?;
     let due_before = match &query.due_before {
@@ -608,7 +577,6 @@ async fn audit(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Audit).await?;
-    query.check_text()?;
     let limit = query.limit()?;
     query.as_of()?;
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
@@ -668,8 +636,6 @@ async fn stream_events(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
     reader(&state, &headers, Area::Audit).await?;
-    query.check_text()?;
-    reject_nul("stream id", &stream_id)?;
     let limit = query.limit()?;
     let after_version: u64 = match &query.cursor {
         Some(cursor) => cursor
@@ -767,16 +733,9 @@ async fn event_feed(
             format!("limit {limit} is outside 1..={MAX_FEED_EVENTS}"),
         ));
     }
-    // On SQLite position order is commit order, so reading can start right after `after`;
-    // on PostgreSQL commit order differs from position order, so it starts at the beginning
-    // and skips what is at or below `after`.
-    let checkpoint = match state.store.engine() {
-        "sqlite" => Checkpoint {
-            transaction_id: 0,
-            position: after,
-        },
-        _ => Checkpoint::START,
-    };
+    // Commit order is not position order on PostgreSQL: the store finds where the events
+    // above `after` begin in commit order, and the feed skips any at or below it.
+    let checkpoint = state.store.checkpoint_before(after).await?;
     let feed = Feed {
         store: state.store.clone(),
         checkpoint,

@@ -59,6 +59,12 @@ pub struct Config {
     /// Most connections open at once from one client (an IP address; an IPv6 client is its
     /// /64); one beyond is answered 503 and closed.
     pub max_connections_per_client: usize,
+    /// A bearer token for `GET /metrics` on the main listener (for a Prometheus scrape job);
+    /// admin and auditor tokens are accepted there too. Without it or them, 401.
+    pub metrics_token: Option<Secret>,
+    /// A second listener serving only `GET /metrics`, without a token: for a Prometheus on a
+    /// private address (bind it to loopback or an internal interface, never a public one).
+    pub metrics_listen: Option<SocketAddr>,
     /// As-of reads replayed at once (each on its own low-priority thread); one beyond them is
     /// answered 429 with `Retry-After`.
     pub as_of_max_concurrent: usize,
@@ -87,6 +93,8 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             as_of_max_concurrent: projections::as_of::DEFAULT_MAX_CONCURRENT,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -220,6 +228,7 @@ async fn redact_stored_moyasar_secrets(
 /// A started service.
 pub struct Service {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
@@ -270,12 +279,22 @@ impl Service {
             )));
         }
         let listener = TcpListener::bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         Ok(Service {
             listener,
+            metrics_listener,
             state,
             stop,
             workers,
         })
+    }
+
+    /// Where the metrics-only listener listens, when one is configured.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -294,13 +313,35 @@ impl Service {
     ) -> std::io::Result<()> {
         let Service {
             listener,
+            metrics_listener,
             state,
             stop,
             workers,
         } = self;
         let config = state.config.clone();
+        let metrics_server = metrics_listener.map(|listener| {
+            let mut stopped = stop.subscribe();
+            let metrics = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(crate::metrics::render_unauthenticated),
+            );
+            tokio::spawn(async move {
+                let until_stopped = async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                };
+                if let Err(error) = axum::serve(listener, metrics)
+                    .with_graceful_shutdown(until_stopped)
+                    .await
+                {
+                    tracing::warn!(%error, "the metrics listener stopped");
+                }
+            })
+        });
         serve(listener, router(state), &config, shutdown).await;
         let _ = stop.send(true);
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         for worker in workers {
             if tokio::time::timeout(WORKER_DRAIN, worker).await.is_err() {
                 tracing::warn!("a background worker did not stop in time");

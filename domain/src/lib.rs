@@ -15,6 +15,7 @@
 
 pub mod commission;
 pub mod ids;
+pub mod input;
 pub mod invoice;
 pub mod lead;
 pub mod money;

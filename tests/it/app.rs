@@ -30,6 +30,8 @@ pub const SELLER_VAT: &str = "300000000000003";
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics-only listener's address, when the configuration asks for one.
+    pub metrics_address: Option<String>,
     pub db: TestDb,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -119,6 +121,9 @@ async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
         .await
         .expect("service starts");
     let address = service.local_addr().unwrap().to_string();
+    let metrics_address = service
+        .metrics_addr()
+        .map(|address| address.unwrap().to_string());
     let state = service.state().clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -131,6 +136,7 @@ async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
     });
     TestApp {
         address,
+        metrics_address,
         db,
         state,
         shutdown: Some(shutdown),

@@ -313,7 +313,7 @@ impl LeadInFlight {
 /// The value of counter `family{labels}` in `/metrics` (0 when not exported yet). Metrics are
 /// process-wide: tests running beside this one may have added to it.
 async fn counter(app: &TestApp, family: &str, labels: &str) -> f64 {
-    let metrics = app.get("/metrics", None).await;
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).await;
     let series = format!("{family}{labels} ");
     metrics
         .text

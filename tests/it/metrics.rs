@@ -66,7 +66,7 @@ async fn metrics_show_every_family_after_a_short_run() {
     assert_eq!(app.get("/api/verify", Some(ADMIN_TOKEN)).await.status, 200);
     api::metrics::sample_gauges(&app.state).await;
 
-    let scraped = app.get("/metrics", None).await;
+    let scraped = app.get("/metrics", Some(ADMIN_TOKEN)).await;
     assert_eq!(scraped.status, 200);
     let families = parse(&scraped.text);
     let has = |name: &str, label: &str| {

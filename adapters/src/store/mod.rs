@@ -266,6 +266,12 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// A checkpoint from which reading in checkpoint order ([`EventStore::read_committed`])
+    /// meets every event committed now with a position above `after_position`, found through an
+    /// index rather than by reading from the start (it may also meet some at or below it, which
+    /// the reader skips). A feed polled at its head reads only what is new.
+    async fn checkpoint_before(&self, after_position: Position) -> Result<Checkpoint, StoreError>;
+
     /// The outcome of an earlier append made with this command id, if any.
     async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError>;
 

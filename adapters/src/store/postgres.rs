@@ -461,13 +461,18 @@ impl EventStore for PostgresStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Versions are stored as signed 64-bit integers: none lies beyond `i64::MAX`, and a
+        // larger `from_version` must not wrap around to the start of the stream.
+        let Ok(from_version) = i64::try_from(from_version) else {
+            return Ok(Vec::new());
+        };
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 \
              ORDER BY version LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(stream_id)
-            .bind(from_version as i64)
+            .bind(from_version)
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.pool)
             .await?;
@@ -548,6 +553,28 @@ impl EventStore for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(head.unwrap_or(0))
+    }
+
+    async fn checkpoint_before(&self, after_position: Position) -> Result<Checkpoint, StoreError> {
+        // Every event above the position was written by a transaction no older than the oldest
+        // of theirs; the position's index gives that one by a range read of what is newer.
+        let oldest: Option<String> =
+            sqlx::query_scalar("SELECT MIN(transaction_id)::text FROM events WHERE position > $1")
+                .bind(after_position)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(match oldest.and_then(|id| id.parse::<i64>().ok()) {
+            // Positions start at 1: (oldest, 0) comes before every event of that transaction.
+            Some(oldest) => Checkpoint {
+                transaction_id: oldest,
+                position: 0,
+            },
+            // Nothing above it yet: a checkpoint past every event.
+            None => Checkpoint {
+                transaction_id: i64::MAX,
+                position: i64::MAX,
+            },
+        })
     }
 
     async fn log_bounds(&self) -> Result<Option<LogBounds>, StoreError> {

@@ -486,6 +486,11 @@ impl EventStore for SqliteStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Versions are stored as signed 64-bit integers: none lies beyond `i64::MAX`, and a
+        // larger `from_version` must not wrap around to the start of the stream.
+        let Ok(from_version) = i64::try_from(from_version) else {
+            return Ok(Vec::new());
+        };
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? \
              ORDER BY version LIMIT ?"
@@ -494,7 +499,7 @@ impl EventStore for SqliteStore {
             &sql,
             &[
                 Param::Text(stream_id),
-                Param::Int(from_version as i64),
+                Param::Int(from_version),
                 Param::Int(limit.min(MAX_READ_BATCH) as i64),
             ],
         )
@@ -553,6 +558,14 @@ impl EventStore for SqliteStore {
                 Ok::<_, StoreError>(row.opt_i64(0)?)
             })?;
             Ok(head.flatten().unwrap_or(0))
+        })
+    }
+
+    async fn checkpoint_before(&self, after_position: Position) -> Result<Checkpoint, StoreError> {
+        // One writer: position order is commit order.
+        Ok(Checkpoint {
+            transaction_id: 0,
+            position: after_position,
         })
     }
 

@@ -48,10 +48,6 @@ pub const MAX_SIGNATURE_HEADER_BYTES: usize = 2 * 1024;
 /// handful of live keys is misconfigured, and each entry costs an HMAC comparison.
 pub const MAX_SIGNATURES_PER_HEADER: usize = 8;
 
-/// The longest string field we accept in a parsed event (names, emails, ids, URIs). Bounds what
-/// a delivery can make us store in an event; real values are far shorter.
-pub const MAX_TEXT_FIELD_CHARS: usize = 2_048;
-
 /// The longest piece of sender-controlled text quoted back in an error detail.
 const MAX_QUOTED_CHARS: usize = 64;
 
@@ -274,23 +270,45 @@ impl<'a> Fields<'a> {
         self.map.get(key).filter(|value| !value.is_null())
     }
 
+    /// An optional string, under the same text rule as the API's ([`domain::input`]): no NUL
+    /// (PostgreSQL text cannot hold one) and at most the bound of a field of this name.
     pub(crate) fn opt_str(&self, key: &str) -> Result<Option<&'a str>, WebhookError> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::String(text)) if text.chars().count() > MAX_TEXT_FIELD_CHARS => {
-                Err(WebhookError::malformed(
-                    self.path_of(key),
-                    format!("longer than {MAX_TEXT_FIELD_CHARS} characters"),
-                ))
+            Some(Value::String(text)) => {
+                domain::input::check_text(key, text).map_err(|error| self.refused(key, error))?;
+                Ok(Some(text))
             }
-            // PostgreSQL text cannot hold NUL, and no name, email or id has one.
-            Some(Value::String(text)) if text.contains('\0') => Err(WebhookError::malformed(
-                self.path_of(key),
-                "contains a NUL character",
-            )),
-            Some(Value::String(text)) => Ok(Some(text)),
             Some(other) => Err(self.wrong_type(key, "a string", other)),
         }
+    }
+
+    /// The input rule `error` broke, as a malformed field named by its full path.
+    fn refused(&self, key: &str, error: domain::input::InputError) -> WebhookError {
+        let detail = match error {
+            domain::input::InputError::TooLong { max_chars, .. } => {
+                format!("longer than {max_chars} characters")
+            }
+            domain::input::InputError::Nul { .. } => "contains a NUL character".to_owned(),
+            other => other.to_string(),
+        };
+        WebhookError::malformed(self.path_of(key), detail)
+    }
+
+    /// A required identifier (it names a stream): the API's grammar ([`domain::input::is_id`]).
+    pub(crate) fn id(&self, key: &str) -> Result<String, WebhookError> {
+        let value = self.text(key)?;
+        domain::input::check_id(key, &value).map_err(|error| self.refused(key, error))?;
+        Ok(value)
+    }
+
+    /// An optional identifier; blank counts as absent.
+    pub(crate) fn opt_id(&self, key: &str) -> Result<Option<String>, WebhookError> {
+        let value = self.opt_text(key)?;
+        if let Some(id) = &value {
+            domain::input::check_id(key, id).map_err(|error| self.refused(key, error))?;
+        }
+        Ok(value)
     }
 
     pub(crate) fn str(&self, key: &str) -> Result<&'a str, WebhookError> {

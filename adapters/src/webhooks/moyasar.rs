@@ -348,7 +348,7 @@ fn parse_payment(
     }
 
     Ok(MoyasarPayment {
-        id: data.text("id")?,
+        id: data.id("id")?,
         status,
         amount_halalas,
         fee_halalas: data.amount_halalas("fee")?,

@@ -257,7 +257,7 @@ fn parse_lead(data: &Fields<'_>) -> Result<LeadCaptured, WebhookError> {
         company: data.text("company")?,
         email: data.email("email")?,
         phone: data.text("phone")?,
-        partner_id: data.opt_text("partner_id")?,
+        partner_id: data.opt_id("partner_id")?,
         referred_at: data.opt_datetime("referred_at")?,
         source: data
             .opt_text("source")?
