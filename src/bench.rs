@@ -29,18 +29,18 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapters::command::{CommandEnvelope, CommandError};
-use adapters::handlers::Handlers;
 use adapters::store::{EventMetadata, EventStore};
 use adapters::webhooks::Secret;
 use anyhow::{bail, Context};
+use app::command::{CommandEnvelope, CommandError};
+use app::handlers::Handlers;
+use app::process::{process_managers, process_managers_configured, ProcessRunner};
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::lead::LeadCommand;
 use domain::partner::{PartnerCommand, PartnerTier};
 use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::plan::Plan;
 use domain::sequence::SequenceCommand;
-use projections::process::{process_managers, process_managers_configured, ProcessRunner};
 use projections::Projector;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -1641,7 +1641,7 @@ async fn lead_in_process(handlers: &Handlers, lead: &LeadPlan) -> anyhow::Result
         .await?
         .context("the invoice was not allocated")?;
     let command = issue.into_command(icv, previous_hash);
-    let issue_id = projections::process::issue_command_id(&invoice_id);
+    let issue_id = app::process::issue_command_id(&invoice_id);
     execute!(&handlers.invoices, &invoice_id, command, issue_id)?;
     let (invoice, _) = handlers.invoices.load_aggregate(&invoice_id).await?;
     let total = invoice.total_halalas();

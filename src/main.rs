@@ -223,7 +223,7 @@ impl ServeArgs {
             partner_webhook_secrets,
             partner_tolerance_secs: self.partner_webhook_tolerance_secs,
             admin_token: self.admin_token.filter(|s| !s.is_empty()).map(Secret::new),
-            program: projections::commissions::ProgramConfig {
+            program: app::process::commissions::ProgramConfig {
                 hold_days: self.commission_hold_days,
                 attribution: match self.attribution {
                     Attribution::FirstTouch => domain::partner::AttributionModel::FirstTouch,
@@ -605,7 +605,7 @@ async fn load_demo(
     seller: &domain::invoice::Seller,
 ) -> anyhow::Result<()> {
     store.migrate().await.context("migrating the database")?;
-    let handlers = adapters::handlers::Handlers::new(store.clone());
+    let handlers = app::handlers::Handlers::new(store.clone());
     let started = std::time::Instant::now();
     match api::demo::load_demo(&handlers, seller, time::OffsetDateTime::now_utc()).await {
         Ok(summary) => tracing::info!(

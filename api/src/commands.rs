@@ -14,8 +14,8 @@
 //! [`finance::command_answer`]); pass the position as `after_position` to a query to read
 //! your own write.
 
-use adapters::command::{CommandEnvelope, CommandHandler, CommandOutcome};
-use adapters::services::{change_partner_tier, TierChangeError};
+use app::command::{CommandEnvelope, CommandHandler, CommandOutcome};
+use app::partners::{change_partner_tier, TierChangeError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -379,7 +379,7 @@ async fn captured_customer_name(state: &AppState, lead_id: &str) -> Result<Strin
     let first = state.store.read_stream(&stream, 1, 1).await?;
     let captured = first
         .first()
-        .map(adapters::command::decode_event::<Lead>)
+        .map(app::command::decode_event::<Lead>)
         .transpose()
         .map_err(command_error)?;
     match captured {
@@ -483,7 +483,7 @@ async fn issue_through_sequence(
         }
         let original = state
             .store
-            .find_command(projections::process::issue_command_id(&invoice_id))
+            .find_command(app::process::issue_command_id(&invoice_id))
             .await?;
         let outcome = CommandOutcome {
             stream_id: CommandHandler::<Invoice>::stream_id(&invoice_id),
@@ -524,7 +524,7 @@ async fn issue_through_sequence(
         .execute_then(
             CommandEnvelope {
                 aggregate_id: invoice_id.clone(),
-                command_id: projections::process::issue_command_id(&invoice_id),
+                command_id: app::process::issue_command_id(&invoice_id),
                 command,
                 metadata: metadata(principal, headers),
                 inbox: None,

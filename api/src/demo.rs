@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use adapters::command::{CommandEnvelope, CommandError, CommandHandler};
-use adapters::handlers::Handlers;
 use adapters::store::{EventMetadata, StoreError};
+use app::command::{CommandEnvelope, CommandError, CommandHandler};
+use app::handlers::Handlers;
+use app::process::{process_managers, ProcessRunner};
 use cqrs_es::Aggregate;
 use domain::commission::{CommissionCommand, CommissionStatus};
 use domain::invoice::{Customer, InvoiceCommand, InvoiceLine, InvoiceStatus, IssueInvoice, Seller};
@@ -31,7 +32,6 @@ use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::payout::{PayoutCommand, PayoutItem};
 use domain::plan::Plan;
 use domain::sequence::SequenceCommand;
-use projections::process::{process_managers, ProcessRunner};
 use projections::ProjectionError;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -404,7 +404,7 @@ impl Demo {
             self.summary.partners += 1;
         }
         // Najd Consulting signs the Strategic agreement: the tier change takes a slot first.
-        adapters::services::change_partner_tier(
+        app::partners::change_partner_tier(
             &h,
             "p-najd-consulting",
             PartnerTier::Strategic,
@@ -739,8 +739,7 @@ impl Demo {
         }
         // The sweep's own command id, so the live sweep recognises its work and adds nothing.
         let silence_us = adapters::clock::unix_micros(silent_since);
-        let id =
-            projections::process::command_id("follow_up", &format!("{lead_id}:{silence_us}"), 0);
+        let id = app::process::command_id("follow_up", &format!("{lead_id}:{silence_us}"), 0);
         let archive = LeadCommand::ArchiveIfCold { at: cold_at };
         send_with_id(
             &h.leads,
@@ -973,7 +972,7 @@ impl Demo {
             });
         };
         let command = issue.into_command(icv, pih);
-        let id = projections::process::issue_command_id(&invoice_id);
+        let id = app::process::issue_command_id(&invoice_id);
         send_with_id(
             &h.invoices,
             &invoice_id,
@@ -1036,7 +1035,7 @@ impl Demo {
         let mut approved: BTreeMap<String, Vec<PayoutItem>> = BTreeMap::new();
         let mut latest_approval = self.start();
         for invoiced in std::mem::take(&mut self.invoiced) {
-            let commission_id = projections::commissions::commission_id_for(&invoiced.invoice_id);
+            let commission_id = app::process::commissions::commission_id_for(&invoiced.invoice_id);
             let (commission, version) = h
                 .commissions
                 .load_aggregate(&commission_id)
@@ -1098,7 +1097,7 @@ impl Demo {
             }
         }
         let minimum_halalas =
-            projections::commissions::ProgramConfig::default().payout_minimum_halalas;
+            app::process::commissions::ProgramConfig::default().payout_minimum_halalas;
         let at = latest_approval.min(self.now - Duration::hours(2));
         for (partner_id, items) in approved {
             let net: i64 = items.iter().map(|item| item.amount_halalas).sum();

@@ -1,9 +1,9 @@
 //! Finance routes: the ledger, reconciliation, partner statements, payouts, referrals, tiers
 //! and commission decisions.
 
-use adapters::command::{CommandEnvelope, CommandError, CommandOutcome};
 use adapters::idempotency::{self, Claim};
 use adapters::store::EventMetadata;
+use app::command::{CommandEnvelope, CommandError, CommandOutcome};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -391,7 +391,7 @@ pub async fn create_payouts(
         if let Some(statements) = state.projector("partner_statements") {
             statements.wait_caught_up(READ_MODEL_WAIT).await?;
         }
-        let results = projections::payouts::create_payouts(
+        let results = app::process::payouts::create_payouts(
             &state.handlers,
             state.config.program.payout_minimum_halalas,
             request.partner_id.as_deref(),
@@ -480,7 +480,7 @@ pub async fn change_tier(
         &path,
         &body,
         |id: RequestId| async move {
-            let outcome = adapters::services::change_partner_tier(
+            let outcome = app::partners::change_partner_tier(
                 &state.handlers,
                 &partner_id,
                 request.tier,
@@ -491,8 +491,8 @@ pub async fn change_tier(
             )
             .await
             .map_err(|error| match error {
-                adapters::services::TierChangeError::Program(e) => command_error(e),
-                adapters::services::TierChangeError::Partner(e) => command_error(e),
+                app::partners::TierChangeError::Program(e) => command_error(e),
+                app::partners::TierChangeError::Partner(e) => command_error(e),
             })?;
             Ok((StatusCode::OK, command_answer(&outcome)))
         },

@@ -21,8 +21,8 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
 use adapters::store::EventStore;
+use app::handlers::Handlers;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

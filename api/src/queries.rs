@@ -16,9 +16,9 @@
 
 use std::time::Duration;
 
-use adapters::command::{decode_event, CommandHandler};
 use adapters::sql::{SqlRow, SqlValue};
 use adapters::store::{Checkpoint, RecordedEvent, MAX_READ_BATCH};
+use app::command::{decode_event, CommandHandler};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
 use adapters::moyasar_api::MoyasarClient;
 use adapters::store::EventStore;
 use adapters::webhooks::Secret;
+use app::handlers::Handlers;
+use app::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use projections::process::{process_managers_configured, run_follow_up_sweeps, ProcessRunner};
 use projections::Projector;
 use projections::ProjectorGroup;
 use tokio::net::{TcpListener, TcpStream};
@@ -40,7 +40,7 @@ pub struct Config {
     pub partner_tolerance_secs: i64,
     pub admin_token: Option<Secret>,
     /// The partner program: hold period, attribution model, payout minimum.
-    pub program: projections::commissions::ProgramConfig,
+    pub program: app::process::commissions::ProgramConfig,
     /// Who issues invoices (ZATCA seller name and VAT number).
     pub seller: domain::invoice::Seller,
     /// Moyasar's API: when set, each issued invoice without a Moyasar invoice gets one.
@@ -81,7 +81,7 @@ impl Default for Config {
             partner_webhook_secrets: Vec::new(),
             partner_tolerance_secs: adapters::webhooks::standard::DEFAULT_TOLERANCE_SECS,
             admin_token: None,
-            program: projections::commissions::ProgramConfig::default(),
+            program: app::process::commissions::ProgramConfig::default(),
             seller: domain::invoice::Seller {
                 name: DEFAULT_SELLER_NAME.to_owned(),
                 vat_number: DEFAULT_SELLER_VAT_NUMBER.to_owned(),

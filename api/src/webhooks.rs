@@ -16,10 +16,10 @@
 
 use std::time::Duration;
 
-use adapters::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
 use adapters::inbox::{self, InboxEntry, InboxRecord, INBOX_NAMESPACE};
 use adapters::store::EventMetadata;
 use adapters::webhooks::{calendly, moyasar, standard, WebhookError};
+use app::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -8,14 +8,10 @@
 
 pub mod as_of;
 pub mod audit_log;
-pub mod commissions;
 pub mod crm_board;
 pub mod deferred_indexes;
 pub mod funnel;
 pub mod ledger;
-pub mod moyasar_invoices;
-pub mod payouts;
-pub mod process;
 pub mod quarantine;
 pub mod reconciliation;
 pub mod revenue;
@@ -105,9 +101,7 @@ pub fn read_model(name: &str) -> Result<std::sync::Arc<dyn Projection>, Projecti
 }
 
 /// A stored domain event back in its enum (externally tagged: `{event_type: payload}`).
-pub(crate) fn decode<E: serde::de::DeserializeOwned>(
-    event: &RecordedEvent,
-) -> Result<E, ProjectionError> {
+pub fn decode<E: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
     event.decode().map_err(|e| ProjectionError::Undecodable {
         position: event.position,
         event_type: event.event_type.clone(),
@@ -116,11 +110,11 @@ pub(crate) fn decode<E: serde::de::DeserializeOwned>(
 }
 
 /// Read models keep time as integer Unix microseconds (portable, ordered, exact).
-pub(crate) fn micros(at: time::OffsetDateTime) -> i64 {
+pub fn micros(at: time::OffsetDateTime) -> i64 {
     adapters::clock::unix_micros(at)
 }
 
-pub(crate) fn from_micros(us: i64) -> time::OffsetDateTime {
+pub fn from_micros(us: i64) -> time::OffsetDateTime {
     adapters::clock::from_unix_micros(us).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 

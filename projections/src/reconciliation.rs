@@ -32,7 +32,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::command::CommandHandler;
 use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
@@ -135,7 +134,7 @@ pub struct Facts {
 }
 
 fn invoice_stream(invoice_id: &str) -> String {
-    CommandHandler::<Invoice>::stream_id(invoice_id)
+    domain::ids::stream_id(<Invoice as cqrs_es::Aggregate>::TYPE, invoice_id)
 }
 
 impl Facts {
@@ -158,7 +157,7 @@ impl Facts {
 
     fn payment_stream(&self, payment_id: &str) -> String {
         self.payments.get(payment_id).map_or_else(
-            || CommandHandler::<Payment>::stream_id(payment_id),
+            || domain::ids::stream_id(<Payment as cqrs_es::Aggregate>::TYPE, payment_id),
             |p| p.stream_id.clone(),
         )
     }

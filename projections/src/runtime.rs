@@ -471,7 +471,7 @@ impl ProjectorGroup {
 /// Tails the log until `shutdown` turns true: `step` whenever an append wakes it, or every
 /// [`IDLE_POLL`], at most one step per `pace`. A failing step is logged and retried after [`RETRY_DELAY`]; it never skips
 /// the event.
-pub(crate) async fn tail<F, Fut>(
+pub async fn tail<F, Fut>(
     store: &dyn EventStore,
     mut shutdown: watch::Receiver<bool>,
     name: &str,
@@ -635,17 +635,14 @@ impl Rebuild {
 }
 
 /// A checkpoint as stored, or the start when there is none.
-pub(crate) async fn load_checkpoint(
-    db: &SqlDb,
-    name: &str,
-) -> Result<(Checkpoint, i64), ProjectionError> {
+pub async fn load_checkpoint(db: &SqlDb, name: &str) -> Result<(Checkpoint, i64), ProjectionError> {
     let mut found = load_checkpoints(db, &[name]).await?;
     Ok(found.pop().unwrap_or((Checkpoint::START, 0)))
 }
 
 /// Each named checkpoint and its events applied, in the order of `names` (one query); the
 /// start for a name that has none yet.
-pub(crate) async fn load_checkpoints(
+pub async fn load_checkpoints(
     db: &SqlDb,
     names: &[&str],
 ) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
@@ -675,14 +672,12 @@ pub(crate) async fn load_checkpoints(
 }
 
 /// The earliest of `checkpoints`: where a group of runners reads the log from.
-pub(crate) fn earliest<'a>(
-    checkpoints: impl IntoIterator<Item = &'a Checkpoint>,
-) -> Option<Checkpoint> {
+pub fn earliest<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> Option<Checkpoint> {
     checkpoints.into_iter().copied().min_by_key(order_key)
 }
 
 /// The events of `batch` (read in checkpoint order) after `checkpoint`: a suffix of it.
-pub(crate) fn events_after<'a>(
+pub fn events_after<'a>(
     batch: &'a [RecordedEvent],
     checkpoint: &Checkpoint,
 ) -> &'a [RecordedEvent] {
@@ -692,7 +687,7 @@ pub(crate) fn events_after<'a>(
 }
 
 /// One checkpoint's move: its name, where it must still stand, and its events applied after.
-pub(crate) struct Move<'a> {
+pub struct Move<'a> {
     pub name: &'a str,
     pub from: Checkpoint,
     pub events_applied: i64,
@@ -701,7 +696,7 @@ pub(crate) struct Move<'a> {
 /// Moves each checkpoint in `moves` to `to`, each only if it still stands where its move says
 /// (a missing row counts as the start), in one statement. If any had moved (another runner
 /// got there first) the error names them, and the caller's transaction must roll back.
-pub(crate) async fn save_checkpoints(
+pub async fn save_checkpoints(
     tx: &mut SqlTx,
     moves: &[Move<'_>],
     to: Checkpoint,

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use adapters::command::CommandHandler;
 use adapters::sql::{SqlDb, SqlValue};
 use adapters::store::{Checkpoint, EventStore, RecordedEvent, MAX_READ_BATCH};
 use api::auth::Role;
+use app::command::CommandHandler;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

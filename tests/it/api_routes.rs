@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use adapters::command::CommandHandler;
 use adapters::store::{Checkpoint, MAX_READ_BATCH};
 use api::auth::{create_token, Role};
+use app::command::CommandHandler;
 use domain::lead::Lead;
 use serde_json::{json, Value};
 

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use adapters::command::CommandEnvelope;
-use adapters::handlers::Handlers;
 use adapters::store::EventMetadata;
 use adapters::webhooks::{calendly, standard, Secret};
 use api::{AppState, Config, Service};
+use app::command::CommandEnvelope;
+use app::handlers::Handlers;
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::plan::Plan;
 use domain::sequence::SequenceCommand;
@@ -99,7 +99,7 @@ where
 {
     let db = TestDb::new(engine).await?;
     db.store.migrate().await.expect("migrate");
-    seed(adapters::handlers::Handlers::new(db.store.clone())).await;
+    seed(app::handlers::Handlers::new(db.store.clone())).await;
     Some(start_app(db, configure).await)
 }
 
@@ -110,7 +110,7 @@ async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
         calendly_signing_key: Some(Secret::new(CALENDLY_KEY)),
         partner_webhook_secrets: PARTNER_SECRETS.iter().map(|s| Secret::new(*s)).collect(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
-        program: projections::commissions::ProgramConfig {
+        program: app::process::commissions::ProgramConfig {
             payout_minimum_halalas: 10_000,
             ..Default::default()
         },
@@ -293,7 +293,7 @@ pub async fn issue_through_sequence(handlers: &Handlers, issue: IssueInvoice) {
     let (sequence, _) = handlers.sequences.load_aggregate(&vat).await.unwrap();
     let (icv, pih, _) = sequence.allocation(&invoice_id).expect("allocated");
     let mut issue_envelope = envelope(&invoice_id, issue.into_command(icv, pih.to_owned()));
-    issue_envelope.command_id = projections::process::issue_command_id(&invoice_id);
+    issue_envelope.command_id = app::process::issue_command_id(&invoice_id);
     handlers
         .invoices
         .execute(issue_envelope)

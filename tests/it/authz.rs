@@ -100,7 +100,7 @@ async fn one_text_column(app: &TestApp, sql: &str, params: &[&str]) -> Vec<Strin
 async fn other_partner(app: &TestApp, partner_id: &str, lead_id: &str) -> Other {
     let (lead, _) = app.handlers().leads.load_aggregate(lead_id).await.unwrap();
     let invoice_id = lead.invoice_id().expect("the lead was invoiced").to_owned();
-    let commission_id = projections::commissions::commission_id_for(&invoice_id);
+    let commission_id = app::process::commissions::commission_id_for(&invoice_id);
     let ids = vec![
         partner_id.to_owned(),
         lead_id.to_owned(),

@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
 use adapters::sql::SqlValue;
 use adapters::store::{Checkpoint, RecordedEvent, StoreError, MAX_READ_BATCH};
+use app::handlers::Handlers;
+use app::process::{Context, ProcessManager, ProcessRunner, BATCH_SIZE};
 use async_trait::async_trait;
-use projections::process::{Context, ProcessManager, ProcessRunner, BATCH_SIZE};
 use projections::runtime::RETRY_DELAY;
 use projections::ProjectionError;
 

@@ -243,11 +243,11 @@ fn an_unsupported_database_url_is_a_clear_error() {
 }
 
 /// Seeds a small generated history into a fresh SQLite file through the real handlers.
-async fn seeded_history(dir: &Path) -> (String, std::sync::Arc<adapters::handlers::Handlers>) {
+async fn seeded_history(dir: &Path) -> (String, std::sync::Arc<app::handlers::Handlers>) {
     let url = format!("sqlite://{}", dir.join("ledger.db").display());
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let handlers = adapters::handlers::Handlers::new(store);
+    let handlers = app::handlers::Handlers::new(store);
     let mut generator = crate::history::Generator::new(handlers.clone(), 99);
     generator.partners().await;
     generator.until(600).await;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use adapters::command::{CommandEnvelope, CommandHandler};
 use adapters::store::EventMetadata;
-use adapters::CommandError;
+use app::command::{CommandEnvelope, CommandHandler};
+use app::CommandError;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};

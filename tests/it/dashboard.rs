@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adapters::handlers::Handlers;
 use api::auth::{create_token, Role};
+use app::handlers::Handlers;
 use domain::invoice::Seller;
 use domain::lead::LeadCommand;
 use serde_json::Value;

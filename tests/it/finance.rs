@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use adapters::handlers::Handlers;
-use adapters::services::{change_partner_tier, TierChangeError};
 use adapters::store::EventMetadata;
+use app::handlers::Handlers;
+use app::partners::{change_partner_tier, TierChangeError};
+use app::process::commissions::commission_id_for;
+use app::process::payouts::create_payouts;
 use domain::commission::{CommissionCommand, CommissionError};
 use domain::lead::LeadCommand;
 use domain::partner::{PartnerCommand, PartnerProgramError, PartnerTier};
 use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::plan::Plan;
-use projections::commissions::commission_id_for;
-use projections::payouts::create_payouts;
 use serde_json::{json, Value};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
@@ -230,7 +230,7 @@ async fn two_concurrent_promotions_cannot_both_take_the_third_strategic_slot(db:
         for (racer, partner) in racers.into_iter().zip([a.clone(), b.clone()]) {
             match racer.await.unwrap() {
                 Ok(_) => promoted.push(partner),
-                Err(TierChangeError::Program(adapters::CommandError::Rejected(
+                Err(TierChangeError::Program(app::CommandError::Rejected(
                     PartnerProgramError::StrategicSlotsFull { max: 3 },
                 ))) => {}
                 Err(other) => panic!("round {round}: {other:?}"),
@@ -322,7 +322,7 @@ async fn a_commission_is_held_until_its_hold_period_ends(db: &TestDb) {
     assert!(
         matches!(
             error,
-            adapters::CommandError::Rejected(CommissionError::CommissionStillHeld { .. })
+            app::CommandError::Rejected(CommissionError::CommissionStillHeld { .. })
         ),
         "{error:?}"
     );
@@ -392,7 +392,7 @@ async fn payouts(
     minimum: i64,
     partner: &str,
     at: OffsetDateTime,
-) -> Vec<projections::payouts::PayoutResult> {
+) -> Vec<app::process::payouts::PayoutResult> {
     run_projections(handlers).await.unwrap();
     let results = create_payouts(
         handlers,

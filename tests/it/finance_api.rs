@@ -136,7 +136,7 @@ pub(crate) async fn accrue(app: &TestApp, partner_id: &str, lead: &str) -> (Stri
         .await
         .unwrap();
     app.settle().await;
-    let commission_id = projections::commissions::commission_id_for(&invoice_id);
+    let commission_id = app::process::commissions::commission_id_for(&invoice_id);
     let accrued = now - Span::days(40);
     let month = format!("{:04}-{:02}", accrued.year(), u8::from(accrued.month()));
     (commission_id, month)

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
 use adapters::store::{Checkpoint, EventStore, MAX_READ_BATCH};
+use app::handlers::Handlers;
 use domain::commission::CommissionCommand;
 use domain::invoice::{Customer, InvoiceCommand, InvoiceEvent, InvoiceLine, IssueInvoice, Seller};
 use domain::payment::{PaymentCommand, PaymentStatus};

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
+use app::handlers::Handlers;
+use app::process::{process_managers, ProcessRunner};
 use cqrs_es::Aggregate;
 use domain::commission::CommissionCommand;
 use domain::invoice::{Customer, InvoiceCommand, InvoiceLine, IssueInvoice, Seller};
@@ -16,7 +17,6 @@ use domain::lead::{ArchiveReason, FollowUpChannel, LeadCommand};
 use domain::partner::{PartnerCommand, PartnerProgramCommand, PartnerTier, PARTNER_PROGRAM_ID};
 use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::plan::Plan;
-use projections::process::{process_managers, ProcessRunner};
 use projections::{ProjectionError, Projector};
 use time::macros::datetime;
 use time::{Duration as Span, OffsetDateTime};
@@ -100,7 +100,7 @@ pub struct Generator {
     partners: Vec<String>,
 }
 
-async fn run<A>(handler: &adapters::command::CommandHandler<A>, id: &str, command: A::Command)
+async fn run<A>(handler: &app::command::CommandHandler<A>, id: &str, command: A::Command)
 where
     A: Aggregate<Services = ()> + Clone,
     A::Command: Clone + std::fmt::Debug,
@@ -531,7 +531,7 @@ impl Generator {
     /// What finance does with the commission the process manager accrued for `invoice_id`.
     async fn commission(&mut self, invoice_id: &str) {
         let h = self.handlers.clone();
-        let commission_id = projections::commissions::commission_id_for(invoice_id);
+        let commission_id = app::process::commissions::commission_id_for(invoice_id);
         let (commission, version) = h.commissions.load_aggregate(&commission_id).await.unwrap();
         if version == 0 {
             return;

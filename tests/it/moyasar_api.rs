@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::command::CommandHandler;
 use adapters::moyasar_api::MoyasarApiConfig;
 use adapters::store::RecordedEvent;
 use adapters::webhooks::Secret;
+use app::command::CommandHandler;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;

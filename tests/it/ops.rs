@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use adapters::handlers::Handlers;
 use adapters::sql::{SqlDb, SqlValue};
 use adapters::store::{self, EventStore};
+use app::handlers::Handlers;
 use projections::runtime::dump_table;
 use sqlx::Connection;
 use uuid::Uuid;

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use adapters::handlers::Handlers;
 use adapters::sql::SqlValue;
-use projections::process::{archive_cold_leads, process_managers, ProcessRunner};
+use app::handlers::Handlers;
+use app::process::{archive_cold_leads, process_managers, ProcessRunner};
 use projections::runtime::{as_of, dump_table, FaultPoint};
 use projections::{AsOf, Projector};
 use serde_json::Value;

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::handlers::Handlers;
 use adapters::store::{Checkpoint, MAX_READ_BATCH};
 use adapters::webhooks::{calendly, standard, Secret};
+use app::handlers::Handlers;
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::plan::Plan;
 use projections::runtime::dump_table;

@@ -169,7 +169,7 @@ fn neighbours_of_different_streams(rows: &[Row]) -> (Row, Row) {
 }
 
 async fn changing_any_column_deleting_or_reordering_an_event_is_detected_and_names_it(db: &TestDb) {
-    let handlers = adapters::handlers::Handlers::new(db.store.clone());
+    let handlers = app::handlers::Handlers::new(db.store.clone());
     let mut generator = Generator::new(handlers.clone(), 0x007a_3e55);
     generator.partners().await;
     // Enough for several seals, so the audit trail is evidence and not only a projection.

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use adapters::command::{CommandEnvelope, CommandError};
-use adapters::handlers::Handlers;
+use crate::command::{CommandEnvelope, CommandError};
+use crate::handlers::Handlers;
 use adapters::store::{EventMetadata, RecordedEvent};
 use async_trait::async_trait;
 use domain::commission::CommissionCommand;
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::process::{send, Context, ProcessManager, COMMAND_NAMESPACE};
-use crate::{decode, ProjectionError};
+use projections::{decode, ProjectionError};
 
 /// What happened to one partner's payout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

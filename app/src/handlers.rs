@@ -12,7 +12,7 @@ use domain::payout::PayoutBatch;
 use domain::sequence::DocumentSequence;
 
 use crate::command::CommandHandler;
-use crate::store::EventStore;
+use adapters::store::EventStore;
 
 pub struct Handlers {
     pub store: Arc<dyn EventStore>,

@@ -7,7 +7,7 @@
 //! 2. **Decide**: `cqrs_es::Aggregate::handle` on a copy, collecting events in an `EventSink`.
 //! 3. **Append** the events expecting the loaded version. The store's unique `(stream_id,
 //!    version)` constraint is the only arbiter: a stale cache entry (another replica wrote)
-//!    turns into a [`crate::StoreError::Conflict`], the entry is dropped, the stream re-read and
+//!    turns into a [`adapters::store::StoreError::Conflict`], the entry is dropped, the stream re-read and
 //!    the command decided again, at most [`MAX_CONFLICT_RETRIES`] times. A refusal or a
 //!    decision of no events appends nothing, so no version check meets it: made on a cached
 //!    state, it is confirmed by reading the stream's tail first (one indexed read) and made
@@ -37,7 +37,7 @@ use lru::LruCache;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::store::{
+use adapters::store::{
     AppendOutcome, AppendRequest, EventMetadata, EventStore, ExpectedVersion, NewEvent,
     RecordedEvent, StoreError, MAX_READ_BATCH,
 };
@@ -114,7 +114,7 @@ pub struct CommandEnvelope<C> {
     pub command: C,
     pub metadata: EventMetadata,
     /// For a webhook delivery: its inbox row, stored with the events.
-    pub inbox: Option<crate::inbox::InboxRecord>,
+    pub inbox: Option<adapters::inbox::InboxRecord>,
     /// True when `command_id` was minted for this very command (an API request without an
     /// `Idempotency-Key`): no earlier run of it can exist, so a refusal, or a decision of no
     /// events, is answered without looking the id up in the command log. False whenever the
@@ -168,7 +168,7 @@ where
 
     /// The stream an aggregate id lives in.
     pub fn stream_id(aggregate_id: &str) -> String {
-        format!("{}-{}", A::TYPE, aggregate_id)
+        domain::ids::stream_id(A::TYPE, aggregate_id)
     }
 
     /// Runs one command; see the module docs for the steps. Counted in

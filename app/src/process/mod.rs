@@ -13,12 +13,16 @@
 //! cannot finish now (an outside service such as Moyasar's API is down) returns an error
 //! instead: the runner retries the step later without moving the checkpoint.
 
+pub mod commissions;
+pub mod moyasar_invoices;
+pub mod payouts;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
+use crate::handlers::Handlers;
 use adapters::clock::{now_micros, unix_micros};
-use adapters::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
-use adapters::handlers::Handlers;
 use adapters::sql::SqlDb;
 use adapters::store::{Checkpoint, EventMetadata, RecordedEvent};
 use async_trait::async_trait;
@@ -32,10 +36,10 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::runtime::{
+use projections::runtime::{
     earliest, events_after, load_checkpoints, save_checkpoints, tail, Move, RETRY_DELAY,
 };
-use crate::{decode, micros, ProjectionError};
+use projections::{decode, micros, ProjectionError};
 
 /// The namespace of process-manager command ids (uuid v5).
 pub const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x8f1f_4a8e_53c1_4e6b_9c7e_5d0a_2b6e_11a7);
@@ -410,21 +414,21 @@ pub fn checkpoint_name(process: &str) -> String {
 
 /// Every process manager with the default program configuration.
 pub fn process_managers() -> Vec<Arc<dyn ProcessManager>> {
-    process_managers_with(&crate::commissions::ProgramConfig::default())
+    process_managers_with(&crate::process::commissions::ProgramConfig::default())
 }
 
 /// Every process manager, in the order they are run, without the ones that call outside
 /// services.
 pub fn process_managers_with(
-    program: &crate::commissions::ProgramConfig,
+    program: &crate::process::commissions::ProgramConfig,
 ) -> Vec<Arc<dyn ProcessManager>> {
     process_managers_configured(program, None)
 }
 
 /// Every process manager, in the order they are run; the Moyasar invoice creator
-/// ([`crate::moyasar_invoices::MoyasarInvoices`]) only when a Moyasar API client is configured.
+/// ([`crate::process::moyasar_invoices::MoyasarInvoices`]) only when a Moyasar API client is configured.
 pub fn process_managers_configured(
-    program: &crate::commissions::ProgramConfig,
+    program: &crate::process::commissions::ProgramConfig,
     moyasar: Option<Arc<adapters::moyasar_api::MoyasarClient>>,
 ) -> Vec<Arc<dyn ProcessManager>> {
     let mut managers: Vec<Arc<dyn ProcessManager>> = vec![
@@ -432,15 +436,15 @@ pub fn process_managers_configured(
         Arc::new(PaymentsToInvoices),
         Arc::new(LeadPaidOnInvoicePaid),
         Arc::new(PartnerActivations),
-        Arc::new(crate::commissions::Commissions {
+        Arc::new(crate::process::commissions::Commissions {
             config: program.clone(),
         }),
-        Arc::new(crate::payouts::PayoutsToCommissions),
+        Arc::new(crate::process::payouts::PayoutsToCommissions),
     ];
     if let Some(client) = moyasar {
-        managers.push(Arc::new(crate::moyasar_invoices::MoyasarInvoices::new(
-            client,
-        )));
+        managers.push(Arc::new(
+            crate::process::moyasar_invoices::MoyasarInvoices::new(client),
+        ));
     }
     managers
 }
@@ -708,7 +712,7 @@ impl PaymentsToInvoices {
                     payment_id: row.text(2)?,
                     amount_halalas: row.i64(3)?,
                     cumulative_halalas: row.i64(4)?,
-                    at: crate::from_micros(row.i64(5)?),
+                    at: projections::from_micros(row.i64(5)?),
                 };
                 Self::apply_movement(context, cause, invoice_id, &seller, &movement).await?;
             }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use adapters::store::RecordedEvent;
 
 use crate::process::{send, Context, ProcessManager, COMMAND_NAMESPACE};
-use crate::{decode, from_micros, micros, ProjectionError};
+use projections::{decode, from_micros, micros, ProjectionError};
 
 /// How the partner program runs; from configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::command::{CommandEnvelope, CommandError, CommandOutcome};
 use crate::handlers::Handlers;
-use crate::store::EventMetadata;
+use adapters::store::EventMetadata;
 
 /// Why a tier change did not happen.
 #[derive(Debug, thiserror::Error)]

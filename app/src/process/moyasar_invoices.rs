@@ -32,15 +32,15 @@
 
 use std::sync::Arc;
 
+use crate::command::CommandHandler;
 use adapters::clock::now_micros;
-use adapters::command::CommandHandler;
 use adapters::moyasar_api::{CreateInvoice, MoyasarApiError, MoyasarClient, MoyasarInvoice};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::invoice::{Invoice, InvoiceCommand, InvoiceEvent, InvoiceLine, InvoiceStatus};
 
 use crate::process::{command_id, record_rejection, send_with_id, Context, ProcessManager};
-use crate::{decode, ProjectionError};
+use projections::{decode, ProjectionError};
 
 /// Creates the Moyasar invoice of each issued invoice that has none.
 pub struct MoyasarInvoices {

@@ -1,0 +1,20 @@
+//! The application: what revledger does, each use case once, between the HTTP layer above and
+//! the store, the read models and the outside services below.
+//!
+//! - [`command`]: [`command::CommandHandler`] loads an aggregate, lets the pure domain decide,
+//!   and appends the result with optimistic concurrency and command-id idempotency;
+//!   [`handlers::Handlers`] holds one per aggregate type, shared by everything in a process.
+//! - [`partners`]: commands that span aggregates (tier changes through the program stream's
+//!   three Strategic slots).
+//! - [`process`]: the process managers, durable subscribers that turn events into commands
+//!   (invoice paid -> lead paid -> commission accrued, refunds -> clawbacks, payouts), with
+//!   deterministic command ids so a replay never doubles an effect.
+//!
+//! Nothing here speaks HTTP: inputs and outputs are typed, errors name the rule.
+
+pub mod command;
+pub mod handlers;
+pub mod partners;
+pub mod process;
+
+pub use command::{CommandError, CommandHandler, CommandOutcome};
