@@ -461,8 +461,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("say which dead letter: --id ID, or --all"),
             };
             for id in ids {
-                match api::webhooks::replay(service.state(), &id).await {
-                    Ok(response) => println!("{id}: {}", response.status()),
+                match service.state().deliveries.replay(&id).await {
+                    Ok(answer) => println!("{id}: {}", answer.status),
                     Err(error) => println!("{id}: {error}"),
                 }
             }

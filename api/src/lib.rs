@@ -58,6 +58,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Whether this replica runs the background workers now.
     pub leader: Arc<std::sync::atomic::AtomicBool>,
+    /// Webhook deliveries: verified, kept, applied and answered.
+    pub deliveries: Arc<app::webhooks::Deliveries>,
     /// As-of reads: their shortcuts and their bounded replay threads.
     pub as_of: Arc<projections::as_of::AsOfReads>,
 }

@@ -4,7 +4,7 @@
 //! - `revledger_http_requests_total{route,method,status}`, `revledger_http_request_duration_seconds{route,method}`
 //! - `revledger_commands_total{aggregate,outcome}` (adapters), `revledger_events_appended_total{event_type}`,
 //!   `revledger_store_append_duration_seconds`, `revledger_last_event_timestamp_seconds` (the store)
-//! - `revledger_webhook_deliveries_total{provider,outcome}` (the webhook routes)
+//! - `revledger_webhook_deliveries_total{provider,outcome}` (`app::webhooks`)
 //! - `revledger_projection_checkpoint_position{projection}`, `revledger_projection_lag_events{projection}`,
 //!   `revledger_projection_lag_seconds{projection}`, `revledger_projection_quarantined_events{projection}`,
 //!   `revledger_webhook_inbox{status}` (sampled every
@@ -105,11 +105,6 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("revledger_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
     response
-}
-
-/// Counts one webhook delivery's outcome.
-pub fn webhook(provider: &str, outcome: &'static str) {
-    metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
 }
 
 /// An as-of read and how it was answered.

@@ -257,6 +257,19 @@ impl Service {
             projectors: Arc::new(projectors),
             config: config.clone(),
             leader: leader.clone(),
+            deliveries: Arc::new(app::webhooks::Deliveries::new(
+                store.clone(),
+                handlers.clone(),
+                app::webhooks::DeliveryConfig {
+                    moyasar_secret_tokens: config.moyasar_secret_tokens.clone(),
+                    calendly_signing_key: config.calendly_signing_key.clone(),
+                    calendly_tolerance_secs: config.calendly_tolerance_secs,
+                    partner_webhook_secrets: config.partner_webhook_secrets.clone(),
+                    partner_tolerance_secs: config.partner_tolerance_secs,
+                    sandbox: config.sandbox,
+                    run_workers: config.run_workers,
+                },
+            )),
             as_of: Arc::new(projections::as_of::AsOfReads::new(
                 store.clone(),
                 config.as_of_max_concurrent,

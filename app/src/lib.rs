@@ -10,11 +10,15 @@
 //!   (invoice paid -> lead paid -> commission accrued, refunds -> clawbacks, payouts), with
 //!   deterministic command ids so a replay never doubles an effect.
 //!
+//! - [`webhooks`]: the delivery state machine (verify, keep, map to a command, execute; answer,
+//!   park or dead-letter), the same for every provider.
+//!
 //! Nothing here speaks HTTP: inputs and outputs are typed, errors name the rule.
 
 pub mod command;
 pub mod handlers;
 pub mod partners;
 pub mod process;
+pub mod webhooks;
 
 pub use command::{CommandError, CommandHandler, CommandOutcome};

@@ -412,3 +412,14 @@ async fn apply_one(
     }
     Ok(())
 }
+
+/// The lead whose email this is (the earliest captured, when several share it), if any.
+pub async fn lead_id_by_email(db: &SqlDb, email: &str) -> Result<Option<String>, ProjectionError> {
+    let row = db
+        .fetch_optional(
+            "SELECT lead_id FROM crm_board WHERE email = ? ORDER BY captured_at_us, lead_id LIMIT 1",
+            &[email.to_lowercase().into()],
+        )
+        .await?;
+    Ok(row.map(|row| row.text(0)).transpose()?)
+}

@@ -477,7 +477,9 @@ async fn drain(app: &TestApp) -> usize {
             return pass;
         }
         let past_every_backoff = OffsetDateTime::now_utc() + time::Duration::days(1);
-        api::webhooks::retry_due(&app.state, past_every_backoff)
+        app.state
+            .deliveries
+            .retry_due(past_every_backoff)
             .await
             .unwrap();
     }

@@ -571,7 +571,7 @@ async fn a_calendly_cancel_before_its_booking_is_parked_and_applied_after_it(app
     assert_eq!(create.status, 200, "{}", create.text);
     // The retry worker runs every second; drive one pass at a time past the backoff instead.
     let later = OffsetDateTime::now_utc() + time::Duration::seconds(5);
-    api::webhooks::retry_due(&app.state, later).await.unwrap();
+    app.state.deliveries.retry_due(later).await.unwrap();
     assert_eq!(
         types(app, "lead-lead-o").await,
         ["LeadCaptured", "DemoBooked", "DemoCanceled"]
@@ -599,7 +599,7 @@ async fn a_cancel_that_never_finds_its_booking_becomes_a_dead_letter_that_can_be
     let mut at = OffsetDateTime::now_utc();
     for _ in 0..adapters::inbox::MAX_ATTEMPTS {
         at += time::Duration::hours(1);
-        api::webhooks::retry_due(&app.state, at).await.unwrap();
+        app.state.deliveries.retry_due(at).await.unwrap();
     }
     let listed = app
         .get("/api/webhooks/dead-letters", Some(ADMIN_TOKEN))

@@ -1,0 +1,836 @@
+//! Webhook deliveries: each one an idempotent command, from the raw bytes to the answer.
+//!
+//! [`Deliveries::receive`] takes every provider's delivery through the same steps:
+//! 1. **verify** authenticity on the raw bytes ([`Provider`] says how: Moyasar's `secret_token`,
+//!    Calendly's HMAC, Standard Webhooks): a forgery is answered 401 and has no effect;
+//! 2. **look the delivery id up in the inbox**: a repeat with the same body gets the first answer
+//!    again without touching any aggregate; with another body it is a conflict (409), kept;
+//! 3. **parse**: a malformed delivery is answered 400 naming the field, its raw body kept;
+//! 4. **map to a command** whose id is derived from `(provider, delivery id)` and execute it with
+//!    the inbox row, which the store writes in the same transaction as the events.
+//!
+//! A delivery that refers to something not known yet (a cancel before its booking, a payment
+//! report out of order) is **parked** (202) and retried with backoff ([`Deliveries::retry_due`]);
+//! after `inbox::MAX_ATTEMPTS` it is a **dead letter**, listed and replayable by operators. A
+//! command the domain refuses for good is answered 200 `refused` with the rule (a 4xx would only
+//! make the provider retry something that can never apply), and kept in the inbox. A Moyasar
+//! test-mode payment on a live ledger is kept and answered `ignored_test_mode`, never applied.
+//!
+//! Every answer is an [`Answer`]: the status and JSON body the provider gets, the same whether
+//! the delivery is new, repeated, retried by the worker or replayed by an operator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::inbox::{self, InboxEntry, InboxRecord, INBOX_NAMESPACE};
+use adapters::store::{EventMetadata, EventStore, StoreError};
+use adapters::webhooks::{calendly, moyasar, standard, Secret, WebhookError};
+use cqrs_es::Aggregate;
+use domain::lead::{LeadCommand, LeadError, Utm};
+use domain::partner::{PartnerCommand, PartnerTier};
+use domain::payment::{PaymentCommand, PaymentError, PaymentStatus};
+use projections::Projector;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
+use crate::handlers::Handlers;
+
+/// How long a Calendly delivery waits for the CRM board to catch up before matching the
+/// invitee's email to a lead (it must see a lead captured a moment earlier).
+pub const EMAIL_LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
+/// Who sent a delivery, and so how it is authenticated and parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Moyasar,
+    Calendly,
+    /// Partner and lead sources, signed the Standard Webhooks way.
+    Partners,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Moyasar => "moyasar",
+            Provider::Calendly => "calendly",
+            Provider::Partners => "partners",
+        }
+    }
+
+    fn of(name: &str) -> Provider {
+        match name {
+            "moyasar" => Provider::Moyasar,
+            "calendly" => Provider::Calendly,
+            _ => Provider::Partners,
+        }
+    }
+}
+
+/// The secrets and rules deliveries are received with.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryConfig {
+    /// Moyasar's `secret_token`s: several while one is being rotated.
+    pub moyasar_secret_tokens: Vec<Secret>,
+    pub calendly_signing_key: Option<Secret>,
+    pub calendly_tolerance_secs: i64,
+    /// Standard Webhooks `whsec_…` secrets; several while one is being rotated.
+    pub partner_webhook_secrets: Vec<Secret>,
+    pub partner_tolerance_secs: i64,
+    /// A sandbox ledger: test-mode payments apply and live ones are ignored.
+    pub sandbox: bool,
+    /// Whether this process runs the read models (else a Calendly delivery does not wait for
+    /// the CRM board to catch up: another process moves it).
+    pub run_workers: bool,
+}
+
+/// The signature headers a delivery came with (each absent when not sent).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignatureHeaders<'a> {
+    /// `Calendly-Webhook-Signature`.
+    pub calendly: Option<&'a str>,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
+    pub webhook_id: Option<&'a str>,
+    pub webhook_timestamp: Option<&'a str>,
+    pub webhook_signature: Option<&'a str>,
+}
+
+/// What the provider is answered: a status and a JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    fn new(status: u16, body: Value) -> Answer {
+        Answer { status, body }
+    }
+
+    fn stored(entry: &InboxEntry) -> Answer {
+        Answer::new(entry.http_status, entry.response.clone())
+    }
+}
+
+/// Why a delivery could not be answered at all (the provider retries).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The provider's endpoint has no secret configured.
+    #[error("{0} webhooks are not enabled on this server")]
+    NotEnabled(&'static str),
+    /// The delivery's stream kept changing concurrently.
+    #[error("{stream_id} is busy; retry the delivery")]
+    Busy { stream_id: String },
+    /// No dead letter with this id.
+    #[error("no dead letter {0}")]
+    NoDeadLetter(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Projection(#[from] projections::ProjectionError),
+    #[error("command failed: {0}")]
+    Command(String),
+}
+
+/// What became of a delivery.
+enum Outcome {
+    /// Events were appended (the inbox row went with them). The answer that row holds when
+    /// this attempt wrote it; `None` when an earlier attempt did (the row says what it answered).
+    Accepted(Option<Value>),
+    /// Nothing to change (a repeat report, a verification ping); recorded as it is.
+    Acknowledged(&'static str),
+    /// Kept, but never applied: a test-mode payment on a live ledger (or a live one in a
+    /// sandbox). The answer's `status` says which.
+    Ignored {
+        status: &'static str,
+        reason: &'static str,
+    },
+    /// Refers to something not known yet: try again later.
+    Park(String),
+    /// The domain refuses it for good.
+    Refused(String),
+}
+
+/// A parsed delivery, ready to apply.
+enum Delivery {
+    Moyasar(moyasar::MoyasarEvent),
+    Calendly(calendly::CalendlyEvent),
+    Partner(standard::PartnerSourceEvent),
+}
+
+fn now() -> OffsetDateTime {
+    adapters::clock::now_micros()
+}
+
+/// Counts one delivery's outcome (`revledger_webhook_deliveries_total{provider,outcome}`).
+fn count(provider: &str, outcome: &'static str) {
+    metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+fn forged(provider: Provider, error: &WebhookError) -> Answer {
+    let reason = match error {
+        WebhookError::Unauthenticated { reason } => reason.as_str(),
+        WebhookError::Malformed { .. } => "malformed",
+    };
+    tracing::warn!(
+        provider = provider.as_str(),
+        reason,
+        "webhook delivery failed authentication"
+    );
+    count(provider.as_str(), "forged");
+    Answer::new(
+        401,
+        json!({"error": "unauthenticated", "detail": format!("the delivery could not be authenticated ({reason})")}),
+    )
+}
+
+/// The envelope `id` of a JSON body, if it has one.
+fn envelope_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Envelope<'_>>(body)
+        .ok()?
+        .id
+        .map(|id| id.into_owned())
+        // An id with a NUL cannot be stored (PostgreSQL text): key such a body by its hash.
+        .filter(|id| !id.is_empty() && !id.contains('\0'))
+}
+
+fn parse(provider: Provider, body: &[u8]) -> Result<Delivery, WebhookError> {
+    Ok(match provider {
+        Provider::Moyasar => Delivery::Moyasar(moyasar::parse(body)?),
+        Provider::Calendly => Delivery::Calendly(calendly::parse(body)?),
+        Provider::Partners => Delivery::Partner(standard::parse(body)?),
+    })
+}
+
+/// A dead letter as listed: the stored body with any secret it carried redacted.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub provider: String,
+    pub delivery_id: String,
+    pub received_at_us: i64,
+    pub attempts: i64,
+    pub reason: Option<String>,
+    pub body: String,
+}
+
+/// The webhook deliveries of one service.
+pub struct Deliveries {
+    store: Arc<dyn EventStore>,
+    handlers: Arc<Handlers>,
+    config: DeliveryConfig,
+    /// The CRM board's projector: a Calendly invitee is matched to a lead through it.
+    crm_board: Projector,
+}
+
+impl Deliveries {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        handlers: Arc<Handlers>,
+        config: DeliveryConfig,
+    ) -> Deliveries {
+        let crm_board = Projector::new(store.clone(), Arc::new(projections::crm_board::CrmBoard));
+        Deliveries {
+            store,
+            handlers,
+            config,
+            crm_board,
+        }
+    }
+
+    /// Takes one delivery through the steps of the module docs; the answer for its sender.
+    pub async fn receive(
+        &self,
+        provider: Provider,
+        headers: SignatureHeaders<'_>,
+        body: &[u8],
+    ) -> Result<Answer, DeliveryError> {
+        let (kept, delivery_id) = match self.authenticate(provider, headers, body)? {
+            Ok(authenticated) => authenticated,
+            Err(forgery) => return Ok(forgery),
+        };
+        self.record(provider, delivery_id, &kept).await
+    }
+
+    /// Step 1: the body to keep and the delivery id, or the 401 of a forgery.
+    #[allow(clippy::type_complexity)]
+    fn authenticate(
+        &self,
+        provider: Provider,
+        headers: SignatureHeaders<'_>,
+        body: &[u8],
+    ) -> Result<Result<(Vec<u8>, Option<String>), Answer>, DeliveryError> {
+        let config = &self.config;
+        let now_unix = now().unix_timestamp();
+        let verified = match provider {
+            Provider::Moyasar => {
+                if config.moyasar_secret_tokens.is_empty() {
+                    return Err(DeliveryError::NotEnabled(provider.as_str()));
+                }
+                moyasar::verify(body, &config.moyasar_secret_tokens)
+            }
+            Provider::Calendly => {
+                let Some(key) = &config.calendly_signing_key else {
+                    return Err(DeliveryError::NotEnabled(provider.as_str()));
+                };
+                calendly::verify(
+                    headers.calendly,
+                    body,
+                    key,
+                    now_unix,
+                    config.calendly_tolerance_secs,
+                )
+            }
+            Provider::Partners => {
+                if config.partner_webhook_secrets.is_empty() {
+                    return Err(DeliveryError::NotEnabled(provider.as_str()));
+                }
+                let signed = standard::StandardWebhookHeaders {
+                    id: headers.webhook_id,
+                    timestamp: headers.webhook_timestamp,
+                    signature: headers.webhook_signature,
+                };
+                standard::verify(
+                    signed,
+                    body,
+                    &config.partner_webhook_secrets,
+                    now_unix,
+                    config.partner_tolerance_secs,
+                )
+            }
+        };
+        if let Err(error) = verified {
+            return Ok(Err(forged(provider, &error)));
+        }
+        // Moyasar's token is our secret: the body is kept with it redacted.
+        let kept = match provider {
+            Provider::Moyasar => moyasar::redact_secret_token(body).into_owned(),
+            _ => body.to_vec(),
+        };
+        let delivery_id = match provider {
+            Provider::Moyasar => envelope_id(&kept),
+            Provider::Calendly => calendly::parse(&kept).ok().map(|event| event.delivery_id),
+            Provider::Partners => headers.webhook_id.map(str::to_owned),
+        };
+        Ok(Ok((kept, delivery_id)))
+    }
+
+    /// Steps 2-4, after authentication.
+    async fn record(
+        &self,
+        provider: Provider,
+        delivery_id: Option<String>,
+        body: &[u8],
+    ) -> Result<Answer, DeliveryError> {
+        let name = provider.as_str();
+        // A body we cannot even find an id in is still kept, under the hash of its bytes.
+        let delivery_id =
+            delivery_id.unwrap_or_else(|| format!("unparsed:{}", inbox::body_sha256(body)));
+        let mut record = InboxRecord::new(name, &delivery_id, body, now());
+        let db = self.store.sql();
+        match inbox::find(&db, name, &delivery_id).await? {
+            Some(seen) if seen.body_sha256 == record.body_sha256 && seen.status != "parked" => {
+                count(name, "duplicate");
+                return Ok(Answer::stored(&seen));
+            }
+            Some(seen) if seen.body_sha256 != record.body_sha256 => {
+                inbox::record_conflict(&db, &record).await?;
+                tracing::warn!(provider = name, %delivery_id, "delivery id reused with a different body");
+                count(name, "conflict");
+                return Ok(Answer::new(
+                    409,
+                    json!({"error": "conflict", "detail": format!(
+                        "delivery {delivery_id} was already received with a different body; this one is kept for review"
+                    )}),
+                ));
+            }
+            _ => {}
+        }
+        let delivery = match parse(provider, body) {
+            Ok(delivery) => delivery,
+            Err(WebhookError::Malformed { field, detail }) => {
+                record.http_status = 400;
+                record.response = json!({"error": "malformed", "field": field, "detail": detail});
+                inbox::record_without_events(&db, &record, "rejected", Some(&detail)).await?;
+                return Ok(Answer::new(400, record.response));
+            }
+            Err(other) => return Ok(forged(provider, &other)),
+        };
+        self.settle(record, delivery).await
+    }
+
+    /// Applies a parsed delivery and records what became of it; the answer for the sender.
+    async fn settle(
+        &self,
+        mut record: InboxRecord,
+        delivery: Delivery,
+    ) -> Result<Answer, DeliveryError> {
+        record.response = json!({"status": "accepted", "provider": record.provider, "delivery_id": record.delivery_id});
+        let db = self.store.sql();
+        let outcome = self.apply(&record, delivery).await?;
+        let provider = record.provider.clone();
+        match outcome {
+            Outcome::Accepted(Some(written)) => {
+                count(&provider, "accepted");
+                // What the row written with the events says, without reading it back.
+                Ok(Answer::new(record.http_status, written))
+            }
+            Outcome::Accepted(None) => {
+                count(&provider, "accepted");
+                // The row was written with the events by an earlier attempt; answer what it says.
+                Ok(
+                    match inbox::find(&db, &record.provider, &record.delivery_id).await? {
+                        Some(entry) => Answer::stored(&entry),
+                        None => Answer::new(200, record.response),
+                    },
+                )
+            }
+            Outcome::Acknowledged(why) => {
+                count(&provider, "accepted");
+                record.response = json!({"status": "accepted", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "effect": why});
+                inbox::record_without_events(&db, &record, "acknowledged", None).await?;
+                Ok(Answer::new(200, record.response))
+            }
+            Outcome::Ignored { status, reason } => {
+                count(&provider, "ignored");
+                record.response = json!({"status": status, "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": reason});
+                inbox::record_without_events(&db, &record, "ignored", Some(reason)).await?;
+                Ok(Answer::new(200, record.response))
+            }
+            Outcome::Refused(rule) => {
+                count(&provider, "refused");
+                record.response = json!({"status": "refused", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": rule});
+                inbox::record_without_events(&db, &record, "rejected", Some(&rule)).await?;
+                Ok(Answer::new(200, record.response))
+            }
+            Outcome::Park(reason) => {
+                record.http_status = 202;
+                record.response = json!({"status": "parked", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": reason});
+                let status = inbox::park(&db, &record, &reason, now()).await?;
+                count(
+                    &provider,
+                    if status == "dead_lettered" {
+                        "dead_lettered"
+                    } else {
+                        "parked"
+                    },
+                );
+                tracing::info!(provider = %record.provider, delivery_id = %record.delivery_id, %reason, status, "delivery parked");
+                Ok(Answer::new(
+                    202,
+                    json!({"status": status, "provider": record.provider,
+                        "delivery_id": record.delivery_id, "reason": reason}),
+                ))
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        record: &InboxRecord,
+        delivery: Delivery,
+    ) -> Result<Outcome, DeliveryError> {
+        match delivery {
+            Delivery::Moyasar(event) => self.apply_moyasar(record, event).await,
+            Delivery::Calendly(event) => self.apply_calendly(record, event).await,
+            Delivery::Partner(event) => self.apply_partner(record, event).await,
+        }
+    }
+
+    async fn apply_moyasar(
+        &self,
+        record: &InboxRecord,
+        event: moyasar::MoyasarEvent,
+    ) -> Result<Outcome, DeliveryError> {
+        let Some(payment) = event.payment() else {
+            return Ok(Outcome::Acknowledged("webhook verification"));
+        };
+        match (event.live, self.config.sandbox) {
+            (false, false) => {
+                return Ok(Outcome::Ignored {
+                    status: "ignored_test_mode",
+                    reason: "a test-mode payment (live: false) never changes a live ledger",
+                })
+            }
+            (true, true) => {
+                return Ok(Outcome::Ignored {
+                    status: "ignored_live_mode",
+                    reason:
+                        "a live payment is not recorded in a sandbox ledger (REVLEDGER_SANDBOX)",
+                })
+            }
+            _ => {}
+        }
+        let command = PaymentCommand::RecordGatewayStatus {
+            payment_id: payment.id.clone(),
+            invoice_id: payment.our_invoice_reference().map(str::to_owned),
+            moyasar_invoice_id: payment.invoice_id.clone(),
+            status: payment_status(payment.status),
+            amount_halalas: payment.amount_halalas,
+            fee_halalas: payment.fee_halalas,
+            captured_halalas: payment.captured_halalas,
+            refunded_halalas: payment.refunded_halalas,
+            currency: payment.currency.clone(),
+            at: event.created_at,
+        };
+        // A report that cannot follow what we know may be ahead of one still on its way.
+        let out_of_order =
+            |error: &PaymentError| matches!(error, PaymentError::IllegalTransition { .. });
+        run_main(
+            &self.handlers.payments,
+            record,
+            &payment.id,
+            command,
+            out_of_order,
+        )
+        .await
+    }
+
+    async fn apply_calendly(
+        &self,
+        record: &InboxRecord,
+        event: calendly::CalendlyEvent,
+    ) -> Result<Outcome, DeliveryError> {
+        let invitee = &event.invitee;
+        let known = self.lead_by_email(&invitee.email).await?;
+        let lead_id = match (&event.kind, known) {
+            (_, Some(lead_id)) => lead_id,
+            (calendly::CalendlyEventKind::InviteeCreated, None) => {
+                let lead_id = derived_lead_id(&format!("email:{}", invitee.email));
+                let tracking = &invitee.tracking;
+                let utm = (tracking.utm_source.is_some()
+                    || tracking.utm_medium.is_some()
+                    || tracking.utm_campaign.is_some())
+                .then(|| Utm {
+                    source: tracking.utm_source.clone(),
+                    medium: tracking.utm_medium.clone(),
+                    campaign: tracking.utm_campaign.clone(),
+                });
+                let capture = LeadCommand::Capture {
+                    lead_id: lead_id.clone(),
+                    name: invitee.name.clone(),
+                    company: None,
+                    email: Some(invitee.email.clone()),
+                    phone: None,
+                    source: Provider::Calendly.as_str().to_owned(),
+                    partner_id: None,
+                    utm,
+                    owner: None,
+                    at: event.created_at,
+                };
+                let capture_id = Uuid::new_v5(
+                    &INBOX_NAMESPACE,
+                    format!("capture:{}", record.command_id()).as_bytes(),
+                );
+                match self
+                    .handlers
+                    .leads
+                    .execute(envelope(record, &lead_id, capture, capture_id, false))
+                    .await
+                {
+                    Ok(_) | Err(CommandError::Rejected(LeadError::LeadAlreadyCaptured)) => {}
+                    Err(CommandError::Rejected(rule)) => {
+                        return Ok(Outcome::Refused(rule.to_string()))
+                    }
+                    Err(other) => return Err(DeliveryError::Command(other.to_string())),
+                }
+                lead_id
+            }
+            (_, None) => {
+                return Ok(Outcome::Park(format!(
+                    "no lead with email {} yet",
+                    invitee.email
+                )))
+            }
+        };
+        let (command, waits_for_booking) = match &event.kind {
+            calendly::CalendlyEventKind::InviteeCreated => (
+                LeadCommand::BookDemo {
+                    booking_id: invitee.uri.clone(),
+                    scheduled_for: invitee.start_time,
+                    at: event.created_at,
+                },
+                false,
+            ),
+            calendly::CalendlyEventKind::InviteeCanceled {
+                rescheduled,
+                reason,
+            } => (
+                LeadCommand::CancelDemo {
+                    booking_id: invitee.uri.clone(),
+                    reason: reason
+                        .clone()
+                        .unwrap_or_else(|| "canceled by the invitee".to_owned()),
+                    rescheduled: *rescheduled,
+                    at: event.created_at,
+                },
+                true,
+            ),
+            calendly::CalendlyEventKind::InviteeNoShowCreated => (
+                LeadCommand::RecordNoShow {
+                    booking_id: invitee.uri.clone(),
+                    at: event.created_at,
+                },
+                true,
+            ),
+        };
+        // A cancel or no-show for a booking we have not seen yet waits for its invitee.created.
+        let before_booking = move |error: &LeadError| {
+            waits_for_booking
+                && matches!(
+                    error,
+                    LeadError::NoDemoBooked { .. } | LeadError::DemoBookingMismatch { .. }
+                )
+        };
+        run_main(
+            &self.handlers.leads,
+            record,
+            &lead_id,
+            command,
+            before_booking,
+        )
+        .await
+    }
+
+    async fn apply_partner(
+        &self,
+        record: &InboxRecord,
+        event: standard::PartnerSourceEvent,
+    ) -> Result<Outcome, DeliveryError> {
+        match event.kind {
+            standard::PartnerSourceEventKind::LeadCaptured(lead) => {
+                let lead_id = derived_lead_id(&format!("partners:{}", record.delivery_id));
+                // The click that brought the lead is a referral of its own: the 30-day attribution
+                // window runs from it, not from when the form was posted.
+                if let (Some(partner_id), Some(clicked_at), false) =
+                    (&lead.partner_id, lead.referred_at, lead.email.is_empty())
+                {
+                    let referral = PartnerCommand::RecordReferral {
+                        lead_email: lead.email.clone(),
+                        clicked_at,
+                        at: event.occurred_at,
+                    };
+                    let id = Uuid::new_v5(
+                        &INBOX_NAMESPACE,
+                        format!("referral:{}", record.command_id()).as_bytes(),
+                    );
+                    match self
+                        .handlers
+                        .partners
+                        .execute(envelope(record, partner_id, referral, id, false))
+                        .await
+                    {
+                        Ok(_) | Err(CommandError::Rejected(_)) => {}
+                        Err(other) => return Err(DeliveryError::Command(other.to_string())),
+                    }
+                }
+                let command = LeadCommand::Capture {
+                    lead_id: lead_id.clone(),
+                    name: lead.name,
+                    company: Some(lead.company).filter(|c| !c.is_empty()),
+                    email: Some(lead.email).filter(|e| !e.is_empty()),
+                    phone: Some(lead.phone).filter(|p| !p.is_empty()),
+                    source: lead.source,
+                    partner_id: lead.partner_id,
+                    utm: None,
+                    owner: None,
+                    at: event
+                        .occurred_at
+                        .max(lead.referred_at.unwrap_or(event.occurred_at)),
+                };
+                run_main(&self.handlers.leads, record, &lead_id, command, |_| false).await
+            }
+            standard::PartnerSourceEventKind::PartnerApplied(applied) => {
+                let partner_id =
+                    derived_lead_id(&format!("partner:{}", applied.email.to_lowercase()));
+                let requested_tier = match applied.requested_tier {
+                    standard::RequestedTier::Referral => PartnerTier::Referral,
+                    standard::RequestedTier::Certified => PartnerTier::Certified,
+                    standard::RequestedTier::Strategic => PartnerTier::Strategic,
+                };
+                let command = PartnerCommand::Apply {
+                    partner_id: partner_id.clone(),
+                    name: applied.name,
+                    email: applied.email,
+                    requested_tier,
+                    at: event.occurred_at,
+                };
+                run_main(
+                    &self.handlers.partners,
+                    record,
+                    &partner_id,
+                    command,
+                    |_| false,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The lead with this email, waiting (bounded) for the CRM board to see every lead captured
+    /// before now.
+    async fn lead_by_email(&self, email: &str) -> Result<Option<String>, DeliveryError> {
+        if self.config.run_workers {
+            self.crm_board.wait_caught_up(EMAIL_LOOKUP_WAIT).await?;
+        }
+        Ok(projections::crm_board::lead_id_by_email(&self.store.sql(), email).await?)
+    }
+
+    /// One retry pass over parked deliveries due at `now`; returns how many were tried.
+    pub async fn retry_due(&self, now: OffsetDateTime) -> Result<usize, DeliveryError> {
+        let due = inbox::due_for_retry(&self.store.sql(), now, inbox::MAX_LIST).await?;
+        for entry in &due {
+            self.retry(entry).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Tries a kept delivery again, from its stored body (already authenticated).
+    async fn retry(&self, entry: &InboxEntry) -> Result<Answer, DeliveryError> {
+        let body = entry.body();
+        let provider = Provider::of(&entry.provider);
+        let mut record = InboxRecord::new(
+            provider.as_str(),
+            &entry.delivery_id,
+            &body,
+            adapters::clock::from_unix_micros(entry.received_at_us).unwrap_or_else(now),
+        );
+        match parse(provider, &body) {
+            Ok(delivery) => self.settle(record, delivery).await,
+            Err(error) => {
+                let detail = error.to_string();
+                record.http_status = 400;
+                record.response = json!({"error": "malformed", "detail": detail});
+                inbox::record_without_events(&self.store.sql(), &record, "rejected", Some(&detail))
+                    .await?;
+                Ok(Answer::new(400, record.response))
+            }
+        }
+    }
+
+    /// Replays one dead letter now (operators: the API and the CLI).
+    pub async fn replay(&self, inbox_id: &str) -> Result<Answer, DeliveryError> {
+        let entry = inbox::find_by_id(&self.store.sql(), inbox_id)
+            .await?
+            .filter(|entry| entry.status == "dead_lettered")
+            .ok_or_else(|| DeliveryError::NoDeadLetter(inbox_id.to_owned()))?;
+        self.retry(&entry).await
+    }
+
+    /// The dead letters, oldest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, DeliveryError> {
+        let letters = inbox::dead_letters(&self.store.sql(), limit).await?;
+        Ok(letters
+            .iter()
+            .map(|entry| DeadLetter {
+                id: entry.inbox_id.clone(),
+                provider: entry.provider.clone(),
+                delivery_id: entry.delivery_id.clone(),
+                received_at_us: entry.received_at_us,
+                attempts: entry.attempts,
+                reason: entry.last_error.clone(),
+                body: listed_body(&entry.provider, &entry.body()),
+            })
+            .collect())
+    }
+}
+
+/// A dead letter's body as listed. Moyasar bodies are stored with their `secret_token`
+/// redacted already; one kept by an older version is redacted here too.
+fn listed_body(provider: &str, body: &[u8]) -> String {
+    if provider == Provider::Moyasar.as_str() {
+        return String::from_utf8_lossy(&moyasar::redact_secret_token(body)).into_owned();
+    }
+    String::from_utf8_lossy(body).into_owned()
+}
+
+fn envelope<C>(
+    record: &InboxRecord,
+    aggregate_id: &str,
+    command: C,
+    command_id: Uuid,
+    with_inbox: bool,
+) -> CommandEnvelope<C> {
+    CommandEnvelope {
+        aggregate_id: aggregate_id.to_owned(),
+        command_id,
+        command,
+        metadata: EventMetadata {
+            actor: Some(format!("webhook:{}", record.provider)),
+            source: Some(format!("webhook:{}", record.provider)),
+            delivery_id: Some(record.delivery_id.clone()),
+            correlation_id: Some(record.command_id()),
+            ..Default::default()
+        },
+        inbox: with_inbox.then(|| record.clone()),
+        fresh_id: false,
+    }
+}
+
+/// The outcome of the delivery's main command.
+async fn run_main<A>(
+    handler: &CommandHandler<A>,
+    record: &InboxRecord,
+    aggregate_id: &str,
+    command: A::Command,
+    park_when: impl Fn(&A::Error) -> bool,
+) -> Result<Outcome, DeliveryError>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let envelope = envelope(record, aggregate_id, command, record.command_id(), true);
+    match handler.execute(envelope).await {
+        Ok(outcome) if outcome.replayed => Ok(Outcome::Accepted(None)),
+        Ok(CommandOutcome {
+            stream_id,
+            version,
+            first_position: Some(first_position),
+            last_position: Some(last_position),
+            ..
+        }) => Ok(Outcome::Accepted(Some(inbox::accepted_response(
+            &record.response,
+            &stream_id,
+            version,
+            first_position,
+            last_position,
+        )))),
+        Ok(_) => Ok(Outcome::Acknowledged("no change")),
+        Err(CommandError::Rejected(rule)) if park_when(&rule) => {
+            Ok(Outcome::Park(rule.to_string()))
+        }
+        Err(CommandError::Rejected(rule)) => Ok(Outcome::Refused(rule.to_string())),
+        Err(CommandError::Conflict { stream_id }) => Err(DeliveryError::Busy { stream_id }),
+        Err(other) => Err(DeliveryError::Command(other.to_string())),
+    }
+}
+
+fn payment_status(status: moyasar::MoyasarPaymentStatus) -> PaymentStatus {
+    use moyasar::MoyasarPaymentStatus as M;
+    match status {
+        M::Initiated => PaymentStatus::Initiated,
+        M::Authorized => PaymentStatus::Authorized,
+        M::Captured => PaymentStatus::Captured,
+        M::Paid => PaymentStatus::Paid,
+        M::Failed => PaymentStatus::Failed,
+        M::Refunded => PaymentStatus::Refunded,
+        M::Voided => PaymentStatus::Voided,
+        M::Verified => PaymentStatus::Verified,
+    }
+}
+
+/// The id a lead captured from a webhook gets: derived from what identifies it, so a repeat or
+/// a concurrent delivery about the same person lands on the same lead.
+fn derived_lead_id(key: &str) -> String {
+    Uuid::new_v5(&INBOX_NAMESPACE, format!("lead:{key}").as_bytes()).to_string()
+}
