@@ -40,7 +40,6 @@ use domain::lead::LeadCommand;
 use domain::partner::{PartnerCommand, PartnerTier};
 use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::plan::Plan;
-use domain::sequence::SequenceCommand;
 use projections::Projector;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -1627,23 +1626,12 @@ async fn lead_in_process(handlers: &Handlers, lead: &LeadPlan) -> anyhow::Result
         seller: seller.clone(),
         moyasar_invoice_id: None,
     };
-    let allocate = SequenceCommand::AllocateInvoice {
-        issue: issue.clone(),
+    let request = app::invoices::IssueRequest {
+        command_id: Uuid::now_v7(),
+        fresh: true,
     };
-    execute!(&handlers.sequences, &seller.vat_number, allocate)?;
-    let (icv, previous_hash) = handlers
-        .sequences
-        .inspect(&seller.vat_number, |sequence, _| {
-            sequence
-                .allocation(&invoice_id)
-                .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
-        })
-        .await?
-        .context("the invoice was not allocated")?;
-    let command = issue.into_command(icv, previous_hash);
-    let issue_id = app::process::issue_command_id(&invoice_id);
-    execute!(&handlers.invoices, &invoice_id, command, issue_id)?;
-    let (invoice, _) = handlers.invoices.load_aggregate(&invoice_id).await?;
+    let metadata = bench_envelope(&invoice_id, request.command_id, ()).metadata;
+    let (_, invoice) = app::invoices::issue(handlers, request, issue, metadata).await?;
     let total = invoice.total_halalas();
 
     let payment_id = format!("bench-payment-{}", lead.index);

@@ -28,7 +28,6 @@ use domain::partner::{
     Partner, PartnerCommand, PartnerTier, MAX_STRATEGIC_PARTNERS, PARTNER_PROGRAM_ID,
 };
 use domain::plan::Plan;
-use domain::sequence::SequenceCommand;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -433,8 +432,18 @@ async fn create_invoice(
                 seller: state.config.seller.clone(),
                 moyasar_invoice_id: request.moyasar_invoice_id.clone(),
             };
-            let (outcome, mut answer) =
-                issue_through_sequence(state, principal, headers, id, issue).await?;
+            let request = app::invoices::IssueRequest {
+                command_id: id.command_id,
+                fresh: id.fresh,
+            };
+            let (outcome, invoice) = app::invoices::issue(
+                &state.handlers,
+                request,
+                issue,
+                metadata(principal, headers),
+            )
+            .await?;
+            let mut answer = invoice_view(&invoice);
             for (key, value) in command_answer(&outcome).as_object().into_iter().flatten() {
                 answer[key] = value.clone();
             }
@@ -444,96 +453,16 @@ async fn create_invoice(
     .await
 }
 
-/// Allocates `issue` in the seller's sequence and issues it with the allocated ICV and PIH;
-/// answers with the invoice as it is now ([`invoice_view`]). A request resuming an earlier
-/// attempt under the same `Idempotency-Key` may find its invoice already allocated, and skips
-/// straight to the invoice. A fresh request's invoice id was minted for it and cannot have
-/// been allocated: the sequence is not looked at first (a read of the seller's one hot stream,
-/// in its turn, before the allocation takes that turn again).
-async fn issue_through_sequence(
-    state: &AppState,
-    principal: &Principal,
-    headers: &HeaderMap,
-    id: RequestId,
-    issue: IssueInvoice,
-) -> Result<(CommandOutcome, Value), ApiError> {
-    let handlers = &state.handlers;
-    let vat_number = issue.seller.vat_number.clone();
-    let invoice_id = issue.invoice_id.clone();
-    let allocated = !id.fresh
-        && handlers
-            .sequences
-            .inspect(&vat_number, |sequence, _| {
-                sequence.allocation(&invoice_id).is_some()
-            })
-            .await
-            .map_err(command_error)?;
-    if allocated {
-        // An earlier attempt with this Idempotency-Key allocated it; the invoice issuer (or
-        // that attempt) issues it from the allocation.
-        let (invoice, version) = handlers
-            .invoices
-            .load_aggregate(&invoice_id)
-            .await
-            .map_err(command_error)?;
-        if version == 0 || invoice.status().is_none() {
-            return Err(ApiError::Conflict(format!(
-                "invoice {invoice_id} is allocated and being issued; retry"
-            )));
+impl From<app::invoices::IssueError> for ApiError {
+    fn from(error: app::invoices::IssueError) -> Self {
+        use app::invoices::IssueError;
+        match error {
+            IssueError::Allocation(error) => command_error(error),
+            IssueError::Issue(error) => command_error(error),
+            IssueError::BeingIssued { .. } => ApiError::Conflict(error.to_string()),
+            IssueError::NotAllocated { .. } => ApiError::internal(error),
         }
-        let original = state
-            .store
-            .find_command(app::process::issue_command_id(&invoice_id))
-            .await?;
-        let outcome = CommandOutcome {
-            stream_id: CommandHandler::<Invoice>::stream_id(&invoice_id),
-            version,
-            first_position: original.as_ref().map(|o| o.first_position),
-            last_position: original.as_ref().map(|o| o.last_position),
-            events_appended: 0,
-            replayed: true,
-        };
-        return Ok((outcome, invoice_view(&invoice)));
     }
-    let (_, allocation) = handlers
-        .sequences
-        .execute_then(
-            CommandEnvelope {
-                aggregate_id: vat_number.clone(),
-                command_id: id.command_id,
-                command: SequenceCommand::AllocateInvoice {
-                    issue: issue.clone(),
-                },
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            },
-            |sequence, _| {
-                sequence
-                    .allocation(&invoice_id)
-                    .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
-            },
-        )
-        .await
-        .map_err(command_error)?;
-    let (icv, previous_invoice_hash) =
-        allocation.ok_or_else(|| ApiError::internal(format!("{invoice_id} was not allocated")))?;
-    let command = issue.into_command(icv, previous_invoice_hash);
-    handlers
-        .invoices
-        .execute_then(
-            CommandEnvelope {
-                aggregate_id: invoice_id.clone(),
-                command_id: app::process::issue_command_id(&invoice_id),
-                command,
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: false,
-            },
-            |invoice, _| invoice_view(invoice),
-        )
-        .await
-        .map_err(command_error)
 }
 
 /// What an invoice is now: the API's one view of it.

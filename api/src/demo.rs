@@ -31,7 +31,6 @@ use domain::partner::{PartnerCommand, PartnerTier};
 use domain::payment::{PaymentCommand, PaymentStatus};
 use domain::payout::{PayoutCommand, PayoutItem};
 use domain::plan::Plan;
-use domain::sequence::SequenceCommand;
 use projections::ProjectionError;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -939,49 +938,21 @@ impl Demo {
         Ok(true)
     }
 
-    /// Allocates the invoice in the seller's sequence, then issues it with the allocated ICV
-    /// and PIH under the command id the invoice-issuer process manager uses, as the API does.
+    /// Issues the invoice through the seller's sequence, as the API does
+    /// ([`app::invoices::issue`]).
     async fn issue_through_sequence(&mut self, issue: IssueInvoice) -> Result<(), DemoError> {
-        let h = self.handlers.clone();
-        let invoice_id = issue.invoice_id.clone();
-        let vat = issue.seller.vat_number.clone();
-        let allocate = SequenceCommand::AllocateInvoice {
-            issue: issue.clone(),
+        let what = format!("allocate:{}", issue.invoice_id);
+        let request = app::invoices::IssueRequest {
+            command_id: demo_command_id(&what),
+            fresh: false,
         };
-        send(
-            &h.sequences,
-            &vat,
-            &format!("allocate:{invoice_id}"),
-            Actor::Finance,
-            allocate,
-        )
-        .await?;
-        let allocation = h
-            .sequences
-            .inspect(&vat, |sequence, _| {
-                sequence
-                    .allocation(&invoice_id)
-                    .map(|(icv, pih, _)| (icv, pih.to_owned()))
-            })
+        app::invoices::issue(&self.handlers, request, issue, Actor::Finance.metadata())
             .await
-            .map_err(|e| failed(&vat, e))?;
-        let Some((icv, pih)) = allocation else {
-            return Err(DemoError::Command {
-                what: format!("allocate:{invoice_id}"),
-                reason: "the sequence holds no allocation for it".into(),
-            });
-        };
-        let command = issue.into_command(icv, pih);
-        let id = app::process::issue_command_id(&invoice_id);
-        send_with_id(
-            &h.invoices,
-            &invoice_id,
-            id,
-            &format!("issue:{invoice_id}"),
-            Actor::Finance,
-            command,
-        )
-        .await
+            .map(|_| ())
+            .map_err(|error| DemoError::Command {
+                what,
+                reason: error.to_string(),
+            })
     }
 
     /// Paying customers are onboarded, and most go live.

@@ -4,6 +4,8 @@
 //! - [`command`]: [`command::CommandHandler`] loads an aggregate, lets the pure domain decide,
 //!   and appends the result with optimistic concurrency and command-id idempotency;
 //!   [`handlers::Handlers`] holds one per aggregate type, shared by everything in a process.
+//! - [`invoices`]: issuing an invoice through its seller's ZATCA sequence, one workflow for the
+//!   API, the demo and the invoice-issuer process manager.
 //! - [`partners`]: commands that span aggregates (tier changes through the program stream's
 //!   three Strategic slots).
 //! - [`process`]: the process managers, durable subscribers that turn events into commands
@@ -17,6 +19,7 @@
 
 pub mod command;
 pub mod handlers;
+pub mod invoices;
 pub mod partners;
 pub mod process;
 pub mod webhooks;

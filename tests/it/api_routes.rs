@@ -970,7 +970,7 @@ async fn a_lead_moves_through_its_actions_and_broken_rules_are_422_unknown_leads
     )
     .await;
     assert_eq!(nul.status, 400, "{}", nul.text);
-    assert_eq!(nul.body["field"], "body.name");
+    assert_eq!(nul.body["field"], "name");
     assert_eq!(app.get("/api/leads/a%00b", Some(&sales)).await.status, 400);
     let nul_path = post(app, &sales, "/api/leads/a%00b/qualify", &json!({})).await;
     assert_eq!(nul_path.status, 400, "{}", nul_path.text);

@@ -9,7 +9,6 @@ use app::command::CommandEnvelope;
 use app::handlers::Handlers;
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::plan::Plan;
-use domain::sequence::SequenceCommand;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -275,30 +274,16 @@ impl TestApp {
     }
 }
 
-/// Allocates an invoice in the seller's sequence, then issues it with the allocated ICV and
-/// PIH under the command id the invoice-issuer process manager would use.
+/// Issues an invoice through the seller's sequence, as the API does ([`app::invoices::issue`]).
 pub async fn issue_through_sequence(handlers: &Handlers, issue: IssueInvoice) {
-    let invoice_id = issue.invoice_id.clone();
-    let vat = issue.seller.vat_number.clone();
-    handlers
-        .sequences
-        .execute(envelope(
-            &vat,
-            SequenceCommand::AllocateInvoice {
-                issue: issue.clone(),
-            },
-        ))
+    let request = app::invoices::IssueRequest {
+        command_id: Uuid::now_v7(),
+        fresh: true,
+    };
+    let metadata = envelope(&issue.invoice_id, ()).metadata;
+    app::invoices::issue(handlers, request, issue, metadata)
         .await
-        .expect("allocate");
-    let (sequence, _) = handlers.sequences.load_aggregate(&vat).await.unwrap();
-    let (icv, pih, _) = sequence.allocation(&invoice_id).expect("allocated");
-    let mut issue_envelope = envelope(&invoice_id, issue.into_command(icv, pih.to_owned()));
-    issue_envelope.command_id = app::process::issue_command_id(&invoice_id);
-    handlers
-        .invoices
-        .execute(issue_envelope)
-        .await
-        .expect("issue");
+        .expect("allocate and issue");
 }
 
 pub fn envelope<C>(aggregate_id: &str, command: C) -> CommandEnvelope<C> {

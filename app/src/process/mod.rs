@@ -867,11 +867,6 @@ impl ProcessManager for PaymentsToInvoices {
 /// no ICV is ever left without its invoice. Both use [`issue_command_id`], so it is issued once.
 pub struct InvoicesFromAllocations;
 
-/// The command id that issues the invoice allocated for `invoice_id`.
-pub fn issue_command_id(invoice_id: &str) -> Uuid {
-    command_id("invoice_issuer", invoice_id, 0)
-}
-
 #[async_trait]
 impl ProcessManager for InvoicesFromAllocations {
     fn name(&self) -> &'static str {
@@ -892,8 +887,7 @@ impl ProcessManager for InvoicesFromAllocations {
             return Ok(());
         };
         let invoice_id = issue.invoice_id.clone();
-        let command = issue.into_command(icv, previous_invoice_hash);
-        let id = issue_command_id(&invoice_id);
+        let (id, command) = crate::invoices::issue_allocated(issue, icv, previous_invoice_hash);
         send_with_id(
             context,
             &context.handlers.invoices,
