@@ -16,7 +16,6 @@
 
 use std::time::Duration;
 
-use adapters::sql::{SqlRow, SqlValue};
 use adapters::store::{Checkpoint, RecordedEvent, MAX_READ_BATCH};
 use app::command::{decode_event, CommandHandler};
 use axum::body::{Body, Bytes};
@@ -152,29 +151,7 @@ async fn has_applied(state: &AppState, name: &str, position: i64) -> Result<bool
     let projector = state
         .projector(name)
         .ok_or_else(|| ApiError::internal(format!("no projector {name}")))?;
-    let (checkpoint, _) = projector.checkpoint().await?;
-    let db = state.store.sql();
-    if db.engine() != "postgres" {
-        // One writer: position order is commit order, so the checkpoint says it all.
-        return Ok(checkpoint.position >= position);
-    }
-    if state.store.head_position().await? < position {
-        return Ok(false);
-    }
-    // The log is applied in (transaction id, position) order: N is applied when no committed
-    // event at or below N lies after the checkpoint.
-    let row = db
-        .fetch_optional(
-            "SELECT COUNT(*) FROM events WHERE position <= ? \
-             AND (transaction_id, position) > (?::text::xid8, ?)",
-            &[
-                position.into(),
-                checkpoint.transaction_id.to_string().into(),
-                checkpoint.position.into(),
-            ],
-        )
-        .await?;
-    Ok(row.map_or(Ok(0), |row| row.i64(0))? == 0)
+    Ok(projector.has_applied(position).await?)
 }
 
 /// `None` when the read may go ahead; the 202 answer when projection `name` has not reached
@@ -284,29 +261,6 @@ fn rfc3339(at: Option<OffsetDateTime>) -> Value {
 // ---------------------------------------------------------------------------------------------
 // One lead, invoice, partner
 
-const BOARD_COLUMNS: &str = "lead_id, name, company, email, phone, source, partner_id, owner, \
-     stage, captured_at_us, last_contact_at_us, follow_ups_since_response, \
-     next_follow_up_due_us, archived_reason";
-
-fn board_row(row: &SqlRow) -> Result<Value, ApiError> {
-    Ok(json!({
-        "lead_id": row.text(0)?,
-        "name": row.text(1)?,
-        "company": row.opt_text(2)?,
-        "email": row.opt_text(3)?,
-        "phone": row.opt_text(4)?,
-        "source": row.text(5)?,
-        "partner_id": row.opt_text(6)?,
-        "owner": row.opt_text(7)?,
-        "stage": row.text(8)?,
-        "captured_at": projections::rfc3339(row.i64(9)?),
-        "last_contact_at": projections::rfc3339(row.i64(10)?),
-        "follow_ups_since_response": row.i64(11)?,
-        "next_follow_up_due": row.opt_i64(12)?.map(projections::rfc3339),
-        "archived_reason": row.opt_text(13)?,
-    }))
-}
-
 /// `GET /api/leads/{id}`: the CRM board's row with the lead aggregate's own state.
 async fn lead(
     State(state): State<AppState>,
@@ -321,15 +275,7 @@ async fn lead(
     }
     let (lead, version) = aggregate(&state, &state.handlers.leads, &lead_id, as_of, "lead").await?;
     let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
-    let board = db
-        .fetch_optional(
-            &format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE lead_id = ?"),
-            &[lead_id.as_str().into()],
-        )
-        .await?
-        .as_ref()
-        .map(board_row)
-        .transpose()?;
+    let board = projections::crm_board::lead(&db, &lead_id).await?;
     Ok(Json(json!({
         "lead_id": lead_id,
         "stage": lead.stage(),
@@ -455,36 +401,24 @@ async fn crm_board(
     reader(&state, &headers, Area::Sales).await?;
     let limit = query.limit()?;
     query.as_of()?;
-    let mut sql = format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE 1 = 1");
-    let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(stage) = &query.stage {
-        let stage: LeadStage = serde_json::from_value(Value::String(stage.clone()))
-            .map_err(|_| {
+    let stage = query
+        .stage
+        .as_ref()
+        .map(|stage| {
+            serde_json::from_value::<LeadStage>(Value::String(stage.clone())).map_err(|_| {
                 bad_param(
                     "stage",
                     format!("no stage {stage:?}: use new, qualified, demo_booked, proposal, paid, onboarding, active or archived"),
                 )
-            })?;
-        sql.push_str(" AND stage = ?");
-        params.push(stage.as_str().into());
-    }
-    if let Some(cursor) = &query.cursor {
-        sql.push_str(" AND lead_id > ?");
-        params.push(cursor.as_str().into());
-    }
-    sql.push_str(" ORDER BY lead_id LIMIT ?");
-    params.push((limit + 1).into());
+            })
+        })
+        .transpose()?;
     if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
         return Ok(answer);
     }
     let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
-    let rows = db.fetch_all(&sql, &params).await?;
-    let items = rows.iter().map(board_row).collect::<Result<Vec<_>, _>>()?;
-    let next = rows
-        .get(limit as usize - 1)
-        .map(|row| row.text(0))
-        .transpose()?;
-    Ok(Json(page(items, limit, next)).into_response())
+    let page = projections::crm_board::board(&db, stage, query.cursor.as_deref(), limit).await?;
+    Ok(Json(page).into_response())
 }
 
 /// A follow-up cursor: `<due microseconds>:<lead id>`.
@@ -514,59 +448,16 @@ async fn follow_ups(
         Some(text) => parse_time("due_before", text)?,
         None => adapters::clock::now_micros(),
     };
-    let mut sql = format!(
-        "SELECT {BOARD_COLUMNS} FROM crm_board \
-         WHERE next_follow_up_due_us IS NOT NULL AND next_follow_up_due_us <= ?"
-    );
-    let mut params: Vec<SqlValue> = vec![adapters::clock::unix_micros(due_before).into()];
-    if let Some(cursor) = &query.cursor {
-        let (due_us, lead_id) = follow_up_cursor(cursor)?;
-        sql.push_str(
-            " AND (next_follow_up_due_us > ? OR (next_follow_up_due_us = ? AND lead_id > ?))",
-        );
-        params.extend([due_us.into(), due_us.into(), lead_id.into()]);
-    }
-    sql.push_str(" ORDER BY next_follow_up_due_us, lead_id LIMIT ?");
-    params.push((limit + 1).into());
+    let after = query.cursor.as_deref().map(follow_up_cursor).transpose()?;
     if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
         return Ok(answer);
     }
     let db = read_db(&state, "crm_board", query.as_of.as_deref()).await?;
-    let rows = db.fetch_all(&sql, &params).await?;
-    let items = rows.iter().map(board_row).collect::<Result<Vec<_>, _>>()?;
-    let next = rows
-        .get(limit as usize - 1)
-        .map(|row| -> Result<String, ApiError> { Ok(format!("{}:{}", row.i64(12)?, row.text(0)?)) })
-        .transpose()?;
-    let mut answer = page(items, limit, next);
+    let due_before_us = adapters::clock::unix_micros(due_before);
+    let page = projections::crm_board::follow_ups_due(&db, due_before_us, after, limit).await?;
+    let mut answer = serde_json::to_value(page).map_err(ApiError::internal)?;
     answer["due_before"] = rfc3339(Some(due_before));
     Ok(Json(answer).into_response())
-}
-
-const AUDIT_COLUMNS: &str = "seq, position, event_id, stream_id, stream_type, version, \
-     event_type, actor, command_id, correlation_id, causation_id, request_id, delivery_id, \
-     source, recorded_at_us, event_hash, running_hash";
-
-fn audit_row(row: &SqlRow) -> Result<Value, ApiError> {
-    Ok(json!({
-        "seq": row.i64(0)?,
-        "position": row.i64(1)?,
-        "event_id": row.text(2)?,
-        "stream_id": row.text(3)?,
-        "stream_type": row.text(4)?,
-        "version": row.i64(5)?,
-        "event_type": row.text(6)?,
-        "actor": row.opt_text(7)?,
-        "command_id": row.opt_text(8)?,
-        "correlation_id": row.opt_text(9)?,
-        "causation_id": row.opt_text(10)?,
-        "request_id": row.opt_text(11)?,
-        "delivery_id": row.opt_text(12)?,
-        "source": row.opt_text(13)?,
-        "recorded_at": projections::rfc3339(row.i64(14)?),
-        "event_hash": row.text(15)?,
-        "running_hash": row.text(16)?,
-    }))
 }
 
 /// `GET /api/audit?stream=&actor=&event_type=&from=&to=&cursor=&limit=`: the audit trail
@@ -579,49 +470,40 @@ async fn audit(
     reader(&state, &headers, Area::Audit).await?;
     let limit = query.limit()?;
     query.as_of()?;
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
-    let mut params: Vec<SqlValue> = Vec::new();
-    for (column, value) in [
-        ("stream_id", &query.stream),
-        ("actor", &query.actor),
-        ("event_type", &query.event_type),
-    ] {
-        if let Some(value) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            params.push(value.as_str().into());
-        }
-    }
-    if let Some(from) = &query.from {
-        sql.push_str(" AND recorded_at_us >= ?");
-        params.push(adapters::clock::unix_micros(parse_time("from", from)?).into());
-    }
-    if let Some(to) = &query.to {
-        sql.push_str(" AND recorded_at_us <= ?");
-        params.push(adapters::clock::unix_micros(parse_time("to", to)?).into());
-    }
-    if let Some(cursor) = &query.cursor {
-        let seq: i64 = cursor.parse().map_err(|_| {
-            bad_param(
-                "cursor",
-                format!("{cursor:?} is not an audit sequence number"),
-            )
-        })?;
-        sql.push_str(" AND seq > ?");
-        params.push(seq.into());
-    }
-    sql.push_str(" ORDER BY seq LIMIT ?");
-    params.push((limit + 1).into());
+    let micros = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| parse_time(field, text).map(adapters::clock::unix_micros))
+            .transpose()
+    };
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            cursor.parse::<i64>().map_err(|_| {
+                bad_param(
+                    "cursor",
+                    format!("{cursor:?} is not an audit sequence number"),
+                )
+            })
+        })
+        .transpose()?;
+    let audit_query = projections::audit_log::AuditQuery {
+        stream: query.stream.as_deref(),
+        stream_type_too: false,
+        actor: query.actor.as_deref(),
+        event_type: query.event_type.as_deref(),
+        from_us: micros("from", &query.from)?,
+        to_us: micros("to", &query.to)?,
+        cursor,
+        newest_first: false,
+        limit,
+    };
     if let Some(answer) = pending(&state, "audit_log", query.after_position).await? {
         return Ok(answer);
     }
     let db = read_db(&state, "audit_log", query.as_of.as_deref()).await?;
-    let rows = db.fetch_all(&sql, &params).await?;
-    let items = rows.iter().map(audit_row).collect::<Result<Vec<_>, _>>()?;
-    let next = rows
-        .get(limit as usize - 1)
-        .map(|row| row.i64(0).map(|seq| seq.to_string()))
-        .transpose()?;
-    Ok(Json(page(items, limit, next)).into_response())
+    let page = projections::audit_log::entries(&db, &audit_query).await?;
+    Ok(Json(page).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------

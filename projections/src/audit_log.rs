@@ -336,3 +336,139 @@ async fn audit_rows(
     })
     .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queries: the trail as typed rows, filtered and paged.
+
+/// Entries in one page of the trail at most.
+pub const MAX_PAGE_ROWS: i64 = 200;
+
+/// One event of the audit trail: who, what, when, why and from which request or delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub position: i64,
+    pub event_id: String,
+    pub stream_id: String,
+    pub stream_type: String,
+    pub version: i64,
+    pub event_type: String,
+    pub actor: Option<String>,
+    pub command_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub request_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub source: Option<String>,
+    /// RFC 3339.
+    pub recorded_at: String,
+    pub event_hash: String,
+    pub running_hash: String,
+}
+
+/// A page of the trail and the cursor of the next (`None` on the last page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// Which entries, in which order.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery<'a> {
+    /// A stream id; with `stream_type_too`, a stream type matches as well (`invoice`).
+    pub stream: Option<&'a str>,
+    pub stream_type_too: bool,
+    pub actor: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    /// Recorded at or after / at or before, in Unix microseconds.
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    /// Oldest first after this sequence number, or (with `newest_first`) newest first before it.
+    pub cursor: Option<i64>,
+    pub newest_first: bool,
+    pub limit: i64,
+}
+
+const AUDIT_COLUMNS: &str = "seq, position, event_id, stream_id, stream_type, version, \
+     event_type, actor, command_id, correlation_id, causation_id, request_id, delivery_id, \
+     source, recorded_at_us, event_hash, running_hash";
+
+fn audit_entry(row: &adapters::sql::SqlRow) -> Result<AuditEntry, ProjectionError> {
+    Ok(AuditEntry {
+        seq: row.i64(0)?,
+        position: row.i64(1)?,
+        event_id: row.text(2)?,
+        stream_id: row.text(3)?,
+        stream_type: row.text(4)?,
+        version: row.i64(5)?,
+        event_type: row.text(6)?,
+        actor: row.opt_text(7)?,
+        command_id: row.opt_text(8)?,
+        correlation_id: row.opt_text(9)?,
+        causation_id: row.opt_text(10)?,
+        request_id: row.opt_text(11)?,
+        delivery_id: row.opt_text(12)?,
+        source: row.opt_text(13)?,
+        recorded_at: crate::rfc3339(row.i64(14)?),
+        event_hash: row.text(15)?,
+        running_hash: row.text(16)?,
+    })
+}
+
+/// One page of the trail as `query` asks.
+pub async fn entries(db: &SqlDb, query: &AuditQuery<'_>) -> Result<AuditPage, ProjectionError> {
+    let limit = query.limit.clamp(1, MAX_PAGE_ROWS);
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
+    let mut params: Vec<adapters::sql::SqlValue> = Vec::new();
+    if let Some(stream) = query.stream {
+        if query.stream_type_too {
+            sql.push_str(" AND (stream_id = ? OR stream_type = ?)");
+            params.extend([stream.into(), stream.into()]);
+        } else {
+            sql.push_str(" AND stream_id = ?");
+            params.push(stream.into());
+        }
+    }
+    for (column, value) in [("actor", query.actor), ("event_type", query.event_type)] {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            params.push(value.into());
+        }
+    }
+    if let Some(from) = query.from_us {
+        sql.push_str(" AND recorded_at_us >= ?");
+        params.push(from.into());
+    }
+    if let Some(to) = query.to_us {
+        sql.push_str(" AND recorded_at_us <= ?");
+        params.push(to.into());
+    }
+    if let Some(cursor) = query.cursor {
+        sql.push_str(if query.newest_first {
+            " AND seq < ?"
+        } else {
+            " AND seq > ?"
+        });
+        params.push(cursor.into());
+    }
+    sql.push_str(if query.newest_first {
+        " ORDER BY seq DESC LIMIT ?"
+    } else {
+        " ORDER BY seq LIMIT ?"
+    });
+    params.push((limit + 1).into());
+    let rows = db.fetch_all(&sql, &params).await?;
+    let mut items = rows
+        .iter()
+        .map(audit_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|entry| entry.seq.to_string())
+    } else {
+        None
+    };
+    Ok(AuditPage { items, next_cursor })
+}

@@ -423,3 +423,190 @@ pub async fn lead_id_by_email(db: &SqlDb, email: &str) -> Result<Option<String>,
         .await?;
     Ok(row.map(|row| row.text(0)).transpose()?)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Queries: what the API and the dashboard read from the board, as typed rows.
+
+/// Leads in one page of the board at most: a page is one indexed range read and one JSON body
+/// of tens of KiB at most.
+pub const MAX_PAGE_ROWS: i64 = 200;
+
+/// One lead on the board.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BoardRow {
+    pub lead_id: String,
+    pub name: String,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub source: String,
+    pub partner_id: Option<String>,
+    pub owner: Option<String>,
+    pub stage: String,
+    /// RFC 3339.
+    pub captured_at: String,
+    pub last_contact_at: String,
+    pub follow_ups_since_response: i64,
+    pub next_follow_up_due: Option<String>,
+    pub archived_reason: Option<String>,
+    /// The follow-up's due time in Unix microseconds (the follow-ups list's cursor).
+    #[serde(skip)]
+    pub next_follow_up_due_us: Option<i64>,
+    /// Unix microseconds of the last contact (the dashboard orders by it).
+    #[serde(skip)]
+    pub last_contact_at_us: i64,
+}
+
+/// A page of leads and the cursor of the next (`None` on the last page).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BoardPage {
+    pub items: Vec<BoardRow>,
+    pub next_cursor: Option<String>,
+}
+
+const BOARD_COLUMNS: &str = "lead_id, name, company, email, phone, source, partner_id, owner, \
+     stage, captured_at_us, last_contact_at_us, follow_ups_since_response, \
+     next_follow_up_due_us, archived_reason";
+
+fn board_row(row: &adapters::sql::SqlRow) -> Result<BoardRow, ProjectionError> {
+    Ok(BoardRow {
+        lead_id: row.text(0)?,
+        name: row.text(1)?,
+        company: row.opt_text(2)?,
+        email: row.opt_text(3)?,
+        phone: row.opt_text(4)?,
+        source: row.text(5)?,
+        partner_id: row.opt_text(6)?,
+        owner: row.opt_text(7)?,
+        stage: row.text(8)?,
+        captured_at: crate::rfc3339(row.i64(9)?),
+        last_contact_at: crate::rfc3339(row.i64(10)?),
+        follow_ups_since_response: row.i64(11)?,
+        next_follow_up_due: row.opt_i64(12)?.map(crate::rfc3339),
+        archived_reason: row.opt_text(13)?,
+        next_follow_up_due_us: row.opt_i64(12)?,
+        last_contact_at_us: row.i64(10)?,
+    })
+}
+
+/// The board's row of one lead.
+pub async fn lead(db: &SqlDb, lead_id: &str) -> Result<Option<BoardRow>, ProjectionError> {
+    let sql = format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE lead_id = ?");
+    db.fetch_optional(&sql, &[lead_id.into()])
+        .await?
+        .as_ref()
+        .map(board_row)
+        .transpose()
+}
+
+/// Leads in id order, of one stage when given, after the cursor (a lead id) when given.
+pub async fn board(
+    db: &SqlDb,
+    stage: Option<LeadStage>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<BoardPage, ProjectionError> {
+    let limit = limit.clamp(1, MAX_PAGE_ROWS);
+    let mut sql = format!("SELECT {BOARD_COLUMNS} FROM crm_board WHERE 1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(stage) = stage {
+        sql.push_str(" AND stage = ?");
+        params.push(stage.as_str().into());
+    }
+    if let Some(after) = after {
+        sql.push_str(" AND lead_id > ?");
+        params.push(after.into());
+    }
+    sql.push_str(" ORDER BY lead_id LIMIT ?");
+    params.push((limit + 1).into());
+    page(db, &sql, &params, limit, |row| row.lead_id.clone()).await
+}
+
+/// Leads whose next follow-up is due at or before `due_before_us`, soonest first, after the
+/// cursor `(due microseconds, lead id)` when given.
+pub async fn follow_ups_due(
+    db: &SqlDb,
+    due_before_us: i64,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<BoardPage, ProjectionError> {
+    let limit = limit.clamp(1, MAX_PAGE_ROWS);
+    let mut sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM crm_board \
+         WHERE next_follow_up_due_us IS NOT NULL AND next_follow_up_due_us <= ?"
+    );
+    let mut params: Vec<SqlValue> = vec![due_before_us.into()];
+    if let Some((due_us, lead_id)) = after {
+        sql.push_str(
+            " AND (next_follow_up_due_us > ? OR (next_follow_up_due_us = ? AND lead_id > ?))",
+        );
+        params.extend([due_us.into(), due_us.into(), lead_id.into()]);
+    }
+    sql.push_str(" ORDER BY next_follow_up_due_us, lead_id LIMIT ?");
+    params.push((limit + 1).into());
+    page(db, &sql, &params, limit, |row| {
+        format!("{}:{}", row.next_follow_up_due_us.unwrap_or(0), row.lead_id)
+    })
+    .await
+}
+
+/// Reads at most `limit + 1` rows: the extra one only says whether a next page exists.
+async fn page(
+    db: &SqlDb,
+    sql: &str,
+    params: &[SqlValue],
+    limit: i64,
+    cursor_of: impl Fn(&BoardRow) -> String,
+) -> Result<BoardPage, ProjectionError> {
+    let rows = db.fetch_all(sql, params).await?;
+    let mut items = rows.iter().map(board_row).collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Ok(BoardPage { items, next_cursor })
+}
+
+/// The leads in `stage`, those whose follow-up is due soonest first (then the most recently
+/// contacted), at most `limit`: a column of the dashboard's board.
+pub async fn stage_leads(
+    db: &SqlDb,
+    stage: LeadStage,
+    limit: i64,
+) -> Result<Vec<BoardRow>, ProjectionError> {
+    let sql = format!(
+        "SELECT {BOARD_COLUMNS} FROM crm_board WHERE stage = ? \
+         ORDER BY COALESCE(next_follow_up_due_us, 9223372036854775807), last_contact_at_us DESC, lead_id LIMIT ?"
+    );
+    let rows = db
+        .fetch_all(
+            &sql,
+            &[stage.as_str().into(), limit.clamp(1, MAX_BOARD_ROWS).into()],
+        )
+        .await?;
+    rows.iter().map(board_row).collect()
+}
+
+/// How many leads stand in each stage, in stage order.
+pub async fn stage_counts(db: &SqlDb) -> Result<Vec<(String, i64)>, ProjectionError> {
+    let rows = db
+        .fetch_all("SELECT stage, COUNT(*) FROM crm_board GROUP BY stage", &[])
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+        .collect()
+}
+
+/// How many leads have a follow-up due at or before `due_before_us`.
+pub async fn follow_ups_due_count(db: &SqlDb, due_before_us: i64) -> Result<i64, ProjectionError> {
+    let row = db
+        .fetch_optional(
+            "SELECT COUNT(*) FROM crm_board WHERE next_follow_up_due_us IS NOT NULL AND next_follow_up_due_us <= ?",
+            &[due_before_us.into()],
+        )
+        .await?;
+    Ok(row.map(|row| row.i64(0)).transpose()?.unwrap_or(0))
+}

@@ -211,6 +211,34 @@ impl Projector {
         Ok(())
     }
 
+    /// Whether every committed event at or below `position` has been applied (the position a
+    /// command answered with: read-your-writes).
+    pub async fn has_applied(&self, position: i64) -> Result<bool, ProjectionError> {
+        let (checkpoint, _) = self.checkpoint().await?;
+        if self.db.engine() != "postgres" {
+            // One writer: position order is commit order, so the checkpoint says it all.
+            return Ok(checkpoint.position >= position);
+        }
+        if self.store.head_position().await? < position {
+            return Ok(false);
+        }
+        // The log is applied in (transaction id, position) order: `position` is applied when
+        // no committed event at or below it lies after the checkpoint.
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT COUNT(*) FROM events WHERE position <= ? \
+                 AND (transaction_id, position) > (?::text::xid8, ?)",
+                &[
+                    position.into(),
+                    checkpoint.transaction_id.to_string().into(),
+                    checkpoint.position.into(),
+                ],
+            )
+            .await?;
+        Ok(row.map_or(Ok(0), |row| row.i64(0))? == 0)
+    }
+
     /// Whether every event committed so far has been applied. (Not merely "nothing visible
     /// below the watermark": on PostgreSQL another transaction may hold that back for a moment.)
     pub async fn is_caught_up(&self) -> Result<bool, ProjectionError> {
