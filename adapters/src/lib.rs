@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod idempotency;
 pub mod inbox;
+pub mod leadership;
 pub mod moyasar_api;
 pub mod sql;
 pub mod sqlite_conn;

@@ -11,7 +11,6 @@ pub mod demo;
 pub mod error;
 pub mod finance;
 pub mod input;
-pub mod leadership;
 pub mod metrics;
 pub mod openapi;
 pub mod queries;

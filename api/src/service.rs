@@ -135,7 +135,7 @@ const EVICTION_GRACE: Duration = Duration::from_secs(1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long shutdown waits for background workers to finish their current batch.
-pub const WORKER_DRAIN: Duration = Duration::from_secs(10);
+pub const WORKER_DRAIN: Duration = adapters::leadership::WORKER_DRAIN;
 
 /// Starts every background worker: projections, process managers, the cold-lead sweep, the
 /// metrics gauges and the webhook retries. Run only by the leading replica.
@@ -284,7 +284,7 @@ impl Service {
                 let moyasar = moyasar.clone();
                 async move { spawn_workers(&state, moyasar, stopped) }
             };
-            workers.push(tokio::spawn(crate::leadership::lead(
+            workers.push(tokio::spawn(adapters::leadership::lead(
                 store.sql(),
                 leader,
                 stopped.clone(),

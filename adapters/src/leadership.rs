@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::sql::SqlDb;
+use crate::sql::SqlDb;
 use sqlx::Connection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,6 +24,10 @@ use tokio::task::JoinHandle;
 /// How often a follower tries to take the lock, and how often the leader checks it still has
 /// its connection: a dead leader is replaced within about this long.
 pub const CONTEND_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a leader that lost its lock (or is shutting down) waits for each worker to finish
+/// its current batch.
+pub const WORKER_DRAIN: Duration = Duration::from_secs(10);
 
 /// The advisory lock key: the first 8 bytes of SHA-256("revledger:workers").
 pub fn lock_key() -> i64 {
@@ -112,7 +116,7 @@ pub async fn lead<F, Fut>(
 async fn stop_all(stop: watch::Sender<bool>, workers: Vec<JoinHandle<()>>) {
     let _ = stop.send(true);
     for worker in workers {
-        if tokio::time::timeout(crate::service::WORKER_DRAIN, worker)
+        if tokio::time::timeout(WORKER_DRAIN, worker)
             .await
             .is_err()
         {
