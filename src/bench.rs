@@ -783,7 +783,7 @@ impl Driver {
         .await?;
         let demo = json!({
             "booking_id": format!("bench-booking-{}", lead.index),
-            "scheduled_for": rfc3339(OffsetDateTime::now_utc() + time::Duration::days(2))?,
+            "scheduled_for": rfc3339(adapters::clock::now_micros() + time::Duration::days(2))?,
         });
         let path = format!("/api/leads/{id}/book-demo");
         self.command(
@@ -906,7 +906,7 @@ fn payment_paid(
     invoice_id: &str,
     amount_halalas: i64,
 ) -> anyhow::Result<Vec<u8>> {
-    let now = rfc3339(OffsetDateTime::now_utc())?;
+    let now = rfc3339(adapters::clock::now_micros())?;
     let body = json!({
         "id": delivery_id,
         "type": "payment_paid",
@@ -987,7 +987,7 @@ async fn enroll_partners(service: &RunningService, leads: &[LeadPlan]) -> anyhow
             for email in emails {
                 let referral = json!({
                     "lead_email": email,
-                    "clicked_at": rfc3339(OffsetDateTime::now_utc())?,
+                    "clicked_at": rfc3339(adapters::clock::now_micros())?,
                 });
                 let answer = connection
                     .send("POST", &path, Some(&token), &serde_json::to_vec(&referral)?)

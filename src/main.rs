@@ -607,7 +607,7 @@ async fn load_demo(
     store.migrate().await.context("migrating the database")?;
     let handlers = app::handlers::Handlers::new(store.clone());
     let started = std::time::Instant::now();
-    match api::demo::load_demo(&handlers, seller, time::OffsetDateTime::now_utc()).await {
+    match api::demo::load_demo(&handlers, seller, adapters::clock::now_micros()).await {
         Ok(summary) => tracing::info!(
             leads = summary.leads,
             invoices = summary.invoices,

@@ -116,10 +116,7 @@ pub async fn lead<F, Fut>(
 async fn stop_all(stop: watch::Sender<bool>, workers: Vec<JoinHandle<()>>) {
     let _ = stop.send(true);
     for worker in workers {
-        if tokio::time::timeout(WORKER_DRAIN, worker)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(WORKER_DRAIN, worker).await.is_err() {
             tracing::warn!("a background worker did not stop in time");
         }
     }

@@ -37,7 +37,6 @@ use domain::money::Halalas;
 use projections::funnel::FUNNEL;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::auth::{authenticate, Area, Principal};
 use crate::finance::read_db;
@@ -1403,7 +1402,7 @@ async fn crm_body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<
     let lang = visit.lang;
     let labels = lang.labels();
     let db = read_db(state, "crm_board", query.as_of()).await?;
-    let now_us = adapters::clock::unix_micros(OffsetDateTime::now_utc());
+    let now_us = adapters::clock::unix_micros(adapters::clock::now_micros());
     let mut counts = std::collections::BTreeMap::new();
     for row in db
         .fetch_all("SELECT stage, COUNT(*) FROM crm_board GROUP BY stage", &[])

@@ -395,7 +395,7 @@ pub async fn create_payouts(
             &state.handlers,
             state.config.program.payout_minimum_halalas,
             request.partner_id.as_deref(),
-            OffsetDateTime::now_utc(),
+            adapters::clock::now_micros(),
             id.command_id,
             metadata(principal, headers),
         )
@@ -437,7 +437,7 @@ pub async fn record_referral(
                 command: PartnerCommand::RecordReferral {
                     lead_email: request.lead_email,
                     clicked_at: request.clicked_at,
-                    at: OffsetDateTime::now_utc(),
+                    at: adapters::clock::now_micros(),
                 },
                 metadata: metadata(principal, headers),
                 inbox: None,
@@ -485,7 +485,7 @@ pub async fn change_tier(
                 &partner_id,
                 request.tier,
                 &request.reason,
-                OffsetDateTime::now_utc(),
+                adapters::clock::now_micros(),
                 id.command_id,
                 metadata(principal, headers),
             )
@@ -519,7 +519,7 @@ pub async fn decide_commission(
     } else {
         parse_body(&body)?
     };
-    let at = OffsetDateTime::now_utc();
+    let at = adapters::clock::now_micros();
     let command = match decision.as_str() {
         "approve" => CommissionCommand::Approve {
             actor: principal.actor(),

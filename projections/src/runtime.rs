@@ -277,7 +277,7 @@ impl Projector {
         // PostgreSQL cluster holds the watermark back, and the events behind it are still owed.
         let pending = self.store.read_committed(checkpoint, 1).await?;
         let seconds_behind = pending.first().map_or(0, |oldest| {
-            (OffsetDateTime::now_utc() - oldest.recorded_at)
+            (adapters::clock::now_micros() - oldest.recorded_at)
                 .whole_seconds()
                 .max(0)
         });

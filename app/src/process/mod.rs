@@ -958,7 +958,7 @@ pub async fn archive_cold_leads(
 /// Runs [`archive_cold_leads`] every [`FOLLOW_UP_SWEEP`] until shutdown.
 pub async fn run_follow_up_sweeps(handlers: Arc<Handlers>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let now = OffsetDateTime::now_utc();
+        let now = adapters::clock::now_micros();
         match archive_cold_leads(&handlers, now).await {
             Ok(0) => {}
             Ok(archived) => tracing::info!(archived, "cold leads archived"),
