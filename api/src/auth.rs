@@ -1,7 +1,9 @@
 //! Bearer tokens and roles.
 //!
 //! A token is 32 random bytes, shown once (`revledger token create`) and stored only as its
-//! SHA-256. `REVLEDGER_ADMIN_TOKEN` bootstraps an administrator without a database row. Roles:
+//! SHA-256. `REVLEDGER_ADMIN_TOKEN` bootstraps an administrator without a database row (token
+//! id [`BOOTSTRAP_ADMIN_TOKEN_ID`]). The dashboard signs a token in once and keeps a session
+//! ([`crate::sessions`]) rather than the token. Roles:
 //! **admin** (everything), **sales** (leads, CRM), **finance** (invoices, commissions, payouts,
 //! reconciliation, the ledger), **auditor** (reads everything, changes nothing) and **partner**
 //! (its own partner record and statements; any other partner id is answered 404, so ids cannot
@@ -126,7 +128,10 @@ impl Principal {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
+/// The token id of the administrator configured by `REVLEDGER_ADMIN_TOKEN` (it has no row).
+pub const BOOTSTRAP_ADMIN_TOKEN_ID: &str = "bootstrap-admin";
+
+pub(crate) fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -147,14 +152,18 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The principal of a request's `Authorization: Bearer` header.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let presented = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    if let Some(admin) = &state.config.admin_token {
-        if adapters::webhooks::constant_time_eq(presented.as_bytes(), admin.expose().as_bytes()) {
-            return Ok(Principal {
-                token_id: "bootstrap-admin".into(),
-                role: Role::Admin,
-                partner_id: None,
-            });
-        }
+    principal_of_token(state, presented).await
+}
+
+/// The principal a presented token stands for: the configured admin token, or a stored token
+/// that is not revoked. Anything else is [`ApiError::Unauthorized`].
+pub async fn principal_of_token(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
+    if is_bootstrap_admin_token(state, presented) {
+        return Ok(Principal {
+            token_id: BOOTSTRAP_ADMIN_TOKEN_ID.into(),
+            role: Role::Admin,
+            partner_id: None,
+        });
     }
     let row = state
         .store
@@ -170,6 +179,13 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         token_id: row.text(0)?,
         role,
         partner_id: row.opt_text(2)?,
+    })
+}
+
+/// Whether `presented` is the configured `REVLEDGER_ADMIN_TOKEN` (compared in constant time).
+pub(crate) fn is_bootstrap_admin_token(state: &AppState, presented: &str) -> bool {
+    state.config.admin_token.as_ref().is_some_and(|admin| {
+        adapters::webhooks::constant_time_eq(presented.as_bytes(), admin.expose().as_bytes())
     })
 }
 

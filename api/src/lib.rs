@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod queries;
 pub mod service;
+pub mod sessions;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -175,22 +175,30 @@ fn spawn_workers(
         state.clone(),
         stopped.clone(),
     )));
-    workers.push(tokio::spawn(purge_idempotency_keys(state.clone(), stopped)));
+    workers.push(tokio::spawn(purge_expired_rows(state.clone(), stopped)));
     workers
 }
 
-/// How often expired `Idempotency-Key`s are deleted. Keys live a day; an hour's delay in
-/// forgetting one changes nothing a client can see (an expired key is a new request either way).
+/// How often expired `Idempotency-Key`s and dashboard sessions are deleted. Keys live a day
+/// and sessions a working day; an hour's delay in forgetting one changes nothing a client can
+/// see (an expired key is a new request either way, and an expired session is refused by its
+/// expiry time, not by its absence).
 pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
-/// Deletes expired `Idempotency-Key`s now and every [`IDEMPOTENCY_PURGE_INTERVAL`].
-async fn purge_idempotency_keys(state: AppState, mut stopped: watch::Receiver<bool>) {
+/// Deletes expired `Idempotency-Key`s and dashboard sessions now and every
+/// [`IDEMPOTENCY_PURGE_INTERVAL`].
+async fn purge_expired_rows(state: AppState, mut stopped: watch::Receiver<bool>) {
     loop {
         let now = adapters::clock::now_micros();
         match adapters::idempotency::purge_expired(&state.store.sql(), now).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "expired idempotency keys not deleted"),
+        }
+        match crate::sessions::purge_expired(&state.store.sql(), now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired dashboard sessions deleted"),
+            Err(error) => tracing::warn!(%error, "expired dashboard sessions not deleted"),
         }
         tokio::select! {
             () = tokio::time::sleep(IDEMPOTENCY_PURGE_INTERVAL) => {}
