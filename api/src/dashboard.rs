@@ -6,10 +6,11 @@
 //! Content-Security-Policy that allows no script at all, so a lead named `<script>` is text.
 //!
 //! **Signing in.** `GET /dashboard/login` shows a form for an API token; `POST` checks it with
-//! [`crate::auth::principal_of_token`] (the same hashing, roles and revocation as the API), starts a server-side session ([`crate::sessions`]) and sets an `HttpOnly;
+//! [`crate::auth::principal_of_token`] (the same hashing, roles, expiry and revocation as the
+//! API), starts a server-side session ([`crate::sessions`]) and sets an `HttpOnly;
 //! SameSite=Strict` cookie scoped to `/dashboard` holding only the session's random id, never
 //! the token. Each page looks the session up again, with its token, so signing out, a
-//! session's end of day, and a revoked token all stop it at once. A page without a
+//! session's end of day, and a revoked or expired token all stop it at once. A page without a
 //! valid session redirects to the login form; a page the role may not read answers 403 with
 //! an HTML explanation. For a browser that cannot post a form (a headless test, a link from
 //! the CLI), a caller holding a token can ask for a one-time login link

@@ -8,7 +8,8 @@
 //!
 //! - the user signs out ([`end`] deletes the row);
 //! - it is [`SESSION_LIFETIME`] old (a working day, then the token is asked for again);
-//! - its token is revoked (every page looks the token up again);
+//! - its token is revoked or expires (every page looks the token up again; revoking also
+//!   deletes the token's sessions, [`end_all_of_token`]);
 //! - for the configured admin token, which has no row: when `REVLEDGER_ADMIN_TOKEN` changes.
 //!   Such a session stores `SHA-256(session id, admin token)`, which only the cookie's holder
 //!   and the server (holding both) can compute, so the table offers nothing to test guesses of
@@ -93,8 +94,8 @@ pub async fn start(
     Ok(Secret::new(session_id))
 }
 
-/// The principal of a live session: not signed out, not expired, its token not revoked (the
-/// bootstrap admin's: still the configured admin token). Anything else is
+/// The principal of a live session: not signed out, not expired, its token neither revoked
+/// nor expired (the bootstrap admin's: still the configured admin token). Anything else is
 /// [`ApiError::Unauthorized`].
 pub async fn principal(
     state: &AppState,
@@ -108,9 +109,9 @@ pub async fn principal(
         .fetch_optional(
             "SELECT s.token_id, s.role, s.partner_id, s.admin_binding_sha256, t.token_id \
              FROM dashboard_sessions s LEFT JOIN api_tokens t ON t.token_id = s.token_id \
-               AND t.revoked_at_us IS NULL \
+               AND t.revoked_at_us IS NULL AND (t.expires_at_us IS NULL OR t.expires_at_us > ?) \
              WHERE s.session_sha256 = ? AND s.expires_at_us > ?",
-            &[sha256_hex(session_id).into(), now_us.into()],
+            &[now_us.into(), sha256_hex(session_id).into(), now_us.into()],
         )
         .await?
         .ok_or(ApiError::Unauthorized)?;

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::auth::{create_token, Role};
+use api::auth::Role;
 use app::handlers::Handlers;
 use domain::invoice::Seller;
 use domain::lead::LeadCommand;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app::{envelope, spawn_app, Answer, TestApp, ADMIN_TOKEN, SELLER_VAT};
+use crate::app::{create_token, envelope, spawn_app, Answer, TestApp, ADMIN_TOKEN, SELLER_VAT};
 use crate::helpers::{temp_dir, Engine, TestDb};
 
 /// Leads in the demo the page tests load: every stage shows, and it loads in a second.
@@ -351,12 +351,28 @@ async fn a_sales_token_is_refused_the_finance_and_audit_pages(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let db = app.state.store.sql();
-    let (_, sales) = create_token(&db, Role::Sales, None, None).await.unwrap();
-    let (_, finance) = create_token(&db, Role::Finance, None, None).await.unwrap();
-    let (_, partner) = create_token(&db, Role::Partner, Some("p-riyadh-digital"), None)
-        .await
-        .unwrap();
+    let (_, sales) = create_token(app.handlers(), Role::Sales, None, None).await;
+    let (_, finance) = create_token(app.handlers(), Role::Finance, None, None).await;
+    // A partner token is made only for an enrolled partner.
+    let enrolled = app
+        .request(
+            "POST",
+            "/api/partners",
+            &[
+                ("Authorization", format!("Bearer {ADMIN_TOKEN}")),
+                ("Content-Type", "application/json".into()),
+            ],
+            br#"{"partner_id": "p-riyadh-digital", "name": "Riyadh Digital", "email": "team@riyadh-digital.sa"}"#,
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+    let (_, partner) = create_token(
+        app.handlers(),
+        Role::Partner,
+        Some("p-riyadh-digital"),
+        None,
+    )
+    .await;
     let sales_cookie = sign_in(&app, &sales).await;
     for (name, path, sales_may) in PAGES {
         let answer = page(&app, path, &sales_cookie).await;
