@@ -141,6 +141,7 @@ const FINANCE_READERS: &[&str] = &["admin", "finance", "auditor"];
 const FINANCE_CHANGERS: &[&str] = &["admin", "finance"];
 const AUDITORS: &[&str] = &["admin", "auditor"];
 const STAFF: &[&str] = &["admin", "sales", "finance", "auditor"];
+const ADMINS: &[&str] = &["admin"];
 
 fn route(
     method: &'static str,
@@ -437,7 +438,29 @@ fn routes(invoice_id: &str) -> Vec<Route> {
         ),
         route("GET", "/api/events", none.clone(), Roles(AUDITORS), &[200]),
         route("GET", "/api/verify", none.clone(), Roles(AUDITORS), &[200]),
-        route("GET", "/api/projections", none, Roles(STAFF), &[200]),
+        route(
+            "GET",
+            "/api/projections",
+            none.clone(),
+            Roles(STAFF),
+            &[200],
+        ),
+        // tokens.rs
+        route("GET", "/api/tokens", none.clone(), Roles(ADMINS), &[200]),
+        route(
+            "POST",
+            "/api/tokens",
+            json!({"role": "auditor", "label": "matrix", "expires_in_days": 1}),
+            Roles(ADMINS),
+            &[201],
+        ),
+        route(
+            "POST",
+            "/api/tokens/no-such-token/revoke",
+            none,
+            Roles(ADMINS),
+            &[404],
+        ),
     ]
 }
 

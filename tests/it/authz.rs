@@ -535,6 +535,7 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
             ("partner funnel", &partner, "GET", "/api/funnel", b""),
             ("auditor write", &auditor, "POST", "/api/payouts", b"{}"),
             ("auditor feed", &auditor, "GET", "/api/events", b""),
+            ("admin tokens", ADMIN, "GET", "/api/tokens", b""),
         ] {
             send(label.into(), http_request(&address, method, path, &auth(token), body).await);
         }
@@ -587,6 +588,7 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
     // The requests did what they should, so the logs had something to say about each.
     assert_eq!(status("admin lead"), 201, "{statuses:?}");
     assert_eq!(status("partner own"), 200, "{statuses:?}");
+    assert_eq!(status("admin tokens"), 200, "{statuses:?}");
     assert_eq!(status("partner other"), 404, "{statuses:?}");
     assert_eq!(status("partner funnel"), 403, "{statuses:?}");
     assert_eq!(status("auditor write"), 403, "{statuses:?}");
