@@ -434,6 +434,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let demo = args.demo;
             let config = args.into_config()?;
+            for weak in config.weak_secrets() {
+                tracing::warn!(
+                    setting = weak.setting,
+                    entry = weak.entry,
+                    problem = %weak.problem,
+                    "weak secret: {weak}; serving anyway (`revledger config check` refuses it)"
+                );
+            }
             let listen = config.listen;
             if demo {
                 load_demo(&store, &config.seller).await?;
@@ -652,7 +660,7 @@ fn print_token_table(tokens: &[api::auth::TokenInfo]) {
 }
 
 /// `revledger config check`: the configuration `serve` would run with, secrets shown only as
-/// set or unset.
+/// set or unset; exit 1 when `serve` would refuse it or a secret is weak.
 fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let demo = args.demo;
     let config = match args.into_config() {
@@ -662,6 +670,7 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::FAILURE);
         }
     };
+    let weak = config.weak_secrets();
     let secret = |set: bool| if set { "[set, redacted]" } else { "[unset]" };
     let effective = serde_json::json!({
         "database_url": redact_url(database_url),
@@ -694,9 +703,16 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "attribution": format!("{:?}", config.program.attribution),
             "payout_minimum_halalas": config.program.payout_minimum_halalas,
         },
+        "weak_secrets": weak.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&effective)?);
-    Ok(ExitCode::SUCCESS)
+    if weak.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for secret in &weak {
+        eprintln!("weak secret: {secret}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// A database URL without its password.
