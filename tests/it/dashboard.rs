@@ -36,7 +36,7 @@ fn seller() -> Seller {
 }
 
 /// The raw `Set-Cookie` lines and the status of a request (the test client keeps only bodies).
-async fn raw_request(
+pub(crate) async fn raw_request(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -61,7 +61,7 @@ async fn raw_request(
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
+pub(crate) fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
     let head = raw.split("\r\n\r\n").next().unwrap_or("");
     head.lines()
         .filter_map(|line| line.split_once(':'))
@@ -70,7 +70,7 @@ fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn status_of(raw: &str) -> u16 {
+pub(crate) fn status_of(raw: &str) -> u16 {
     raw.split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -78,7 +78,7 @@ fn status_of(raw: &str) -> u16 {
 }
 
 /// Signs in with `token` through the form; returns the `name=value` of the session cookie.
-async fn sign_in(app: &TestApp, token: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let body = format!("token={}&next=%2Fdashboard", form_encode(token));
     let raw = raw_request(
         app,
@@ -97,7 +97,7 @@ async fn sign_in(app: &TestApp, token: &str) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
-fn form_encode(text: &str) -> String {
+pub(crate) fn form_encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
