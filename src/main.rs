@@ -284,12 +284,24 @@ enum TokenCommand {
         /// admin, sales, finance, auditor or partner.
         #[arg(long)]
         role: String,
-        /// The partner a partner token belongs to.
+        /// The partner a partner token belongs to (an enrolled partner).
         #[arg(long)]
         partner: Option<String>,
         /// A note saying whose token this is.
         #[arg(long)]
         label: Option<String>,
+        /// The token stops working this many days from now (1 to 3650); without it, it works
+        /// until revoked.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(api::auth::MAX_TOKEN_LIFETIME_DAYS)))]
+        expires_in_days: Option<u32>,
+    },
+    /// List the tokens, newest first: id, role, partner, label, created, expires, revoked
+    /// (never a token or its hash).
+    List,
+    /// Revoke a token (by id, as listed): refused at once, its dashboard sessions ended.
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 
@@ -422,6 +434,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let demo = args.demo;
             let config = args.into_config()?;
+            for weak in config.weak_secrets() {
+                tracing::warn!(
+                    setting = weak.setting,
+                    entry = weak.entry,
+                    problem = %weak.problem,
+                    "weak secret: {weak}; serving anyway (`revledger config check` refuses it)"
+                );
+            }
             let listen = config.listen;
             if demo {
                 load_demo(&store, &config.seller).await?;
@@ -509,25 +529,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Token(TokenCommand::Create {
-            role,
-            partner,
-            label,
-        }) => {
+        Command::Token(command) => {
             store.migrate().await.context("migrating the database")?;
-            let role = api::auth::Role::parse(&role).ok_or_else(|| {
-                anyhow::anyhow!("unknown role {role:?}: admin, sales, finance, auditor or partner")
-            })?;
-            let (token_id, token) =
-                api::auth::create_token(&store.sql(), role, partner.as_deref(), label.as_deref())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!(
-                "token {token_id} ({}) created; it is shown once:",
-                role.as_str()
-            );
-            println!("{token}");
-            Ok(ExitCode::SUCCESS)
+            token_command(store, command).await
         }
         Command::Events { after, limit } => {
             print_events(store.as_ref(), after, limit.unwrap_or(u64::MAX)).await?;
@@ -536,8 +540,127 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `revledger token create|list|revoke`: the same use cases as the admin API's token routes.
+async fn token_command(
+    store: std::sync::Arc<dyn store::EventStore>,
+    command: TokenCommand,
+) -> anyhow::Result<ExitCode> {
+    use api::auth::{self, Role};
+    let now = adapters::clock::now_micros();
+    match command {
+        TokenCommand::Create {
+            role,
+            partner,
+            label,
+            expires_in_days,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!("unknown role {role:?}: admin, sales, finance, auditor or partner")
+            })?;
+            let request = auth::TokenRequest {
+                role,
+                partner_id: partner,
+                label,
+                expires_at: auth::expiry_after_days(now, expires_in_days)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            let handlers = app::handlers::Handlers::new(store);
+            let issued = auth::create_token(&handlers, &request, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let expires = issued
+                .info
+                .expires_at
+                .map_or("never expires".to_owned(), |at| {
+                    format!("expires {}", rfc3339(at))
+                });
+            eprintln!(
+                "token {} ({}, {expires}) created; it is shown once:",
+                issued.info.token_id,
+                role.as_str()
+            );
+            println!("{}", issued.token.expose());
+        }
+        TokenCommand::List => {
+            let tokens = auth::list_tokens(&store.sql(), now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print_token_table(&tokens);
+        }
+        TokenCommand::Revoke { id } => {
+            let revoked = auth::revoke_token(&store.sql(), &id, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let at = revoked.token.revoked_at.map(rfc3339).unwrap_or_default();
+            println!(
+                "token {id} revoked at {at}; {} dashboard session(s) ended",
+                revoked.sessions_ended
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `token list` as an aligned table; `-` for what a token does not have.
+fn print_token_table(tokens: &[api::auth::TokenInfo]) {
+    let header = [
+        "ID", "ROLE", "PARTNER", "LABEL", "CREATED", "EXPIRES", "REVOKED", "STATUS",
+    ]
+    .map(str::to_owned);
+    let dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    let rows: Vec<[String; 8]> = tokens
+        .iter()
+        .map(|token| {
+            [
+                token.token_id.clone(),
+                token.role.as_str().to_owned(),
+                dash(token.partner_id.clone()),
+                // A label is one line of the table whatever was typed.
+                dash(
+                    token
+                        .label
+                        .as_ref()
+                        .map(|l| l.replace(['\n', '\r', '\t'], " ")),
+                ),
+                rfc3339(token.created_at),
+                dash(token.expires_at.map(rfc3339)),
+                dash(token.revoked_at.map(rfc3339)),
+                serde_json::to_value(token.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    if tokens.len() as i64 >= api::auth::MAX_TOKENS_LISTED {
+        eprintln!(
+            "(the newest {} tokens; older ones are not listed)",
+            api::auth::MAX_TOKENS_LISTED
+        );
+    }
+}
+
 /// `revledger config check`: the configuration `serve` would run with, secrets shown only as
-/// set or unset.
+/// set or unset; exit 1 when `serve` would refuse it or a secret is weak.
 fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let demo = args.demo;
     let config = match args.into_config() {
@@ -547,6 +670,7 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::FAILURE);
         }
     };
+    let weak = config.weak_secrets();
     let secret = |set: bool| if set { "[set, redacted]" } else { "[unset]" };
     let effective = serde_json::json!({
         "database_url": redact_url(database_url),
@@ -579,9 +703,16 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "attribution": format!("{:?}", config.program.attribution),
             "payout_minimum_halalas": config.program.payout_minimum_halalas,
         },
+        "weak_secrets": weak.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&effective)?);
-    Ok(ExitCode::SUCCESS)
+    if weak.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for secret in &weak {
+        eprintln!("weak secret: {secret}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// A database URL without its password.

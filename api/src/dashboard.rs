@@ -6,14 +6,16 @@
 //! Content-Security-Policy that allows no script at all, so a lead named `<script>` is text.
 //!
 //! **Signing in.** `GET /dashboard/login` shows a form for an API token; `POST` checks it with
-//! [`crate::auth::authenticate`] (the same hashing and roles as the API) and sets an
-//! `HttpOnly; SameSite=Strict` cookie holding the token (hex-encoded), scoped to `/dashboard`.
-//! Each page turns the cookie back into an `Authorization` header and authenticates again, so
-//! a revoked token stops working at once. A page without a valid session redirects to the
-//! login form; a page the role may not read answers 403 with an HTML explanation. For a
-//! browser that cannot post a form (a headless test, a link from the CLI), a caller holding a
-//! token can ask for a one-time login link (`POST /dashboard/login/links`): it is valid for
-//! [`LOGIN_LINK_TTL`], works once, and never puts the token itself in a URL.
+//! [`crate::auth::principal_of_token`] (the same hashing, roles, expiry and revocation as the
+//! API), starts a server-side session ([`crate::sessions`]) and sets an `HttpOnly;
+//! SameSite=Strict` cookie scoped to `/dashboard` holding only the session's random id, never
+//! the token. Each page looks the session up again, with its token, so signing out, a
+//! session's end of day, and a revoked or expired token all stop it at once. A page without a
+//! valid session redirects to the login form; a page the role may not read answers 403 with
+//! an HTML explanation. For a browser that cannot post a form (a headless test, a link from
+//! the CLI), a caller holding a token can ask for a one-time login link
+//! (`POST /dashboard/login/links`): it is valid for [`LOGIN_LINK_TTL`], works once, and never
+//! puts the token itself in a URL; redeeming it starts a session as signing in does.
 //!
 //! **Languages.** `?lang=ar` or `?lang=en` switches and is remembered in a cookie; Arabic pages
 //! are `<html lang="ar" dir="rtl">` with every heading and label in Arabic ([`Labels`]). Data
@@ -26,6 +28,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use adapters::webhooks::Secret;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -38,16 +41,16 @@ use projections::funnel::FUNNEL;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{authenticate, Area, Principal};
+use crate::auth::{authenticate, bearer, principal_of_token, Area, Principal};
 use crate::finance::read_db;
-use crate::{ApiError, AppState};
+use crate::{sessions, ApiError, AppState};
 
-/// The session cookie: the API token, hex-encoded (any byte of a token survives).
+/// The session cookie: a session id ([`crate::sessions`]), never the token.
 pub const SESSION_COOKIE: &str = "revledger_session";
 /// The language cookie: `en` or `ar`.
 pub const LANG_COOKIE: &str = "revledger_lang";
-/// A session lasts a working day; then the token is asked for again.
-pub const SESSION_MAX_AGE_SECS: u64 = 8 * 60 * 60;
+/// The cookie lives as long as its session: a working day, then the token is asked for again.
+pub const SESSION_MAX_AGE_SECS: u64 = crate::sessions::SESSION_LIFETIME.as_secs();
 /// The language choice is kept for a year.
 pub const LANG_MAX_AGE_SECS: u64 = 365 * 24 * 60 * 60;
 /// How long a one-time login link works.
@@ -592,30 +595,31 @@ fn secure_attribute(headers: &HeaderMap) -> &'static str {
     }
 }
 
-fn session_cookie(token: &str, headers: &HeaderMap) -> String {
+fn session_cookie(session_id: &Secret, headers: &HeaderMap) -> String {
     format!(
         "{SESSION_COOKIE}={}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_MAX_AGE_SECS}{}",
-        hex::encode(token.as_bytes()),
+        session_id.expose(),
         secure_attribute(headers)
     )
 }
 
-/// Authenticates `token` exactly as the API does, through an `Authorization` header.
-async fn principal_of_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let value =
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ApiError::Unauthorized)?;
-    let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, value);
-    authenticate(state, &headers).await
+/// Signs `token` in: its principal and a new session's cookie, or why not.
+async fn start_session(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let principal = principal_of_token(state, token).await?;
+    let session_id = sessions::start(state, &principal, adapters::clock::now_micros()).await?;
+    Ok(session_cookie(&session_id, headers))
 }
 
 /// The principal of the request's session cookie.
 async fn session_principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let token = cookie(headers, SESSION_COOKIE)
-        .and_then(|value| hex::decode(value).ok())
-        .and_then(|bytes| String::from_utf8(bytes).ok())
+    let session_id = cookie(headers, SESSION_COOKIE)
+        .filter(|value| !value.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    principal_of_token(state, &token).await
+    sessions::principal(state, session_id, adapters::clock::now_micros()).await
 }
 
 /// Where to go after signing in: a dashboard page, nothing else (no open redirect).
@@ -1063,8 +1067,8 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
             false,
         );
     }
-    match principal_of_token(&state, token).await {
-        Ok(_) => see_other(&next, &[session_cookie(token, &headers)]),
+    match start_session(&state, token, &headers).await {
+        Ok(session) => see_other(&next, &[session]),
         Err(ApiError::Unauthorized | ApiError::Unauthenticated(_)) => login_page(
             lang,
             &next,
@@ -1076,8 +1080,15 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
-/// `POST /dashboard/logout`: forgets the session.
-async fn logout() -> Response {
+/// `POST /dashboard/logout`: ends the session on the server and expires the cookie.
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(session_id) = cookie(&headers, SESSION_COOKIE).filter(|v| !v.is_empty()) {
+        if let Err(error) = sessions::end(&state.store.sql(), session_id).await {
+            // The cookie is expired below either way; the row would end at its expiry.
+            let (lang, _) = language(&headers, None);
+            return failure_page(lang, None, error.into());
+        }
+    }
     let expired =
         format!("{SESSION_COOKIE}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0");
     see_other("/dashboard/login", &[expired])
@@ -1085,7 +1096,7 @@ async fn logout() -> Response {
 
 struct LoginLink {
     code: String,
-    token: String,
+    token: Secret,
     expires: Instant,
 }
 
@@ -1093,7 +1104,7 @@ struct LoginLink {
 /// made it; it lives a minute).
 static LOGIN_LINKS: Mutex<Vec<LoginLink>> = Mutex::new(Vec::new());
 
-fn remember_link(code: String, token: String) {
+fn remember_link(code: String, token: Secret) {
     let mut links = LOGIN_LINKS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -1109,7 +1120,7 @@ fn remember_link(code: String, token: String) {
     });
 }
 
-fn take_link(code: &str) -> Option<String> {
+fn take_link(code: &str) -> Option<Secret> {
     let mut links = LOGIN_LINKS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -1129,13 +1140,7 @@ async fn create_login_link(
     Query(query): Query<LoginQuery>,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&state, &headers).await?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?
-        .to_owned();
+    let token = Secret::new(bearer(&headers).ok_or(ApiError::Unauthorized)?);
     // 244 random bits from the operating system (two v4 uuids), as API tokens are made.
     let code = format!(
         "{}{}",
@@ -1164,20 +1169,20 @@ async fn redeem_login_link(
 ) -> Response {
     let (lang, remember) = language(&headers, query.lang.as_deref());
     let next = safe_next(query.next.as_deref());
-    let token = query.code.as_deref().and_then(take_link);
-    let principal = match &token {
-        Some(token) => principal_of_token(&state, token).await.ok(),
-        None => None,
+    let session = match query.code.as_deref().and_then(take_link) {
+        Some(token) => start_session(&state, token.expose(), &headers).await,
+        None => Err(ApiError::Unauthorized),
     };
-    match (token, principal) {
-        (Some(token), Some(_)) => {
-            let mut cookies = vec![session_cookie(&token, &headers)];
+    match session {
+        Ok(session) => {
+            let mut cookies = vec![session];
             if remember {
                 cookies.push(lang_cookie(lang));
             }
             see_other(&next, &cookies)
         }
-        _ => login_page(
+        Err(error @ ApiError::Internal(_)) => failure_page(lang, None, error),
+        Err(_) => login_page(
             lang,
             &next,
             Some(lang.labels().link_invalid),
@@ -2093,8 +2098,8 @@ mod tests {
 
     #[test]
     fn a_login_link_works_once() {
-        remember_link("code-1".into(), "token-1".into());
-        assert_eq!(take_link("code-1").as_deref(), Some("token-1"));
+        remember_link("code-1".into(), Secret::new("token-1"));
+        assert_eq!(take_link("code-1"), Some(Secret::new("token-1")));
         assert_eq!(take_link("code-1"), None);
         assert_eq!(take_link("never-made"), None);
     }

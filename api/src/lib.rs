@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod queries;
 pub mod service;
+pub mod sessions;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(commands::routes())
         .merge(queries::routes())
         .merge(dashboard::routes())
+        .merge(tokens::routes())
         .route_layer(axum::middleware::from_fn(input::check_request))
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track_http))

@@ -54,6 +54,7 @@ pub fn build() -> Value {
             {"name": "leads", "description": "The sales funnel and CRM."},
             {"name": "finance", "description": "Invoices, partners, commissions, payouts, the ledger."},
             {"name": "audit", "description": "The event log, its chains, projections and dead letters."},
+            {"name": "tokens", "description": "API tokens: create (shown once), list, revoke. Admin only."},
         ],
         "paths": paths,
         "components": components(),
@@ -87,6 +88,7 @@ const FINANCE_READ: &[&str] = &["admin", "auditor", "finance"];
 const AUDIT_READ: &[&str] = &["admin", "auditor"];
 const OWN_PARTNER_READ: &[&str] = &["admin", "auditor", "finance", "partner"];
 const STAFF: &[&str] = &["admin", "auditor", "sales", "finance"];
+const ADMIN: &[&str] = &["admin"];
 
 fn operation(
     method: &'static str,
@@ -306,10 +308,18 @@ fn bad_request() -> Value {
 }
 
 fn operations() -> Vec<Operation> {
-    [health(), webhooks(), leads(), finance(), queries(), audit()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        health(),
+        webhooks(),
+        leads(),
+        finance(),
+        queries(),
+        audit(),
+        tokens(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn health() -> Vec<Operation> {
@@ -590,6 +600,64 @@ fn audit() -> Vec<Operation> {
         operation("get", "/api/verify", "verify", "audit", "Verify the hash chains and audit seals", Access::Bearer(AUDIT_READ))
             .respond(200, "Whether every chain and seal is intact, and the first break if not.", reference("Verify")),
     ]
+}
+
+fn tokens() -> Vec<Operation> {
+    vec![
+        operation("get", "/api/tokens", "listTokens", "tokens", "List tokens", Access::Bearer(ADMIN))
+            .describe("Newest first, revoked and expired ones included; never a token or its hash.")
+            .respond(200, "The tokens.", reference("TokenList")),
+        operation("post", "/api/tokens", "createToken", "tokens", "Create a token", Access::Bearer(ADMIN))
+            .describe("The token is in this answer and never again (only its SHA-256 is stored); no Idempotency-Key, since replaying the answer would mean keeping the token.")
+            .body(reference("CreateTokenRequest"), true)
+            .respond(201, "Created; `token` is shown this once.", reference("CreatedToken"))
+            .error(422, "`partner_id` names no enrolled partner (`unknown_partner`)."),
+        operation("post", "/api/tokens/{id}/revoke", "revokeToken", "tokens", "Revoke a token", Access::Bearer(ADMIN))
+            .describe("Refused from now on (401) and its dashboard sessions ended. Again is the same answer, with the first revocation time.")
+            .respond(200, "Revoked.", reference("RevokedToken"))
+            .error(404, "No token with this id (`bootstrap-admin` is REVLEDGER_ADMIN_TOKEN, a setting)."),
+    ]
+}
+
+fn token_properties() -> Value {
+    json!({
+        "token_id": string(),
+        "role": token_role(),
+        "partner_id": nullable(string()),
+        "label": nullable(string()),
+        "created_at": date_time(),
+        "expires_at": nullable(date_time()),
+        "revoked_at": nullable(date_time()),
+        "status": string_enum(&["active", "expired", "revoked"]),
+    })
+}
+
+const TOKEN_REQUIRED: [&str; 8] = [
+    "token_id",
+    "role",
+    "partner_id",
+    "label",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "status",
+];
+
+fn token_role() -> Value {
+    string_enum(&["admin", "sales", "finance", "auditor", "partner"])
+}
+
+/// A token as listed, with more properties.
+fn token_with(extra: Value) -> Value {
+    let mut schema = object(&TOKEN_REQUIRED, token_properties());
+    for (name, property) in extra.as_object().into_iter().flatten() {
+        schema["properties"][name] = property.clone();
+        schema["required"]
+            .as_array_mut()
+            .expect("required is an array")
+            .push(Value::from(name.clone()));
+    }
+    schema
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -975,6 +1043,18 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
             ),
         ),
         (
+            "CreateTokenRequest",
+            closed(
+                &["role"],
+                json!({
+                    "role": token_role(),
+                    "partner_id": {"type": "string", "nullable": true, "description": "A partner token's partner, which must be enrolled; only a partner token takes it."},
+                    "label": {"type": "string", "nullable": true, "description": "Whose token this is."},
+                    "expires_in_days": {"type": "integer", "format": "int32", "nullable": true, "minimum": 1, "maximum": crate::auth::MAX_TOKEN_LIFETIME_DAYS, "description": "The token stops working this many days from now; without it, when revoked."},
+                }),
+            ),
+        ),
+        (
             "WebhookDelivery",
             json!({
                 "type": "object",
@@ -1000,6 +1080,22 @@ fn response_schemas() -> Vec<(&'static str, Value)> {
         (
             "Health",
             object(&["status"], json!({"status": string_enum(&["ok"])})),
+        ),
+        ("Token", token_with(json!({}))),
+        (
+            "TokenList",
+            object(
+                &["items", "limit"],
+                json!({
+                    "items": {"type": "array", "items": reference("Token")},
+                    "limit": {"type": "integer", "format": "int64", "description": "The most a listing holds (newest first)."},
+                }),
+            ),
+        ),
+        ("CreatedToken", token_with(json!({"token": string()}))),
+        (
+            "RevokedToken",
+            token_with(json!({"sessions_ended": integer()})),
         ),
         (
             "Ready",

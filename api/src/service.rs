@@ -99,6 +99,80 @@ impl Default for Config {
     }
 }
 
+/// An admin token shorter than this is refused by `revledger config check` (and warned about
+/// by `serve`): it opens everything, and a person-chosen phrase of fewer characters is within
+/// reach of guessing; 32 is the length of 128 random bits written in hex.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// A Moyasar webhook `secret_token` shorter than this is weak: anyone who guesses it can post
+/// payments. Moyasar's dashboard takes any text, so the length is ours to insist on.
+pub const MIN_MOYASAR_SECRET_CHARS: usize = 16;
+
+/// The example secret of the Standard Webhooks specification and its libraries' documentation:
+/// public, so a signature made with it proves nothing.
+pub const PUBLIC_EXAMPLE_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A configured secret too weak to trust, named by its setting (never its value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeakSecret {
+    /// The environment variable that sets it.
+    pub setting: &'static str,
+    /// Which entry of a comma-separated list (1-based), when the setting takes several.
+    pub entry: Option<usize>,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for WeakSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.entry {
+            Some(entry) => write!(f, "{} entry {entry}: {}", self.setting, self.problem),
+            None => write!(f, "{}: {}", self.setting, self.problem),
+        }
+    }
+}
+
+impl Config {
+    /// The configured secrets too weak to trust: an admin token shorter than
+    /// [`MIN_ADMIN_TOKEN_CHARS`], a Moyasar secret shorter than [`MIN_MOYASAR_SECRET_CHARS`], a
+    /// partner webhook secret equal to [`PUBLIC_EXAMPLE_WEBHOOK_SECRET`]. `revledger config
+    /// check` exits 1 on any; `serve` starts but logs a warning for each.
+    pub fn weak_secrets(&self) -> Vec<WeakSecret> {
+        let mut weak = Vec::new();
+        if let Some(admin) = &self.admin_token {
+            if admin.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                weak.push(WeakSecret {
+                    setting: "REVLEDGER_ADMIN_TOKEN",
+                    entry: None,
+                    problem: format!("shorter than {MIN_ADMIN_TOKEN_CHARS} characters"),
+                });
+            }
+        }
+        let several = self.moyasar_secret_tokens.len() > 1;
+        for (index, secret) in self.moyasar_secret_tokens.iter().enumerate() {
+            if secret.expose().chars().count() < MIN_MOYASAR_SECRET_CHARS {
+                weak.push(WeakSecret {
+                    setting: "REVLEDGER_MOYASAR_SECRET_TOKEN",
+                    entry: several.then_some(index + 1),
+                    problem: format!("shorter than {MIN_MOYASAR_SECRET_CHARS} characters"),
+                });
+            }
+        }
+        let several = self.partner_webhook_secrets.len() > 1;
+        for (index, secret) in self.partner_webhook_secrets.iter().enumerate() {
+            if secret.expose() == PUBLIC_EXAMPLE_WEBHOOK_SECRET {
+                weak.push(WeakSecret {
+                    setting: "REVLEDGER_PARTNER_WEBHOOK_SECRET",
+                    entry: several.then_some(index + 1),
+                    problem: "the public example secret of the Standard Webhooks documentation"
+                        .into(),
+                });
+            }
+        }
+        weak
+    }
+}
+
 /// The seller when none is configured: a placeholder that passes ZATCA's format checks, so the
 /// embedded default works out of the box; production sets its own.
 pub const DEFAULT_SELLER_NAME: &str = "Dealix";
@@ -175,22 +249,30 @@ fn spawn_workers(
         state.clone(),
         stopped.clone(),
     )));
-    workers.push(tokio::spawn(purge_idempotency_keys(state.clone(), stopped)));
+    workers.push(tokio::spawn(purge_expired_rows(state.clone(), stopped)));
     workers
 }
 
-/// How often expired `Idempotency-Key`s are deleted. Keys live a day; an hour's delay in
-/// forgetting one changes nothing a client can see (an expired key is a new request either way).
+/// How often expired `Idempotency-Key`s and dashboard sessions are deleted. Keys live a day
+/// and sessions a working day; an hour's delay in forgetting one changes nothing a client can
+/// see (an expired key is a new request either way, and an expired session is refused by its
+/// expiry time, not by its absence).
 pub const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
-/// Deletes expired `Idempotency-Key`s now and every [`IDEMPOTENCY_PURGE_INTERVAL`].
-async fn purge_idempotency_keys(state: AppState, mut stopped: watch::Receiver<bool>) {
+/// Deletes expired `Idempotency-Key`s and dashboard sessions now and every
+/// [`IDEMPOTENCY_PURGE_INTERVAL`].
+async fn purge_expired_rows(state: AppState, mut stopped: watch::Receiver<bool>) {
     loop {
         let now = adapters::clock::now_micros();
         match adapters::idempotency::purge_expired(&state.store.sql(), now).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "expired idempotency keys not deleted"),
+        }
+        match crate::sessions::purge_expired(&state.store.sql(), now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired dashboard sessions deleted"),
+            Err(error) => tracing::warn!(%error, "expired dashboard sessions not deleted"),
         }
         tokio::select! {
             () = tokio::time::sleep(IDEMPOTENCY_PURGE_INTERVAL) => {}
@@ -496,4 +578,82 @@ pub enum StartError {
     Bind(#[from] std::io::Error),
     #[error(transparent)]
     Moyasar(#[from] adapters::moyasar_api::MoyasarApiError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(weak: &[WeakSecret]) -> Vec<String> {
+        weak.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn strong_secrets_and_unset_ones_are_not_weak() {
+        assert_eq!(Config::default().weak_secrets(), []);
+        let config = Config {
+            admin_token: Some(Secret::new("a".repeat(MIN_ADMIN_TOKEN_CHARS))),
+            moyasar_secret_tokens: vec![Secret::new("m".repeat(MIN_MOYASAR_SECRET_CHARS))],
+            partner_webhook_secrets: vec![Secret::new(
+                "whsec_c2Vjb25kLXJvdGF0ZWQta2V5LWZvci10ZXN0cw==",
+            )],
+            ..Config::default()
+        };
+        assert_eq!(config.weak_secrets(), []);
+    }
+
+    #[test]
+    fn a_short_admin_token_a_short_moyasar_secret_and_the_public_example_are_weak() {
+        let config = Config {
+            admin_token: Some(Secret::new("demo-admin-token")),
+            moyasar_secret_tokens: vec![Secret::new("short")],
+            partner_webhook_secrets: vec![Secret::new(PUBLIC_EXAMPLE_WEBHOOK_SECRET)],
+            ..Config::default()
+        };
+        assert_eq!(
+            settings(&config.weak_secrets()),
+            [
+                "REVLEDGER_ADMIN_TOKEN: shorter than 32 characters",
+                "REVLEDGER_MOYASAR_SECRET_TOKEN: shorter than 16 characters",
+                "REVLEDGER_PARTNER_WEBHOOK_SECRET: the public example secret of the Standard \
+                 Webhooks documentation",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_weak_entry_of_a_rotation_list_is_named_by_its_place_and_never_by_its_value() {
+        let config = Config {
+            moyasar_secret_tokens: vec![
+                Secret::new("moyasar-secret-long-enough"),
+                Secret::new("tiny-secret"),
+            ],
+            partner_webhook_secrets: vec![
+                Secret::new("whsec_c2Vjb25kLXJvdGF0ZWQta2V5LWZvci10ZXN0cw=="),
+                Secret::new(PUBLIC_EXAMPLE_WEBHOOK_SECRET),
+            ],
+            ..Config::default()
+        };
+        let named = settings(&config.weak_secrets());
+        assert_eq!(
+            named,
+            [
+                "REVLEDGER_MOYASAR_SECRET_TOKEN entry 2: shorter than 16 characters",
+                "REVLEDGER_PARTNER_WEBHOOK_SECRET entry 2: the public example secret of the \
+                 Standard Webhooks documentation",
+            ]
+        );
+        let all = named.join("\n");
+        assert!(!all.contains("tiny-secret") && !all.contains("MfKQ9r8G"));
+    }
+
+    #[test]
+    fn length_is_counted_in_characters_not_bytes() {
+        // 16 Arabic letters are 32 bytes of UTF-8 but only 16 characters.
+        let config = Config {
+            admin_token: Some(Secret::new("ب".repeat(16))),
+            ..Config::default()
+        };
+        assert_eq!(config.weak_secrets().len(), 1);
+    }
 }

@@ -129,7 +129,8 @@ pub fn max_chars(name: &str) -> usize {
         "email" | "lead_email" => 254,
         // E.164 is 15 digits; room for spaces, a plus sign and an extension.
         "phone" => 32,
-        "name" | "company" | "customer_name" | "account_name" => 200,
+        // An API token's label says whose it is: a name and a purpose.
+        "name" | "company" | "customer_name" | "account_name" | "label" => 200,
         "source" | "channel" | "stage" | "plan" | "tier" | "requested_tier" | "kind" => 64,
         "owner" | "actor" | "moyasar_invoice_id" | "event_type" | "stream" => MAX_ID_CHARS,
         "utm_source" | "utm_medium" | "utm_campaign" | "source_name" | "medium" | "campaign" => 200,

@@ -38,3 +38,27 @@ SELECT principal, idempotency_key, request, body_sha256, NULL, 'done', status, r
     created_at_us, created_at_us
 FROM idempotency_keys;
 DROP TABLE idempotency_keys;
+
+-- Tokens expire and are revoked (api::auth): an expired or revoked token is refused like an
+-- unknown one. NULL: no expiry.
+ALTER TABLE api_tokens ADD COLUMN expires_at_us BIGINT;
+
+-- Dashboard sessions (api::sessions): the cookie holds an opaque random id, stored here only
+-- as its SHA-256, never the token. A session ends at sign-out (its row is deleted), when it
+-- expires, and when its token is revoked or expires. `token_id` is `bootstrap-admin` for the
+-- configured admin token, which has no row in api_tokens: such a session also holds
+-- `admin_binding_sha256`, the SHA-256 of the session id and that token together, so it ends
+-- when REVLEDGER_ADMIN_TOKEN changes, without the table holding anything a guess at the admin
+-- token could be checked against.
+CREATE TABLE dashboard_sessions (
+    session_sha256          TEXT    PRIMARY KEY,
+    token_id                TEXT    NOT NULL,
+    -- admin | sales | finance | auditor | partner
+    role                    TEXT    NOT NULL,
+    partner_id              TEXT,
+    created_at_us           BIGINT  NOT NULL,
+    expires_at_us           BIGINT  NOT NULL,
+    admin_binding_sha256    TEXT
+);
+CREATE INDEX dashboard_sessions_token ON dashboard_sessions (token_id);
+CREATE INDEX dashboard_sessions_expires ON dashboard_sessions (expires_at_us);

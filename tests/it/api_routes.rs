@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use adapters::store::{Checkpoint, MAX_READ_BATCH};
-use api::auth::{create_token, Role};
+use api::auth::Role;
 use app::command::CommandHandler;
 use domain::lead::Lead;
 use serde_json::{json, Value};
 
-use crate::app::{Answer, TestApp, ADMIN_TOKEN};
+use crate::app::{create_token, Answer, TestApp, ADMIN_TOKEN};
 
 macro_rules! api_tests {
     ($($name:ident),* $(,)?) => {
@@ -57,9 +57,8 @@ api_tests!(
 // Helpers
 
 async fn token(app: &TestApp, role: Role, partner: Option<&str>) -> String {
-    create_token(&app.db.store.sql(), role, partner, Some("test"))
+    create_token(app.handlers(), role, partner, Some("test"))
         .await
-        .unwrap()
         .1
 }
 
@@ -142,6 +141,7 @@ const FINANCE_READERS: &[&str] = &["admin", "finance", "auditor"];
 const FINANCE_CHANGERS: &[&str] = &["admin", "finance"];
 const AUDITORS: &[&str] = &["admin", "auditor"];
 const STAFF: &[&str] = &["admin", "sales", "finance", "auditor"];
+const ADMINS: &[&str] = &["admin"];
 
 fn route(
     method: &'static str,
@@ -438,7 +438,29 @@ fn routes(invoice_id: &str) -> Vec<Route> {
         ),
         route("GET", "/api/events", none.clone(), Roles(AUDITORS), &[200]),
         route("GET", "/api/verify", none.clone(), Roles(AUDITORS), &[200]),
-        route("GET", "/api/projections", none, Roles(STAFF), &[200]),
+        route(
+            "GET",
+            "/api/projections",
+            none.clone(),
+            Roles(STAFF),
+            &[200],
+        ),
+        // tokens.rs
+        route("GET", "/api/tokens", none.clone(), Roles(ADMINS), &[200]),
+        route(
+            "POST",
+            "/api/tokens",
+            json!({"role": "auditor", "label": "matrix", "expires_in_days": 1}),
+            Roles(ADMINS),
+            &[201],
+        ),
+        route(
+            "POST",
+            "/api/tokens/no-such-token/revoke",
+            none,
+            Roles(ADMINS),
+            &[404],
+        ),
     ]
 }
 
@@ -1153,9 +1175,7 @@ async fn a_strategic_enrollment_takes_a_slot_and_the_fourth_is_refused(app: &Tes
 }
 
 async fn follow_ups_list_the_leads_due_and_the_audit_trail_names_the_actor(app: &TestApp) {
-    let (sales_id, sales) = create_token(&app.db.store.sql(), Role::Sales, None, Some("t"))
-        .await
-        .unwrap();
+    let (sales_id, sales) = create_token(app.handlers(), Role::Sales, None, Some("t")).await;
     capture(app, &sales, "lead-due-a").await;
     let position = capture(app, &sales, "lead-due-b").await;
     // The first follow-up is due a day after capture: nothing is due now, both are in two days.

@@ -274,6 +274,25 @@ impl TestApp {
     }
 }
 
+/// A new token through the same use case as `POST /api/tokens` (a partner token only for an
+/// enrolled partner): `(token id, token)`.
+pub async fn create_token(
+    handlers: &Handlers,
+    role: api::auth::Role,
+    partner_id: Option<&str>,
+    label: Option<&str>,
+) -> (String, String) {
+    let request = api::auth::TokenRequest {
+        partner_id: partner_id.map(str::to_owned),
+        label: label.map(str::to_owned),
+        ..api::auth::TokenRequest::new(role)
+    };
+    let issued = api::auth::create_token(handlers, &request, OffsetDateTime::now_utc())
+        .await
+        .expect("the token is created");
+    (issued.info.token_id, issued.token.expose().to_owned())
+}
+
 /// Issues an invoice through the seller's sequence, as the API does ([`app::invoices::issue`]).
 pub async fn issue_through_sequence(handlers: &Handlers, issue: IssueInvoice) {
     let request = app::invoices::IssueRequest {

@@ -16,10 +16,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use adapters::webhooks::{calendly, standard, Secret};
-use api::auth::{create_token, Role};
+use api::auth::Role;
 use serde_json::{json, Value};
 
-use crate::app::{http_request, Answer, TestApp, ADMIN_TOKEN};
+use crate::app::{create_token, http_request, Answer, TestApp, ADMIN_TOKEN};
 use crate::helpers::{temp_dir, Engine};
 
 /// Who may call an operation, as the document says.
@@ -225,13 +225,10 @@ async fn every_documented_operation_keeps_partners_apart_and_auditors_read_only(
     let month = crate::finance_api::earn(app, "p-alpha", "alpha-lead").await;
     crate::finance_api::earn(app, "p-beta", "beta-lead").await;
     let other = other_partner(app, "p-beta", "beta-lead").await;
-    let sql = app.db.store.sql();
-    let (partner_id, partner) = create_token(&sql, Role::Partner, Some("p-alpha"), Some("a"))
-        .await
-        .unwrap();
-    let (auditor_id, auditor) = create_token(&sql, Role::Auditor, None, Some("audit"))
-        .await
-        .unwrap();
+    let (partner_id, partner) =
+        create_token(app.handlers(), Role::Partner, Some("p-alpha"), Some("a")).await;
+    let (auditor_id, auditor) =
+        create_token(app.handlers(), Role::Auditor, None, Some("audit")).await;
     let operations = documented_operations(app).await;
 
     // Candidates for each path parameter: every id of partner B, partner A's own id, and one
@@ -470,9 +467,6 @@ fn create_token_cli(dir: &std::path::Path, args: &[&str]) -> String {
 #[test]
 fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
     let dir = temp_dir();
-    let partner = create_token_cli(&dir, &["--role", "partner", "--partner", "p-alpha"]);
-    let auditor = create_token_cli(&dir, &["--role", "auditor"]);
-    assert!(partner.starts_with("rl_") && auditor.starts_with("rl_"));
     let mut server = serve_logged(
         &dir,
         &[
@@ -483,6 +477,26 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
         ],
     );
     let address = server.address.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A partner token is made only for an enrolled partner: enroll p-alpha first, then make
+    // the tokens with the CLI beside the running server, as an operator would.
+    let enrolled = runtime.block_on(http_request(
+        &address,
+        "POST",
+        "/api/partners",
+        &[
+            ("Authorization", format!("Bearer {ADMIN}")),
+            ("Content-Type", "application/json".to_owned()),
+        ],
+        br#"{"partner_id": "p-alpha", "name": "Alpha", "email": "alpha@partners.sa"}"#,
+    ));
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+    let partner = create_token_cli(&dir, &["--role", "partner", "--partner", "p-alpha"]);
+    let auditor = create_token_cli(&dir, &["--role", "auditor"]);
+    assert!(partner.starts_with("rl_") && auditor.starts_with("rl_"));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // Presented but wrong credentials: near misses of the real ones.
     let wrong_tokens = [
@@ -501,10 +515,6 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
     ];
     secrets.extend(wrong_tokens.iter().cloned());
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let answers: Vec<(String, Answer)> = runtime.block_on(async {
         let mut answers = Vec::new();
         let mut send = |label: String, answer: Answer| answers.push((label, answer));
@@ -525,6 +535,7 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
             ("partner funnel", &partner, "GET", "/api/funnel", b""),
             ("auditor write", &auditor, "POST", "/api/payouts", b"{}"),
             ("auditor feed", &auditor, "GET", "/api/events", b""),
+            ("admin tokens", ADMIN, "GET", "/api/tokens", b""),
         ] {
             send(label.into(), http_request(&address, method, path, &auth(token), body).await);
         }
@@ -576,6 +587,8 @@ fn tokens_secrets_and_signatures_never_reach_logs_or_answers_at_debug_level() {
     };
     // The requests did what they should, so the logs had something to say about each.
     assert_eq!(status("admin lead"), 201, "{statuses:?}");
+    assert_eq!(status("partner own"), 200, "{statuses:?}");
+    assert_eq!(status("admin tokens"), 200, "{statuses:?}");
     assert_eq!(status("partner other"), 404, "{statuses:?}");
     assert_eq!(status("partner funnel"), 403, "{statuses:?}");
     assert_eq!(status("auditor write"), 403, "{statuses:?}");
@@ -647,7 +660,7 @@ async fn a_dead_letters_listing_never_shows_the_moyasar_secret_token() {
         .await
         .unwrap();
     }
-    let (_, auditor) = create_token(&sql, Role::Auditor, None, None).await.unwrap();
+    let (_, auditor) = create_token(app.handlers(), Role::Auditor, None, None).await;
     let listed = app.get("/api/webhooks/dead-letters", Some(&auditor)).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert!(listed.text.contains("evt-dead-secret"), "{}", listed.text);

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::auth::{create_token, Role};
+use api::auth::Role;
 use app::handlers::Handlers;
 use domain::invoice::Seller;
 use domain::lead::LeadCommand;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app::{envelope, spawn_app, Answer, TestApp, ADMIN_TOKEN, SELLER_VAT};
+use crate::app::{create_token, envelope, spawn_app, Answer, TestApp, ADMIN_TOKEN, SELLER_VAT};
 use crate::helpers::{temp_dir, Engine, TestDb};
 
 /// Leads in the demo the page tests load: every stage shows, and it loads in a second.
@@ -36,7 +36,7 @@ fn seller() -> Seller {
 }
 
 /// The raw `Set-Cookie` lines and the status of a request (the test client keeps only bodies).
-async fn raw_request(
+pub(crate) async fn raw_request(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -61,7 +61,7 @@ async fn raw_request(
     String::from_utf8_lossy(&raw).into_owned()
 }
 
-fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
+pub(crate) fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
     let head = raw.split("\r\n\r\n").next().unwrap_or("");
     head.lines()
         .filter_map(|line| line.split_once(':'))
@@ -70,7 +70,7 @@ fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn status_of(raw: &str) -> u16 {
+pub(crate) fn status_of(raw: &str) -> u16 {
     raw.split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -78,7 +78,7 @@ fn status_of(raw: &str) -> u16 {
 }
 
 /// Signs in with `token` through the form; returns the `name=value` of the session cookie.
-async fn sign_in(app: &TestApp, token: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let body = format!("token={}&next=%2Fdashboard", form_encode(token));
     let raw = raw_request(
         app,
@@ -97,7 +97,7 @@ async fn sign_in(app: &TestApp, token: &str) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
-fn form_encode(text: &str) -> String {
+pub(crate) fn form_encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -351,12 +351,28 @@ async fn a_sales_token_is_refused_the_finance_and_audit_pages(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let db = app.state.store.sql();
-    let (_, sales) = create_token(&db, Role::Sales, None, None).await.unwrap();
-    let (_, finance) = create_token(&db, Role::Finance, None, None).await.unwrap();
-    let (_, partner) = create_token(&db, Role::Partner, Some("p-riyadh-digital"), None)
-        .await
-        .unwrap();
+    let (_, sales) = create_token(app.handlers(), Role::Sales, None, None).await;
+    let (_, finance) = create_token(app.handlers(), Role::Finance, None, None).await;
+    // A partner token is made only for an enrolled partner.
+    let enrolled = app
+        .request(
+            "POST",
+            "/api/partners",
+            &[
+                ("Authorization", format!("Bearer {ADMIN_TOKEN}")),
+                ("Content-Type", "application/json".into()),
+            ],
+            br#"{"partner_id": "p-riyadh-digital", "name": "Riyadh Digital", "email": "team@riyadh-digital.sa"}"#,
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+    let (_, partner) = create_token(
+        app.handlers(),
+        Role::Partner,
+        Some("p-riyadh-digital"),
+        None,
+    )
+    .await;
     let sales_cookie = sign_in(&app, &sales).await;
     for (name, path, sales_may) in PAGES {
         let answer = page(&app, path, &sales_cookie).await;

@@ -1,13 +1,13 @@
 //! The finance routes over HTTP, with tokens and roles: statements (JSON and CSV, a partner
 //! sees only its own), the trial balance, reconciliation, payouts with an Idempotency-Key.
 
-use api::auth::{create_token, Role};
+use api::auth::Role;
 use domain::partner::PartnerTier;
 use domain::plan::Plan;
 use serde_json::json;
 use time::{Duration as Span, OffsetDateTime};
 
-use crate::app::{envelope, spawn_app, TestApp, ADMIN_TOKEN};
+use crate::app::{create_token, envelope, spawn_app, TestApp, ADMIN_TOKEN};
 use crate::helpers::Engine;
 
 macro_rules! api_tests {
@@ -42,9 +42,8 @@ api_tests!(
 );
 
 pub(crate) async fn token(app: &TestApp, role: Role, partner: Option<&str>) -> String {
-    create_token(&app.db.store.sql(), role, partner, Some("test"))
+    create_token(app.handlers(), role, partner, Some("test"))
         .await
-        .unwrap()
         .1
 }
 

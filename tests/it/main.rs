@@ -30,4 +30,5 @@ mod replicas;
 mod store_contract;
 mod storm;
 mod tamper;
+mod tokens;
 mod webhooks;

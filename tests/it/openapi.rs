@@ -58,6 +58,9 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/streams/{stream_id}/events"),
     ("get", "/api/events"),
     ("get", "/api/verify"),
+    ("get", "/api/tokens"),
+    ("post", "/api/tokens"),
+    ("post", "/api/tokens/{id}/revoke"),
 ];
 
 /// Routes outside the document: the dashboard is server-rendered HTML for people, not an API.
