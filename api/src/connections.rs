@@ -223,6 +223,7 @@ impl Connections {
             connection: Tracked {
                 connections: self.clone(),
                 id,
+                client,
             },
             eviction,
         })
@@ -331,7 +332,13 @@ pub struct Admitted {
 pub struct Tracked {
     connections: Arc<Connections>,
     id: u64,
+    client: IpAddr,
 }
+
+/// The client a request came from ([`client_of`] its peer address), in the request's
+/// extensions for the handlers that limit per client (the dashboard's sign-in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
 
 impl Tracked {
     /// `inner` with each request counted in flight on this connection until its answer has
@@ -341,6 +348,7 @@ impl Tracked {
             inner,
             connections: self.connections.clone(),
             id: self.id,
+            client: self.client,
         }
     }
 }
@@ -370,20 +378,26 @@ pub struct TrackRequests<S> {
     inner: S,
     connections: Arc<Connections>,
     id: u64,
+    client: IpAddr,
 }
 
 type Answering = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-impl<S, R> hyper::service::Service<R> for TrackRequests<S>
+impl<S, B> hyper::service::Service<axum::http::Request<B>> for TrackRequests<S>
 where
-    S: hyper::service::Service<R, Response = Response<Body>, Error = Infallible>,
+    S: hyper::service::Service<
+        axum::http::Request<B>,
+        Response = Response<Body>,
+        Error = Infallible,
+    >,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Answering;
 
-    fn call(&self, request: R) -> Answering {
+    fn call(&self, mut request: axum::http::Request<B>) -> Answering {
+        request.extensions_mut().insert(ClientAddress(self.client));
         let Some(in_flight) = self.connections.begin_request(self.id) else {
             return Box::pin(std::future::ready(Ok(evicted_answer())));
         };

@@ -1048,8 +1048,32 @@ async fn login_form(headers: HeaderMap, Query(query): Query<LoginQuery>) -> Resp
 }
 
 /// `POST /dashboard/login` (form: `token`, `next`): checks the token and sets the session.
-async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    client: Option<axum::Extension<crate::connections::ClientAddress>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (lang, _) = language(&headers, None);
+    if crate::signin::is_cross_site(&headers) {
+        return ApiError::Forbidden(
+            "a sign-in must be posted from this dashboard's own page".into(),
+        )
+        .into_response();
+    }
+    if let Some(axum::Extension(crate::connections::ClientAddress(client))) = client {
+        if let Err(retry_after_secs) = state.sign_in.attempt(client, std::time::Instant::now()) {
+            return ApiError::TooManyRequests {
+                code: "too_many_sign_ins",
+                detail: format!(
+                    "more than {} sign-ins from this address in a minute",
+                    crate::signin::MAX_ATTEMPTS
+                ),
+                retry_after_secs,
+            }
+            .into_response();
+        }
+    }
     let form = std::str::from_utf8(&body)
         .ok()
         .and_then(|text| format!("/?{}", text.trim()).parse::<Uri>().ok())

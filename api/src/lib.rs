@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod queries;
 pub mod service;
 pub mod sessions;
+pub mod signin;
 pub mod tokens;
 pub mod webhooks;
 
@@ -61,6 +62,8 @@ pub struct AppState {
     pub leader: Arc<std::sync::atomic::AtomicBool>,
     /// Webhook deliveries: verified, kept, applied and answered.
     pub deliveries: Arc<app::webhooks::Deliveries>,
+    /// Sign-in attempts per client on the dashboard's form.
+    pub sign_in: Arc<signin::SignInThrottle>,
     /// As-of reads: their shortcuts and their bounded replay threads.
     pub as_of: Arc<projections::as_of::AsOfReads>,
 }

@@ -352,6 +352,7 @@ impl Service {
                     run_workers: config.run_workers,
                 },
             )),
+            sign_in: Arc::new(crate::signin::SignInThrottle::default()),
             as_of: Arc::new(projections::as_of::AsOfReads::new(
                 store.clone(),
                 config.as_of_max_concurrent,

@@ -1308,3 +1308,79 @@ mod metrics_access {
         super::metrics_are_not_for_anyone_who_can_reach_the_port(super::Engine::Postgres).await;
     }
 }
+
+/// The dashboard's sign-in: a form posted from another site is refused, and one client gets a
+/// bounded number of attempts a minute (another client is not held up by it).
+async fn the_sign_in_form_refuses_other_sites_and_bounds_attempts(engine: Engine) {
+    let Some(app) = crate::app::spawn_app(engine).await else {
+        return;
+    };
+    let form = |extra: &[(&'static str, String)]| {
+        let mut headers = vec![(
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_owned(),
+        )];
+        headers.extend(extra.iter().cloned());
+        headers
+    };
+    let body = b"token=not-a-token&next=%2Fdashboard";
+    let cross = app
+        .request(
+            "POST",
+            "/dashboard/login",
+            &form(&[("Origin", "https://evil.example".to_owned())]),
+            body,
+        )
+        .await;
+    assert_eq!(cross.status, 403, "{}", cross.text);
+    let own_origin = format!("http://{}", app.address);
+    let mut statuses = Vec::new();
+    for _ in 0..api::signin::MAX_ATTEMPTS + 2 {
+        let answer = app
+            .request(
+                "POST",
+                "/dashboard/login",
+                &form(&[("Origin", own_origin.clone())]),
+                body,
+            )
+            .await;
+        if answer.status == 429 {
+            assert!(answer.header("retry-after").is_some(), "{}", answer.head);
+        }
+        statuses.push(answer.status);
+    }
+    let refused = statuses.iter().filter(|s| **s == 401).count() as u32;
+    assert_eq!(refused, api::signin::MAX_ATTEMPTS, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Another address still signs in.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stream = socket.connect(app.address.parse().unwrap()).await.unwrap();
+    let good = format!("token={ADMIN_TOKEN}&next=%2Fdashboard");
+    let request = format!(
+        "POST /dashboard/login HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{good}",
+        app.address,
+        good.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let answer = crate::app::parse_answer(&raw);
+    assert_eq!(answer.status, 303, "{}", answer.head);
+    app.stop().await;
+}
+
+mod sign_in {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_the_sign_in_form_refuses_other_sites_and_bounds_attempts() {
+        super::the_sign_in_form_refuses_other_sites_and_bounds_attempts(super::Engine::Sqlite)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_the_sign_in_form_refuses_other_sites_and_bounds_attempts() {
+        super::the_sign_in_form_refuses_other_sites_and_bounds_attempts(super::Engine::Postgres)
+            .await;
+    }
+}
