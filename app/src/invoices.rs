@@ -10,6 +10,7 @@
 //! allocation in case that request died between the two steps) issues it, exactly once.
 
 use domain::invoice::{Invoice, InvoiceCommand, InvoiceError, IssueInvoice};
+use domain::phase2::Phase2Details;
 use domain::sequence::{DocumentSequence, SequenceCommand, SequenceError};
 use uuid::Uuid;
 
@@ -29,9 +30,19 @@ pub fn issue_allocated(
     issue: IssueInvoice,
     icv: u64,
     previous_invoice_hash: String,
+    phase2: Option<Box<Phase2Details>>,
 ) -> (Uuid, InvoiceCommand) {
     let id = issue_command_id(&issue.invoice_id);
-    (id, issue.into_command(icv, previous_invoice_hash))
+    (id, issue.into_command(icv, previous_invoice_hash, phase2))
+}
+
+/// The sequence stream a document takes its place in: its EGS unit's under ZATCA Phase 2, the
+/// seller's own (by VAT number) under Phase 1.
+pub fn sequence_id(issue: &IssueInvoice, phase2: Option<&Phase2Details>) -> String {
+    phase2.map_or_else(
+        || issue.seller.vat_number.clone(),
+        |details| details.egs_unit.clone(),
+    )
 }
 
 /// How a request to issue an invoice is identified.
@@ -69,12 +80,25 @@ pub async fn issue(
     issue: IssueInvoice,
     metadata: EventMetadata,
 ) -> Result<(CommandOutcome, Invoice), IssueError> {
-    let vat_number = issue.seller.vat_number.clone();
+    issue_with(handlers, request, issue, None, metadata).await
+}
+
+/// [`issue`], under ZATCA Phase 2 when `phase2` is given: on its EGS unit's chain, with the
+/// UBL document's hash.
+pub async fn issue_with(
+    handlers: &Handlers,
+    request: IssueRequest,
+    issue: IssueInvoice,
+    phase2: Option<Phase2Details>,
+    metadata: EventMetadata,
+) -> Result<(CommandOutcome, Invoice), IssueError> {
+    let sequence = sequence_id(&issue, phase2.as_ref());
+    let phase2 = phase2.map(Box::new);
     let invoice_id = issue.invoice_id.clone();
     if !request.fresh {
         let allocated = handlers
             .sequences
-            .inspect(&vat_number, |sequence, _| {
+            .inspect(&sequence, |sequence, _| {
                 sequence.allocation(&invoice_id).is_some()
             })
             .await
@@ -87,10 +111,11 @@ pub async fn issue(
         .sequences
         .execute_then(
             CommandEnvelope {
-                aggregate_id: vat_number,
+                aggregate_id: sequence,
                 command_id: request.command_id,
                 command: SequenceCommand::AllocateInvoice {
                     issue: issue.clone(),
+                    phase2: phase2.clone(),
                 },
                 metadata: metadata.clone(),
                 inbox: None,
@@ -107,7 +132,7 @@ pub async fn issue(
     let (icv, previous_invoice_hash) = allocation.ok_or_else(|| IssueError::NotAllocated {
         invoice_id: invoice_id.clone(),
     })?;
-    let (command_id, command) = issue_allocated(issue, icv, previous_invoice_hash);
+    let (command_id, command) = issue_allocated(issue, icv, previous_invoice_hash, phase2);
     handlers
         .invoices
         .execute_then(

@@ -21,6 +21,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::money::{check_ceiling, Currency, Halalas, MoneyError, MAX_LINE_QUANTITY};
+use crate::phase2::Phase2Details;
 use crate::plan::Plan;
 use crate::vat::{DocumentTotals, LineAmount};
 use crate::zatca::{self, ZatcaError, CREDIT_NOTE_TYPE_CODE};
@@ -81,7 +82,12 @@ pub struct IssueInvoice {
 
 impl IssueInvoice {
     /// The [`InvoiceCommand::Issue`] for this invoice at a place in the chain.
-    pub fn into_command(self, icv: u64, previous_invoice_hash: String) -> InvoiceCommand {
+    pub fn into_command(
+        self,
+        icv: u64,
+        previous_invoice_hash: String,
+        phase2: Option<Box<Phase2Details>>,
+    ) -> InvoiceCommand {
         let IssueInvoice {
             invoice_id,
             customer,
@@ -101,6 +107,7 @@ impl IssueInvoice {
             icv,
             previous_invoice_hash,
             moyasar_invoice_id,
+            phase2,
         }
     }
 
@@ -210,6 +217,9 @@ pub enum InvoiceCommand {
         /// PIH: base64 hash of the previous invoice, or [`zatca::FIRST_INVOICE_PIH`].
         previous_invoice_hash: String,
         moyasar_invoice_id: Option<String>,
+        /// Issue it under ZATCA Phase 2, on this EGS unit's chain.
+        #[serde(default)]
+        phase2: Option<Box<Phase2Details>>,
     },
     /// Money was received against the invoice.
     RecordPayment {
@@ -273,6 +283,10 @@ pub enum InvoiceEvent {
         /// ZATCA Phase 1 QR payload (base64 TLV).
         qr_code: String,
         moyasar_invoice_id: Option<String>,
+        /// Issued under ZATCA Phase 2: its EGS unit's chain, and `invoice_hash` is the UBL
+        /// document's. Absent: a Phase 1 invoice of the seller's own chain.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase2: Option<Box<Phase2Details>>,
     },
     PaymentRecorded {
         invoice_id: String,
@@ -429,6 +443,9 @@ pub enum InvoiceError {
     CannotExpireAfterPayment { paid_halalas: i64 },
     #[error("the invoice is not past its due date {due_at}")]
     NotYetDue { due_at: OffsetDateTime },
+    /// The ZATCA Phase 2 document breaks one of ZATCA's rules (the message names it).
+    #[error("as a ZATCA Phase 2 document: {0}")]
+    Phase2(String),
     #[error("the invoice is already linked to Moyasar invoice {moyasar_invoice_id}")]
     MoyasarInvoiceAlreadyLinked { moyasar_invoice_id: String },
 }
@@ -512,9 +529,17 @@ pub struct Invoice {
     payment_url: Option<String>,
     payment_ids: BTreeSet<String>,
     refund_ids: BTreeSet<String>,
+    /// Issued under ZATCA Phase 2, with these details.
+    #[serde(default)]
+    phase2: Option<Box<Phase2Details>>,
 }
 
 impl Invoice {
+    /// The ZATCA Phase 2 details it was issued with; `None` for a Phase 1 invoice.
+    pub fn phase2(&self) -> Option<&Phase2Details> {
+        self.phase2.as_deref()
+    }
+
     pub fn invoice_id(&self) -> &str {
         &self.invoice_id
     }
@@ -593,6 +618,7 @@ impl Invoice {
                 icv,
                 previous_invoice_hash,
                 moyasar_invoice_id,
+                phase2,
             } => {
                 if self.status.is_some() {
                     return Err(InvoiceError::InvoiceAlreadyIssued);
@@ -606,7 +632,12 @@ impl Invoice {
                     seller,
                     moyasar_invoice_id,
                 };
-                Ok(vec![issued_event(issue, icv, previous_invoice_hash)?])
+                Ok(vec![issued_event(
+                    issue,
+                    icv,
+                    previous_invoice_hash,
+                    phase2,
+                )?])
             }
             InvoiceCommand::RecordPayment {
                 payment_id,
@@ -832,10 +863,14 @@ fn issued_event(
     issue: IssueInvoice,
     icv: u64,
     previous_invoice_hash: String,
+    phase2: Option<Box<Phase2Details>>,
 ) -> Result<InvoiceEvent, InvoiceError> {
     let input = issue.hash_input(icv, &previous_invoice_hash)?;
     let totals = input.totals;
-    let invoice_hash = input.hash();
+    let invoice_hash = match &phase2 {
+        None => input.hash(),
+        Some(details) => phase2_hash(&issue, details, icv, &previous_invoice_hash)?,
+    };
     let qr_code = zatca::phase1_qr(
         &issue.seller.name,
         &issue.seller.vat_number,
@@ -868,7 +903,23 @@ fn issued_event(
         invoice_hash,
         qr_code,
         moyasar_invoice_id,
+        phase2,
     })
+}
+
+/// The invoice hash of `issue` as a ZATCA Phase 2 document (its UBL XML's), after the document
+/// passed the rules ZATCA checks of it.
+fn phase2_hash(
+    issue: &IssueInvoice,
+    details: &Phase2Details,
+    icv: u64,
+    previous_invoice_hash: &str,
+) -> Result<String, InvoiceError> {
+    let document = crate::phase2::invoice_document(issue, details, icv, previous_invoice_hash);
+    document
+        .validate()
+        .map_err(|error| InvoiceError::Phase2(error.to_string()))?;
+    crate::phase2::document_hash(&document).map_err(|error| InvoiceError::Phase2(error.to_string()))
 }
 
 /// The rules on an invoice's content; returns its totals.
@@ -957,8 +1008,10 @@ impl Aggregate for Invoice {
                 invoice_hash,
                 qr_code,
                 moyasar_invoice_id,
+                phase2,
                 ..
             } => {
+                self.phase2 = phase2;
                 self.invoice_id = invoice_id;
                 self.lead_id = customer.lead_id;
                 self.status = Some(InvoiceStatus::Issued);

@@ -22,6 +22,7 @@ pub mod money;
 pub mod partner;
 pub mod payment;
 pub mod payout;
+pub mod phase2;
 pub mod plan;
 pub mod sequence;
 pub mod vat;

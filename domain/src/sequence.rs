@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::invoice::{invoice_hash, Invoice, InvoiceError, IssueInvoice};
+use crate::invoice::{Invoice, InvoiceError, InvoiceEvent, IssueInvoice};
 use crate::money::Currency;
+use crate::phase2::Phase2Details;
 use crate::zatca::{self, CREDIT_NOTE_TYPE_CODE, FIRST_INVOICE_PIH, TAX_INVOICE_TYPE_CODE};
 
 /// A credit note's content as allocated: what the invoice's `Refund` command needs
@@ -84,8 +85,13 @@ impl CreditNoteHashInput<'_> {
 /// What can be asked of a seller's document sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SequenceCommand {
-    /// Take the next place in the chain for a tax invoice.
-    AllocateInvoice { issue: IssueInvoice },
+    /// Take the next place in the chain for a tax invoice (on a ZATCA Phase 2 EGS unit's chain
+    /// when `phase2` is given).
+    AllocateInvoice {
+        issue: IssueInvoice,
+        #[serde(default)]
+        phase2: Option<Box<Phase2Details>>,
+    },
     /// Take the next place in the chain for the credit note of a refund.
     AllocateCreditNote {
         invoice_id: String,
@@ -118,6 +124,10 @@ pub enum SequenceEvent {
         allocated_at: OffsetDateTime,
         issue: Option<IssueInvoice>,
         credit_note: Option<CreditNoteAllocation>,
+        /// A ZATCA Phase 2 document's details (for a credit note, its invoice's): then
+        /// `document_hash` is the UBL document's invoice hash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase2: Option<Box<Phase2Details>>,
     },
 }
 
@@ -159,6 +169,12 @@ pub enum SequenceError {
     CreditNoteForUnknownInvoice { invoice_id: String },
     #[error("the invoice counter has no value left")]
     IcvExhausted,
+    /// A document for another chain (Phase 1, or another EGS unit's) than this one.
+    #[error("this is the chain of {chain}; a document of {document} belongs to another")]
+    ChainMismatch { chain: String, document: String },
+    /// A ZATCA Phase 2 credit note breaks one of ZATCA's rules (the message names it).
+    #[error("as a ZATCA Phase 2 document: {0}")]
+    Phase2(String),
 }
 
 /// One document's place in the chain, and what was allocated there.
@@ -172,6 +188,8 @@ struct Allocation {
     allocated_at: OffsetDateTime,
     issue: Option<IssueInvoice>,
     credit_note: Option<CreditNoteAllocation>,
+    #[serde(default)]
+    phase2: Option<Box<Phase2Details>>,
 }
 
 impl Allocation {
@@ -180,10 +198,12 @@ impl Allocation {
         &self,
         issue: Option<&IssueInvoice>,
         credit_note: Option<&CreditNoteAllocation>,
+        phase2: Option<&Phase2Details>,
         at: OffsetDateTime,
     ) -> bool {
         self.issue.as_ref() == issue
             && self.credit_note.as_ref() == credit_note
+            && (credit_note.is_some() || self.phase2.as_deref() == phase2)
             && self.allocated_at == at
     }
 }
@@ -200,6 +220,9 @@ pub struct DocumentSequence {
     /// Every allocated document, by document id. Kept in full so a repeated request
     /// can be told apart from a conflicting one.
     allocations: BTreeMap<String, Allocation>,
+    /// The ZATCA Phase 2 EGS unit whose chain this is; `None` for the seller's Phase 1 chain.
+    #[serde(default)]
+    egs_unit: Option<String>,
 }
 
 impl DocumentSequence {
@@ -243,7 +266,9 @@ impl DocumentSequence {
     /// Decides what a command means for this sequence, without changing it.
     pub fn decide(&self, command: SequenceCommand) -> Result<Vec<SequenceEvent>, SequenceError> {
         match command {
-            SequenceCommand::AllocateInvoice { issue } => self.allocate_invoice(issue),
+            SequenceCommand::AllocateInvoice { issue, phase2 } => {
+                self.allocate_invoice(issue, phase2)
+            }
             SequenceCommand::AllocateCreditNote {
                 invoice_id,
                 refund_id,
@@ -262,10 +287,28 @@ impl DocumentSequence {
         }
     }
 
-    fn allocate_invoice(&self, issue: IssueInvoice) -> Result<Vec<SequenceEvent>, SequenceError> {
+    fn allocate_invoice(
+        &self,
+        issue: IssueInvoice,
+        phase2: Option<Box<Phase2Details>>,
+    ) -> Result<Vec<SequenceEvent>, SequenceError> {
         let at = issue.issued_at;
-        if self.is_already_allocated(&issue.invoice_id, Some(&issue), None, at)? {
+        if self.is_already_allocated(
+            &issue.invoice_id,
+            Some(&issue),
+            None,
+            phase2.as_deref(),
+            at,
+        )? {
             return Ok(Vec::new());
+        }
+        let egs_unit = phase2.as_ref().map(|details| details.egs_unit.as_str());
+        if self.last_icv > 0 && self.egs_unit.as_deref() != egs_unit {
+            return Err(SequenceError::ChainMismatch {
+                chain: self.chain_name(),
+                document: egs_unit
+                    .map_or_else(|| "Phase 1".to_owned(), |unit| format!("EGS unit {unit}")),
+            });
         }
         if !self.seller_vat_number.is_empty() && issue.seller.vat_number != self.seller_vat_number {
             return Err(SequenceError::SellerMismatch {
@@ -275,7 +318,8 @@ impl DocumentSequence {
         }
         let icv = self.checked_next_icv()?;
         let previous_invoice_hash = self.next_previous_invoice_hash().to_owned();
-        let document_hash = issuable_invoice_hash(&issue, icv, &previous_invoice_hash)?;
+        let document_hash =
+            issuable_invoice_hash(&issue, phase2.clone(), icv, &previous_invoice_hash)?;
         Ok(vec![SequenceEvent::DocumentAllocated {
             seller_vat_number: issue.seller.vat_number.clone(),
             document_id: issue.invoice_id.clone(),
@@ -286,7 +330,15 @@ impl DocumentSequence {
             allocated_at: at,
             issue: Some(issue),
             credit_note: None,
+            phase2,
         }])
+    }
+
+    /// This chain, as errors name it.
+    fn chain_name(&self) -> String {
+        self.egs_unit
+            .as_ref()
+            .map_or_else(|| "Phase 1".to_owned(), |unit| format!("EGS unit {unit}"))
     }
 
     fn allocate_credit_note(
@@ -294,20 +346,39 @@ impl DocumentSequence {
         credit_note: CreditNoteAllocation,
         at: OffsetDateTime,
     ) -> Result<Vec<SequenceEvent>, SequenceError> {
-        if self.is_already_allocated(&credit_note.refund_id, None, Some(&credit_note), at)? {
+        if self.is_already_allocated(&credit_note.refund_id, None, Some(&credit_note), None, at)? {
             return Ok(Vec::new());
         }
         self.check_credit_note(&credit_note)?;
         let icv = self.checked_next_icv()?;
         let previous_invoice_hash = self.next_previous_invoice_hash().to_owned();
-        let document_hash = CreditNoteHashInput {
-            seller_vat_number: &self.seller_vat_number,
-            credit_note: &credit_note,
-            icv,
-            previous_invoice_hash: &previous_invoice_hash,
-            issued_at: at,
-        }
-        .hash();
+        let original = self.allocations.get(&credit_note.invoice_id);
+        let phase2 = original.and_then(|original| original.phase2.clone());
+        let document_hash = match (original.and_then(|o| o.issue.as_ref()), &phase2) {
+            (Some(issue), Some(details)) => {
+                let document = crate::phase2::credit_note_document(
+                    issue,
+                    details,
+                    &credit_note,
+                    icv,
+                    &previous_invoice_hash,
+                    at,
+                );
+                document
+                    .validate()
+                    .map_err(|error| SequenceError::Phase2(error.to_string()))?;
+                crate::phase2::document_hash(&document)
+                    .map_err(|error| SequenceError::Phase2(error.to_string()))?
+            }
+            _ => CreditNoteHashInput {
+                seller_vat_number: &self.seller_vat_number,
+                credit_note: &credit_note,
+                icv,
+                previous_invoice_hash: &previous_invoice_hash,
+                issued_at: at,
+            }
+            .hash(),
+        };
         Ok(vec![SequenceEvent::DocumentAllocated {
             seller_vat_number: self.seller_vat_number.clone(),
             document_id: credit_note.refund_id.clone(),
@@ -318,6 +389,7 @@ impl DocumentSequence {
             allocated_at: at,
             issue: None,
             credit_note: Some(credit_note),
+            phase2,
         }])
     }
 
@@ -328,11 +400,12 @@ impl DocumentSequence {
         document_id: &str,
         issue: Option<&IssueInvoice>,
         credit_note: Option<&CreditNoteAllocation>,
+        phase2: Option<&Phase2Details>,
         at: OffsetDateTime,
     ) -> Result<bool, SequenceError> {
         match self.allocations.get(document_id) {
             None => Ok(false),
-            Some(allocation) if allocation.has_content(issue, credit_note, at) => Ok(true),
+            Some(allocation) if allocation.has_content(issue, credit_note, phase2, at) => Ok(true),
             Some(allocation) => Err(SequenceError::DocumentAlreadyAllocated {
                 document_id: document_id.to_owned(),
                 icv: allocation.icv,
@@ -380,17 +453,26 @@ impl DocumentSequence {
 /// invoice that would then be refused.
 fn issuable_invoice_hash(
     issue: &IssueInvoice,
+    phase2: Option<Box<Phase2Details>>,
     icv: u64,
     previous_invoice_hash: &str,
 ) -> Result<String, SequenceError> {
-    Invoice::default()
+    let events = Invoice::default()
         .decide(
             issue
                 .clone()
-                .into_command(icv, previous_invoice_hash.to_owned()),
+                .into_command(icv, previous_invoice_hash.to_owned(), phase2),
         )
         .map_err(SequenceError::InvalidInvoice)?;
-    invoice_hash(issue, icv, previous_invoice_hash).map_err(SequenceError::InvalidInvoice)
+    events
+        .into_iter()
+        .find_map(|event| match event {
+            InvoiceEvent::InvoiceIssued { invoice_hash, .. } => Some(invoice_hash),
+            _ => None,
+        })
+        .ok_or(SequenceError::InvalidInvoice(
+            InvoiceError::InvoiceNotIssued,
+        ))
 }
 
 impl Aggregate for DocumentSequence {
@@ -424,7 +506,11 @@ impl Aggregate for DocumentSequence {
                 allocated_at,
                 issue,
                 credit_note,
+                phase2,
             } => {
+                if self.last_icv == 0 {
+                    self.egs_unit = phase2.as_ref().map(|details| details.egs_unit.clone());
+                }
                 self.seller_vat_number = seller_vat_number;
                 self.last_icv = icv;
                 self.last_document_hash.clone_from(&document_hash);
@@ -438,6 +524,7 @@ impl Aggregate for DocumentSequence {
                         allocated_at,
                         issue,
                         credit_note,
+                        phase2,
                     },
                 );
             }

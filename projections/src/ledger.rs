@@ -1048,6 +1048,7 @@ mod tests {
             icv: 1,
             previous_invoice_hash: FIRST_INVOICE_PIH.into(),
             moyasar_invoice_id: None,
+            phase2: None,
         }
     }
 

@@ -881,13 +881,15 @@ impl ProcessManager for InvoicesFromAllocations {
             icv,
             previous_invoice_hash,
             issue: Some(issue),
+            phase2,
             ..
         } = decode(event)?
         else {
             return Ok(());
         };
         let invoice_id = issue.invoice_id.clone();
-        let (id, command) = crate::invoices::issue_allocated(issue, icv, previous_invoice_hash);
+        let (id, command) =
+            crate::invoices::issue_allocated(issue, icv, previous_invoice_hash, phase2);
         send_with_id(
             context,
             &context.handlers.invoices,

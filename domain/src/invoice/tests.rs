@@ -62,6 +62,7 @@ fn issue_command() -> InvoiceCommand {
         icv: 1,
         previous_invoice_hash: FIRST_INVOICE_PIH.into(),
         moyasar_invoice_id: None,
+        phase2: None,
     }
 }
 
@@ -729,7 +730,9 @@ fn an_invoice_issued_from_an_issue_and_its_place_hashes_as_invoice_hash_says() {
         moyasar_invoice_id: None,
     };
     assert_eq!(
-        issue.clone().into_command(1, FIRST_INVOICE_PIH.into()),
+        issue
+            .clone()
+            .into_command(1, FIRST_INVOICE_PIH.into(), None),
         issue_command()
     );
     assert_eq!(

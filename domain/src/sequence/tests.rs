@@ -46,6 +46,7 @@ fn issue(invoice_id: &str) -> IssueInvoice {
 fn allocate_invoice(invoice_id: &str) -> SequenceCommand {
     SequenceCommand::AllocateInvoice {
         issue: issue(invoice_id),
+        phase2: None,
     }
 }
 
@@ -118,6 +119,7 @@ fn the_first_allocation_gets_icv_one_and_the_zero_pih() {
         allocated_at,
         issue: Some(allocated_issue),
         credit_note: None,
+        ..
     }] = events.as_slice()
     else {
         panic!("expected one invoice allocation, got {events:?}");
@@ -251,7 +253,7 @@ fn the_allocated_hash_is_the_hash_the_invoice_records_when_issued() {
             .decide(
                 issue
                     .clone()
-                    .into_command(*icv, previous_invoice_hash.clone()),
+                    .into_command(*icv, previous_invoice_hash.clone(), None),
             )
             .unwrap();
         let [InvoiceEvent::InvoiceIssued {
@@ -298,7 +300,7 @@ fn a_credit_note_allocation_is_enough_to_refund_the_invoice() {
     };
     let issue_command = issue
         .clone()
-        .into_command(*invoice_icv, invoice_pih.clone());
+        .into_command(*invoice_icv, invoice_pih.clone(), None);
     let payment = InvoiceCommand::RecordPayment {
         payment_id: "pay-1".into(),
         amount_halalas: 344_885,
@@ -361,7 +363,10 @@ fn allocating_an_invoice_again_with_different_content_is_rejected() {
             allocate_invoice("invoice-1"),
             allocate_invoice("invoice-2"),
         ]))
-        .when(SequenceCommand::AllocateInvoice { issue: changed })
+        .when(SequenceCommand::AllocateInvoice {
+            issue: changed,
+            phase2: None,
+        })
         .then_expect_error(SequenceError::DocumentAlreadyAllocated {
             document_id: "invoice-1".into(),
             icv: 1,
@@ -408,7 +413,10 @@ fn an_invoice_that_cannot_be_issued_is_rejected_before_an_icv_is_taken() {
     let given = allocated(vec![allocate_invoice("invoice-1")]);
     SequenceTest::with(())
         .given(given.clone())
-        .when(SequenceCommand::AllocateInvoice { issue: no_lines })
+        .when(SequenceCommand::AllocateInvoice {
+            issue: no_lines,
+            phase2: None,
+        })
         .then_expect_error(SequenceError::InvalidInvoice(
             InvoiceError::InvoiceHasNoLines,
         ));
@@ -423,7 +431,10 @@ fn an_invoice_for_nothing_is_rejected_by_the_invoices_own_rule() {
     free.lines[0].unit_price_halalas = 0;
     SequenceTest::with(())
         .given_no_previous_events()
-        .when(SequenceCommand::AllocateInvoice { issue: free })
+        .when(SequenceCommand::AllocateInvoice {
+            issue: free,
+            phase2: None,
+        })
         .then_expect_error(SequenceError::InvalidInvoice(
             InvoiceError::InvoiceTotalNotPositive { total_halalas: 0 },
         ));
@@ -435,7 +446,10 @@ fn an_invoice_whose_qr_cannot_be_encoded_is_rejected() {
     long_name.seller.name = "x".repeat(256);
     SequenceTest::with(())
         .given_no_previous_events()
-        .when(SequenceCommand::AllocateInvoice { issue: long_name })
+        .when(SequenceCommand::AllocateInvoice {
+            issue: long_name,
+            phase2: None,
+        })
         .then_expect_error(SequenceError::InvalidInvoice(InvoiceError::Qr(
             zatca::ZatcaError::QrValueTooLong {
                 tag: 1,
@@ -452,6 +466,7 @@ fn an_invoice_from_another_seller_is_rejected() {
         .given(allocated(vec![allocate_invoice("invoice-1")]))
         .when(SequenceCommand::AllocateInvoice {
             issue: other_seller,
+            phase2: None,
         })
         .then_expect_error(SequenceError::SellerMismatch {
             sequence_vat_number: VAT_NUMBER.into(),
@@ -604,4 +619,170 @@ proptest! {
         }
         prop_assert_eq!(sequence.next_previous_invoice_hash(), previous_hash);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZATCA Phase 2: an EGS unit's own chain of UBL hashes.
+
+use crate::phase2::{BuyerRegistration, NationalAddress, Phase2Details, SellerRegistration};
+
+fn riyadh_address(building_number: &str) -> NationalAddress {
+    NationalAddress {
+        street: "Prince Sultan".into(),
+        building_number: building_number.into(),
+        district: "Al Olaya".into(),
+        city: "Riyadh".into(),
+        postal_code: "12211".into(),
+        country_code: "SA".into(),
+    }
+}
+
+fn phase2(buyer_vat_number: Option<&str>) -> Phase2Details {
+    Phase2Details {
+        egs_unit: "egs-1".into(),
+        seller: SellerRegistration {
+            commercial_registration_number: "1010010000".into(),
+            address: riyadh_address("2322"),
+        },
+        buyer: buyer_vat_number.map(|vat_number| BuyerRegistration {
+            vat_number: vat_number.into(),
+            address: riyadh_address("1234"),
+        }),
+    }
+}
+
+fn allocate_phase2(invoice_id: &str, buyer_vat_number: Option<&str>) -> SequenceCommand {
+    SequenceCommand::AllocateInvoice {
+        issue: issue(invoice_id),
+        phase2: Some(Box::new(phase2(buyer_vat_number))),
+    }
+}
+
+/// The invoice hash ZATCA computes for the UBL document of `invoice_id` at this place.
+fn ubl_hash(invoice_id: &str, buyer: Option<&str>, icv: u64, pih: &str) -> String {
+    let document = crate::phase2::invoice_document(&issue(invoice_id), &phase2(buyer), icv, pih);
+    let xml = ::zatca::to_unsigned_xml(&document).unwrap();
+    ::zatca::invoice_hash(&xml).unwrap().to_base64()
+}
+
+#[test]
+fn an_egs_units_chain_starts_at_one_with_the_hash_of_zero_and_links_ubl_hashes() {
+    let first = when(Vec::new(), allocate_phase2("invoice-1", None));
+    assert_eq!(
+        place(&first[0]),
+        (
+            1,
+            FIRST_INVOICE_PIH.to_owned(),
+            ubl_hash("invoice-1", None, 1, FIRST_INVOICE_PIH)
+        )
+    );
+    let (_, _, first_hash) = place(&first[0]);
+    let second = when(first, allocate_phase2("invoice-2", Some(OTHER_VAT_NUMBER)));
+    assert_eq!(
+        place(&second[0]),
+        (
+            2,
+            first_hash.clone(),
+            ubl_hash("invoice-2", Some(OTHER_VAT_NUMBER), 2, &first_hash)
+        )
+    );
+}
+
+#[test]
+fn a_phase_2_invoice_records_the_ubl_hash_its_sequence_allocated() {
+    let allocation = when(
+        Vec::new(),
+        allocate_phase2("invoice-1", Some(OTHER_VAT_NUMBER)),
+    );
+    let (icv, pih, allocated_hash) = place(&allocation[0]);
+    let events = Invoice::default()
+        .decide(issue("invoice-1").into_command(
+            icv,
+            pih,
+            Some(Box::new(phase2(Some(OTHER_VAT_NUMBER)))),
+        ))
+        .unwrap();
+    let [InvoiceEvent::InvoiceIssued {
+        invoice_hash,
+        phase2: Some(details),
+        ..
+    }] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(invoice_hash, &allocated_hash);
+    assert_eq!(details.egs_unit, "egs-1");
+}
+
+#[test]
+fn a_document_of_another_chain_is_refused() {
+    let phase1 = allocated(vec![allocate_invoice("invoice-1")]);
+    SequenceTest::with(())
+        .given(phase1)
+        .when(allocate_phase2("invoice-2", None))
+        .then_expect_error(SequenceError::ChainMismatch {
+            chain: "Phase 1".into(),
+            document: "EGS unit egs-1".into(),
+        });
+    SequenceTest::with(())
+        .given(allocated(vec![allocate_phase2("invoice-1", None)]))
+        .when(allocate_invoice("invoice-2"))
+        .then_expect_error(SequenceError::ChainMismatch {
+            chain: "EGS unit egs-1".into(),
+            document: "Phase 1".into(),
+        });
+}
+
+#[test]
+fn a_standard_invoice_whose_buyer_vat_number_is_not_saudi_is_refused_before_an_icv_is_taken() {
+    let result = DocumentSequence::default().decide(allocate_phase2("invoice-1", Some("123")));
+    assert!(
+        matches!(result, Err(SequenceError::InvalidInvoice(InvoiceError::Phase2(ref rule))) if rule.contains("buyer")),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_phase_2_credit_note_is_its_own_ubl_document_on_the_units_chain() {
+    let given = allocated(vec![allocate_phase2("invoice-1", Some(OTHER_VAT_NUMBER))]);
+    let (_, _, invoice_hash) = place(&given[0]);
+    let events = when(given.clone(), allocate_credit_note("invoice-1", "refund-1"));
+    let (icv, pih, credit_note_hash) = place(&events[0]);
+    assert_eq!((icv, pih.as_str()), (2, invoice_hash.as_str()));
+    let sequence = fold(given);
+    let original = sequence.allocations["invoice-1"].issue.clone().unwrap();
+    let SequenceCommand::AllocateCreditNote {
+        invoice_id,
+        refund_id,
+        amount_halalas,
+        reason,
+        at,
+    } = allocate_credit_note("invoice-1", "refund-1")
+    else {
+        unreachable!()
+    };
+    let allocation = CreditNoteAllocation {
+        invoice_id,
+        refund_id,
+        amount_halalas,
+        reason,
+    };
+    let document = crate::phase2::credit_note_document(
+        &original,
+        &phase2(Some(OTHER_VAT_NUMBER)),
+        &allocation,
+        icv,
+        &pih,
+        at,
+    );
+    assert_eq!(document.kind, ::zatca::DocumentKind::CreditNote);
+    let xml = ::zatca::to_unsigned_xml(&document).unwrap();
+    assert!(
+        xml.contains("<cbc:ID>invoice-1</cbc:ID>"),
+        "billing reference"
+    );
+    assert_eq!(
+        ::zatca::invoice_hash(&xml).unwrap().to_base64(),
+        credit_note_hash
+    );
 }
