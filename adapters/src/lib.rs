@@ -16,6 +16,7 @@ pub mod sql;
 pub mod sqlite_conn;
 pub mod store;
 pub mod webhooks;
+pub mod zatca_keys;
 
 pub use store::{
     AppendOutcome, AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion, NewEvent,
