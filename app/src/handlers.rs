@@ -10,6 +10,7 @@ use domain::partner::{Partner, PartnerProgram};
 use domain::payment::Payment;
 use domain::payout::PayoutBatch;
 use domain::sequence::DocumentSequence;
+use domain::submission::Submission;
 
 use crate::command::CommandHandler;
 use adapters::store::EventStore;
@@ -24,6 +25,8 @@ pub struct Handlers {
     pub commissions: CommandHandler<PartnerCommission>,
     pub sequences: CommandHandler<DocumentSequence>,
     pub payouts: CommandHandler<PayoutBatch>,
+    /// ZATCA Phase 2 documents' submissions.
+    pub submissions: CommandHandler<Submission>,
 }
 
 impl Handlers {
@@ -37,6 +40,7 @@ impl Handlers {
             commissions: CommandHandler::new(store.clone()),
             sequences: CommandHandler::new(store.clone()),
             payouts: CommandHandler::new(store.clone()),
+            submissions: CommandHandler::new(store.clone()),
             store,
         })
     }

@@ -263,6 +263,38 @@ impl DocumentSequence {
         })
     }
 
+    /// The ZATCA Phase 2 document allocated as `document_id`, rebuilt from what the allocation
+    /// recorded (the same document whose hash the chain links); `None` when there is no such
+    /// Phase 2 document here.
+    pub fn phase2_document(&self, document_id: &str) -> Option<::zatca::Document> {
+        let allocation = self.allocations.get(document_id)?;
+        let details = allocation.phase2.as_deref()?;
+        match (&allocation.issue, &allocation.credit_note) {
+            (Some(issue), _) => Some(crate::phase2::invoice_document(
+                issue,
+                details,
+                allocation.icv,
+                &allocation.previous_invoice_hash,
+            )),
+            (None, Some(credit_note)) => {
+                let original = self
+                    .allocations
+                    .get(&credit_note.invoice_id)?
+                    .issue
+                    .as_ref()?;
+                Some(crate::phase2::credit_note_document(
+                    original,
+                    details,
+                    credit_note,
+                    allocation.icv,
+                    &allocation.previous_invoice_hash,
+                    allocation.allocated_at,
+                ))
+            }
+            (None, None) => None,
+        }
+    }
+
     /// Decides what a command means for this sequence, without changing it.
     pub fn decide(&self, command: SequenceCommand) -> Result<Vec<SequenceEvent>, SequenceError> {
         match command {

@@ -16,6 +16,7 @@
 pub mod commissions;
 pub mod moyasar_invoices;
 pub mod payouts;
+pub mod zatca;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -440,6 +441,7 @@ pub fn process_managers_configured(
             config: program.clone(),
         }),
         Arc::new(crate::process::payouts::PayoutsToCommissions),
+        Arc::new(crate::process::zatca::ZatcaSubmissions),
     ];
     if let Some(client) = moyasar {
         managers.push(Arc::new(
