@@ -849,14 +849,14 @@ impl Projection for Ledger {
         ]
     }
 
-    /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came
-    /// earlier in the batch (most payments follow their invoice closely) posts without reading
-    /// it back: a read is a round trip, and on PostgreSQL one that first sends every write
-    /// queued before it.
     fn folds_money(&self) -> bool {
         true
     }
 
+    /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came
+    /// earlier in the batch (most payments follow their invoice closely) posts without reading
+    /// it back: a read is a round trip, and on PostgreSQL one that first sends every write
+    /// queued before it.
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,

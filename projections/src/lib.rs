@@ -17,6 +17,7 @@ pub mod reconciliation;
 pub mod revenue;
 pub mod runtime;
 pub mod statements;
+pub mod zatca;
 
 use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::{RecordedEvent, StoreError};
@@ -89,6 +90,7 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(statements::Statements),
         std::sync::Arc::new(ledger::Ledger),
         std::sync::Arc::new(reconciliation::Reconciliation),
+        std::sync::Arc::new(zatca::Zatca),
     ]
 }
 

@@ -836,12 +836,12 @@ impl Projection for Reconciliation {
         ]
     }
 
-    /// Each money event's rows, and the clock moved once for the batch, to its latest event
-    /// (nothing in the batch reads the clock; only the mismatch check does).
     fn folds_money(&self) -> bool {
         true
     }
 
+    /// Each money event's rows, and the clock moved once for the batch, to its latest event
+    /// (nothing in the batch reads the clock; only the mismatch check does).
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,

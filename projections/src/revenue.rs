@@ -39,13 +39,13 @@ impl Projection for Revenue {
         &["revenue_invoices", "revenue_customers"]
     }
 
-    /// Remembers the plan of each invoice the batch issues, so its payment later in the batch
-    /// needs no read of the plan back (a round trip, which on PostgreSQL also sends every write
-    /// queued before it).
     fn folds_money(&self) -> bool {
         true
     }
 
+    /// Remembers the plan of each invoice the batch issues, so its payment later in the batch
+    /// needs no read of the plan back (a round trip, which on PostgreSQL also sends every write
+    /// queued before it).
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
