@@ -6,6 +6,8 @@
 //! - [`command_handler`]: load/decide/append with the cache, conflicts and idempotency.
 //! - [`cli`]: the `revledger` binary itself (serve, verify, events).
 //! - [`moyasar_api`]: creating Moyasar invoices against a local fake of Moyasar's API.
+//! - [`fatoora`]: the ZATCA e-invoicing client against [`fake_fatoora`], a local fake of
+//!   Fatoora that checks submitted documents with the `zatca` crate.
 
 mod api_routes;
 mod app;
@@ -14,6 +16,8 @@ mod batched;
 mod cli;
 mod command_handler;
 mod dashboard;
+mod fake_fatoora;
+mod fatoora;
 mod finance;
 mod finance_api;
 mod finance_ledger;
