@@ -103,13 +103,33 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
             warnings,
             cleared_at,
             ..
-        } => finish(tx, &document_id, "cleared", attempt, &warnings, micros(cleared_at)).await?,
+        } => {
+            finish(
+                tx,
+                &document_id,
+                "cleared",
+                attempt,
+                &warnings,
+                micros(cleared_at),
+            )
+            .await?
+        }
         SubmissionEvent::DocumentReported {
             document_id,
             attempt,
             warnings,
             reported_at,
-        } => finish(tx, &document_id, "reported", attempt, &warnings, micros(reported_at)).await?,
+        } => {
+            finish(
+                tx,
+                &document_id,
+                "reported",
+                attempt,
+                &warnings,
+                micros(reported_at),
+            )
+            .await?
+        }
         SubmissionEvent::DocumentRejected {
             document_id,
             attempt,
@@ -118,7 +138,15 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
             rejected_at,
         } => {
             let messages: Vec<ZatcaMessage> = errors.into_iter().chain(warnings).collect();
-            finish(tx, &document_id, "rejected", attempt, &messages, micros(rejected_at)).await?;
+            finish(
+                tx,
+                &document_id,
+                "rejected",
+                attempt,
+                &messages,
+                micros(rejected_at),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -162,7 +190,10 @@ impl Projection for Zatca {
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for event in events.iter().filter(|e| e.stream_type == "zatca_submission") {
+        for event in events
+            .iter()
+            .filter(|e| e.stream_type == "zatca_submission")
+        {
             apply_one(tx, event).await?;
         }
         Ok(())
@@ -246,7 +277,11 @@ pub async fn documents_of_invoice(
 }
 
 /// Pending documents whose next attempt is due at `now_us`, the longest waiting first.
-pub async fn due(db: &SqlDb, now_us: i64, limit: i64) -> Result<Vec<ZatcaDocument>, ProjectionError> {
+pub async fn due(
+    db: &SqlDb,
+    now_us: i64,
+    limit: i64,
+) -> Result<Vec<ZatcaDocument>, ProjectionError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM zatca_documents WHERE status = 'pending' \
          AND next_attempt_at_us <= ? ORDER BY next_attempt_at_us, icv LIMIT ?"
