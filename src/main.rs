@@ -5,6 +5,7 @@
 //! default (created on first use) or any `postgres://` URL.
 
 mod bench;
+mod zatca_cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -86,12 +87,10 @@ struct ServeArgs {
     /// Bearer token of the bootstrap administrator.
     #[arg(long, env = "REVLEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// The seller's name on invoices and in the ZATCA QR.
-    #[arg(long, env = "REVLEDGER_SELLER_NAME", default_value = api::service::DEFAULT_SELLER_NAME)]
-    seller_name: String,
-    /// The seller's VAT registration number (15 digits, starting and ending with 3).
-    #[arg(long, env = "REVLEDGER_SELLER_VAT_NUMBER", default_value = api::service::DEFAULT_SELLER_VAT_NUMBER)]
-    seller_vat_number: String,
+    #[command(flatten)]
+    seller: zatca_cli::SellerArgs,
+    #[command(flatten)]
+    zatca: zatca_cli::ZatcaArgs,
     /// Days a partner commission is held before it can be approved.
     #[arg(long, env = "REVLEDGER_COMMISSION_HOLD_DAYS", default_value_t = 30)]
     commission_hold_days: u32,
@@ -186,12 +185,13 @@ impl ServeArgs {
                 Some(_) => {}
             }
         }
-        if !domain::invoice::is_saudi_vat_number(&self.seller_vat_number) {
+        if !domain::invoice::is_saudi_vat_number(&self.seller.seller_vat_number) {
             anyhow::bail!(
                 "REVLEDGER_SELLER_VAT_NUMBER {:?} is not a Saudi VAT number (15 digits, first and last 3)",
-                self.seller_vat_number
+                self.seller.seller_vat_number
             );
         }
+        let zatca = self.zatca.config(&self.seller)?;
         let partner_webhook_secrets: Vec<Secret> = self
             .partner_webhook_secret
             .into_iter()
@@ -231,10 +231,8 @@ impl ServeArgs {
                 },
                 payout_minimum_halalas: self.payout_minimum_halalas,
             },
-            seller: domain::invoice::Seller {
-                name: self.seller_name,
-                vat_number: self.seller_vat_number,
-            },
+            seller: self.seller.seller(),
+            zatca,
             moyasar_api: self
                 .moyasar_api_key
                 .filter(|key| !key.is_empty())
@@ -351,6 +349,9 @@ enum Command {
         #[arg(long)]
         vat: String,
     },
+    /// ZATCA Phase 2: onboard the EGS unit, export a period's documents.
+    #[command(subcommand)]
+    Zatca(zatca_cli::ZatcaCommand),
     /// Compare invoices, payments and commissions; list every mismatch (exit 1 if any).
     Reconcile,
     /// Manage API tokens.
@@ -404,6 +405,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Bench(command) = cli.command {
         return bench::run(command).await;
+    }
+    if let Command::Zatca(command) = cli.command {
+        return zatca_cli::run(&cli.database_url, command).await;
     }
     if let Command::ZatcaQr {
         seller_name,
@@ -507,7 +511,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&state)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::ZatcaQr { .. } | Command::Config(_) | Command::Bench(_) => {
+        Command::ZatcaQr { .. } | Command::Config(_) | Command::Bench(_) | Command::Zatca(_) => {
             unreachable!("handled before the store is opened")
         }
         Command::Reconcile => {

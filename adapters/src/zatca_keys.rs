@@ -16,6 +16,7 @@ use k256::ecdsa::SigningKey;
 use k256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::{Deserialize, Serialize};
 
+use crate::fatoora::{Credentials, RequestId};
 use crate::webhooks::Secret;
 
 /// The signing key's file.
@@ -40,30 +41,13 @@ pub enum KeyStoreError {
     Random(String),
 }
 
-/// A CSID as ZATCA issued it: the certificate (`binarySecurityToken`, base64 of its base64
-/// DER) and the secret that, with it, authenticates every call.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Credentials {
-    pub request_id: String,
-    pub binary_security_token: String,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("request_id", &self.request_id)
-            .field("binary_security_token", &"[redacted]")
-            .field("secret", &"[redacted]")
-            .finish()
-    }
-}
-
-impl Credentials {
-    /// The secret, wrapped so it never prints.
-    pub fn secret(&self) -> Secret {
-        Secret::new(self.secret.clone())
-    }
+/// A CSID as kept on disk: what [`Credentials`] holds, in plain JSON, in a file only the
+/// service's user can read.
+#[derive(Serialize, Deserialize)]
+struct StoredCredentials {
+    request_id: String,
+    binary_security_token: String,
+    secret: String,
 }
 
 /// One EGS unit's key store: a directory.
@@ -142,12 +126,16 @@ impl KeyStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io(&path, error)),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|error| KeyStoreError::Malformed {
+        let stored: StoredCredentials =
+            serde_json::from_str(&text).map_err(|error| KeyStoreError::Malformed {
                 path: path.display().to_string(),
                 reason: error.to_string(),
-            })
+            })?;
+        Ok(Some(Credentials {
+            request_id: RequestId::new(stored.request_id),
+            binary_security_token: stored.binary_security_token,
+            secret: Secret::new(stored.secret),
+        }))
     }
 
     /// Keeps a CSID in `file` (replacing the one there).
@@ -156,8 +144,13 @@ impl KeyStore {
         file: &str,
         credentials: &Credentials,
     ) -> Result<(), KeyStoreError> {
+        let stored = StoredCredentials {
+            request_id: credentials.request_id.as_str().to_owned(),
+            binary_security_token: credentials.binary_security_token.clone(),
+            secret: credentials.secret.expose().to_owned(),
+        };
         let text =
-            serde_json::to_vec_pretty(credentials).map_err(|error| KeyStoreError::Malformed {
+            serde_json::to_vec_pretty(&stored).map_err(|error| KeyStoreError::Malformed {
                 path: self.path(file).display().to_string(),
                 reason: error.to_string(),
             })?;
@@ -243,16 +236,17 @@ mod tests {
         let store = store();
         assert!(store.credentials(PRODUCTION_FILE).unwrap().is_none());
         let credentials = Credentials {
-            request_id: "1234567890123".into(),
+            request_id: RequestId::new("1234567890123"),
             binary_security_token: "TUlJ-token".into(),
-            secret: "s3cret".into(),
+            secret: Secret::new("s3cret"),
         };
         store
             .save_credentials(PRODUCTION_FILE, &credentials)
             .unwrap();
         let read = store.credentials(PRODUCTION_FILE).unwrap().unwrap();
         assert_eq!(read.binary_security_token, "TUlJ-token");
-        let printed = format!("{read:?} {}", read.secret());
+        assert_eq!(read, credentials);
+        let printed = format!("{read:?}");
         assert!(
             !printed.contains("s3cret") && !printed.contains("TUlJ"),
             "{printed}"

@@ -43,6 +43,9 @@ pub struct Config {
     pub program: app::process::commissions::ProgramConfig,
     /// Who issues invoices (ZATCA seller name and VAT number).
     pub seller: domain::invoice::Seller,
+    /// ZATCA Phase 2: the EGS unit invoices are issued on, cleared and reported from. `None`,
+    /// invoices are Phase 1 documents on the seller's own chain.
+    pub zatca: Option<app::zatca::ZatcaConfig>,
     /// Moyasar's API: when set, each issued invoice without a Moyasar invoice gets one.
     pub moyasar_api: Option<adapters::moyasar_api::MoyasarApiConfig>,
     /// Run projections, process managers and background sweeps in this process.
@@ -86,6 +89,7 @@ impl Default for Config {
                 name: DEFAULT_SELLER_NAME.to_owned(),
                 vat_number: DEFAULT_SELLER_VAT_NUMBER.to_owned(),
             },
+            zatca: None,
             moyasar_api: None,
             run_workers: true,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

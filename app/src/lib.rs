@@ -23,5 +23,6 @@ pub mod invoices;
 pub mod partners;
 pub mod process;
 pub mod webhooks;
+pub mod zatca;
 
 pub use command::{CommandError, CommandHandler, CommandOutcome};

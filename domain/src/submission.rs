@@ -117,6 +117,9 @@ pub enum SubmissionCommand {
         icv: u64,
         uuid: String,
         invoice_hash: String,
+        /// PIH: the hash of the document before it in the unit's chain.
+        #[serde(default)]
+        previous_invoice_hash: String,
         #[serde(with = "time::serde::rfc3339")]
         issued_at: OffsetDateTime,
     },
@@ -148,6 +151,9 @@ pub enum SubmissionEvent {
         icv: u64,
         uuid: String,
         invoice_hash: String,
+        /// PIH: the hash of the document before it in the unit's chain.
+        #[serde(default)]
+        previous_invoice_hash: String,
         #[serde(with = "time::serde::rfc3339")]
         issued_at: OffsetDateTime,
     },
@@ -242,6 +248,7 @@ pub struct Submission {
     icv: u64,
     uuid: String,
     invoice_hash: String,
+    previous_invoice_hash: String,
     #[serde(with = "time::serde::rfc3339::option")]
     issued_at: Option<OffsetDateTime>,
     signed_xml: Option<String>,
@@ -297,6 +304,11 @@ impl Submission {
 
     pub fn invoice_hash(&self) -> &str {
         &self.invoice_hash
+    }
+
+    /// PIH: the hash of the document before it in the unit's chain.
+    pub fn previous_invoice_hash(&self) -> &str {
+        &self.previous_invoice_hash
     }
 
     pub fn issued_at(&self) -> Option<OffsetDateTime> {
@@ -357,6 +369,7 @@ impl Submission {
                 icv,
                 uuid,
                 invoice_hash,
+                previous_invoice_hash,
                 issued_at,
             } => {
                 if self.status.is_some() {
@@ -375,6 +388,7 @@ impl Submission {
                     icv,
                     uuid,
                     invoice_hash,
+                    previous_invoice_hash,
                     issued_at,
                 }])
             }
@@ -444,20 +458,14 @@ impl Submission {
                     cleared_at: at,
                 }
             }
-            AttemptOutcome::Reported { warnings } => {
-                if flow != Flow::Reporting {
-                    return Err(SubmissionError::WrongFlow {
-                        flow,
-                        outcome: "reported",
-                    });
-                }
-                SubmissionEvent::DocumentReported {
-                    document_id,
-                    attempt,
-                    warnings: bounded(warnings),
-                    reported_at: at,
-                }
-            }
+            // A standard document is reported too when ZATCA has switched clearance off
+            // (its fallback rule), so reporting fits either flow; clearance fits only one.
+            AttemptOutcome::Reported { warnings } => SubmissionEvent::DocumentReported {
+                document_id,
+                attempt,
+                warnings: bounded(warnings),
+                reported_at: at,
+            },
             AttemptOutcome::Rejected { errors, warnings } => SubmissionEvent::DocumentRejected {
                 document_id,
                 attempt,
@@ -507,8 +515,10 @@ impl Aggregate for Submission {
                 icv,
                 uuid,
                 invoice_hash,
+                previous_invoice_hash,
                 issued_at,
             } => {
+                self.previous_invoice_hash = previous_invoice_hash;
                 self.document_id = document_id;
                 self.invoice_id = invoice_id;
                 self.kind = Some(kind);

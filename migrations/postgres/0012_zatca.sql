@@ -13,6 +13,8 @@ CREATE TABLE zatca_documents (
     icv                 BIGINT  NOT NULL,
     uuid                TEXT    NOT NULL,
     invoice_hash        TEXT    NOT NULL,
+    -- PIH: the hash of the document before it in the unit's chain
+    previous_invoice_hash TEXT  NOT NULL,
     -- pending | cleared | reported | rejected
     status              TEXT    NOT NULL,
     issued_at_us        BIGINT  NOT NULL,

@@ -44,13 +44,14 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
             icv,
             uuid,
             invoice_hash,
+            previous_invoice_hash,
             issued_at,
         } => {
             tx.write(
                 "INSERT INTO zatca_documents (document_id, invoice_id, kind, flow, egs_unit, icv, \
-                 uuid, invoice_hash, status, issued_at_us, signed_at_us, attempts, \
+                 uuid, invoice_hash, previous_invoice_hash, status, issued_at_us, signed_at_us, attempts, \
                  next_attempt_at_us, last_reason, messages, final_at_us) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, NULL, 0, ?, NULL, '[]', NULL) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, NULL, 0, ?, NULL, '[]', NULL) \
                  ON CONFLICT (document_id) DO NOTHING",
                 &[
                     document_id.into(),
@@ -61,6 +62,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                     i64::try_from(icv).unwrap_or(i64::MAX).into(),
                     uuid.into(),
                     invoice_hash.into(),
+                    previous_invoice_hash.into(),
                     micros(issued_at).into(),
                     micros(issued_at).into(),
                 ],
@@ -228,6 +230,8 @@ pub struct ZatcaDocument {
     pub icv: i64,
     pub uuid: String,
     pub invoice_hash: String,
+    /// PIH: the hash of the document before it in the unit's chain.
+    pub previous_invoice_hash: String,
     pub status: String,
     /// RFC 3339.
     pub issued_at: String,
@@ -240,7 +244,7 @@ pub struct ZatcaDocument {
 }
 
 const COLUMNS: &str = "document_id, invoice_id, kind, flow, egs_unit, icv, uuid, invoice_hash, \
-     status, issued_at_us, signed_at_us, attempts, next_attempt_at_us, last_reason, messages, final_at_us";
+     previous_invoice_hash, status, issued_at_us, signed_at_us, attempts, next_attempt_at_us, last_reason, messages, final_at_us";
 
 fn document(row: &SqlRow) -> Result<ZatcaDocument, ProjectionError> {
     Ok(ZatcaDocument {
@@ -252,14 +256,15 @@ fn document(row: &SqlRow) -> Result<ZatcaDocument, ProjectionError> {
         icv: row.i64(5)?,
         uuid: row.text(6)?,
         invoice_hash: row.text(7)?,
-        status: row.text(8)?,
-        issued_at: crate::rfc3339(row.i64(9)?),
-        signed_at: row.opt_i64(10)?.map(crate::rfc3339),
-        attempts: row.i64(11)?,
-        next_attempt_at: row.opt_i64(12)?.map(crate::rfc3339),
-        last_reason: row.opt_text(13)?,
-        messages: serde_json::from_str(&row.text(14)?).unwrap_or_default(),
-        answered_at: row.opt_i64(15)?.map(crate::rfc3339),
+        previous_invoice_hash: row.text(8)?,
+        status: row.text(9)?,
+        issued_at: crate::rfc3339(row.i64(10)?),
+        signed_at: row.opt_i64(11)?.map(crate::rfc3339),
+        attempts: row.i64(12)?,
+        next_attempt_at: row.opt_i64(13)?.map(crate::rfc3339),
+        last_reason: row.opt_text(14)?,
+        messages: serde_json::from_str(&row.text(15)?).unwrap_or_default(),
+        answered_at: row.opt_i64(16)?.map(crate::rfc3339),
     })
 }
 

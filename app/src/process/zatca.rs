@@ -39,6 +39,7 @@ impl ProcessManager for ZatcaSubmissions {
             document_id,
             document_type_code,
             icv,
+            previous_invoice_hash,
             document_hash,
             allocated_at,
             issue,
@@ -65,6 +66,7 @@ impl ProcessManager for ZatcaSubmissions {
             icv,
             uuid: document_uuid(&document_id).to_string(),
             invoice_hash: document_hash,
+            previous_invoice_hash,
             issued_at: allocated_at,
         };
         send(

@@ -24,8 +24,13 @@ fn prepare(flow: Flow) -> SubmissionCommand {
         icv: 7,
         uuid: "3cf5ee18-ee25-44ea-a444-2c37ba7f28be".into(),
         invoice_hash: HASH.into(),
+        previous_invoice_hash: domain_pih(),
         issued_at: issued_at(),
     }
+}
+
+fn domain_pih() -> String {
+    crate::zatca::FIRST_INVOICE_PIH.to_owned()
 }
 
 fn prepared(flow: Flow) -> SubmissionEvent {
@@ -175,6 +180,19 @@ fn a_simplified_document_is_reported_and_cannot_be_cleared() {
 }
 
 #[test]
+fn a_standard_document_is_reported_when_zatca_has_switched_clearance_off() {
+    SubmissionTest::with(())
+        .given(vec![prepared(Flow::Clearance), signed()])
+        .when(attempt(AttemptOutcome::Reported { warnings: vec![] }, 1))
+        .then_expect_events(vec![SubmissionEvent::DocumentReported {
+            document_id: "invoice-1".into(),
+            attempt: 1,
+            warnings: vec![],
+            reported_at: issued_at() + Duration::minutes(1),
+        }]);
+}
+
+#[test]
 fn a_rejection_is_final_and_keeps_zatcas_messages() {
     let rejected = SubmissionEvent::DocumentRejected {
         document_id: "invoice-1".into(),
@@ -253,6 +271,7 @@ fn a_submission_is_prepared_once_and_needs_its_identifiers() {
         egs_unit,
         icv,
         invoice_hash,
+        previous_invoice_hash,
         issued_at,
         ..
     } = prepare(Flow::Clearance)
@@ -270,6 +289,7 @@ fn a_submission_is_prepared_once_and_needs_its_identifiers() {
             icv,
             uuid: " ".into(),
             invoice_hash,
+            previous_invoice_hash,
             issued_at,
         })
         .then_expect_error(SubmissionError::FieldsRequired);

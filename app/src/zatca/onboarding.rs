@@ -1,0 +1,1 @@
+//! Onboarding an EGS unit with ZATCA (being written).
