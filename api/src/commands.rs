@@ -16,6 +16,7 @@
 
 use app::command::{CommandEnvelope, CommandHandler, CommandOutcome};
 use app::partners::{change_partner_tier, TierChangeError};
+use app::zatca::ZatcaConfig;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,6 +28,7 @@ use domain::lead::{ArchiveReason, FollowUpChannel, Lead, LeadCommand, LeadEvent,
 use domain::partner::{
     Partner, PartnerCommand, PartnerTier, MAX_STRATEGIC_PARTNERS, PARTNER_PROGRAM_ID,
 };
+use domain::phase2::{BuyerRegistration, NationalAddress, Phase2Details};
 use domain::plan::Plan;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/leads/{id}/{action}", post(lead_action))
         .route("/api/invoices", post(create_invoice))
         .route("/api/invoices/{id}/cancel", post(cancel_invoice))
+        .route("/api/invoices/{id}/reissue", post(reissue_invoice))
         .route("/api/partners", post(enroll_partner))
 }
 
@@ -323,9 +326,86 @@ struct InvoiceRequest {
     customer_name: Option<String>,
     due_days: Option<i64>,
     moyasar_invoice_id: Option<String>,
+    /// A business buyer (ZATCA Phase 2): the invoice is then a standard tax invoice, cleared
+    /// by ZATCA before the buyer gets it; without one, a simplified invoice, reported.
+    buyer: Option<BuyerRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuyerRequest {
+    /// 15 digits, first and last 3.
+    vat_number: String,
+    address: AddressRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressRequest {
+    street: String,
+    building_number: String,
+    district: String,
+    city: String,
+    postal_code: String,
+    /// ISO 3166-1 alpha-2; `SA` when absent.
+    country_code: Option<String>,
+}
+
+impl BuyerRequest {
+    fn registration(&self) -> Result<BuyerRegistration, ApiError> {
+        if !domain::invoice::is_saudi_vat_number(&self.vat_number) {
+            return Err(bad_field(
+                "buyer.vat_number",
+                format!(
+                    "{:?} is not a Saudi VAT number (15 digits, first and last 3)",
+                    self.vat_number
+                ),
+            ));
+        }
+        let address = &self.address;
+        let country_code = address.country_code.clone().unwrap_or_else(|| "SA".into());
+        if country_code.len() != 2 || !country_code.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(bad_field(
+                "buyer.address.country_code",
+                format!("{country_code:?} is not an ISO 3166-1 alpha-2 code"),
+            ));
+        }
+        Ok(BuyerRegistration {
+            vat_number: self.vat_number.clone(),
+            address: NationalAddress {
+                street: address.street.clone(),
+                building_number: address.building_number.clone(),
+                district: address.district.clone(),
+                city: address.city.clone(),
+                postal_code: address.postal_code.clone(),
+                country_code,
+            },
+        })
+    }
 }
 
 impl InvoiceRequest {
+    /// The Phase 2 details the invoice is issued with: `None` under Phase 1, where a buyer
+    /// cannot be named (a standard invoice needs ZATCA's clearance).
+    fn phase2(&self, zatca: Option<&ZatcaConfig>) -> Result<Option<Phase2Details>, ApiError> {
+        let buyer = self
+            .buyer
+            .as_ref()
+            .map(BuyerRequest::registration)
+            .transpose()?;
+        match (zatca, buyer) {
+            (Some(zatca), buyer) => Ok(Some(zatca.details(buyer))),
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ApiError::Unprocessable {
+                code: "zatca_phase2_off",
+                detail: "a buyer makes a standard (B2B) invoice, which ZATCA must clear; this \
+                         service runs without ZATCA Phase 2 (REVLEDGER_ZATCA_ENVIRONMENT)"
+                    .into(),
+                field: Some("buyer".into()),
+            }),
+        }
+    }
+
     fn lines(&self) -> Result<Vec<InvoiceLine>, ApiError> {
         match (&self.plan, &self.lines) {
             (Some(plan), None) => Ok(vec![InvoiceLine {
@@ -402,6 +482,7 @@ async fn create_invoice(
     let request: InvoiceRequest = parse(&body)?;
     let lines = request.lines()?;
     let due_days = request.due_days()?;
+    let phase2 = request.phase2(state.config.zatca.as_ref())?;
     let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
         state,
@@ -436,10 +517,11 @@ async fn create_invoice(
                 command_id: id.command_id,
                 fresh: id.fresh,
             };
-            let (outcome, invoice) = app::invoices::issue(
+            let (outcome, invoice) = app::invoices::issue_with(
                 &state.handlers,
                 request,
                 issue,
+                phase2,
                 metadata(principal, headers),
             )
             .await?;
@@ -481,10 +563,109 @@ pub fn invoice_view(invoice: &Invoice) -> Value {
         "due_at": invoice.due_at().and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
         "icv": invoice.icv(),
         "invoice_hash": invoice.invoice_hash(),
+        "previous_invoice_hash": invoice.previous_invoice_hash(),
         "qr_code": invoice.qr_code(),
+        "zatca": zatca_view(invoice),
         "moyasar_invoice_id": invoice.moyasar_invoice_id(),
         "payment_url": invoice.payment_url(),
     })
+}
+
+/// The invoice's ZATCA phase, and under Phase 2 its EGS unit, UUID and kind.
+fn zatca_view(invoice: &Invoice) -> Value {
+    match invoice.phase2() {
+        None => json!({"phase": 1}),
+        Some(details) => json!({
+            "phase": 2,
+            "egs_unit": details.egs_unit,
+            "uuid": domain::phase2::document_uuid(invoice.invoice_id()).to_string(),
+            "type": if details.buyer.is_some() { "standard" } else { "simplified" },
+        }),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReissueRequest {
+    /// The corrected buyer; the rejected invoice's when absent.
+    buyer: Option<BuyerRequest>,
+    /// The corrected name; the rejected invoice's when absent.
+    customer_name: Option<String>,
+}
+
+/// `POST /api/invoices/{id}/reissue`: corrects an invoice whose ZATCA document was rejected by
+/// withdrawing it and issuing a new one at the next ICV (201 with the new invoice, whose
+/// `replaces` names the old one). Asked again, it answers the same correction.
+async fn reissue_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(invoice_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let principal = changer(&state, &headers, Area::Finance).await?;
+    let request: ReissueRequest = if body.is_empty() {
+        ReissueRequest::default()
+    } else {
+        parse(&body)?
+    };
+    let Some(zatca) = state.config.zatca.as_ref() else {
+        return Err(ApiError::Unprocessable {
+            code: "zatca_phase2_off",
+            detail: "only a ZATCA Phase 2 document can be rejected, and this service runs \
+                     without Phase 2"
+                .into(),
+            field: None,
+        });
+    };
+    let correction = app::invoices::Correction {
+        buyer: request
+            .buyer
+            .as_ref()
+            .map(BuyerRequest::registration)
+            .transpose()?,
+        customer_name: request.customer_name.clone(),
+    };
+    let (outcome, invoice) = app::invoices::reissue(
+        &state.handlers,
+        zatca,
+        &invoice_id,
+        correction,
+        metadata(&principal, &headers),
+    )
+    .await
+    .map_err(|error| reissue_error(&invoice_id, error))?;
+    let mut answer = invoice_view(&invoice);
+    for (key, value) in command_answer(&outcome).as_object().into_iter().flatten() {
+        answer[key] = value.clone();
+    }
+    answer["replaces"] = invoice_id.into();
+    Ok(axum::response::IntoResponse::into_response((
+        StatusCode::CREATED,
+        axum::Json(answer),
+    )))
+}
+
+fn reissue_error(invoice_id: &str, error: app::invoices::ReissueError) -> ApiError {
+    use app::invoices::ReissueError;
+    match error {
+        ReissueError::NotPhase2 { .. } | ReissueError::NotRejected { .. } => {
+            ApiError::Unprocessable {
+                code: "not_rejected",
+                detail: error.to_string(),
+                field: None,
+            }
+        }
+        ReissueError::Cancel { source, .. } => match source {
+            app::CommandError::Rejected(rule) => ApiError::Unprocessable {
+                code: "cannot_withdraw",
+                detail: format!("invoice {invoice_id} cannot be withdrawn: {rule}"),
+                field: None,
+            },
+            other => command_error(other),
+        },
+        ReissueError::Submission(error) => command_error(error),
+        ReissueError::Issue(error) => error.into(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -149,6 +149,9 @@ pub async fn sample_gauges(state: &AppState) {
                 .set(count as f64);
         }
     }
+    if state.config.zatca.is_some() {
+        sample_zatca(state).await;
+    }
     if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {
         for status in [
             "accepted",
@@ -164,6 +167,22 @@ pub async fn sample_gauges(state: &AppState) {
                 .map_or(0, |(_, n)| *n);
             metrics::gauge!("revledger_webhook_inbox", "status" => status).set(count as f64);
         }
+    }
+}
+
+/// ZATCA Phase 2: how long the oldest document not yet answered for good has waited (a
+/// simplified one must be reported within 24 hours of its issue), and how many ZATCA rejected.
+async fn sample_zatca(state: &AppState) {
+    let db = state.store.sql();
+    if let Ok(oldest) = projections::zatca::oldest_pending(&db).await {
+        let now = adapters::clock::unix_micros(adapters::clock::now_micros());
+        let age = oldest.map_or(0, |(issued_at_us, _)| {
+            (now - issued_at_us).max(0) / 1_000_000
+        });
+        metrics::gauge!("revledger_zatca_oldest_pending_seconds").set(age as f64);
+    }
+    if let Ok(rejected) = projections::zatca::rejected_count(&db).await {
+        metrics::gauge!("revledger_zatca_rejected_documents").set(rejected as f64);
     }
 }
 

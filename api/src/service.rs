@@ -216,7 +216,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub const WORKER_DRAIN: Duration = adapters::leadership::WORKER_DRAIN;
 
 /// Starts every background worker: projections, process managers, the cold-lead sweep, the
-/// metrics gauges and the webhook retries. Run only by the leading replica.
+/// metrics gauges, the webhook retries and, under ZATCA Phase 2, the submitter. Run only by the
+/// leading replica.
 fn spawn_workers(
     state: &AppState,
     moyasar: Option<Arc<MoyasarClient>>,
@@ -253,6 +254,12 @@ fn spawn_workers(
         state.clone(),
         stopped.clone(),
     )));
+    if let Some(zatca) = &state.config.zatca {
+        match app::zatca::submitter::Submitter::new(state.handlers.clone(), zatca.clone()) {
+            Ok(submitter) => workers.push(tokio::spawn(submitter.run(stopped.clone()))),
+            Err(error) => tracing::error!(%error, "ZATCA submitter not started"),
+        }
+    }
     workers.push(tokio::spawn(purge_expired_rows(state.clone(), stopped)));
     workers
 }

@@ -10,7 +10,7 @@
 //! allocation in case that request died between the two steps) issues it, exactly once.
 
 use domain::invoice::{Invoice, InvoiceCommand, InvoiceError, IssueInvoice};
-use domain::phase2::Phase2Details;
+use domain::phase2::{BuyerRegistration, Phase2Details};
 use domain::sequence::{DocumentSequence, SequenceCommand, SequenceError};
 use uuid::Uuid;
 
@@ -179,4 +179,142 @@ async fn already_issued(
         replayed: true,
     };
     Ok((outcome, invoice))
+}
+
+/// What a correction changes of an invoice whose document ZATCA rejected: the buyer (a
+/// standard invoice's VAT number or address is what ZATCA most often refuses) and the name the
+/// customer is billed under. What is not given is kept.
+#[derive(Debug, Clone, Default)]
+pub struct Correction {
+    pub buyer: Option<BuyerRegistration>,
+    pub customer_name: Option<String>,
+}
+
+/// Why a rejected invoice was not reissued.
+#[derive(Debug, thiserror::Error)]
+pub enum ReissueError {
+    #[error("invoice {invoice_id} is not a ZATCA Phase 2 invoice")]
+    NotPhase2 { invoice_id: String },
+    #[error("invoice {invoice_id}'s document is {status} with ZATCA, not rejected: only a rejected document is corrected by a new one")]
+    NotRejected { invoice_id: String, status: String },
+    #[error("invoice {invoice_id} cannot be withdrawn: {source}")]
+    Cancel {
+        invoice_id: String,
+        #[source]
+        source: CommandError<InvoiceError>,
+    },
+    #[error(transparent)]
+    Submission(CommandError<domain::submission::SubmissionError>),
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+/// The id of the invoice that corrects `invoice_id`: one per rejected invoice, whoever asks and
+/// however often.
+pub fn correction_id(invoice_id: &str) -> String {
+    crate::process::command_id("invoice_reissue", invoice_id, 0).to_string()
+}
+
+/// Corrects an invoice whose Phase 2 document ZATCA rejected, the way ZATCA wants it: the
+/// rejected document keeps its place in the chain (no ICV is reused, none is skipped), the
+/// invoice is withdrawn (it was never valid, and nothing was paid on it), and a new invoice
+/// for the same lines takes the next place, with `correction` applied. Both steps run under
+/// ids derived from the rejected invoice, so a retry, or a second request, finishes the same
+/// correction rather than making another.
+pub async fn reissue(
+    handlers: &Handlers,
+    zatca: &crate::zatca::ZatcaConfig,
+    invoice_id: &str,
+    correction: Correction,
+    metadata: EventMetadata,
+) -> Result<(CommandOutcome, Invoice), ReissueError> {
+    let (invoice, _) = handlers
+        .invoices
+        .load_aggregate(invoice_id)
+        .await
+        .map_err(|source| ReissueError::Cancel {
+            invoice_id: invoice_id.to_owned(),
+            source,
+        })?;
+    let Some(details) = invoice.phase2().cloned() else {
+        return Err(ReissueError::NotPhase2 {
+            invoice_id: invoice_id.to_owned(),
+        });
+    };
+    let status = handlers
+        .submissions
+        .inspect(invoice_id, |submission, _| submission.status())
+        .await
+        .map_err(ReissueError::Submission)?;
+    if status != Some(domain::submission::SubmissionStatus::Rejected) {
+        return Err(ReissueError::NotRejected {
+            invoice_id: invoice_id.to_owned(),
+            status: status.map_or_else(
+                || "not submitted yet".to_owned(),
+                |status| format!("{status:?}").to_lowercase(),
+            ),
+        });
+    }
+    let original = handlers
+        .sequences
+        .inspect(&details.egs_unit, |sequence, _| {
+            sequence.issued(invoice_id).cloned()
+        })
+        .await
+        .map_err(|error| ReissueError::Issue(IssueError::Allocation(error)))?
+        .ok_or_else(|| {
+            ReissueError::Issue(IssueError::NotAllocated {
+                invoice_id: invoice_id.to_owned(),
+            })
+        })?;
+    let new_id = correction_id(invoice_id);
+    if invoice.status() != Some(domain::invoice::InvoiceStatus::Canceled) {
+        let at = adapters::clock::now_micros();
+        handlers
+            .invoices
+            .execute(CommandEnvelope {
+                aggregate_id: invoice_id.to_owned(),
+                command_id: crate::process::command_id("invoice_reissue", invoice_id, 1),
+                command: InvoiceCommand::Cancel {
+                    reason: format!("ZATCA rejected its document; corrected by invoice {new_id}"),
+                    at,
+                },
+                metadata: metadata.clone(),
+                inbox: None,
+                fresh_id: false,
+            })
+            .await
+            .map_err(|source| ReissueError::Cancel {
+                invoice_id: invoice_id.to_owned(),
+                source,
+            })?;
+    }
+    let issued_at = adapters::clock::now_micros();
+    let payable_for = original.due_at - original.issued_at;
+    let mut customer = original.customer.clone();
+    if let Some(name) = correction.customer_name {
+        customer.name = name;
+    }
+    let issue = IssueInvoice {
+        invoice_id: new_id,
+        customer,
+        lines: original.lines.clone(),
+        issued_at,
+        due_at: issued_at + payable_for,
+        seller: original.seller.clone(),
+        moyasar_invoice_id: None,
+    };
+    let buyer = correction.buyer.or(details.buyer);
+    let request = IssueRequest {
+        command_id: crate::process::command_id("invoice_reissue", invoice_id, 2),
+        fresh: false,
+    };
+    Ok(issue_with(
+        handlers,
+        request,
+        issue,
+        Some(zatca.details(buyer)),
+        metadata,
+    )
+    .await?)
 }

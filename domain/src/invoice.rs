@@ -524,6 +524,9 @@ pub struct Invoice {
     due_at: Option<OffsetDateTime>,
     icv: u64,
     invoice_hash: String,
+    /// PIH: the hash of the document before it in its chain.
+    #[serde(default)]
+    previous_invoice_hash: String,
     qr_code: String,
     moyasar_invoice_id: Option<String>,
     payment_url: Option<String>,
@@ -591,6 +594,12 @@ impl Invoice {
     /// This invoice's hash, the PIH of the next invoice.
     pub fn invoice_hash(&self) -> &str {
         &self.invoice_hash
+    }
+
+    /// PIH: the hash of the document before it in its chain (its seller's under Phase 1, its
+    /// EGS unit's under Phase 2).
+    pub fn previous_invoice_hash(&self) -> &str {
+        &self.previous_invoice_hash
     }
 
     pub fn qr_code(&self) -> &str {
@@ -1006,12 +1015,14 @@ impl Aggregate for Invoice {
                 due_at,
                 icv,
                 invoice_hash,
+                previous_invoice_hash,
                 qr_code,
                 moyasar_invoice_id,
                 phase2,
                 ..
             } => {
                 self.phase2 = phase2;
+                self.previous_invoice_hash = previous_invoice_hash;
                 self.invoice_id = invoice_id;
                 self.lead_id = customer.lead_id;
                 self.status = Some(InvoiceStatus::Issued);

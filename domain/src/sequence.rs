@@ -263,6 +263,11 @@ impl DocumentSequence {
         })
     }
 
+    /// The invoice allocated as `invoice_id`, as it was issued.
+    pub fn issued(&self, invoice_id: &str) -> Option<&IssueInvoice> {
+        self.allocations.get(invoice_id)?.issue.as_ref()
+    }
+
     /// The ZATCA Phase 2 document allocated as `document_id`, rebuilt from what the allocation
     /// recorded (the same document whose hash the chain links); `None` when there is no such
     /// Phase 2 document here.

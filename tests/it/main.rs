@@ -36,3 +36,4 @@ mod storm;
 mod tamper;
 mod tokens;
 mod webhooks;
+mod zatca_phase2;

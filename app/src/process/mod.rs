@@ -592,6 +592,11 @@ impl PaymentsToInvoices {
             .await
             .map_err(|e| ProjectionError::Command(e.to_string()))?;
         let refundable = invoice.paid_halalas() - invoice.refunded_halalas();
+        // The credit note takes its place in the invoice's own chain: its EGS unit's under
+        // ZATCA Phase 2, its seller's under Phase 1.
+        let sequence = invoice
+            .phase2()
+            .map_or(seller_vat_number, |details| details.egs_unit.as_str());
         if movement.amount_halalas > refundable {
             tracing::warn!(%invoice_id, %refund_id, refundable, "gateway refund larger than what the invoice can refund");
         }
@@ -610,7 +615,7 @@ impl PaymentsToInvoices {
                 Self::NAME,
                 cause,
                 id,
-                seller_vat_number,
+                sequence,
                 allocate,
             )
             .await?
@@ -620,7 +625,7 @@ impl PaymentsToInvoices {
         }
         let allocation = handlers
             .sequences
-            .inspect(seller_vat_number, |sequence, _| {
+            .inspect(sequence, |sequence, _| {
                 sequence
                     .allocation(&refund_id)
                     .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))

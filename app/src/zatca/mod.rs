@@ -131,6 +131,8 @@ impl ZatcaConfig {
             domain::zatca::FIRST_INVOICE_PIH,
         );
         document.validate().map_err(|error| error.to_string())?;
+        adapters::fatoora::FatooraClient::new(&self.fatoora)
+            .map_err(|error| format!("REVLEDGER_ZATCA_BASE_URL: {error}"))?;
         zatca::csr::subject_alt_name_der(&self.csr_fields())
             .map(|_| ())
             .map_err(|error| format!("the unit's CSR fields: {error}"))
