@@ -492,6 +492,21 @@ fn finance() -> Vec<Operation> {
             .command()
             .respond(200, "Canceled.", reference("InvoiceCommandAnswer"))
             .error(404, "No invoice with this id."),
+        operation("post", "/api/invoices/{id}/reissue", "reissueInvoice", "finance", "Correct an invoice ZATCA rejected", Access::Bearer(FINANCE_CHANGE))
+            .describe("ZATCA Phase 2: withdraws an unpaid invoice whose document ZATCA rejected and issues a new one for the same lines at the next ICV, with the corrections given. Asked again, it answers the same correction.")
+            .body(reference("ReissueInvoiceRequest"), false)
+            .respond(201, "The new invoice; `replaces` names the rejected one.", reference("InvoiceAnswer"))
+            .error(404, "No invoice with this id.")
+            .error(422, "The invoice's document is not rejected, the invoice was paid, or Phase 2 is off."),
+        operation("get", "/api/invoices/{id}/xml", "getInvoiceXml", "finance", "A Phase 2 document's legal XML", Access::Bearer(FINANCE_READ))
+            .describe("ZATCA's cleared copy of a standard document, the stamped one of a simplified document; its ZATCA status in `X-Zatca-Status`. `document` picks one of the invoice's credit notes.")
+            .parameter(json!({"name": "document", "in": "query", "schema": {"type": "string"}, "description": "A document of the invoice (a credit note's id); the invoice's own when absent."}))
+            .respond_with(200, json!({
+                "description": "The UBL 2.1 XML.",
+                "headers": {"X-Zatca-Status": {"schema": string_enum(&["pending", "cleared", "reported", "rejected"])}},
+                "content": {"application/xml": {"schema": {"type": "string"}}},
+            }))
+            .error(404, "No such Phase 2 document, or not stamped yet."),
         operation("get", "/api/invoices/{id}", "getInvoice", "finance", "One invoice", Access::Bearer(FINANCE_READ))
             .describe("Read from the invoice's stream, so always current: `after_position` never waits.")
             .parameters(&["AsOf", "AfterPosition"])
@@ -772,10 +787,65 @@ fn invoice_properties() -> Value {
         "due_at": nullable(date_time()),
         "icv": integer(),
         "invoice_hash": string(),
+        "previous_invoice_hash": string(),
         "qr_code": string(),
+        "zatca": reference("InvoiceZatca"),
         "moyasar_invoice_id": nullable(string()),
         "payment_url": nullable(string()),
     })
+}
+
+/// An invoice's ZATCA block: its phase and, under Phase 2, its unit, UUID, type, status and
+/// documents (on `GET /api/invoices/{id}`).
+fn invoice_zatca() -> Value {
+    object(
+        &["phase"],
+        json!({
+            "phase": {"type": "integer", "enum": [1, 2]},
+            "egs_unit": string(),
+            "uuid": string(),
+            "type": string_enum(&["standard", "simplified"]),
+            "status": string_enum(&["pending", "cleared", "reported", "rejected"]),
+            "correction": object(&["method", "path", "explains"], json!({
+                "method": string(), "path": string(), "explains": string(),
+            })),
+            "documents": {"type": "array", "items": reference("ZatcaDocument")},
+        }),
+    )
+}
+
+/// One Phase 2 document (the invoice, a credit note) and where it stands with ZATCA.
+fn zatca_document() -> Value {
+    object(
+        &[
+            "document_id", "invoice_id", "kind", "flow", "egs_unit", "icv", "uuid",
+            "invoice_hash", "previous_invoice_hash", "status", "issued_at", "attempts",
+            "messages", "xml",
+        ],
+        json!({
+            "document_id": string(),
+            "invoice_id": string(),
+            "kind": string_enum(&["invoice", "credit_note", "debit_note"]),
+            "flow": string_enum(&["clearance", "reporting"]),
+            "egs_unit": string(),
+            "icv": integer(),
+            "uuid": string(),
+            "invoice_hash": string(),
+            "previous_invoice_hash": string(),
+            "status": string_enum(&["pending", "cleared", "reported", "rejected"]),
+            "issued_at": date_time(),
+            "signed_at": nullable(date_time()),
+            "attempts": integer(),
+            "next_attempt_at": nullable(date_time()),
+            "last_reason": nullable(string()),
+            "messages": {"type": "array", "items": object(&["kind", "message"], json!({
+                "kind": string(), "code": nullable(string()), "category": nullable(string()),
+                "message": string(),
+            }))},
+            "answered_at": nullable(date_time()),
+            "xml": {"type": "string", "description": "Where its legal XML is served."},
+        }),
+    )
 }
 
 fn invoice() -> Value {
@@ -995,6 +1065,42 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
                     "customer_name": {"type": "string", "nullable": true, "description": "The lead's company (else name) when absent."},
                     "due_days": {"type": "integer", "format": "int64", "nullable": true, "minimum": 0, "maximum": MAX_DUE_DAYS, "default": DEFAULT_DUE_DAYS},
                     "moyasar_invoice_id": nullable(string()),
+                    "buyer": {"allOf": [reference("Buyer")], "nullable": true,
+                        "description": "ZATCA Phase 2: a business buyer makes a standard tax invoice (cleared by ZATCA); without one, a simplified invoice (reported). 422 when Phase 2 is off."},
+                }),
+            ),
+        ),
+        (
+            "Buyer",
+            closed(
+                &["vat_number", "address"],
+                json!({
+                    "vat_number": {"type": "string", "pattern": "^3[0-9]{13}3$"},
+                    "address": reference("NationalAddress"),
+                }),
+            ),
+        ),
+        (
+            "NationalAddress",
+            closed(
+                &["street", "building_number", "district", "city", "postal_code"],
+                json!({
+                    "street": non_blank(),
+                    "building_number": {"type": "string", "pattern": "^[0-9]{4}$", "description": "Four digits in Saudi Arabia (BR-KSA-37)."},
+                    "district": non_blank(),
+                    "city": non_blank(),
+                    "postal_code": {"type": "string", "pattern": "^[0-9]{5}$", "description": "Five digits in Saudi Arabia (BR-KSA-66)."},
+                    "country_code": {"type": "string", "pattern": "^[A-Z]{2}$", "nullable": true, "default": "SA"},
+                }),
+            ),
+        ),
+        (
+            "ReissueInvoiceRequest",
+            closed(
+                &[],
+                json!({
+                    "buyer": {"allOf": [reference("Buyer")], "nullable": true, "description": "The corrected buyer; the rejected invoice's when absent."},
+                    "customer_name": {"type": "string", "nullable": true, "description": "The corrected name; the rejected invoice's when absent."},
                 }),
             ),
         ),
@@ -1123,6 +1229,8 @@ fn response_schemas() -> Vec<(&'static str, Value)> {
             command_answer_with(json!({"partner_id": string(), "tier": partner_tier()})),
         ),
         ("Invoice", invoice()),
+        ("InvoiceZatca", invoice_zatca()),
+        ("ZatcaDocument", zatca_document()),
         (
             "Lead",
             object(

@@ -41,6 +41,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("post", "/api/invoices"),
     ("get", "/api/invoices/{id}"),
     ("post", "/api/invoices/{id}/cancel"),
+    ("post", "/api/invoices/{id}/reissue"),
+    ("get", "/api/invoices/{id}/xml"),
     ("post", "/api/partners"),
     ("get", "/api/partners/{id}"),
     ("post", "/api/partners/{id}/referrals"),
