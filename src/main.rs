@@ -772,6 +772,18 @@ async fn verify(store: std::sync::Arc<dyn store::EventStore>) -> anyhow::Result<
         "intact: {} events in {} streams verified",
         report.events_checked, report.streams_checked
     );
+    let chains = app::zatca::audit::verify_chains(store.as_ref()).await?;
+    if let Some(broken) = &chains.first_break {
+        println!(
+            "BROKEN: ZATCA chain {} at position {}: {}",
+            broken.stream_id, broken.position, broken.reason
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "ZATCA chains intact: {} documents in {} chains linked by their PIH, {} Phase 2 hashes recomputed, {} stamped or cleared XMLs checked",
+        chains.documents, chains.chains, chains.recomputed, chains.xml_checked
+    );
     if !store.is_migrated().await? {
         println!("audit trail not checked: the database has not been migrated by this version");
         return Ok(ExitCode::SUCCESS);

@@ -188,9 +188,82 @@ pub enum ZatcaCommand {
 
 /// Runs `revledger zatca …`.
 pub async fn run(database_url: &str, command: ZatcaCommand) -> anyhow::Result<ExitCode> {
-    let _ = database_url;
     match command {
         ZatcaCommand::Onboard(_) => anyhow::bail!("onboarding is being written"),
-        ZatcaCommand::Export { .. } => anyhow::bail!("export is being written"),
+        ZatcaCommand::Export { from, to, out } => export(database_url, &from, &to, &out).await,
     }
+}
+
+/// The instant a Riyadh calendar day `YYYY-MM-DD` begins, in Unix microseconds.
+fn riyadh_day_start(day: &str, flag: &str) -> anyhow::Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format)
+        .map_err(|_| anyhow::anyhow!("{flag} {day:?} is not a date (YYYY-MM-DD)"))?;
+    let offset = time::UtcOffset::from_hms(domain::phase2::RIYADH_OFFSET_HOURS, 0, 0)?;
+    let start = date.midnight().assume_offset(offset);
+    Ok(adapters::clock::unix_micros(start))
+}
+
+/// `revledger zatca export`: every Phase 2 document issued in the period, its legal XML (ZATCA's
+/// cleared copy of a standard document, the stamped simplified one) in `OUT/<unit>/`, named by
+/// ICV and id, and `OUT/manifest.json` listing each with its chain place, UUID, hash, PIH,
+/// status, ZATCA's messages and the SHA-256 of the file written. A document not stamped yet is
+/// listed without a file.
+async fn export(
+    database_url: &str,
+    from: &str,
+    to: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    use sha2::{Digest, Sha256};
+    let from_us = riyadh_day_start(from, "--from")?;
+    let to_us = riyadh_day_start(to, "--to")? + 24 * 3600 * 1_000_000;
+    if to_us <= from_us {
+        anyhow::bail!("--to {to} is before --from {from}");
+    }
+    let store = adapters::store::open(database_url).await?;
+    store.migrate().await.context("migrating the database")?;
+    projections::Projector::new(store.clone(), projections::read_model("zatca")?)
+        .catch_up()
+        .await?;
+    let documents = projections::zatca::issued_between(&store.sql(), from_us, to_us).await?;
+    let handlers = app::handlers::Handlers::new(store.clone());
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut manifest = Vec::with_capacity(documents.len());
+    let mut written = 0;
+    for document in documents {
+        let (submission, _) = handlers
+            .submissions
+            .load_aggregate(&document.document_id)
+            .await?;
+        let mut entry = serde_json::to_value(&document)?;
+        if let Some(xml) = submission.legal_xml() {
+            let dir = out.join(&document.egs_unit);
+            std::fs::create_dir_all(&dir)?;
+            let name = format!("{:08}-{}.xml", document.icv, document.document_id);
+            let path = dir.join(&name);
+            std::fs::write(&path, xml).with_context(|| format!("writing {}", path.display()))?;
+            entry["file"] = format!("{}/{name}", document.egs_unit).into();
+            entry["sha256"] = hex::encode(Sha256::digest(xml.as_bytes())).into();
+            written += 1;
+        }
+        manifest.push(entry);
+    }
+    let manifest_path = out.join("manifest.json");
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "from": from,
+            "to": to,
+            "time_zone": "Asia/Riyadh",
+            "documents": manifest,
+        }))?,
+    )?;
+    println!(
+        "{} documents issued {from} to {to}; {written} XML files and {} written",
+        manifest.len(),
+        manifest_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

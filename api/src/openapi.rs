@@ -818,9 +818,20 @@ fn invoice_zatca() -> Value {
 fn zatca_document() -> Value {
     object(
         &[
-            "document_id", "invoice_id", "kind", "flow", "egs_unit", "icv", "uuid",
-            "invoice_hash", "previous_invoice_hash", "status", "issued_at", "attempts",
-            "messages", "xml",
+            "document_id",
+            "invoice_id",
+            "kind",
+            "flow",
+            "egs_unit",
+            "icv",
+            "uuid",
+            "invoice_hash",
+            "previous_invoice_hash",
+            "status",
+            "issued_at",
+            "attempts",
+            "messages",
+            "xml",
         ],
         json!({
             "document_id": string(),
@@ -1083,7 +1094,13 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
         (
             "NationalAddress",
             closed(
-                &["street", "building_number", "district", "city", "postal_code"],
+                &[
+                    "street",
+                    "building_number",
+                    "district",
+                    "city",
+                    "postal_code",
+                ],
                 json!({
                     "street": non_blank(),
                     "building_number": {"type": "string", "pattern": "^[0-9]{4}$", "description": "Four digits in Saudi Arabia (BR-KSA-37)."},

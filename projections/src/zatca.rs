@@ -281,6 +281,24 @@ pub async fn documents_of_invoice(
         .collect()
 }
 
+/// The documents issued from `from_us` (included) to `to_us` (excluded), chain by chain in ICV
+/// order: what an audit export of a period holds.
+pub async fn issued_between(
+    db: &SqlDb,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<ZatcaDocument>, ProjectionError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM zatca_documents WHERE issued_at_us >= ? AND issued_at_us < ? \
+         ORDER BY egs_unit, icv"
+    );
+    db.fetch_all(&sql, &[from_us.into(), to_us.into()])
+        .await?
+        .iter()
+        .map(document)
+        .collect()
+}
+
 /// Pending documents whose next attempt is due at `now_us`, the longest waiting first.
 pub async fn due(
     db: &SqlDb,

@@ -270,7 +270,110 @@ async fn standard_and_simplified_invoices_are_cleared_and_reported_on_the_units_
     )
     .await;
     assert!(note_xml.contains(">381<"), "a credit note: {note_xml}");
+    app.settle().await;
+    the_chain_is_verified_and_exported(&app, standard_id).await;
     app.stop().await;
+}
+
+/// `revledger verify` checks the unit's chain and every stamped or cleared XML; `revledger
+/// zatca export` writes the period's documents; an altered PIH is named.
+async fn the_chain_is_verified_and_exported(app: &TestApp, standard_id: &str) {
+    let report = app::zatca::audit::verify_chains(app.db.store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(report.first_break, None, "{report:?}");
+    assert_eq!(
+        (report.chains, report.documents, report.recomputed),
+        (1, 3, 3),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.xml_checked, 4,
+        "three stamped, one cleared: {report:?}"
+    );
+
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_revledger"))
+            .args(args)
+            .env("REVLEDGER_DATABASE_URL", &app.db.url)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, printed) = run(&["verify"]);
+    assert!(
+        ok && printed.contains("ZATCA chains intact: 3 documents"),
+        "{printed}"
+    );
+
+    let today = domain::phase2::riyadh_local(time::OffsetDateTime::now_utc()).0;
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    let out = temp_dir().join("zatca-export");
+    let (ok, printed) = run(&[
+        "zatca",
+        "export",
+        "--from",
+        &day,
+        "--to",
+        &day,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{printed}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let documents = manifest["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 3, "{manifest}");
+    let standard = documents
+        .iter()
+        .find(|d| d["document_id"] == standard_id)
+        .unwrap();
+    let exported = std::fs::read_to_string(out.join(standard["file"].as_str().unwrap())).unwrap();
+    let (served, _) = xml(app, &format!("/api/invoices/{standard_id}/xml")).await;
+    assert_eq!(exported, served, "the export holds the legal (cleared) XML");
+
+    // An attacker who lifts the guard and rewrites the second document's PIH is named.
+    let db = &app.db;
+    let lift = db.disable_append_only_guard_sql().to_owned();
+    db.execute_raw(&lift).await.unwrap();
+    let second = db
+        .store
+        .sql()
+        .fetch_all(
+            "SELECT position FROM events WHERE stream_type = 'document_sequence' \
+             ORDER BY position",
+            &[],
+        )
+        .await
+        .unwrap()[1]
+        .i64(0)
+        .unwrap();
+    let rewrite = match db.engine {
+        Engine::Sqlite => format!(
+            "UPDATE events SET payload = replace(payload, '\"previous_invoice_hash\":\"', \
+             '\"previous_invoice_hash\":\"AAAA') WHERE position = {second}"
+        ),
+        Engine::Postgres => format!(
+            "UPDATE events SET payload = replace(payload::text, '\"previous_invoice_hash\": \"', \
+             '\"previous_invoice_hash\": \"AAAA')::jsonb WHERE position = {second}"
+        ),
+    };
+    assert_eq!(db.execute_raw(&rewrite).await.unwrap(), 1);
+    let broken = app::zatca::audit::verify_chains(db.store.as_ref())
+        .await
+        .unwrap()
+        .first_break
+        .expect("the altered PIH is found");
+    assert!(broken.reason.contains("PIH"), "{broken:?}");
+    assert_eq!(broken.position, second);
 }
 
 async fn a_rejected_invoice_shows_zatcas_messages_and_is_corrected_by_a_new_document(

@@ -8,6 +8,7 @@
 //! the pure `zatca` crate's; the HTTP calls are `adapters::fatoora`'s; the key and the CSIDs are
 //! files in `adapters::zatca_keys`. Nothing here keeps state of its own.
 
+pub mod audit;
 pub mod onboarding;
 pub mod submitter;
 
