@@ -2,9 +2,9 @@
 //! (compliance CSID, compliance checks, production CSID, renewal) and submitting its signed
 //! documents (clearance of standard documents, reporting of simplified ones). The documents
 //! themselves are written, hashed and stamped offline by the `zatca` crate; this module only
-//! carries them. The facts it relies on, with their sources and certainty, are in the team's
-//! Fatoora notes (`fatoora_api.md`); the decisions taken where those notes are uncertain are
-//! marked **Decision** below.
+//! carries them. The facts it relies on, and what was found about Fatoora's behaviour, are
+//! summarised in `docs/zatca.md`; the decisions taken where the sources disagree or are
+//! uncertain are marked **Decision** below.
 //!
 //! # Requests
 //!

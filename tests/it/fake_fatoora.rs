@@ -1,6 +1,6 @@
 //! A local fake of ZATCA's Fatoora API, for tests: the six endpoints under
-//! `/e-invoicing/simulation` on 127.0.0.1, answering in ZATCA's shapes (the fixtures of the
-//! team's Fatoora notes, §8) and checking what Fatoora checks, on its own: it reads the
+//! `/e-invoicing/simulation` on 127.0.0.1, answering in ZATCA's shapes (the bodies of ZATCA's
+//! Swagger and documentation, see `docs/zatca.md`) and checking what Fatoora checks, on its own: it reads the
 //! submitted XML with the `zatca` crate, never with the client under test, and writes its JSON
 //! by hand, so a client that drifts from the API's names fails here.
 //!

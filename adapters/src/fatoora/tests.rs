@@ -1,5 +1,5 @@
-//! The classification of Fatoora's answers, without I/O, against the bodies quoted in the
-//! team's Fatoora notes (§4 and the fixtures of §8). The client against a local fake of the
+//! The classification of Fatoora's answers, without I/O, against the answer bodies of
+//! ZATCA's Swagger and documentation (see `docs/zatca.md`). The client against a local fake of the
 //! whole API is in `tests/it/fatoora.rs`.
 
 use super::*;
