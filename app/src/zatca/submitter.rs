@@ -178,12 +178,7 @@ impl Submitter {
         document_id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<bool>, SubmitError> {
-        let (submission, _) = self
-            .handlers
-            .submissions
-            .load_aggregate(document_id)
-            .await
-            .map_err(|error| record_error(document_id, error))?;
+        let submission = self.load(document_id).await?;
         if submission.is_final() || submission.status().is_none() {
             return Ok(None);
         }
@@ -275,6 +270,10 @@ impl Submitter {
             Err(SubmitError::Record { .. }) if self.is_signed(document_id).await? => {}
             Err(error) => return Err(error),
         }
+        self.load(document_id).await
+    }
+
+    async fn load(&self, document_id: &str) -> Result<Submission, SubmitError> {
         let (submission, _) = self
             .handlers
             .submissions
