@@ -132,7 +132,8 @@ pub enum OnboardingError {
     /// The settings cannot make a CSR or valid documents; nothing was sent.
     #[error("the ZATCA settings: {0}")]
     Settings(String),
-    #[error("{step}: the unit's key store: {error}")]
+    /// The key store cannot be read or written; its error names the file.
+    #[error("{step}: {error}")]
     Keys { step: Step, error: KeyStoreError },
     /// Fatoora did not give what was asked; the advice says what to do.
     #[error("{step}: {error}; {}", advice(error))]
@@ -151,6 +152,12 @@ pub enum OnboardingError {
     /// A certificate ZATCA issued cannot be read, or is not for the unit's key; it was not kept.
     #[error("{step}: the certificate ZATCA issued cannot be used ({reason}); it was not kept")]
     Certificate { step: Step, reason: String },
+    /// The kept production CSID's certificate cannot be read.
+    #[error(
+        "the kept production CSID's certificate cannot be read ({reason}): restore the key \
+         directory from its backup, or onboard again (`revledger zatca onboard --force --otp OTP`)"
+    )]
+    KeptCertificate { reason: String },
     /// A sample document cannot be built or stamped.
     #[error("the {sample} of the compliance checks cannot be made: {reason}")]
     Sample { sample: Sample, reason: String },
@@ -487,9 +494,8 @@ pub async fn onboard(
             .credentials(PRODUCTION_FILE)
             .map_err(keys_error(Step::KeyStore))?;
         if let Some(production) = kept {
-            let certificate = readable_certificate(&production, Step::KeyStore)?;
             return Ok(Onboarded::AlreadyOnboarded {
-                not_after: certificate.not_after(),
+                not_after: kept_certificate(&production)?.not_after(),
             });
         }
     }
@@ -611,25 +617,27 @@ fn csr(config: &ZatcaConfig, key: &SigningKey) -> Result<String, OnboardingError
         .map_err(|error| OnboardingError::Settings(format!("the unit's CSR: {error}")))
 }
 
-fn readable_certificate(
-    credentials: &Credentials,
-    step: Step,
-) -> Result<zatca::Certificate, OnboardingError> {
-    credentials
+/// The certificate of the kept production CSID.
+fn kept_certificate(production: &Credentials) -> Result<zatca::Certificate, OnboardingError> {
+    production
         .certificate()
-        .map_err(|error| OnboardingError::Certificate {
-            step,
+        .map_err(|error| OnboardingError::KeptCertificate {
             reason: error.to_string(),
         })
 }
 
-/// The certificate of `credentials`, if it is for `key`.
+/// The certificate of `credentials` ZATCA just issued, if it is for `key`.
 fn certificate_for_key(
     credentials: &Credentials,
     key: &SigningKey,
     step: Step,
 ) -> Result<zatca::Certificate, OnboardingError> {
-    let certificate = readable_certificate(credentials, step)?;
+    let certificate = credentials
+        .certificate()
+        .map_err(|error| OnboardingError::Certificate {
+            step,
+            reason: error.to_string(),
+        })?;
     match certificate.verifying_key() {
         Ok(public) if public == *key.verifying_key() => Ok(certificate),
         Ok(_) => Err(OnboardingError::Certificate {
@@ -769,7 +777,7 @@ pub fn status(config: &ZatcaConfig) -> Result<OnboardingStatus, OnboardingError>
     {
         None => None,
         Some(credentials) => {
-            let certificate = readable_certificate(&credentials, Step::KeyStore)?;
+            let certificate = kept_certificate(&credentials)?;
             let public = certificate.verifying_key().ok();
             Some(ProductionCertificate {
                 not_after: certificate.not_after(),
