@@ -334,26 +334,28 @@ async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
 fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let config = unit_config(&args.seller, &args.zatca)?;
     print_unit(&config);
-    let check = onboarding::report(&config, adapters::clock::now_micros())
-        .context("reading the unit's key store")?;
+    let report = onboarding::report(&config, adapters::clock::now_micros())?;
     let present = |present: bool| if present { "present" } else { "absent" };
-    println!("key: {}", present(check.status.key));
-    println!("compliance CSID: {}", present(check.status.compliance_csid));
+    println!("key: {}", present(report.status.key));
+    println!(
+        "compliance CSID: {}",
+        present(report.status.compliance_csid)
+    );
     println!(
         "production CSID: {}",
-        present(check.status.production.is_some())
+        present(report.status.production.is_some())
     );
-    println!("onboarding: {}", onboarding_word(&check.status));
-    if let (Some(production), Some(expiry)) = (check.status.production, check.expiry) {
+    println!("onboarding: {}", onboarding_word(&report.status));
+    if let (Some(production), Some(expiry)) = (report.status.production, report.expiry) {
         println!(
             "certificate: until {}, {expiry}",
             rfc3339(production.not_after)
         );
     }
-    for warning in &check.warnings {
+    for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
-    Ok(if check.can_submit() {
+    Ok(if report.can_submit() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -397,10 +399,10 @@ impl ConfigCheckSection {
             "invoice_types": config.unit.invoice_types,
             "key_dir": config.keys.dir().display().to_string(),
         });
-        let check = match onboarding::report(config, now) {
-            Ok(check) => check,
+        let report = match onboarding::report(config, now) {
+            Ok(report) => report,
             Err(error) => {
-                let problem = format!("the ZATCA key store cannot be read: {error}");
+                let problem = format!("the ZATCA unit cannot sign: {error}");
                 effective["key_store"] = serde_json::json!(problem);
                 return ConfigCheckSection {
                     effective,
@@ -410,18 +412,19 @@ impl ConfigCheckSection {
             }
         };
         let present = |present: bool| if present { "present" } else { "absent" };
-        let production = check.status.production;
-        effective["key"] = present(check.status.key).into();
-        effective["compliance_csid"] = present(check.status.compliance_csid).into();
+        let production = report.status.production;
+        effective["key"] = present(report.status.key).into();
+        effective["compliance_csid"] = present(report.status.compliance_csid).into();
         effective["production_csid"] = present(production.is_some()).into();
-        effective["onboarding"] = onboarding_word(&check.status).into();
+        effective["onboarding"] = onboarding_word(&report.status).into();
         effective["certificate_expires"] =
             serde_json::json!(production.map(|production| rfc3339(production.not_after)));
-        effective["certificate"] = serde_json::json!(check.expiry.map(|expiry| expiry.to_string()));
-        effective["warnings"] = serde_json::json!(check.warnings);
+        effective["certificate"] =
+            serde_json::json!(report.expiry.map(|expiry| expiry.to_string()));
+        effective["warnings"] = serde_json::json!(report.warnings);
         ConfigCheckSection {
             effective,
-            warnings: check.warnings,
+            warnings: report.warnings,
             error: None,
         }
     }

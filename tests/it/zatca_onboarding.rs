@@ -596,7 +596,8 @@ async fn config_check_exits_1_when_the_key_store_cannot_be_read_without_quoting_
 
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let shown = text(&output);
-    assert!(shown.contains("key store cannot be read"), "{shown}");
+    assert!(shown.contains("the ZATCA unit cannot sign"), "{shown}");
+    assert!(shown.contains("reading the unit's key store"), "{shown}");
     assert!(shown.contains(PRODUCTION_FILE), "{shown}");
     assert!(
         !shown.contains(&production.binary_security_token),
