@@ -349,7 +349,8 @@ enum Command {
         #[arg(long)]
         vat: String,
     },
-    /// ZATCA Phase 2: onboard the EGS unit, export a period's documents.
+    /// ZATCA Phase 2: onboard the EGS unit, renew its certificate, show its status, export a
+    /// period's documents.
     #[command(subcommand)]
     Zatca(zatca_cli::ZatcaCommand),
     /// Compare invoices, payments and commissions; list every mismatch (exit 1 if any).
@@ -664,7 +665,10 @@ fn print_token_table(tokens: &[api::auth::TokenInfo]) {
 }
 
 /// `revledger config check`: the configuration `serve` would run with, secrets shown only as
-/// set or unset; exit 1 when `serve` would refuse it or a secret is weak.
+/// set or unset; exit 1 when `serve` would refuse it, a secret is weak or the ZATCA key store
+/// cannot be read. ZATCA Phase 2's onboarding and certificate expiry are shown (never the key,
+/// a token or a secret); an incomplete onboarding or a certificate expired or expiring within
+/// 30 days is a warning on stderr, since `serve` runs with it.
 fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let demo = args.demo;
     let config = match args.into_config() {
@@ -675,6 +679,8 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
         }
     };
     let weak = config.weak_secrets();
+    let zatca =
+        zatca_cli::ConfigCheckSection::of(config.zatca.as_ref(), adapters::clock::now_micros());
     let secret = |set: bool| if set { "[set, redacted]" } else { "[unset]" };
     let effective = serde_json::json!({
         "database_url": redact_url(database_url),
@@ -707,10 +713,17 @@ fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode>
             "attribution": format!("{:?}", config.program.attribution),
             "payout_minimum_halalas": config.program.payout_minimum_halalas,
         },
+        "zatca": zatca.effective,
         "weak_secrets": weak.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&effective)?);
-    if weak.is_empty() {
+    for warning in &zatca.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(error) = &zatca.error {
+        eprintln!("{error}");
+    }
+    if weak.is_empty() && zatca.error.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
     for secret in &weak {

@@ -1,11 +1,20 @@
 //! `revledger zatca …` and the ZATCA Phase 2 settings `serve` shares: the EGS unit, the seller's
 //! registration, where the unit's key and CSIDs are kept, and which Fatoora to talk to.
+//!
+//! `zatca onboard`, `renew` and `status` are `app::zatca::onboarding`'s use cases with their
+//! steps printed as they are done (never the OTP, a key, a token or a secret); a failure exits 1
+//! naming the step and what to do. `config check`'s ZATCA lines are [`ConfigCheckSection`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use adapters::fatoora::{FatooraConfig, FatooraEnvironment};
+use adapters::webhooks::Secret;
 use adapters::zatca_keys::KeyStore;
+use anyhow::Context as _;
+use app::zatca::onboarding::{
+    self, rfc3339, Onboarded, OnboardingError, OnboardingStatus, Progress, WhenOnboarded,
+};
 use app::zatca::{UnitProfile, ZatcaConfig};
 use clap::{Subcommand, ValueEnum};
 use domain::phase2::{NationalAddress, SellerRegistration};
@@ -161,6 +170,31 @@ pub struct OnboardArgs {
     /// The one-time password from the Fatoora portal.
     #[arg(long, env = "REVLEDGER_ZATCA_OTP", hide_env_values = true)]
     pub otp: String,
+    /// Onboard again although a production CSID is kept (it expired or was revoked); the kept
+    /// one is replaced only when the new one is issued.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub seller: SellerArgs,
+    #[command(flatten)]
+    pub zatca: ZatcaArgs,
+}
+
+/// `revledger zatca renew`.
+#[derive(clap::Args)]
+pub struct RenewArgs {
+    /// A new one-time password from the Fatoora portal.
+    #[arg(long, env = "REVLEDGER_ZATCA_OTP", hide_env_values = true)]
+    pub otp: String,
+    #[command(flatten)]
+    pub seller: SellerArgs,
+    #[command(flatten)]
+    pub zatca: ZatcaArgs,
+}
+
+/// `revledger zatca status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
     #[command(flatten)]
     pub seller: SellerArgs,
     #[command(flatten)]
@@ -172,6 +206,11 @@ pub struct OnboardArgs {
 pub enum ZatcaCommand {
     /// Onboard the EGS unit: key, CSR, compliance CSID, compliance checks, production CSID.
     Onboard(Box<OnboardArgs>),
+    /// Renew the unit's production CSID (a new CSR with the unit's key, and a new OTP).
+    Renew(Box<RenewArgs>),
+    /// Whether the unit is onboarded and when its certificate expires (exit 1 when it cannot
+    /// submit: not onboarded, or the certificate expired).
+    Status(Box<StatusArgs>),
     /// Write every Phase 2 document issued in a period (its legal XML) for an audit.
     Export {
         /// The first day, YYYY-MM-DD (Riyadh time).
@@ -189,8 +228,204 @@ pub enum ZatcaCommand {
 /// Runs `revledger zatca …`.
 pub async fn run(database_url: &str, command: ZatcaCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ZatcaCommand::Onboard(_) => anyhow::bail!("onboarding is being written"),
+        ZatcaCommand::Onboard(args) => onboard(*args).await,
+        ZatcaCommand::Renew(args) => renew(*args).await,
+        ZatcaCommand::Status(args) => status(&args),
         ZatcaCommand::Export { from, to, out } => export(database_url, &from, &to, &out).await,
+    }
+}
+
+/// The unit's settings for a `zatca` command, which needs Phase 2 on.
+fn unit_config(seller: &SellerArgs, zatca: &ZatcaArgs) -> anyhow::Result<ZatcaConfig> {
+    zatca.config(seller)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "ZATCA Phase 2 is off: set REVLEDGER_ZATCA_ENVIRONMENT (developer-portal, simulation \
+             or production) and the unit's settings"
+        )
+    })
+}
+
+/// An environment as the settings spell it.
+fn environment_name(environment: FatooraEnvironment) -> &'static str {
+    match environment {
+        FatooraEnvironment::DeveloperPortal => "developer-portal",
+        FatooraEnvironment::Simulation => "simulation",
+        FatooraEnvironment::Production => "production",
+    }
+}
+
+fn print_unit(config: &ZatcaConfig) {
+    println!(
+        "EGS unit {} in {} ({}), key directory {}",
+        config.egs_unit,
+        environment_name(config.environment),
+        config.fatoora.base_url,
+        config.keys.dir().display()
+    );
+}
+
+/// `revledger zatca onboard`: prints each step as it is done; exit 1 naming the step that
+/// failed.
+async fn onboard(args: OnboardArgs) -> anyhow::Result<ExitCode> {
+    let config = unit_config(&args.seller, &args.zatca)?;
+    print_unit(&config);
+    let when_onboarded = if args.force {
+        WhenOnboarded::OnboardAgain
+    } else {
+        WhenOnboarded::SayAndStop
+    };
+    let otp = Secret::new(args.otp);
+    let mut print = |progress: &Progress| println!("{progress}");
+    let onboarded = onboarding::onboard(
+        &config,
+        &otp,
+        adapters::clock::now_micros(),
+        when_onboarded,
+        &mut print,
+    )
+    .await
+    .context("onboarding did not complete")?;
+    match onboarded {
+        Onboarded::Completed { not_after } => println!(
+            "onboarding complete: the production certificate is valid until {}",
+            rfc3339(not_after)
+        ),
+        Onboarded::AlreadyOnboarded { not_after } => println!(
+            "already onboarded (the production certificate is valid until {}): nothing changed. \
+             `revledger zatca renew --otp OTP` renews the certificate; `--force` onboards again",
+            rfc3339(not_after)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `revledger zatca renew`: prints each step as it is done; exit 1 naming the step that failed
+/// (the kept production CSID is then unchanged).
+async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
+    let config = unit_config(&args.seller, &args.zatca)?;
+    print_unit(&config);
+    let otp = Secret::new(args.otp);
+    let mut print = |progress: &Progress| println!("{progress}");
+    let renewed = match onboarding::renew(&config, &otp, adapters::clock::now_micros(), &mut print)
+        .await
+    {
+        Ok(renewed) => renewed,
+        Err(error @ OnboardingError::NotOnboarded) => return Err(error.into()),
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(
+                "renewal did not complete; the kept production CSID is unchanged and signs until it expires",
+            ))
+        }
+    };
+    println!(
+        "renewal complete{}: the production certificate is valid until {}",
+        if renewed.after_compliance_checks {
+            " (after the compliance checks)"
+        } else {
+            ""
+        },
+        rfc3339(renewed.not_after)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `revledger zatca status`: exit 0 when the unit can submit, 1 when not.
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = unit_config(&args.seller, &args.zatca)?;
+    print_unit(&config);
+    let report = onboarding::report(&config, adapters::clock::now_micros())?;
+    let present = |present: bool| if present { "present" } else { "absent" };
+    println!("key: {}", present(report.status.key));
+    println!(
+        "compliance CSID: {}",
+        present(report.status.compliance_csid)
+    );
+    println!(
+        "production CSID: {}",
+        present(report.status.production.is_some())
+    );
+    println!("onboarding: {}", onboarding_word(&report.status));
+    if let (Some(production), Some(expiry)) = (report.status.production, report.expiry) {
+        println!(
+            "certificate: until {}, {expiry}",
+            rfc3339(production.not_after)
+        );
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(if report.can_submit() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn onboarding_word(status: &OnboardingStatus) -> &'static str {
+    if status.is_complete() {
+        "complete"
+    } else {
+        "not complete"
+    }
+}
+
+/// The `zatca` part of `config check`.
+pub struct ConfigCheckSection {
+    /// What is printed under `zatca`.
+    pub effective: serde_json::Value,
+    /// What the operator should act on; `serve` would run.
+    pub warnings: Vec<String>,
+    /// Why the unit could not sign at all (its key store cannot be read): `config check` exits 1.
+    pub error: Option<String>,
+}
+
+impl ConfigCheckSection {
+    /// The section for the unit of `config` (Phase 2 off when `None`), seen at `now`.
+    pub fn of(config: Option<&ZatcaConfig>, now: time::OffsetDateTime) -> ConfigCheckSection {
+        let Some(config) = config else {
+            return ConfigCheckSection {
+                effective: serde_json::json!({"phase2": "off"}),
+                warnings: Vec::new(),
+                error: None,
+            };
+        };
+        let mut effective = serde_json::json!({
+            "phase2": "on",
+            "environment": environment_name(config.environment),
+            "base_url": config.fatoora.base_url,
+            "egs_unit": config.egs_unit,
+            "egs_serial_number": config.unit.egs_serial_number,
+            "invoice_types": config.unit.invoice_types,
+            "key_dir": config.keys.dir().display().to_string(),
+        });
+        let report = match onboarding::report(config, now) {
+            Ok(report) => report,
+            Err(error) => {
+                let problem = format!("the ZATCA unit cannot sign: {error}");
+                effective["key_store"] = serde_json::json!(problem);
+                return ConfigCheckSection {
+                    effective,
+                    warnings: Vec::new(),
+                    error: Some(problem),
+                };
+            }
+        };
+        let present = |present: bool| if present { "present" } else { "absent" };
+        let production = report.status.production;
+        effective["key"] = present(report.status.key).into();
+        effective["compliance_csid"] = present(report.status.compliance_csid).into();
+        effective["production_csid"] = present(production.is_some()).into();
+        effective["onboarding"] = onboarding_word(&report.status).into();
+        effective["certificate_expires"] =
+            serde_json::json!(production.map(|production| rfc3339(production.not_after)));
+        effective["certificate"] =
+            serde_json::json!(report.expiry.map(|expiry| expiry.to_string()));
+        effective["warnings"] = serde_json::json!(report.warnings);
+        ConfigCheckSection {
+            effective,
+            warnings: report.warnings,
+            error: None,
+        }
     }
 }
 

@@ -126,10 +126,17 @@ impl KeyStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io(&path, error)),
         };
+        // The reason names where the file stops making sense, never what is there: a serde
+        // message may quote a value, and the values here are the CSID and its secret.
         let stored: StoredCredentials =
             serde_json::from_str(&text).map_err(|error| KeyStoreError::Malformed {
                 path: path.display().to_string(),
-                reason: error.to_string(),
+                reason: format!(
+                    "not the JSON the key store writes ({:?} at line {} column {})",
+                    error.classify(),
+                    error.line(),
+                    error.column()
+                ),
             })?;
         Ok(Some(Credentials {
             request_id: RequestId::new(stored.request_id),
@@ -251,6 +258,18 @@ mod tests {
             !printed.contains("s3cret") && !printed.contains("TUlJ"),
             "{printed}"
         );
+        let _ = fs::remove_dir_all(store.dir().parent().unwrap());
+    }
+
+    #[test]
+    fn a_malformed_credentials_file_is_named_without_quoting_its_content() {
+        let store = store();
+        let written =
+            br#"{"request_id": "1", "binary_security_token": "TUlJ-token", "secret": 42424242}"#;
+        store.write_private(PRODUCTION_FILE, written).unwrap();
+        let error = store.credentials(PRODUCTION_FILE).unwrap_err().to_string();
+        assert!(error.contains(PRODUCTION_FILE), "{error}");
+        assert!(!error.contains("42424242"), "{error}");
         let _ = fs::remove_dir_all(store.dir().parent().unwrap());
     }
 }

@@ -55,7 +55,8 @@ pub struct NationalAddress {
 }
 
 impl NationalAddress {
-    fn to_ubl(&self) -> ubl::Address {
+    /// The address as the UBL document writes it.
+    pub fn to_ubl(&self) -> ubl::Address {
         ubl::Address {
             street: self.street.clone(),
             building_number: self.building_number.clone(),

@@ -8,6 +8,8 @@
 //! - [`moyasar_api`]: creating Moyasar invoices against a local fake of Moyasar's API.
 //! - [`fatoora`]: the ZATCA e-invoicing client against [`fake_fatoora`], a local fake of
 //!   Fatoora that checks submitted documents with the `zatca` crate.
+//! - [`zatca_onboarding`]: onboarding and renewing the EGS unit against the fake, in process
+//!   and through the binary (`zatca onboard`, `renew`, `status`, `config check`).
 
 mod api_routes;
 mod app;
@@ -36,4 +38,5 @@ mod storm;
 mod tamper;
 mod tokens;
 mod webhooks;
+mod zatca_onboarding;
 mod zatca_phase2;

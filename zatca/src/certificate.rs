@@ -13,7 +13,9 @@
 //! - the certificate digest of `xades:CertDigest`: SHA-256 over the certificate's *base64
 //!   text* (not its DER bytes), written as lowercase hex, and that hex text in base64;
 //! - the subject public key info in DER (QR tag 8) and the secp256k1 verifying key;
-//! - the CA's signature over the certificate, the bit string's bytes (QR tag 9).
+//! - the CA's signature over the certificate, the bit string's bytes (QR tag 9);
+//! - its validity period, so the unit can say when it must renew (checking it against the
+//!   clock is the caller's: this crate reads none).
 
 use std::fmt;
 
@@ -22,6 +24,7 @@ use base64::Engine as _;
 use k256::ecdsa::VerifyingKey;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use time::OffsetDateTime;
 use x509_cert::der::{Decode, DecodePem, Encode};
 
 /// What can be wrong with a certificate handed in.
@@ -173,10 +176,32 @@ impl Certificate {
         self.parsed.signature.raw_bytes()
     }
 
+    /// The first moment the certificate is valid (`notBefore`).
+    pub fn not_before(&self) -> OffsetDateTime {
+        offset_date_time(self.parsed.tbs_certificate.validity.not_before)
+    }
+
+    /// The last moment the certificate is valid (`notAfter`): after it ZATCA refuses the
+    /// unit's submissions, so the production CSID must be renewed before.
+    pub fn not_after(&self) -> OffsetDateTime {
+        offset_date_time(self.parsed.tbs_certificate.validity.not_after)
+    }
+
     /// The parsed certificate, for anything else.
     pub fn x509(&self) -> &x509_cert::Certificate {
         &self.parsed
     }
+}
+
+/// An X.509 time as an instant. The `der` crate holds both of X.509's forms (UTCTime and
+/// GeneralizedTime) as seconds since 1970 up to the year 9999, all of which `time` represents,
+/// so the conversion cannot fail; the fallback is unreachable.
+fn offset_date_time(at: x509_cert::time::Time) -> OffsetDateTime {
+    let seconds = at.to_unix_duration().as_secs();
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Lowercase hex text of `bytes`.

@@ -9,7 +9,9 @@ use zatca::qr::decode_tlv;
 use zatca::read::read_qr;
 use zatca::tree;
 
-use crate::kit::{sample, sdk_certificate, text_at, SIGNED_SAMPLES};
+use time::macros::datetime;
+
+use crate::kit::{sample, sdk_certificate, test_certificate, test_key, text_at, SIGNED_SAMPLES};
 
 #[test]
 fn the_sdk_hashes_published_in_the_readme_are_reproduced() {
@@ -80,6 +82,19 @@ fn the_sdk_samples_are_signed_by_the_sdk_test_certificate() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn a_certificates_validity_is_read_as_the_instants_it_names() {
+    // openssl x509 -noout -dates on zatca_sdk_test_cert.pem: Jan 11 09:19:30 2024 GMT to
+    // Jan  9 09:19:30 2029 GMT.
+    let sdk = sdk_certificate();
+    assert_eq!(sdk.not_before(), datetime!(2024-01-11 09:19:30 UTC));
+    assert_eq!(sdk.not_after(), datetime!(2029-01-09 09:19:30 UTC));
+    let key = test_key("validity");
+    let ours = test_certificate(&key, &test_key("validity ca"));
+    assert_eq!(ours.not_before().unix_timestamp(), 1_700_000_000);
+    assert_eq!(ours.not_after().unix_timestamp(), 1_900_000_000);
 }
 
 #[test]
