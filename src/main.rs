@@ -447,6 +447,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "weak secret: {weak}; serving anyway (`revledger config check` refuses it)"
                 );
             }
+            if let Some(zatca) = &config.zatca {
+                match app::zatca::onboarding::status(zatca) {
+                    Ok(status) if status.is_complete() => {}
+                    Ok(_) => tracing::warn!(
+                        egs_unit = %zatca.egs_unit,
+                        "ZATCA Phase 2 is on but the EGS unit is not onboarded: documents wait unsent until `revledger zatca onboard --otp …`"
+                    ),
+                    Err(error) => tracing::warn!(%error, "the ZATCA key store cannot be read"),
+                }
+            }
             let listen = config.listen;
             if demo {
                 load_demo(&store, &config.seller).await?;

@@ -184,6 +184,19 @@ async fn sample_zatca(state: &AppState) {
     if let Ok(rejected) = projections::zatca::rejected_count(&db).await {
         metrics::gauge!("revledger_zatca_rejected_documents").set(rejected as f64);
     }
+    let Some(zatca) = &state.config.zatca else {
+        return;
+    };
+    // Onboarded (a key and a production CSID for it) or not, and the seconds its certificate
+    // has left (negative once expired; absent before onboarding).
+    if let Ok(status) = app::zatca::onboarding::status(zatca) {
+        metrics::gauge!("revledger_zatca_onboarded").set(f64::from(u8::from(status.is_complete())));
+        if let Some(production) = status.production {
+            let left = production.not_after - adapters::clock::now_micros();
+            metrics::gauge!("revledger_zatca_certificate_expires_in_seconds")
+                .set(left.whole_seconds() as f64);
+        }
+    }
 }
 
 /// Samples the gauges every [`GAUGE_INTERVAL`] until shutdown.

@@ -271,6 +271,18 @@ async fn standard_and_simplified_invoices_are_cleared_and_reported_on_the_units_
     .await;
     assert!(note_xml.contains(">381<"), "a credit note: {note_xml}");
     app.settle().await;
+    api::metrics::sample_gauges(&app.state).await;
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).await;
+    for line in [
+        "revledger_zatca_onboarded 1",
+        "revledger_zatca_oldest_pending_seconds 0",
+        "revledger_zatca_rejected_documents 0",
+    ] {
+        assert!(metrics.text.contains(line), "{line} in {}", metrics.text);
+    }
+    assert!(metrics
+        .text
+        .contains("revledger_zatca_certificate_expires_in_seconds"));
     the_chain_is_verified_and_exported(&app, standard_id).await;
     app.stop().await;
 }
