@@ -5,7 +5,12 @@
 //! default (created on first use) or any `postgres://` URL.
 
 mod bench;
+mod config_cli;
+mod token_cli;
 mod zatca_cli;
+
+use config_cli::config_check;
+use token_cli::{token_command, TokenCommand};
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -275,34 +280,6 @@ enum ConfigCommand {
     Check(ServeArgs),
 }
 
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it once (only its hash is stored).
-    Create {
-        /// admin, sales, finance, auditor or partner.
-        #[arg(long)]
-        role: String,
-        /// The partner a partner token belongs to (an enrolled partner).
-        #[arg(long)]
-        partner: Option<String>,
-        /// A note saying whose token this is.
-        #[arg(long)]
-        label: Option<String>,
-        /// The token stops working this many days from now (1 to 3650); without it, it works
-        /// until revoked.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(api::auth::MAX_TOKEN_LIFETIME_DAYS)))]
-        expires_in_days: Option<u32>,
-    },
-    /// List the tokens, newest first: id, role, partner, label, created, expires, revoked
-    /// (never a token or its hash).
-    List,
-    /// Revoke a token (by id, as listed): refused at once, its dashboard sessions ended.
-    Revoke {
-        /// The token's id.
-        id: String,
-    },
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -552,207 +529,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_events(store.as_ref(), after, limit.unwrap_or(u64::MAX)).await?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// `revledger token create|list|revoke`: the same use cases as the admin API's token routes.
-async fn token_command(
-    store: std::sync::Arc<dyn store::EventStore>,
-    command: TokenCommand,
-) -> anyhow::Result<ExitCode> {
-    use api::auth::{self, Role};
-    let now = adapters::clock::now_micros();
-    match command {
-        TokenCommand::Create {
-            role,
-            partner,
-            label,
-            expires_in_days,
-        } => {
-            let role = Role::parse(&role).ok_or_else(|| {
-                anyhow::anyhow!("unknown role {role:?}: admin, sales, finance, auditor or partner")
-            })?;
-            let request = auth::TokenRequest {
-                role,
-                partner_id: partner,
-                label,
-                expires_at: auth::expiry_after_days(now, expires_in_days)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            };
-            let handlers = app::handlers::Handlers::new(store);
-            let issued = auth::create_token(&handlers, &request, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let expires = issued
-                .info
-                .expires_at
-                .map_or("never expires".to_owned(), |at| {
-                    format!("expires {}", rfc3339(at))
-                });
-            eprintln!(
-                "token {} ({}, {expires}) created; it is shown once:",
-                issued.info.token_id,
-                role.as_str()
-            );
-            println!("{}", issued.token.expose());
-        }
-        TokenCommand::List => {
-            let tokens = auth::list_tokens(&store.sql(), now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            print_token_table(&tokens);
-        }
-        TokenCommand::Revoke { id } => {
-            let revoked = auth::revoke_token(&store.sql(), &id, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let at = revoked.token.revoked_at.map(rfc3339).unwrap_or_default();
-            println!(
-                "token {id} revoked at {at}; {} dashboard session(s) ended",
-                revoked.sessions_ended
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// `token list` as an aligned table; `-` for what a token does not have.
-fn print_token_table(tokens: &[api::auth::TokenInfo]) {
-    let header = [
-        "ID", "ROLE", "PARTNER", "LABEL", "CREATED", "EXPIRES", "REVOKED", "STATUS",
-    ]
-    .map(str::to_owned);
-    let dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
-    let rows: Vec<[String; 8]> = tokens
-        .iter()
-        .map(|token| {
-            [
-                token.token_id.clone(),
-                token.role.as_str().to_owned(),
-                dash(token.partner_id.clone()),
-                // A label is one line of the table whatever was typed.
-                dash(
-                    token
-                        .label
-                        .as_ref()
-                        .map(|l| l.replace(['\n', '\r', '\t'], " ")),
-                ),
-                rfc3339(token.created_at),
-                dash(token.expires_at.map(rfc3339)),
-                dash(token.revoked_at.map(rfc3339)),
-                serde_json::to_value(token.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-    if tokens.len() as i64 >= api::auth::MAX_TOKENS_LISTED {
-        eprintln!(
-            "(the newest {} tokens; older ones are not listed)",
-            api::auth::MAX_TOKENS_LISTED
-        );
-    }
-}
-
-/// `revledger config check`: the configuration `serve` would run with, secrets shown only as
-/// set or unset; exit 1 when `serve` would refuse it, a secret is weak or the ZATCA key store
-/// cannot be read. ZATCA Phase 2's onboarding and certificate expiry are shown (never the key,
-/// a token or a secret); an incomplete onboarding or a certificate expired or expiring within
-/// 30 days is a warning on stderr, since `serve` runs with it.
-fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let demo = args.demo;
-    let config = match args.into_config() {
-        Ok(config) => config,
-        Err(error) => {
-            println!("configuration error: {error:#}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let weak = config.weak_secrets();
-    let zatca =
-        zatca_cli::ConfigCheckSection::of(config.zatca.as_ref(), adapters::clock::now_micros());
-    let secret = |set: bool| if set { "[set, redacted]" } else { "[unset]" };
-    let effective = serde_json::json!({
-        "database_url": redact_url(database_url),
-        "listen": config.listen.to_string(),
-        "demo": demo,
-        "sandbox": config.sandbox,
-        "seller": {"name": config.seller.name, "vat_number": config.seller.vat_number},
-        "webhooks": {
-            "moyasar": format!("{} secret(s) [redacted]", config.moyasar_secret_tokens.len()),
-            "calendly": secret(config.calendly_signing_key.is_some()),
-            "calendly_tolerance_secs": config.calendly_tolerance_secs,
-            "partners": format!("{} secret(s) [redacted]", config.partner_webhook_secrets.len()),
-            "partner_tolerance_secs": config.partner_tolerance_secs,
-        },
-        "admin_token": secret(config.admin_token.is_some()),
-        "metrics": {
-            "token": secret(config.metrics_token.is_some()),
-            "listen": config.metrics_listen.map(|address| address.to_string()),
-        },
-        "limits": {
-            "request_timeout_secs": config.request_timeout.as_secs(),
-            "header_read_timeout_secs": config.header_read_timeout.as_secs(),
-            "max_connections": config.max_connections,
-            "max_connections_per_client": config.max_connections_per_client,
-            "as_of_max_concurrent": config.as_of_max_concurrent,
-        },
-        "moyasar_api": secret(config.moyasar_api.is_some()),
-        "program": {
-            "commission_hold_days": config.program.hold_days,
-            "attribution": format!("{:?}", config.program.attribution),
-            "payout_minimum_halalas": config.program.payout_minimum_halalas,
-        },
-        "zatca": zatca.effective,
-        "weak_secrets": weak.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    });
-    println!("{}", serde_json::to_string_pretty(&effective)?);
-    for warning in &zatca.warnings {
-        eprintln!("warning: {warning}");
-    }
-    if let Some(error) = &zatca.error {
-        eprintln!("{error}");
-    }
-    if weak.is_empty() && zatca.error.is_none() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    for secret in &weak {
-        eprintln!("weak secret: {secret}");
-    }
-    Ok(ExitCode::FAILURE)
-}
-
-/// A database URL without its password.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

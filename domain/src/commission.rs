@@ -16,8 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
@@ -175,23 +174,14 @@ pub enum CommissionEvent {
     },
 }
 
-impl DomainEvent for CommissionEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            CommissionEvent::CommissionAccrued { .. } => "CommissionAccrued",
-            CommissionEvent::CommissionApproved { .. } => "CommissionApproved",
-            CommissionEvent::CommissionRejected { .. } => "CommissionRejected",
-            CommissionEvent::CommissionPaidOut { .. } => "CommissionPaidOut",
-            CommissionEvent::CommissionClawedBack { .. } => "CommissionClawedBack",
-            CommissionEvent::CommissionAdjusted { .. } => "CommissionAdjusted",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(CommissionEvent {
+    CommissionAccrued,
+    CommissionApproved,
+    CommissionRejected,
+    CommissionPaidOut,
+    CommissionClawedBack,
+    CommissionAdjusted
+});
 
 /// The rules a commission command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -529,17 +519,7 @@ impl Aggregate for PartnerCommission {
     type Error = CommissionError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

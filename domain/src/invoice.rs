@@ -14,8 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -233,25 +232,16 @@ pub enum InvoiceEvent {
     },
 }
 
-impl DomainEvent for InvoiceEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            InvoiceEvent::InvoiceIssued { .. } => "InvoiceIssued",
-            InvoiceEvent::PaymentRecorded { .. } => "PaymentRecorded",
-            InvoiceEvent::InvoicePaid { .. } => "InvoicePaid",
-            InvoiceEvent::InvoiceOverpaid { .. } => "InvoiceOverpaid",
-            InvoiceEvent::InvoiceRefunded { .. } => "InvoiceRefunded",
-            InvoiceEvent::InvoiceCanceled { .. } => "InvoiceCanceled",
-            InvoiceEvent::InvoiceExpired { .. } => "InvoiceExpired",
-            InvoiceEvent::MoyasarInvoiceLinked { .. } => "MoyasarInvoiceLinked",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(InvoiceEvent {
+    InvoiceIssued,
+    PaymentRecorded,
+    InvoicePaid,
+    InvoiceOverpaid,
+    InvoiceRefunded,
+    InvoiceCanceled,
+    InvoiceExpired,
+    MoyasarInvoiceLinked
+});
 
 /// The rules an invoice command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -696,17 +686,7 @@ impl Aggregate for Invoice {
     type Error = InvoiceError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -12,8 +12,7 @@
 //! follow-ups fall due on day 1, 3 and 7, and a lead with no response for 14 days is
 //! cold (the process that archives it lives outside the domain and passes the time in).
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
@@ -311,29 +310,20 @@ pub enum LeadEvent {
     },
 }
 
-impl DomainEvent for LeadEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            LeadEvent::LeadCaptured { .. } => "LeadCaptured",
-            LeadEvent::LeadQualified { .. } => "LeadQualified",
-            LeadEvent::DemoBooked { .. } => "DemoBooked",
-            LeadEvent::DemoCanceled { .. } => "DemoCanceled",
-            LeadEvent::DemoNoShowRecorded { .. } => "DemoNoShowRecorded",
-            LeadEvent::ProposalSent { .. } => "ProposalSent",
-            LeadEvent::LeadPaid { .. } => "LeadPaid",
-            LeadEvent::OnboardingStarted { .. } => "OnboardingStarted",
-            LeadEvent::LeadActivated { .. } => "LeadActivated",
-            LeadEvent::LeadArchived { .. } => "LeadArchived",
-            LeadEvent::LeadReopened { .. } => "LeadReopened",
-            LeadEvent::FollowUpLogged { .. } => "FollowUpLogged",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(LeadEvent {
+    LeadCaptured,
+    LeadQualified,
+    DemoBooked,
+    DemoCanceled,
+    DemoNoShowRecorded,
+    ProposalSent,
+    LeadPaid,
+    OnboardingStarted,
+    LeadActivated,
+    LeadArchived,
+    LeadReopened,
+    FollowUpLogged
+});
 
 /// The rules a lead command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -688,17 +678,7 @@ impl Aggregate for Lead {
     type Error = LeadError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -14,6 +14,7 @@
 //! from zero.
 
 pub mod commission;
+mod events;
 pub mod ids;
 pub mod input;
 pub mod invoice;

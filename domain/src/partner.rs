@@ -30,8 +30,7 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -298,24 +297,15 @@ pub enum PartnerEvent {
     },
 }
 
-impl DomainEvent for PartnerEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            PartnerEvent::PartnerApplied { .. } => "PartnerApplied",
-            PartnerEvent::PartnerEnrolled { .. } => "PartnerEnrolled",
-            PartnerEvent::PartnerTierChanged { .. } => "PartnerTierChanged",
-            PartnerEvent::PartnerCustomerActivated { .. } => "PartnerCustomerActivated",
-            PartnerEvent::PartnerSuspended { .. } => "PartnerSuspended",
-            PartnerEvent::PartnerReinstated { .. } => "PartnerReinstated",
-            PartnerEvent::ReferralRecorded { .. } => "ReferralRecorded",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(PartnerEvent {
+    PartnerApplied,
+    PartnerEnrolled,
+    PartnerTierChanged,
+    PartnerCustomerActivated,
+    PartnerSuspended,
+    PartnerReinstated,
+    ReferralRecorded
+});
 
 /// The rules a partner command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -668,17 +658,7 @@ impl Aggregate for Partner {
     type Error = PartnerError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -80,8 +80,7 @@
 //! synthesising a `paid` Moyasar may still report would record it twice. Every other
 //! first report records its own status's event.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -330,25 +329,16 @@ impl PaymentEvent {
     }
 }
 
-impl DomainEvent for PaymentEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            PaymentEvent::PaymentInitiated { .. } => "PaymentInitiated",
-            PaymentEvent::PaymentAuthorized { .. } => "PaymentAuthorized",
-            PaymentEvent::PaymentCaptured { .. } => "PaymentCaptured",
-            PaymentEvent::PaymentPaid { .. } => "PaymentPaid",
-            PaymentEvent::PaymentFailed { .. } => "PaymentFailed",
-            PaymentEvent::PaymentRefunded { .. } => "PaymentRefunded",
-            PaymentEvent::PaymentVoided { .. } => "PaymentVoided",
-            PaymentEvent::PaymentVerified { .. } => "PaymentVerified",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(PaymentEvent {
+    PaymentInitiated,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentPaid,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentVoided,
+    PaymentVerified
+});
 
 /// The rules a gateway report can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -638,17 +628,7 @@ impl Aggregate for Payment {
     type Error = PaymentError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         self.status = Some(event.status());

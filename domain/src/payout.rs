@@ -18,8 +18,7 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -120,20 +119,11 @@ pub enum PayoutEvent {
     },
 }
 
-impl DomainEvent for PayoutEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            PayoutEvent::PayoutCreated { .. } => "PayoutCreated",
-            PayoutEvent::PayoutPaid { .. } => "PayoutPaid",
-            PayoutEvent::PayoutCanceled { .. } => "PayoutCanceled",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(PayoutEvent {
+    PayoutCreated,
+    PayoutPaid,
+    PayoutCanceled
+});
 
 /// The rules a payout command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -436,17 +426,7 @@ impl Aggregate for PayoutBatch {
     type Error = PayoutError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

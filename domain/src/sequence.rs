@@ -21,8 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -131,18 +130,7 @@ pub enum SequenceEvent {
     },
 }
 
-impl DomainEvent for SequenceEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            SequenceEvent::DocumentAllocated { .. } => "DocumentAllocated",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(SequenceEvent { DocumentAllocated });
 
 /// The rules an allocation can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -519,17 +507,7 @@ impl Aggregate for DocumentSequence {
     type Error = SequenceError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

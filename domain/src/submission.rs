@@ -18,8 +18,7 @@
 //!
 //! The clock is an input (each command says when), as everywhere in the domain.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -198,23 +197,14 @@ pub enum SubmissionEvent {
     },
 }
 
-impl DomainEvent for SubmissionEvent {
-    fn event_type(&self) -> String {
-        match self {
-            SubmissionEvent::SubmissionPrepared { .. } => "SubmissionPrepared",
-            SubmissionEvent::DocumentSigned { .. } => "DocumentSigned",
-            SubmissionEvent::SubmissionDeferred { .. } => "SubmissionDeferred",
-            SubmissionEvent::DocumentCleared { .. } => "DocumentCleared",
-            SubmissionEvent::DocumentReported { .. } => "DocumentReported",
-            SubmissionEvent::DocumentRejected { .. } => "DocumentRejected",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(SubmissionEvent {
+    SubmissionPrepared,
+    DocumentSigned,
+    SubmissionDeferred,
+    DocumentCleared,
+    DocumentReported,
+    DocumentRejected
+});
 
 /// The rules a submission command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -492,17 +482,7 @@ impl Aggregate for Submission {
     type Error = SubmissionError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

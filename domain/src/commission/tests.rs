@@ -1,7 +1,8 @@
 //! Given/when/then tests of every commission rule, and properties of its arithmetic.
 
 use cqrs_es::test::TestFramework;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
+use cqrs_es::DomainEvent;
 use proptest::prelude::*;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

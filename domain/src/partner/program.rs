@@ -3,8 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -47,19 +46,10 @@ pub enum PartnerProgramEvent {
     },
 }
 
-impl DomainEvent for PartnerProgramEvent {
-    fn event_type(&self) -> String {
-        let name = match self {
-            PartnerProgramEvent::StrategicSlotTaken { .. } => "StrategicSlotTaken",
-            PartnerProgramEvent::StrategicSlotReleased { .. } => "StrategicSlotReleased",
-        };
-        name.to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_owned()
-    }
-}
+crate::events::event_types!(PartnerProgramEvent {
+    StrategicSlotTaken,
+    StrategicSlotReleased
+});
 
 /// The rules a program command can break.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -135,17 +125,7 @@ impl Aggregate for PartnerProgram {
     type Error = PartnerProgramError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _service: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
+    crate::events::handle_by_deciding!();
 
     fn apply(&mut self, event: Self::Event) {
         match event {

@@ -2,7 +2,8 @@
 //! agreement with the invoice it allocates for.
 
 use cqrs_es::test::TestFramework;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
+use cqrs_es::DomainEvent;
 use proptest::prelude::*;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
