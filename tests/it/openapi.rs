@@ -89,12 +89,26 @@ fn operations_in(document: &Value) -> BTreeSet<Route> {
     operations
 }
 
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// The `(method, path)` of every `.route("path", method(…)…)` call in the api crate.
 fn declared_routes() -> BTreeSet<Route> {
     let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("api/src");
     let mut routes = BTreeSet::new();
-    for entry in std::fs::read_dir(&source_dir).expect("api/src") {
-        let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+    for file in rust_files(&source_dir) {
+        let source = std::fs::read_to_string(file).expect("source");
         let mut rest = source.as_str();
         while let Some(at) = rest.find(".route(") {
             rest = &rest[at + ".route(".len()..];
@@ -177,7 +191,7 @@ fn every_route_the_router_declares_is_documented_and_every_documented_one_is_dec
         .collect();
     assert!(
         undocumented.is_empty(),
-        "routes missing from the OpenAPI document (api/src/openapi.rs) and this list: {undocumented:?}"
+        "routes missing from the OpenAPI document (api/src/openapi/) and this list: {undocumented:?}"
     );
     let unserved: Vec<&Route> = documented
         .iter()
