@@ -1107,7 +1107,7 @@ async fn login(
 /// `POST /dashboard/logout`: ends the session on the server and expires the cookie.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(session_id) = cookie(&headers, SESSION_COOKIE).filter(|v| !v.is_empty()) {
-        if let Err(error) = sessions::end(&state.store.sql(), session_id).await {
+        if let Err(error) = app::sessions::end(&state.store.sql(), session_id).await {
             // The cookie is expired below either way; the row would end at its expiry.
             let (lang, _) = language(&headers, None);
             return failure_page(lang, None, error.into());

@@ -12,6 +12,9 @@
 //!   (invoice paid -> lead paid -> commission accrued, refunds -> clawbacks, payouts), with
 //!   deterministic command ids so a replay never doubles an effect.
 //!
+//! - [`tokens`] and [`sessions`]: API tokens (made, listed, revoked; who a token stands for)
+//!   and the dashboard's server-side sessions, one use case each for the CLI and the API.
+//!
 //! - [`webhooks`]: the delivery state machine (verify, keep, map to a command, execute; answer,
 //!   park or dead-letter), the same for every provider.
 //!
@@ -22,6 +25,8 @@ pub mod handlers;
 pub mod invoices;
 pub mod partners;
 pub mod process;
+pub mod sessions;
+pub mod tokens;
 pub mod webhooks;
 pub mod zatca;
 
