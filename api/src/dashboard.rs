@@ -37,7 +37,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::lead::LeadStage;
 use domain::money::Halalas;
+use projections::audit_log::{self, AuditQuery};
 use projections::funnel::FUNNEL;
+use projections::{crm_board, statements};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -1432,31 +1434,17 @@ async fn crm_body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<
     let labels = lang.labels();
     let db = read_db(state, "crm_board", query.as_of()).await?;
     let now_us = adapters::clock::unix_micros(adapters::clock::now_micros());
-    let mut counts = std::collections::BTreeMap::new();
-    for row in db
-        .fetch_all("SELECT stage, COUNT(*) FROM crm_board GROUP BY stage", &[])
-        .await?
-    {
-        counts.insert(row.text(0)?, row.i64(1)?);
-    }
-    let due_total = db
-        .fetch_optional(
-            "SELECT COUNT(*) FROM crm_board WHERE next_follow_up_due_us IS NOT NULL AND next_follow_up_due_us <= ?",
-            &[now_us.into()],
-        )
-        .await?
-        .map_or(Ok(0), |row| row.i64(0))?;
+    let counts: std::collections::BTreeMap<String, i64> =
+        crm_board::stage_counts(&db).await?.into_iter().collect();
+    let due_total = crm_board::follow_ups_due_count(&db, now_us).await?;
     let mut html = as_of_note(lang, query);
     let _ = write!(
         html,
         r#"<div class="cards"><div class="card"><div class="label">{}</div><div class="value" id="follow-ups-due">{due_total}</div></div></div>"#,
         esc(labels.follow_ups_due)
     );
-    let stages = FUNNEL
-        .iter()
-        .chain([LeadStage::Archived].iter())
-        .map(|s| s.as_str());
-    for stage in stages {
+    for lead_stage in FUNNEL.iter().chain([LeadStage::Archived].iter()) {
+        let stage = lead_stage.as_str();
         let count = counts.get(stage).copied().unwrap_or(0);
         let _ = write!(
             html,
@@ -1471,14 +1459,7 @@ async fn crm_body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<
             );
             continue;
         }
-        let rows = db
-            .fetch_all(
-                "SELECT lead_id, name, company, owner, source, partner_id, last_contact_at_us, next_follow_up_due_us, \
-                 archived_reason FROM crm_board WHERE stage = ? \
-                 ORDER BY COALESCE(next_follow_up_due_us, 9223372036854775807), last_contact_at_us DESC, lead_id LIMIT ?",
-                &[stage.into(), MAX_LEADS_PER_STAGE.into()],
-            )
-            .await?;
+        let rows = crm_board::stage_leads(&db, *lead_stage, MAX_LEADS_PER_STAGE).await?;
         let archived = stage == LeadStage::Archived.as_str();
         let _ = write!(
             html,
@@ -1496,11 +1477,10 @@ async fn crm_body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<
             }),
         );
         for row in rows {
-            let lead_id = row.text(0)?;
-            let due_us = row.opt_i64(7)?;
+            let due_us = row.next_follow_up_due_us;
             let is_due = due_us.is_some_and(|due| due <= now_us);
             let last_cell = if archived {
-                esc(row.opt_text(8)?.as_deref().unwrap_or(""))
+                esc(row.archived_reason.as_deref().unwrap_or(""))
             } else {
                 match due_us {
                     Some(due) if is_due => format!(
@@ -1515,14 +1495,14 @@ async fn crm_body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<
             let _ = write!(
                 html,
                 r#"<tr data-lead="{id}"{due_class}><td>{name}</td><td>{company}</td><td>{owner}</td><td>{source}</td><td class="id">{partner}</td><td>{last}</td><td>{last_cell}</td></tr>"#,
-                id = esc(&lead_id),
+                id = esc(&row.lead_id),
                 due_class = if is_due { r#" class="due""# } else { "" },
-                name = esc(&row.text(1)?),
-                company = esc(row.opt_text(2)?.as_deref().unwrap_or("")),
-                owner = esc(row.opt_text(3)?.as_deref().unwrap_or("")),
-                source = esc(&row.text(4)?),
-                partner = esc(row.opt_text(5)?.as_deref().unwrap_or("")),
-                last = esc(&when(row.i64(6)?)),
+                name = esc(&row.name),
+                company = esc(row.company.as_deref().unwrap_or("")),
+                owner = esc(row.owner.as_deref().unwrap_or("")),
+                source = esc(&row.source),
+                partner = esc(row.partner_id.as_deref().unwrap_or("")),
+                last = esc(&when(row.last_contact_at_us)),
             );
         }
         html.push_str("</tbody></table>");
@@ -1562,9 +1542,6 @@ async fn commissions_body(
     let lang = visit.lang;
     let labels = lang.labels();
     let db = read_db(state, "partner_statements", query.as_of()).await?;
-    let statements = projections::read_model("partner_statements")?
-        .render(&db)
-        .await?;
     let mut html = as_of_note(lang, query);
     let _ = write!(
         html,
@@ -1574,10 +1551,7 @@ async fn commissions_body(
         esc(labels.statement_lines),
         esc(labels.balance)
     );
-    let partners = statements["partners"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let partners = statements::balances(&db).await?;
     if partners.is_empty() {
         let _ = write!(
             html,
@@ -1586,24 +1560,17 @@ async fn commissions_body(
         );
     }
     for partner in &partners {
-        let partner_id = str_of(partner, "partner_id");
         let _ = write!(
             html,
             r#"<tr data-partner="{id}"><th scope="row" class="id">{id}</th><td class="num">{}</td>{}</tr>"#,
-            i64_of(partner, "lines"),
-            money_cell(lang, i64_of(partner, "balance_halalas")),
-            id = esc(partner_id),
+            partner.lines,
+            money_cell(lang, partner.balance_halalas),
+            id = esc(&partner.partner_id),
         );
     }
     html.push_str("</tbody></table>");
     // Payouts, from the commissions they paid.
-    let payouts = db
-        .fetch_all(
-            "SELECT payout_id, partner_id, COUNT(*), CAST(SUM(net_halalas) AS BIGINT) FROM partner_commissions \
-             WHERE payout_id IS NOT NULL GROUP BY payout_id, partner_id ORDER BY partner_id, payout_id",
-            &[],
-        )
-        .await?;
+    let payouts = statements::payout_totals(&db).await?;
     let _ = write!(
         html,
         r#"<h2>{}</h2><table id="payouts"><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
@@ -1620,24 +1587,18 @@ async fn commissions_body(
             esc(labels.none)
         );
     }
-    for row in payouts {
+    for payout in payouts {
         let _ = write!(
             html,
             r#"<tr><td class="id">{}</td><td class="id">{}</td><td class="num">{}</td>{}</tr>"#,
-            esc(&row.text(0)?),
-            esc(&row.text(1)?),
-            row.i64(2)?,
-            money_cell(lang, row.i64(3)?)
+            esc(&payout.payout_id),
+            esc(&payout.partner_id),
+            payout.commissions,
+            money_cell(lang, payout.net_halalas)
         );
     }
     html.push_str("</tbody></table>");
-    let rows = db
-        .fetch_all(
-            "SELECT commission_id, partner_id, invoice_id, lead_id, status, accrued_halalas, net_halalas, held_until_us, payout_id \
-             FROM partner_commissions ORDER BY held_until_us DESC, commission_id LIMIT ?",
-            &[MAX_COMMISSION_ROWS.into()],
-        )
-        .await?;
+    let rows = statements::latest_commissions(&db, MAX_COMMISSION_ROWS).await?;
     let _ = write!(
         html,
         r#"<h2>{}</h2><table id="commissions"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
@@ -1660,23 +1621,21 @@ async fn commissions_body(
         );
     }
     for row in rows {
-        let commission_id = row.text(0)?;
-        let status = row.text(4)?;
-        let short_id: String = commission_id.chars().take(8).collect();
+        let short_id: String = row.commission_id.chars().take(8).collect();
         let _ = write!(
             html,
             r#"<tr data-commission="{id}" data-status="{status}"><td class="id" title="{id}">{short}</td><td class="id">{partner}</td><td class="id">{invoice}</td><td class="id">{lead}</td><td>{status_label}</td>{accrued}{net}<td>{held}</td><td class="id">{payout}</td></tr>"#,
-            id = esc(&commission_id),
+            id = esc(&row.commission_id),
             short = esc(&short_id),
-            status = esc(&status),
-            partner = esc(&row.text(1)?),
-            invoice = esc(&row.text(2)?),
-            lead = esc(&row.text(3)?),
-            status_label = esc(status_label(lang, &status)),
-            accrued = money_cell(lang, row.i64(5)?),
-            net = money_cell(lang, row.i64(6)?),
-            held = esc(&when(row.i64(7)?)),
-            payout = esc(row.opt_text(8)?.as_deref().unwrap_or("")),
+            status = esc(&row.status),
+            partner = esc(&row.partner_id),
+            invoice = esc(&row.invoice_id),
+            lead = esc(&row.lead_id),
+            status_label = esc(status_label(lang, &row.status)),
+            accrued = money_cell(lang, row.accrued_halalas),
+            net = money_cell(lang, row.net_halalas),
+            held = esc(&when(row.held_until_us)),
+            payout = esc(row.payout_id.as_deref().unwrap_or("")),
         );
     }
     html.push_str("</tbody></table>");
@@ -1888,31 +1847,21 @@ async fn audit_body(
         apply = esc(labels.apply),
         clear = esc(labels.clear),
     );
-    let mut sql = String::from(
-        "SELECT seq, position, recorded_at_us, stream_id, event_type, actor, source, request_id, delivery_id \
-         FROM audit_log WHERE 1 = 1",
-    );
-    let mut params: Vec<adapters::sql::SqlValue> = Vec::new();
-    if let Some(stream) = &stream {
-        sql.push_str(" AND (stream_id = ? OR stream_type = ?)");
-        params.push(stream.as_str().into());
-        params.push(stream.as_str().into());
-    }
-    if let Some(actor) = &actor {
-        sql.push_str(" AND actor = ?");
-        params.push(actor.as_str().into());
-    }
-    if let Some(event_type) = &event_type {
-        sql.push_str(" AND event_type = ?");
-        params.push(event_type.as_str().into());
-    }
-    if let Some(before) = before {
-        sql.push_str(" AND seq < ?");
-        params.push(before.into());
-    }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
-    params.push(AUDIT_PAGE_ROWS.into());
-    let rows = db.fetch_all(&sql, &params).await?;
+    let trail = audit_log::entries(
+        &db,
+        &AuditQuery {
+            stream: stream.as_deref(),
+            stream_type_too: true,
+            actor: actor.as_deref(),
+            event_type: event_type.as_deref(),
+            cursor: before,
+            newest_first: true,
+            limit: AUDIT_PAGE_ROWS,
+            ..AuditQuery::default()
+        },
+    )
+    .await?;
+    let rows = trail.items;
     let _ = write!(
         html,
         r#"<table id="audit"><thead><tr><th class="num">{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
@@ -1931,32 +1880,34 @@ async fn audit_body(
             esc(labels.none)
         );
     }
-    let mut last_seq = None;
     let keep = |key: &str, value: &str| format!("/dashboard/audit?{key}={}", url_encode(value));
     for row in &rows {
-        let seq = row.i64(0)?;
-        last_seq = Some(seq);
-        let stream_id = row.text(3)?;
-        let event = row.text(4)?;
-        let actor_value = row.opt_text(5)?.unwrap_or_default();
-        let reference = row.opt_text(7)?.or(row.opt_text(8)?).unwrap_or_default();
+        let seq = row.seq;
+        let stream_id = &row.stream_id;
+        let event = &row.event_type;
+        let actor_value = row.actor.as_deref().unwrap_or_default();
+        let reference = row
+            .request_id
+            .as_deref()
+            .or(row.delivery_id.as_deref())
+            .unwrap_or_default();
         let _ = write!(
             html,
             r#"<tr data-seq="{seq}" data-position="{position}"><td class="num">{seq}</td><td>{recorded}</td><td class="id"><a href="{stream_link}">{stream}</a></td><td><a href="{type_link}">{event}</a></td><td class="id"><a href="{actor_link}">{actor}</a></td><td class="id">{source}</td><td class="id">{reference}</td></tr>"#,
-            position = row.i64(1)?,
-            recorded = esc(&when(row.i64(2)?)),
-            stream_link = esc(&keep("stream", &stream_id)),
-            stream = esc(&stream_id),
-            type_link = esc(&keep("event_type", &event)),
-            event = esc(&event),
-            actor_link = esc(&keep("actor", &actor_value)),
-            actor = esc(&actor_value),
-            source = esc(row.opt_text(6)?.as_deref().unwrap_or("")),
-            reference = esc(&reference),
+            position = row.position,
+            recorded = esc(&when(row.recorded_at_us)),
+            stream_link = esc(&keep("stream", stream_id)),
+            stream = esc(stream_id),
+            type_link = esc(&keep("event_type", event)),
+            event = esc(event),
+            actor_link = esc(&keep("actor", actor_value)),
+            actor = esc(actor_value),
+            source = esc(row.source.as_deref().unwrap_or("")),
+            reference = esc(reference),
         );
     }
     html.push_str("</tbody></table>");
-    if let (Some(last), true) = (last_seq, rows.len() as i64 == AUDIT_PAGE_ROWS) {
+    if let Some(last) = trail.next_cursor {
         let mut older = format!("/dashboard/audit?before={last}");
         for (key, value) in [
             ("stream", &stream),
@@ -2033,16 +1984,7 @@ async fn lag_body(state: &AppState, visit: &Visit) -> Result<String, ApiError> {
         );
     }
     html.push_str("</tbody></table>");
-    // Process managers keep their checkpoints in the same table, named `process:<name>`.
-    let rows = state
-        .store
-        .sql()
-        .fetch_all(
-            "SELECT name, position, events_applied, updated_at_us FROM projection_checkpoints \
-             WHERE name LIKE 'process:%' ORDER BY name",
-            &[],
-        )
-        .await?;
+    let rows = app::process::checkpoints(&state.store.sql()).await?;
     let _ = write!(
         html,
         r#"<h2>{}</h2><table id="process-managers"><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
@@ -2061,15 +2003,14 @@ async fn lag_body(state: &AppState, visit: &Visit) -> Result<String, ApiError> {
         );
     }
     for row in rows {
-        let position = row.i64(1)?;
-        let name = row.text(0)?;
         let _ = write!(
             html,
-            r#"<tr><th scope="row" class="id">{}</th><td class="num">{position}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
-            esc(name.strip_prefix("process:").unwrap_or(&name)),
-            row.i64(2)?,
-            (head - position).max(0),
-            esc(&when(row.i64(3)?)),
+            r#"<tr><th scope="row" class="id">{}</th><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+            esc(&row.name),
+            row.position,
+            row.events_applied,
+            (head - row.position).max(0),
+            esc(&when(row.updated_at_us)),
         );
     }
     html.push_str("</tbody></table>");

@@ -364,6 +364,9 @@ pub struct AuditEntry {
     pub recorded_at: String,
     pub event_hash: String,
     pub running_hash: String,
+    /// Unix microseconds of `recorded_at` (the dashboard formats it its own way).
+    #[serde(skip)]
+    pub recorded_at_us: i64,
 }
 
 /// A page of the trail and the cursor of the next (`None` on the last page).
@@ -413,6 +416,7 @@ fn audit_entry(row: &adapters::sql::SqlRow) -> Result<AuditEntry, ProjectionErro
         recorded_at: crate::rfc3339(row.i64(14)?),
         event_hash: row.text(15)?,
         running_hash: row.text(16)?,
+        recorded_at_us: row.i64(14)?,
     })
 }
 
