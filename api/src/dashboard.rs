@@ -67,6 +67,8 @@ pub const MAX_COMMISSION_ROWS: i64 = 200;
 pub const AUDIT_PAGE_ROWS: i64 = 100;
 /// Mismatches listed on the reconciliation page.
 pub const MAX_MISMATCH_ROWS: usize = 200;
+/// ZATCA documents not accepted (pending or rejected) listed on the reconciliation page.
+pub const MAX_ZATCA_ROWS: i64 = 200;
 /// The longest filter value accepted (longer ones are cut): ids are far shorter.
 const MAX_FILTER_CHARS: usize = 200;
 
@@ -229,6 +231,16 @@ pub struct Labels {
     pub behind: &'static str,
     pub updated_at: &'static str,
     pub currency: &'static str,
+    pub zatca: &'static str,
+    pub zatca_not_accepted: &'static str,
+    pub document: &'static str,
+    pub icv: &'static str,
+    pub flow: &'static str,
+    pub attempts: &'static str,
+    pub next_attempt: &'static str,
+    pub last_reason: &'static str,
+    pub zatca_messages: &'static str,
+    pub documents: &'static str,
 }
 
 pub const EN: Labels = Labels {
@@ -327,6 +339,16 @@ pub const EN: Labels = Labels {
     behind: "Behind",
     updated_at: "Updated at",
     currency: "SAR",
+    zatca: "ZATCA e-invoicing",
+    zatca_not_accepted: "Documents not accepted yet",
+    document: "Document",
+    icv: "ICV",
+    flow: "Flow",
+    attempts: "Attempts",
+    next_attempt: "Next attempt",
+    last_reason: "Last reason",
+    zatca_messages: "ZATCA's messages",
+    documents: "Documents",
 };
 
 pub const AR: Labels = Labels {
@@ -425,6 +447,16 @@ pub const AR: Labels = Labels {
     behind: "متأخر",
     updated_at: "آخر تحديث",
     currency: "ر.س",
+    zatca: "الفوترة الإلكترونية لدى هيئة الزكاة والضريبة والجمارك",
+    zatca_not_accepted: "مستندات لم تُقبل بعد",
+    document: "المستند",
+    icv: "عدّاد الفاتورة",
+    flow: "المسار",
+    attempts: "المحاولات",
+    next_attempt: "المحاولة التالية",
+    last_reason: "آخر سبب",
+    zatca_messages: "رسائل الهيئة",
+    documents: "المستندات",
 };
 
 fn stage_label(lang: Lang, stage: &str) -> &str {
@@ -451,6 +483,34 @@ fn status_label(lang: Lang, status: &str) -> &str {
         "approved" => ("Approved", "معتمدة"),
         "rejected" => ("Rejected", "مرفوضة"),
         "paid_out" => ("Paid out", "مصروفة"),
+        other => return other,
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
+
+/// Where a ZATCA document stands, in words.
+fn zatca_status_label(lang: Lang, status: &str) -> &str {
+    let (en, ar) = match status {
+        "pending" => ("Pending", "قيد الانتظار"),
+        "cleared" => ("Cleared", "معتمدة"),
+        "reported" => ("Reported", "مُبلَّغ عنها"),
+        "rejected" => ("Rejected", "مرفوضة"),
+        other => return other,
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Ar => ar,
+    }
+}
+
+/// A ZATCA flow in words: clearance (standard documents) or reporting (simplified ones).
+fn flow_label(lang: Lang, flow: &str) -> &str {
+    let (en, ar) = match flow {
+        "clearance" => ("Clearance", "الاعتماد"),
+        "reporting" => ("Reporting", "الإبلاغ"),
         other => return other,
     };
     match lang {
@@ -794,6 +854,7 @@ input, select { font: inherit; padding: 0.3rem 0.5rem; border: 1px solid var(--l
 button.primary { font: inherit; background: var(--brand); color: #fff; border: 0; border-radius: 4px; padding: 0.4rem 1rem; cursor: pointer; }
 form.login { display: flex; flex-direction: column; gap: 0.8rem; max-width: 26rem; }
 .error { color: var(--warn); font-weight: 600; }
+ul.messages { margin: 0; padding-inline-start: 1rem; }
 "#;
 
 /// The whole document around a page's body.
@@ -1753,7 +1814,99 @@ async fn reconciliation_body(
         }
         html.push_str("</tbody></table>");
     }
+    let db = read_db(state, "zatca", query.as_of()).await?;
+    let counts = projections::zatca::status_counts(&db).await?;
+    if !counts.is_empty() {
+        let documents = projections::zatca::not_accepted(&db, MAX_ZATCA_ROWS).await?;
+        html.push_str(&zatca_section(lang, &counts, &documents));
+    }
     Ok(html)
+}
+
+/// ZATCA Phase 2: documents by status and flow, and those not accepted (still pending, or
+/// rejected) with where each stands and what ZATCA said.
+fn zatca_section(
+    lang: Lang,
+    counts: &[projections::zatca::StatusCount],
+    documents: &[projections::zatca::ZatcaDocument],
+) -> String {
+    let labels = lang.labels();
+    let mut html = format!(
+        r#"<section id="zatca"><h2>{}</h2><table id="zatca-counts"><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th></tr></thead><tbody>"#,
+        esc(labels.zatca),
+        esc(labels.status),
+        esc(labels.flow),
+        esc(labels.documents),
+    );
+    for count in counts {
+        let _ = write!(
+            html,
+            r#"<tr data-status="{status}" data-flow="{flow}"><td>{}</td><td>{}</td><td class="num">{}</td></tr>"#,
+            esc(zatca_status_label(lang, &count.status)),
+            esc(flow_label(lang, &count.flow)),
+            count.documents,
+            status = esc(&count.status),
+            flow = esc(&count.flow),
+        );
+    }
+    let _ = write!(
+        html,
+        r#"</tbody></table><h3>{}</h3><table id="zatca-documents"><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th>{} / {}</th><th>{}</th></tr></thead><tbody>"#,
+        esc(labels.zatca_not_accepted),
+        esc(labels.document),
+        esc(labels.invoice),
+        esc(labels.icv),
+        esc(labels.flow),
+        esc(labels.status),
+        esc(labels.attempts),
+        esc(labels.next_attempt),
+        esc(labels.last_reason),
+        esc(labels.zatca_messages),
+    );
+    if documents.is_empty() {
+        let _ = write!(
+            html,
+            r#"<tr><td colspan="8" class="muted">{}</td></tr>"#,
+            esc(labels.none)
+        );
+    }
+    for document in documents {
+        let mut standing = document
+            .next_attempt_at_us
+            .map(|at| esc(&when(at)))
+            .unwrap_or_default();
+        if let Some(reason) = &document.last_reason {
+            if !standing.is_empty() {
+                standing.push_str("<br>");
+            }
+            standing.push_str(&esc(reason));
+        }
+        let messages: String = document
+            .messages
+            .iter()
+            .map(|message| {
+                format!(
+                    r#"<li data-kind="{kind}"><code>{code}</code> <bdi>{text}</bdi></li>"#,
+                    kind = esc(&message.kind),
+                    code = esc(message.code.as_deref().unwrap_or(&message.kind)),
+                    text = esc(&message.message),
+                )
+            })
+            .collect();
+        let _ = write!(
+            html,
+            r#"<tr data-document="{id}" data-status="{status}"><td class="id">{id}</td><td class="id">{invoice}</td><td class="num">{icv}</td><td>{flow}</td><td>{status_label}</td><td class="num">{attempts}</td><td>{standing}</td><td><ul class="messages">{messages}</ul></td></tr>"#,
+            id = esc(&document.document_id),
+            status = esc(&document.status),
+            invoice = esc(&document.invoice_id),
+            icv = document.icv,
+            flow = esc(flow_label(lang, &document.flow)),
+            status_label = esc(zatca_status_label(lang, &document.status)),
+            attempts = document.attempts,
+        );
+    }
+    html.push_str("</tbody></table></section>");
+    html
 }
 
 // ---------------------------------------------------------------------------------------------
