@@ -89,12 +89,26 @@ fn operations_in(document: &Value) -> BTreeSet<Route> {
     operations
 }
 
+/// Every `.rs` file under `dir`, in its subdirectories too.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// The `(method, path)` of every `.route("path", method(…)…)` call in the api crate.
 fn declared_routes() -> BTreeSet<Route> {
     let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("api/src");
     let mut routes = BTreeSet::new();
-    for entry in std::fs::read_dir(&source_dir).expect("api/src") {
-        let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+    for file in rust_files(&source_dir) {
+        let source = std::fs::read_to_string(file).expect("source");
         let mut rest = source.as_str();
         while let Some(at) = rest.find(".route(") {
             rest = &rest[at + ".route(".len()..];
