@@ -119,7 +119,7 @@ async fn app_with_demo(engine: Engine) -> Option<TestApp> {
     // As `serve --demo` does: the history is loaded before the service's workers start (the
     // cold-lead sweep would otherwise archive the demo's 90-day-old leads mid-load).
     let app = crate::app::spawn_app_seeded(engine, |handlers| async move {
-        let summary = api::demo::load_demo_sized(
+        let summary = app::demo::load_demo_sized(
             &handlers,
             &seller(),
             OffsetDateTime::now_utc(),
@@ -618,7 +618,7 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
     let handlers = Handlers::new(db.store.clone());
     let now = time::macros::datetime!(2026-11-15 09:00 UTC);
     let started = Instant::now();
-    let summary = api::demo::load_demo(&handlers, &seller(), now)
+    let summary = app::demo::load_demo(&handlers, &seller(), now)
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -627,7 +627,7 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
         elapsed < Duration::from_secs(30),
         "the demo took {elapsed:?}"
     );
-    assert_eq!(summary.leads, api::demo::DEFAULT_DEMO_LEADS);
+    assert_eq!(summary.leads, app::demo::DEFAULT_DEMO_LEADS);
     assert_eq!(summary.partners, 5);
     assert!(summary.paid_invoices > 20 && summary.failed_payments > 0 && summary.refunds > 0);
     assert!(
@@ -663,9 +663,9 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
             "no {event_type} in {types:?}"
         );
     }
-    let again = api::demo::load_demo(&handlers, &seller(), now).await;
+    let again = app::demo::load_demo(&handlers, &seller(), now).await;
     assert!(
-        matches!(again, Err(api::demo::DemoError::StoreNotEmpty { .. })),
+        matches!(again, Err(app::demo::DemoError::StoreNotEmpty { .. })),
         "{again:?}"
     );
     db.cleanup().await;
@@ -678,7 +678,7 @@ async fn the_demo_is_the_same_history_every_time() {
     for _ in 0..2 {
         let db = TestDb::sqlite().await;
         let handlers = Handlers::new(db.store.clone());
-        api::demo::load_demo_sized(&handlers, &seller(), now, 40)
+        app::demo::load_demo_sized(&handlers, &seller(), now, 40)
             .await
             .unwrap();
         let rows = db
