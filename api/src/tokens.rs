@@ -5,6 +5,7 @@
 //! token takes no `Idempotency-Key`: replaying the answer would mean storing the token itself,
 //! and a retry after a lost answer is safely a second token (revoke the one never received).
 
+use app::tokens::{expiry_after_days, RevokedToken, TokenInfo, TokenRequest, MAX_TOKENS_LISTED};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-
-use app::tokens::{expiry_after_days, RevokedToken, TokenInfo, TokenRequest, MAX_TOKENS_LISTED};
 
 use crate::auth::{authenticate, Principal, Role};
 use crate::input::parse_body;
