@@ -541,7 +541,7 @@ async fn load_demo(
     store.migrate().await.context("migrating the database")?;
     let handlers = app::handlers::Handlers::new(store.clone());
     let started = std::time::Instant::now();
-    match api::demo::load_demo(&handlers, seller, adapters::clock::now_micros()).await {
+    match app::demo::load_demo(&handlers, seller, adapters::clock::now_micros()).await {
         Ok(summary) => tracing::info!(
             leads = summary.leads,
             invoices = summary.invoices,
@@ -549,7 +549,7 @@ async fn load_demo(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "demo history loaded"
         ),
-        Err(api::demo::DemoError::StoreNotEmpty { events }) => {
+        Err(app::demo::DemoError::StoreNotEmpty { events }) => {
             tracing::warn!(events, "--demo skipped: the store already holds events")
         }
         Err(error) => return Err(error).context("loading the demo history"),

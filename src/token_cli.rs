@@ -20,7 +20,7 @@ pub(crate) enum TokenCommand {
         label: Option<String>,
         /// The token stops working this many days from now (1 to 3650); without it, it works
         /// until revoked.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(api::auth::MAX_TOKEN_LIFETIME_DAYS)))]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(app::tokens::MAX_TOKEN_LIFETIME_DAYS)))]
         expires_in_days: Option<u32>,
     },
     /// List the tokens, newest first: id, role, partner, label, created, expires, revoked
@@ -38,7 +38,7 @@ pub(crate) async fn token_command(
     store: std::sync::Arc<dyn store::EventStore>,
     command: TokenCommand,
 ) -> anyhow::Result<ExitCode> {
-    use api::auth::{self, Role};
+    use app::tokens::{self, Role};
     let now = adapters::clock::now_micros();
     match command {
         TokenCommand::Create {
@@ -50,17 +50,14 @@ pub(crate) async fn token_command(
             let role = Role::parse(&role).ok_or_else(|| {
                 anyhow::anyhow!("unknown role {role:?}: admin, sales, finance, auditor or partner")
             })?;
-            let request = auth::TokenRequest {
+            let request = tokens::TokenRequest {
                 role,
                 partner_id: partner,
                 label,
-                expires_at: auth::expiry_after_days(now, expires_in_days)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                expires_at: tokens::expiry_after_days(now, expires_in_days)?,
             };
             let handlers = app::handlers::Handlers::new(store);
-            let issued = auth::create_token(&handlers, &request, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let issued = tokens::create(&handlers, &request, now).await?;
             let expires = issued
                 .info
                 .expires_at
@@ -75,15 +72,10 @@ pub(crate) async fn token_command(
             println!("{}", issued.token.expose());
         }
         TokenCommand::List => {
-            let tokens = auth::list_tokens(&store.sql(), now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            print_token_table(&tokens);
+            print_token_table(&tokens::list(&store.sql(), now).await?);
         }
         TokenCommand::Revoke { id } => {
-            let revoked = auth::revoke_token(&store.sql(), &id, now)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let revoked = tokens::revoke(&store.sql(), &id, now).await?;
             let at = revoked.token.revoked_at.map(rfc3339).unwrap_or_default();
             println!(
                 "token {id} revoked at {at}; {} dashboard session(s) ended",
@@ -100,7 +92,7 @@ pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
 }
 
 /// `token list` as an aligned table; `-` for what a token does not have.
-pub(crate) fn print_token_table(tokens: &[api::auth::TokenInfo]) {
+pub(crate) fn print_token_table(tokens: &[app::tokens::TokenInfo]) {
     let header = [
         "ID", "ROLE", "PARTNER", "LABEL", "CREATED", "EXPIRES", "REVOKED", "STATUS",
     ]
@@ -123,10 +115,7 @@ pub(crate) fn print_token_table(tokens: &[api::auth::TokenInfo]) {
                 rfc3339(token.created_at),
                 dash(token.expires_at.map(rfc3339)),
                 dash(token.revoked_at.map(rfc3339)),
-                serde_json::to_value(token.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                token.status.as_str().to_owned(),
             ]
         })
         .collect();
@@ -144,10 +133,10 @@ pub(crate) fn print_token_table(tokens: &[api::auth::TokenInfo]) {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
-    if tokens.len() as i64 >= api::auth::MAX_TOKENS_LISTED {
+    if tokens.len() as i64 >= app::tokens::MAX_TOKENS_LISTED {
         eprintln!(
             "(the newest {} tokens; older ones are not listed)",
-            api::auth::MAX_TOKENS_LISTED
+            app::tokens::MAX_TOKENS_LISTED
         );
     }
 }

@@ -78,6 +78,40 @@ impl From<adapters::store::StoreError> for ApiError {
     }
 }
 
+impl From<app::tokens::TokenError> for ApiError {
+    fn from(error: app::tokens::TokenError) -> Self {
+        use app::tokens::TokenError;
+        let detail = error.to_string();
+        match error {
+            TokenError::PartnerOnlyForPartnerTokens => ApiError::BadRequest {
+                code: "invalid_token_request",
+                detail,
+                field: Some("partner_id".into()),
+            },
+            TokenError::UnknownPartner { .. } => ApiError::Unprocessable {
+                code: "unknown_partner",
+                detail,
+                field: Some("partner_id".into()),
+            },
+            TokenError::LifetimeOutOfRange { .. } => ApiError::BadRequest {
+                code: "invalid_field",
+                detail,
+                field: Some("expires_in_days".into()),
+            },
+            TokenError::NotFound { .. } | TokenError::BootstrapAdminIsASetting => {
+                ApiError::NotFound(detail)
+            }
+            TokenError::Store(_) | TokenError::Internal(_) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<app::sessions::SessionError> for ApiError {
+    fn from(error: app::sessions::SessionError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
 impl From<projections::ProjectionError> for ApiError {
     fn from(error: projections::ProjectionError) -> Self {
         ApiError::internal(error)

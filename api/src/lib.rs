@@ -7,7 +7,6 @@ pub mod auth;
 pub mod commands;
 pub mod connections;
 pub mod dashboard;
-pub mod demo;
 pub mod error;
 pub mod finance;
 pub mod input;

@@ -280,7 +280,7 @@ async fn purge_expired_rows(state: AppState, mut stopped: watch::Receiver<bool>)
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "expired idempotency keys not deleted"),
         }
-        match crate::sessions::purge_expired(&state.store.sql(), now).await {
+        match adapters::sessions::purge_expired(&state.store.sql(), now).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired dashboard sessions deleted"),
             Err(error) => tracing::warn!(%error, "expired dashboard sessions not deleted"),

@@ -1,10 +1,11 @@
 //! The token routes, for administrators only: create a token (shown once), list tokens
 //! (never a token or its hash), revoke one (which ends its dashboard sessions too).
 //!
-//! The same use cases as `revledger token create|list|revoke` ([`crate::auth`]). Creating a
+//! The same use cases as `revledger token create|list|revoke` (`app::tokens`). Creating a
 //! token takes no `Idempotency-Key`: replaying the answer would mean storing the token itself,
 //! and a retry after a lost answer is safely a second token (revoke the one never received).
 
+use app::tokens::{expiry_after_days, RevokedToken, TokenInfo, TokenRequest, MAX_TOKENS_LISTED};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{
-    authenticate, create_token, expiry_after_days, list_tokens, revoke_token, Principal, Role,
-    TokenInfo, TokenRequest, MAX_TOKENS_LISTED,
-};
+use crate::auth::{authenticate, Principal, Role};
 use crate::input::parse_body;
 use crate::{ApiError, AppState};
 
@@ -65,7 +63,7 @@ async fn create(
         label: request.label,
         expires_at: expiry_after_days(now, request.expires_in_days)?,
     };
-    let issued = create_token(&state.handlers, &request, now).await?;
+    let issued = app::tokens::create(&state.handlers, &request, now).await?;
     tracing::info!(
         token_id = issued.info.token_id,
         role = issued.info.role.as_str(),
@@ -92,7 +90,7 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Listing>, ApiError> {
     admin(&state, &headers).await?;
-    let items = list_tokens(&state.store.sql(), adapters::clock::now_micros()).await?;
+    let items = app::tokens::list(&state.store.sql(), adapters::clock::now_micros()).await?;
     Ok(Json(Listing {
         items,
         limit: MAX_TOKENS_LISTED,
@@ -105,10 +103,10 @@ async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(token_id): Path<String>,
-) -> Result<Json<crate::auth::RevokedToken>, ApiError> {
+) -> Result<Json<RevokedToken>, ApiError> {
     let principal = admin(&state, &headers).await?;
-    let revoked =
-        revoke_token(&state.store.sql(), &token_id, adapters::clock::now_micros()).await?;
+    let now = adapters::clock::now_micros();
+    let revoked = app::tokens::revoke(&state.store.sql(), &token_id, now).await?;
     tracing::info!(
         token_id,
         sessions_ended = revoked.sessions_ended,

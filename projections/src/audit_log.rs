@@ -173,37 +173,62 @@ impl Projection for AuditLog {
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let summary = db
-            .fetch_optional("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM audit_log", &[])
-            .await?;
-        let (events, last_seq) = match summary {
-            Some(row) => (row.i64(0)?, row.i64(1)?),
-            None => (0, 0),
-        };
-        let running_hash = db
-            .fetch_optional(
-                "SELECT running_hash, position FROM audit_log WHERE seq = ?",
-                &[last_seq.into()],
-            )
-            .await?
-            .map(|row| {
-                Ok::<_, ProjectionError>(
-                    serde_json::json!({"running_hash": row.text(0)?, "position": row.i64(1)?}),
-                )
-            })
-            .transpose()?;
-        let by_type = db
-            .fetch_all("SELECT event_type, COUNT(*) FROM audit_log GROUP BY event_type ORDER BY event_type", &[])
-            .await?
-            .iter()
-            .map(|row| Ok((row.text(0)?, Value::from(row.i64(1)?))))
-            .collect::<Result<serde_json::Map<String, Value>, ProjectionError>>()?;
-        Ok(serde_json::json!({
-            "events": events,
-            "head": running_hash,
-            "events_by_type": by_type,
-        }))
+        Ok(serde_json::json!(summary(db).await?))
     }
+}
+
+/// The trail's last entry: its running hash and the event position it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditHead {
+    pub running_hash: String,
+    pub position: i64,
+}
+
+/// The trail at a glance: how many events, its head (none while empty), and how many events
+/// of each type (by type name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    pub events: i64,
+    pub head: Option<AuditHead>,
+    pub events_by_type: std::collections::BTreeMap<String, i64>,
+}
+
+/// The trail at a glance ([`AuditSummary`]).
+pub async fn summary(db: &SqlDb) -> Result<AuditSummary, ProjectionError> {
+    let counted = db
+        .fetch_optional("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM audit_log", &[])
+        .await?;
+    let (events, last_seq) = match counted {
+        Some(row) => (row.i64(0)?, row.i64(1)?),
+        None => (0, 0),
+    };
+    let head = db
+        .fetch_optional(
+            "SELECT running_hash, position FROM audit_log WHERE seq = ?",
+            &[last_seq.into()],
+        )
+        .await?
+        .map(|row| {
+            Ok::<_, ProjectionError>(AuditHead {
+                running_hash: row.text(0)?,
+                position: row.i64(1)?,
+            })
+        })
+        .transpose()?;
+    let events_by_type = db
+        .fetch_all(
+            "SELECT event_type, COUNT(*) FROM audit_log GROUP BY event_type ORDER BY event_type",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+        .collect::<Result<_, ProjectionError>>()?;
+    Ok(AuditSummary {
+        events,
+        head,
+        events_by_type,
+    })
 }
 
 /// Where the events table and the audit trail disagree.
@@ -364,6 +389,9 @@ pub struct AuditEntry {
     pub recorded_at: String,
     pub event_hash: String,
     pub running_hash: String,
+    /// Unix microseconds of `recorded_at` (the dashboard formats it its own way).
+    #[serde(skip)]
+    pub recorded_at_us: i64,
 }
 
 /// A page of the trail and the cursor of the next (`None` on the last page).
@@ -413,6 +441,7 @@ fn audit_entry(row: &adapters::sql::SqlRow) -> Result<AuditEntry, ProjectionErro
         recorded_at: crate::rfc3339(row.i64(14)?),
         event_hash: row.text(15)?,
         running_hash: row.text(16)?,
+        recorded_at_us: row.i64(14)?,
     })
 }
 

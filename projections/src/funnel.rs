@@ -325,41 +325,93 @@ impl Projection for Funnel {
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let mut stages: BTreeMap<&str, i64> = FUNNEL.iter().map(|s| (s.as_str(), 0)).collect();
-        stages.insert(LeadStage::Archived.as_str(), 0);
-        let mut total = 0;
-        for row in db
-            .fetch_all(
-                "SELECT stage, COUNT(*) FROM funnel_leads GROUP BY stage",
-                &[],
-            )
-            .await?
-        {
-            let count = row.i64(1)?;
-            total += count;
-            if let Some(slot) = stages.get_mut(row.text(0)?.as_str()) {
-                *slot = count;
-            }
-        }
-        let overall = reached_by_group(db, None)
-            .await?
-            .remove("")
-            .unwrap_or_default();
-        let stages_now: Vec<Value> = FUNNEL
-            .iter()
-            .chain([LeadStage::Archived].iter())
-            .map(|stage| json!({"stage": stage.as_str(), "leads": stages[stage.as_str()]}))
-            .collect();
+        let now = funnel_now(db).await?;
         Ok(json!({
-            "leads": total,
-            "stages": stages_now,
-            "conversion": conversion(&overall),
+            "leads": now.leads,
+            "stages": now.stages,
+            "conversion": now.conversion,
             "by_week": grouped(reached_by_group(db, Some("capture_week")).await?),
             "by_source": grouped(reached_by_group(db, Some("source")).await?),
             "by_partner": grouped(reached_by_group(db, Some("COALESCE(partner_id, '(none)')")).await?),
             "median_seconds_in_stage": median_seconds_in_stage(db).await?,
         }))
     }
+}
+
+/// How many leads stand in one stage now.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StageLeads {
+    pub stage: &'static str,
+    pub leads: i64,
+}
+
+/// From one funnel stage to the next: how many reached each, and the rate in basis points of
+/// those who reached the earlier one.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConversionStep {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reached_from: i64,
+    pub reached_to: i64,
+    pub rate_bps: i64,
+}
+
+/// The funnel now: every lead, the leads in each stage (the seven funnel stages in order, then
+/// archived), and the conversion between consecutive stages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FunnelNow {
+    pub leads: i64,
+    pub stages: Vec<StageLeads>,
+    pub conversion: Vec<ConversionStep>,
+}
+
+impl FunnelNow {
+    /// How many leads ever reached each funnel stage, in funnel order.
+    pub fn reached(&self) -> Vec<i64> {
+        let first = self
+            .conversion
+            .first()
+            .map_or(self.leads, |step| step.reached_from);
+        std::iter::once(first)
+            .chain(self.conversion.iter().map(|step| step.reached_to))
+            .collect()
+    }
+}
+
+/// The funnel now ([`FunnelNow`]).
+pub async fn funnel_now(db: &SqlDb) -> Result<FunnelNow, ProjectionError> {
+    let mut stages: BTreeMap<&str, i64> = FUNNEL.iter().map(|s| (s.as_str(), 0)).collect();
+    stages.insert(LeadStage::Archived.as_str(), 0);
+    let mut total = 0;
+    for row in db
+        .fetch_all(
+            "SELECT stage, COUNT(*) FROM funnel_leads GROUP BY stage",
+            &[],
+        )
+        .await?
+    {
+        let count = row.i64(1)?;
+        total += count;
+        if let Some(slot) = stages.get_mut(row.text(0)?.as_str()) {
+            *slot = count;
+        }
+    }
+    let overall = reached_by_group(db, None)
+        .await?
+        .remove("")
+        .unwrap_or_default();
+    Ok(FunnelNow {
+        leads: total,
+        stages: FUNNEL
+            .iter()
+            .chain([LeadStage::Archived].iter())
+            .map(|stage| StageLeads {
+                stage: stage.as_str(),
+                leads: stages[stage.as_str()],
+            })
+            .collect(),
+        conversion: conversion(&overall),
+    })
 }
 
 /// For each group (all leads as one group `""` when `group` is None), how many leads reached
@@ -387,7 +439,7 @@ async fn reached_by_group(
 }
 
 /// Conversion between consecutive stages in basis points of those who reached the earlier one.
-fn conversion(reached: &[i64; 7]) -> Vec<Value> {
+fn conversion(reached: &[i64; 7]) -> Vec<ConversionStep> {
     FUNNEL
         .windows(2)
         .zip(reached.windows(2))
@@ -397,13 +449,13 @@ fn conversion(reached: &[i64; 7]) -> Vec<Value> {
             } else {
                 counts[1] * 10_000 / counts[0]
             };
-            json!({
-                "from": stages[0].as_str(),
-                "to": stages[1].as_str(),
-                "reached_from": counts[0],
-                "reached_to": counts[1],
-                "rate_bps": rate_bps,
-            })
+            ConversionStep {
+                from: stages[0].as_str(),
+                to: stages[1].as_str(),
+                reached_from: counts[0],
+                reached_to: counts[1],
+                rate_bps,
+            }
         })
         .collect()
 }

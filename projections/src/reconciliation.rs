@@ -871,24 +871,48 @@ impl Projection for Reconciliation {
     /// `{"reconciled": bool, "mismatch_count": n, "by_kind": {kind: n}, "mismatches": [...],
     /// "checked": {"invoices": n, "payments": n, "commissions": n}}`.
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let facts = load_facts(db).await?;
-        let found = find_mismatches(&facts);
-        let mut by_kind: BTreeMap<&str, i64> = BTreeMap::new();
-        for mismatch in &found {
-            *by_kind.entry(mismatch.kind).or_default() += 1;
-        }
-        Ok(json!({
-            "reconciled": found.is_empty(),
-            "mismatch_count": found.len(),
-            "by_kind": by_kind,
-            "checked": {
-                "invoices": facts.invoices.len(),
-                "payments": facts.payments.len(),
-                "commissions": facts.commissions.len(),
-            },
-            "mismatches": found,
-        }))
+        Ok(json!(report(db).await?))
     }
+}
+
+/// How many facts a reconciliation compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    pub invoices: usize,
+    pub payments: usize,
+    pub commissions: usize,
+}
+
+/// What a reconciliation found: whether everything agrees, every mismatch and their count by
+/// kind, and how many facts were compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconciliationReport {
+    pub reconciled: bool,
+    pub mismatch_count: usize,
+    pub by_kind: BTreeMap<&'static str, i64>,
+    pub checked: Checked,
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Compares the facts now ([`find_mismatches`]).
+pub async fn report(db: &SqlDb) -> Result<ReconciliationReport, ProjectionError> {
+    let facts = load_facts(db).await?;
+    let mismatches = find_mismatches(&facts);
+    let mut by_kind: BTreeMap<&'static str, i64> = BTreeMap::new();
+    for mismatch in &mismatches {
+        *by_kind.entry(mismatch.kind).or_default() += 1;
+    }
+    Ok(ReconciliationReport {
+        reconciled: mismatches.is_empty(),
+        mismatch_count: mismatches.len(),
+        by_kind,
+        checked: Checked {
+            invoices: facts.invoices.len(),
+            payments: facts.payments.len(),
+            commissions: facts.commissions.len(),
+        },
+        mismatches,
+    })
 }
 
 #[cfg(test)]

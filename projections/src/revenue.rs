@@ -5,7 +5,7 @@
 //! active paid plans; the 7-day pilot (1 SAR) is a trial, shown in the plan mix but not
 //! recurring revenue. ARPU is MRR over paying customers, rounded half up to the halala.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::RecordedEvent;
@@ -59,56 +59,89 @@ impl Projection for Revenue {
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let mut by_plan = serde_json::Map::new();
-        let (mut mrr, mut paying) = (0i64, 0i64);
-        for plan in Plan::ALL {
-            let row = db
-                .fetch_optional(
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(monthly_halalas), 0) AS BIGINT) FROM revenue_customers \
-                     WHERE active AND plan = ?",
-                    &[plan.as_str().into()],
-                )
-                .await?;
-            let (customers, plan_mrr) = match row {
-                Some(row) => (row.i64(0)?, row.i64(1)?),
-                None => (0, 0),
-            };
-            mrr += plan_mrr;
-            if plan != Plan::Pilot {
-                paying += customers;
-            }
-            by_plan.insert(
-                plan.as_str().to_owned(),
-                json!({"customers": customers, "mrr_halalas": plan_mrr}),
-            );
-        }
-        let arpu = if paying == 0 {
-            0
-        } else {
-            (mrr + paying / 2) / paying
-        };
-        let pilots = db
+        Ok(json!(figures(db).await?))
+    }
+}
+
+/// One plan's active customers and their monthly recurring revenue.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PlanFigures {
+    pub customers: i64,
+    pub mrr_halalas: i64,
+}
+
+/// Revenue now: MRR, paying customers (pilots are not paying), ARPU rounded to the nearest
+/// halala, each plan's figures (by plan name), and how many pilots converted.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RevenueFigures {
+    pub currency: &'static str,
+    pub mrr_halalas: i64,
+    pub paying_customers: i64,
+    pub arpu_halalas: i64,
+    pub plan_mix: BTreeMap<&'static str, PlanFigures>,
+    pub pilots_started: i64,
+    pub pilots_converted: i64,
+    pub pilot_conversion_bps: i64,
+}
+
+/// Revenue now ([`RevenueFigures`]).
+pub async fn figures(db: &SqlDb) -> Result<RevenueFigures, ProjectionError> {
+    let mut plan_mix = BTreeMap::new();
+    let (mut mrr, mut paying) = (0i64, 0i64);
+    for plan in Plan::ALL {
+        let row = db
             .fetch_optional(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN converted_from_pilot THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 FROM revenue_customers WHERE started_on_pilot",
-                &[],
+                "SELECT COUNT(*), CAST(COALESCE(SUM(monthly_halalas), 0) AS BIGINT) FROM revenue_customers \
+                 WHERE active AND plan = ?",
+                &[plan.as_str().into()],
             )
             .await?;
-        let (pilots_started, pilots_converted) = match pilots {
+        let (customers, plan_mrr) = match row {
             Some(row) => (row.i64(0)?, row.i64(1)?),
             None => (0, 0),
         };
-        Ok(json!({
-            "currency": "SAR",
-            "mrr_halalas": mrr,
-            "paying_customers": paying,
-            "arpu_halalas": arpu,
-            "plan_mix": by_plan,
-            "pilots_started": pilots_started,
-            "pilots_converted": pilots_converted,
-            "pilot_conversion_bps": if pilots_started == 0 { 0 } else { pilots_converted * 10_000 / pilots_started },
-        }))
+        mrr += plan_mrr;
+        if plan != Plan::Pilot {
+            paying += customers;
+        }
+        plan_mix.insert(
+            plan.as_str(),
+            PlanFigures {
+                customers,
+                mrr_halalas: plan_mrr,
+            },
+        );
     }
+    let arpu = if paying == 0 {
+        0
+    } else {
+        (mrr + paying / 2) / paying
+    };
+    let pilots = db
+        .fetch_optional(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN converted_from_pilot THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM revenue_customers WHERE started_on_pilot",
+            &[],
+        )
+        .await?;
+    let (pilots_started, pilots_converted) = match pilots {
+        Some(row) => (row.i64(0)?, row.i64(1)?),
+        None => (0, 0),
+    };
+    Ok(RevenueFigures {
+        currency: "SAR",
+        mrr_halalas: mrr,
+        paying_customers: paying,
+        arpu_halalas: arpu,
+        plan_mix,
+        pilots_started,
+        pilots_converted,
+        pilot_conversion_bps: if pilots_started == 0 {
+            0
+        } else {
+            pilots_converted * 10_000 / pilots_started
+        },
+    })
 }
 
 /// Applies one event; `plans` holds the plan (or none) of each invoice issued earlier in the

@@ -699,6 +699,42 @@ pub async fn load_checkpoints(
         .collect())
 }
 
+/// A stored checkpoint with its name, as the lag page lists them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NamedCheckpoint {
+    pub name: String,
+    pub position: i64,
+    pub events_applied: i64,
+    pub updated_at_us: i64,
+}
+
+/// Checkpoints whose names start with `prefix` (process managers keep theirs under
+/// `process:`), in name order.
+pub async fn checkpoints_with_prefix(
+    db: &SqlDb,
+    prefix: &str,
+) -> Result<Vec<NamedCheckpoint>, ProjectionError> {
+    // LIKE narrows the read; `starts_with` keeps a `_` or `%` in `prefix` from matching more.
+    let rows = db
+        .fetch_all(
+            "SELECT name, position, events_applied, updated_at_us FROM projection_checkpoints \
+             WHERE name LIKE ? ORDER BY name",
+            &[format!("{prefix}%").into()],
+        )
+        .await?;
+    rows.iter()
+        .filter(|row| row.text(0).is_ok_and(|name| name.starts_with(prefix)))
+        .map(|row| {
+            Ok(NamedCheckpoint {
+                name: row.text(0)?,
+                position: row.i64(1)?,
+                events_applied: row.i64(2)?,
+                updated_at_us: row.i64(3)?,
+            })
+        })
+        .collect()
+}
+
 /// The earliest of `checkpoints`: where a group of runners reads the log from.
 pub fn earliest<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> Option<Checkpoint> {
     checkpoints.into_iter().copied().min_by_key(order_key)

@@ -295,19 +295,117 @@ impl Projection for Statements {
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let rows = db
-            .fetch_all(
-                "SELECT partner_id, CAST(SUM(amount_halalas) AS BIGINT), COUNT(*) FROM statement_lines \
-                 GROUP BY partner_id ORDER BY partner_id LIMIT ?",
-                &[MAX_PARTNERS_RENDERED.into()],
-            )
-            .await?;
-        let partners = rows
-            .iter()
-            .map(|row| Ok(json!({"partner_id": row.text(0)?, "balance_halalas": row.i64(1)?, "lines": row.i64(2)?})))
-            .collect::<Result<Vec<Value>, ProjectionError>>()?;
-        Ok(json!({"partners": partners}))
+        Ok(json!({"partners": balances(db).await?}))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries: balances, payouts and commissions as typed rows, for the API and the dashboard.
+
+/// What one partner is owed, from all its statement lines.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PartnerBalance {
+    pub partner_id: String,
+    pub balance_halalas: i64,
+    pub lines: i64,
+}
+
+/// Every partner's balance, in partner order ([`MAX_PARTNERS_RENDERED`] at most).
+pub async fn balances(db: &SqlDb) -> Result<Vec<PartnerBalance>, ProjectionError> {
+    let rows = db
+        .fetch_all(
+            "SELECT partner_id, CAST(SUM(amount_halalas) AS BIGINT), COUNT(*) FROM statement_lines \
+             GROUP BY partner_id ORDER BY partner_id LIMIT ?",
+            &[MAX_PARTNERS_RENDERED.into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PartnerBalance {
+                partner_id: row.text(0)?,
+                balance_halalas: row.i64(1)?,
+                lines: row.i64(2)?,
+            })
+        })
+        .collect()
+}
+
+/// A payout, from the commissions it paid.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PayoutTotal {
+    pub payout_id: String,
+    pub partner_id: String,
+    pub commissions: i64,
+    pub net_halalas: i64,
+}
+
+/// Every payout with its partner, how many commissions it paid and their net total, by partner
+/// then payout.
+pub async fn payout_totals(db: &SqlDb) -> Result<Vec<PayoutTotal>, ProjectionError> {
+    let rows = db
+        .fetch_all(
+            "SELECT payout_id, partner_id, COUNT(*), CAST(SUM(net_halalas) AS BIGINT) FROM partner_commissions \
+             WHERE payout_id IS NOT NULL GROUP BY payout_id, partner_id ORDER BY partner_id, payout_id",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PayoutTotal {
+                payout_id: row.text(0)?,
+                partner_id: row.text(1)?,
+                commissions: row.i64(2)?,
+                net_halalas: row.i64(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Commissions listed at most by [`latest_commissions`].
+pub const MAX_COMMISSIONS_LISTED: i64 = 500;
+
+/// One commission and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommissionStanding {
+    pub commission_id: String,
+    pub partner_id: String,
+    pub invoice_id: String,
+    pub lead_id: String,
+    /// `held`, `approved`, `rejected` or `paid_out`.
+    pub status: String,
+    pub accrued_halalas: i64,
+    pub net_halalas: i64,
+    pub held_until_us: i64,
+    pub payout_id: Option<String>,
+}
+
+/// The commissions held until latest first, `limit` at most.
+pub async fn latest_commissions(
+    db: &SqlDb,
+    limit: i64,
+) -> Result<Vec<CommissionStanding>, ProjectionError> {
+    let rows = db
+        .fetch_all(
+            "SELECT commission_id, partner_id, invoice_id, lead_id, status, accrued_halalas, net_halalas, held_until_us, payout_id \
+             FROM partner_commissions ORDER BY held_until_us DESC, commission_id LIMIT ?",
+            &[limit.clamp(1, MAX_COMMISSIONS_LISTED).into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CommissionStanding {
+                commission_id: row.text(0)?,
+                partner_id: row.text(1)?,
+                invoice_id: row.text(2)?,
+                lead_id: row.text(3)?,
+                status: row.text(4)?,
+                accrued_halalas: row.i64(5)?,
+                net_halalas: row.i64(6)?,
+                held_until_us: row.i64(7)?,
+                payout_id: row.opt_text(8)?,
+            })
+        })
+        .collect()
 }
 
 /// One partner's statement for one month (`YYYY-MM`).

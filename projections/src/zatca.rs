@@ -3,9 +3,9 @@
 //! hash, its attempts and ZATCA's messages. One row per document (`zatca_documents`), folded
 //! from its submission's events ([`domain::submission`]); the legal XML stays in those events.
 //!
-//! The submitter reads [`due`] to know what to send next; the API and the dashboard read
-//! [`documents_of_invoice`]; the metrics read [`oldest_pending`] (the 24-hour reporting
-//! deadline).
+//! The submitter reads [`due`] to know what to send next; the API reads
+//! [`documents_of_invoice`]; the dashboard's finance page reads [`status_counts`] and
+//! [`not_accepted`]; the metrics read [`oldest_pending`] (the 24-hour reporting deadline).
 
 use adapters::sql::{SqlDb, SqlRow, SqlTx};
 use adapters::store::RecordedEvent;
@@ -18,6 +18,10 @@ use crate::{decode, micros, Projection, ProjectionError};
 
 /// Documents the submitter takes per pass at most.
 pub const MAX_DUE: i64 = 100;
+
+/// Documents [`not_accepted`] lists at most: a page of them is tens of KiB, and more than a
+/// few hundred waiting or rejected is an outage to look at in the metrics, not row by row.
+pub const MAX_NOT_ACCEPTED_LISTED: i64 = 500;
 
 pub struct Zatca;
 
@@ -202,20 +206,7 @@ impl Projection for Zatca {
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let rows = db
-            .fetch_all(
-                "SELECT status, flow, COUNT(*) FROM zatca_documents GROUP BY status, flow \
-                 ORDER BY status, flow",
-                &[],
-            )
-            .await?;
-        let counts = rows
-            .iter()
-            .map(|row| {
-                Ok(json!({"status": row.text(0)?, "flow": row.text(1)?, "documents": row.i64(2)?}))
-            })
-            .collect::<Result<Vec<_>, ProjectionError>>()?;
-        Ok(json!({"documents": counts}))
+        Ok(json!({"documents": status_counts(db).await?}))
     }
 }
 
@@ -239,8 +230,13 @@ pub struct ZatcaDocument {
     pub attempts: i64,
     pub next_attempt_at: Option<String>,
     pub last_reason: Option<String>,
-    pub messages: Vec<Value>,
+    pub messages: Vec<ZatcaMessage>,
     pub answered_at: Option<String>,
+    /// Unix microseconds of `issued_at` and `next_attempt_at` (the dashboard formats them).
+    #[serde(skip)]
+    pub issued_at_us: i64,
+    #[serde(skip)]
+    pub next_attempt_at_us: Option<i64>,
 }
 
 const COLUMNS: &str = "document_id, invoice_id, kind, flow, egs_unit, icv, uuid, invoice_hash, \
@@ -265,6 +261,8 @@ fn document(row: &SqlRow) -> Result<ZatcaDocument, ProjectionError> {
         last_reason: row.opt_text(14)?,
         messages: serde_json::from_str(&row.text(15)?).unwrap_or_default(),
         answered_at: row.opt_i64(16)?.map(crate::rfc3339),
+        issued_at_us: row.i64(10)?,
+        next_attempt_at_us: row.opt_i64(13)?,
     })
 }
 
@@ -338,4 +336,49 @@ pub async fn rejected_count(db: &SqlDb) -> Result<i64, ProjectionError> {
         )
         .await?;
     Ok(row.map(|row| row.i64(0)).transpose()?.unwrap_or(0))
+}
+
+/// How many documents stand at one status in one flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusCount {
+    /// `pending`, `cleared`, `reported` or `rejected`.
+    pub status: String,
+    /// `clearance` or `reporting`.
+    pub flow: String,
+    pub documents: i64,
+}
+
+/// The documents at each status in each flow, in status then flow order; only the pairs that
+/// have documents.
+pub async fn status_counts(db: &SqlDb) -> Result<Vec<StatusCount>, ProjectionError> {
+    let rows = db
+        .fetch_all(
+            "SELECT status, flow, COUNT(*) FROM zatca_documents GROUP BY status, flow \
+             ORDER BY status, flow",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StatusCount {
+                status: row.text(0)?,
+                flow: row.text(1)?,
+                documents: row.i64(2)?,
+            })
+        })
+        .collect()
+}
+
+/// The documents ZATCA has not accepted: those not answered for good (pending) and those it
+/// rejected, the earliest issued first, `limit` at most ([`MAX_NOT_ACCEPTED_LISTED`]).
+pub async fn not_accepted(db: &SqlDb, limit: i64) -> Result<Vec<ZatcaDocument>, ProjectionError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM zatca_documents WHERE status IN ('pending', 'rejected') \
+         ORDER BY issued_at_us, egs_unit, icv LIMIT ?"
+    );
+    db.fetch_all(&sql, &[limit.clamp(1, MAX_NOT_ACCEPTED_LISTED).into()])
+        .await?
+        .iter()
+        .map(document)
+        .collect()
 }

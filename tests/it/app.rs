@@ -282,12 +282,12 @@ pub async fn create_token(
     partner_id: Option<&str>,
     label: Option<&str>,
 ) -> (String, String) {
-    let request = api::auth::TokenRequest {
+    let request = app::tokens::TokenRequest {
         partner_id: partner_id.map(str::to_owned),
         label: label.map(str::to_owned),
-        ..api::auth::TokenRequest::new(role)
+        ..app::tokens::TokenRequest::new(role)
     };
-    let issued = api::auth::create_token(handlers, &request, OffsetDateTime::now_utc())
+    let issued = app::tokens::create(handlers, &request, OffsetDateTime::now_utc())
         .await
         .expect("the token is created");
     (issued.info.token_id, issued.token.expose().to_owned())

@@ -119,7 +119,7 @@ async fn app_with_demo(engine: Engine) -> Option<TestApp> {
     // As `serve --demo` does: the history is loaded before the service's workers start (the
     // cold-lead sweep would otherwise archive the demo's 90-day-old leads mid-load).
     let app = crate::app::spawn_app_seeded(engine, |handlers| async move {
-        let summary = api::demo::load_demo_sized(
+        let summary = app::demo::load_demo_sized(
             &handlers,
             &seller(),
             OffsetDateTime::now_utc(),
@@ -471,6 +471,84 @@ async fn the_funnel_numbers_shown_equal_the_funnel_api(engine: Engine) {
     app.stop().await;
 }
 
+/// ZATCA's status on the finance page: counts by status and flow, and a rejected document
+/// with ZATCA's message (escaped), in English and Arabic; a reported one is counted, not
+/// listed.
+async fn the_reconciliation_page_shows_each_zatca_document_not_accepted_with_zatcas_messages(
+    engine: Engine,
+) {
+    use crate::fake_fatoora::{Behaviour, FakeMessage};
+    use crate::zatca_phase2::{business_buyer, invoice_once, issue, phase2_app};
+    let Some((app, fake, _config)) = phase2_app(engine).await else {
+        return;
+    };
+    let hostile = "<script>alert('zatca')</script> the buyer's building number is not registered";
+    fake.set(Behaviour::Reject(vec![FakeMessage::new(
+        "BR-KSA-63",
+        "KSA",
+        hostile,
+    )]));
+    let rejected = issue(&app, "lead-zatca-rejected", Some(business_buyer("1111"))).await;
+    let rejected_id = rejected["invoice_id"].as_str().unwrap();
+    invoice_once(&app, rejected_id, "rejected").await;
+    fake.set(Behaviour::Accept);
+    let reported = issue(&app, "lead-zatca-reported", None).await;
+    let reported_id = reported["invoice_id"].as_str().unwrap();
+    invoice_once(&app, reported_id, "reported").await;
+    app.settle().await;
+
+    let cookie = sign_in(&app, ADMIN_TOKEN).await;
+    let english = page(&app, "/dashboard/reconciliation?lang=en", &cookie).await;
+    assert_eq!(english.status, 200, "{}", english.text);
+    let html = &english.text;
+    assert!(html.contains(r#"<section id="zatca">"#), "{html}");
+    assert!(html.contains(r#"<tr data-status="rejected" data-flow="clearance"><td>Rejected</td><td>Clearance</td><td class="num">1</td></tr>"#), "{html}");
+    assert!(html.contains(r#"<tr data-status="reported" data-flow="reporting"><td>Reported</td><td>Reporting</td><td class="num">1</td></tr>"#), "{html}");
+    let documents = html
+        .split(r#"<table id="zatca-documents">"#)
+        .nth(1)
+        .expect("the documents not accepted")
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert!(
+        documents.contains(&format!(r#"<td class="id">{rejected_id}</td>"#)),
+        "{documents}"
+    );
+    assert!(documents.contains(r#"data-status="rejected""#));
+    assert!(documents.contains("<code>BR-KSA-63</code>"), "{documents}");
+    assert!(
+        documents
+            .contains("&lt;script&gt;alert('zatca')&lt;/script&gt; the buyer's building number"),
+        "ZATCA's message, escaped: {documents}"
+    );
+    assert!(!html.contains("<script>"), "nothing from ZATCA is markup");
+    assert!(
+        !documents.contains(reported_id),
+        "a reported document is accepted and not listed"
+    );
+
+    let arabic = page(&app, "/dashboard/reconciliation?lang=ar", &cookie).await;
+    assert_eq!(arabic.status, 200, "{}", arabic.text);
+    for label in ["الفوترة الإلكترونية", "مرفوضة", "الاعتماد", "رسائل الهيئة"]
+    {
+        assert!(arabic.text.contains(label), "no {label} on the Arabic page");
+    }
+    for english_word in [
+        "Rejected",
+        "Clearance",
+        "ZATCA's messages",
+        "Documents not accepted",
+    ] {
+        assert!(
+            !arabic.text.contains(english_word),
+            "{english_word} on the Arabic page"
+        );
+    }
+    assert!(arabic.text.contains("<code>BR-KSA-63</code>"));
+    app.stop().await;
+}
+
 mod sqlite {
     use super::*;
 
@@ -499,6 +577,14 @@ mod sqlite {
     async fn the_funnel_numbers_shown_equal_the_funnel_api() {
         super::the_funnel_numbers_shown_equal_the_funnel_api(Engine::Sqlite).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_reconciliation_page_shows_each_zatca_document_not_accepted_with_zatcas_messages() {
+        super::the_reconciliation_page_shows_each_zatca_document_not_accepted_with_zatcas_messages(
+            Engine::Sqlite,
+        )
+        .await;
+    }
 }
 
 mod postgres {
@@ -513,6 +599,14 @@ mod postgres {
     async fn the_funnel_numbers_shown_equal_the_funnel_api() {
         super::the_funnel_numbers_shown_equal_the_funnel_api(Engine::Postgres).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_reconciliation_page_shows_each_zatca_document_not_accepted_with_zatcas_messages() {
+        super::the_reconciliation_page_shows_each_zatca_document_not_accepted_with_zatcas_messages(
+            Engine::Postgres,
+        )
+        .await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,7 +618,7 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
     let handlers = Handlers::new(db.store.clone());
     let now = time::macros::datetime!(2026-11-15 09:00 UTC);
     let started = Instant::now();
-    let summary = api::demo::load_demo(&handlers, &seller(), now)
+    let summary = app::demo::load_demo(&handlers, &seller(), now)
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -533,7 +627,7 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
         elapsed < Duration::from_secs(30),
         "the demo took {elapsed:?}"
     );
-    assert_eq!(summary.leads, api::demo::DEFAULT_DEMO_LEADS);
+    assert_eq!(summary.leads, app::demo::DEFAULT_DEMO_LEADS);
     assert_eq!(summary.partners, 5);
     assert!(summary.paid_invoices > 20 && summary.failed_payments > 0 && summary.refunds > 0);
     assert!(
@@ -569,9 +663,9 @@ async fn the_default_demo_loads_into_an_empty_store_quickly_and_only_there() {
             "no {event_type} in {types:?}"
         );
     }
-    let again = api::demo::load_demo(&handlers, &seller(), now).await;
+    let again = app::demo::load_demo(&handlers, &seller(), now).await;
     assert!(
-        matches!(again, Err(api::demo::DemoError::StoreNotEmpty { .. })),
+        matches!(again, Err(app::demo::DemoError::StoreNotEmpty { .. })),
         "{again:?}"
     );
     db.cleanup().await;
@@ -584,7 +678,7 @@ async fn the_demo_is_the_same_history_every_time() {
     for _ in 0..2 {
         let db = TestDb::sqlite().await;
         let handlers = Handlers::new(db.store.clone());
-        api::demo::load_demo_sized(&handlers, &seller(), now, 40)
+        app::demo::load_demo_sized(&handlers, &seller(), now, 40)
             .await
             .unwrap();
         let rows = db

@@ -82,7 +82,7 @@ async fn onboard(config: &ZatcaConfig) {
 }
 
 /// A fake, an onboarded unit on it, and the service issuing on that unit.
-async fn phase2_app(engine: Engine) -> Option<(TestApp, FakeFatoora, ZatcaConfig)> {
+pub(crate) async fn phase2_app(engine: Engine) -> Option<(TestApp, FakeFatoora, ZatcaConfig)> {
     let fake = FakeFatoora::start(Gate::DeveloperPortal).await;
     let config = unit(&fake, temp_dir().join("zatca-keys"));
     onboard(&config).await;
@@ -98,7 +98,7 @@ fn admin_json() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn business_buyer(building_number: &str) -> Value {
+pub(crate) fn business_buyer(building_number: &str) -> Value {
     json!({
         "vat_number": "399999999800003",
         "address": {
@@ -108,7 +108,7 @@ fn business_buyer(building_number: &str) -> Value {
     })
 }
 
-async fn issue(app: &TestApp, lead_id: &str, buyer: Option<Value>) -> Value {
+pub(crate) async fn issue(app: &TestApp, lead_id: &str, buyer: Option<Value>) -> Value {
     crate::webhooks::capture_lead(app, lead_id, &format!("{lead_id}@example.com")).await;
     let mut body = json!({"lead_id": lead_id, "plan": "growth"});
     if let Some(buyer) = buyer {
@@ -127,7 +127,7 @@ async fn issue(app: &TestApp, lead_id: &str, buyer: Option<Value>) -> Value {
 }
 
 /// `GET /api/invoices/{id}` once its document's ZATCA status is `status` (bounded wait).
-async fn invoice_once(app: &TestApp, invoice_id: &str, status: &str) -> Value {
+pub(crate) async fn invoice_once(app: &TestApp, invoice_id: &str, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let answer = app

@@ -409,9 +409,26 @@ impl ProcessRunner {
     }
 }
 
+/// What a process manager's checkpoint name starts with, in the table it shares with the read
+/// models'.
+pub const CHECKPOINT_PREFIX: &str = "process:";
+
 /// The checkpoint name of the process manager called `process`.
 pub fn checkpoint_name(process: &str) -> String {
-    format!("process:{process}")
+    format!("{CHECKPOINT_PREFIX}{process}")
+}
+
+/// Where each process manager stands: its checkpoint, under the manager's own name (without
+/// [`CHECKPOINT_PREFIX`]), in name order.
+pub async fn checkpoints(
+    db: &adapters::sql::SqlDb,
+) -> Result<Vec<projections::runtime::NamedCheckpoint>, projections::ProjectionError> {
+    let mut checkpoints =
+        projections::runtime::checkpoints_with_prefix(db, CHECKPOINT_PREFIX).await?;
+    for checkpoint in &mut checkpoints {
+        checkpoint.name.replace_range(..CHECKPOINT_PREFIX.len(), "");
+    }
+    Ok(checkpoints)
 }
 
 /// Every process manager with the default program configuration.
