@@ -169,7 +169,7 @@ impl SqlDb {
     /// A private in-memory SQLite with the read-model schema, for as-of computations and tests.
     pub async fn scratch() -> Result<SqlDb, StoreError> {
         let mut connection = Connection::open_in_memory()?;
-        for migration in crate::store::sqlite::MIGRATOR.iter() {
+        for migration in crate::store::migrations::SQLITE.iter() {
             connection.execute_batch(&migration.sql)?;
         }
         Ok(SqlDb::Sqlite(SqliteDb::new(connection)))
