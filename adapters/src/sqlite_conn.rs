@@ -79,15 +79,30 @@ pub enum Column {
 }
 
 /// An open connection. Not `Sync`: one caller at a time, which the store's mutex guarantees.
+///
+/// What makes the calls into SQLite sound, named in each `// SAFETY:` comment below:
+///
+/// - **open handle**: `db` came from a successful `sqlite3_open_v2` and is closed only in
+///   `Drop`, so it is an open connection for as long as the `Connection` exists.
+/// - **owned statements**: every pointer in `statements` was prepared on `db` and is not
+///   finalized; a statement is finalized only as it leaves the map (`finalize_all`, which
+///   `Drop` runs before closing), so it is never used after, nor finalized twice.
+/// - **idle between calls**: `query` resets every statement it runs and clears its bindings
+///   before it returns, whatever happened, so between calls no statement is part way through
+///   its rows or holds a pointer into a caller's parameters.
+/// - **one thread at a time**: every call that runs a statement takes `&mut self`, and the
+///   type is not `Sync`, so no two threads are ever inside the same connection; the library
+///   is built thread-safe and opened in multi-thread mode (`SQLITE_OPEN_NOMUTEX`), where that
+///   is all SQLite asks.
 pub struct Connection {
     db: NonNull<ffi::sqlite3>,
     statements: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
 }
 
-// SAFETY: the library is built thread-safe (SQLITE_THREADSAFE=1) and the connection is opened
-// in multi-thread mode, where a connection may be used from any thread as long as no two use
-// it at once. `Connection` is not `Sync` and every call takes `&mut self`, so two threads can
-// never be inside it together; moving it between threads is allowed.
+// SAFETY: one thread at a time. The library is built thread-safe (SQLITE_THREADSAFE=1) and the
+// connection is opened in multi-thread mode, where a connection and its statements may be used
+// from any thread as long as no two use them at once. `Connection` is not `Sync`, and the
+// statements move with the connection that owns them, so moving it between threads is allowed.
 unsafe impl Send for Connection {}
 
 impl Connection {
@@ -121,8 +136,9 @@ impl Connection {
             .map_err(|_| SqliteError::new(ffi::SQLITE_CANTOPEN, "the path contains NUL"))?;
         let flags = mode | ffi::SQLITE_OPEN_NOMUTEX | ffi::SQLITE_OPEN_EXRESCODE;
         let mut db = ptr::null_mut();
-        // SAFETY: `name` is a valid C string; `db` receives the handle, which SQLite sets even
-        // on failure (then it must still be closed).
+        // SAFETY: `name` is a NUL-terminated C string that outlives the call, `db` a valid place
+        // for the handle (which SQLite sets even on failure, and which is then closed by the
+        // `Connection` built from it below), and no VFS name is given.
         let rc = unsafe { ffi::sqlite3_open_v2(name.as_ptr(), &mut db, flags, ptr::null()) };
         let Some(db) = NonNull::new(db) else {
             return Err(SqliteError::new(
@@ -137,7 +153,7 @@ impl Connection {
         if rc != ffi::SQLITE_OK {
             return Err(connection.error(rc));
         }
-        // SAFETY: a valid handle.
+        // SAFETY: open handle (the open just succeeded); no statement exists yet.
         unsafe { ffi::sqlite3_busy_timeout(connection.db.as_ptr(), BUSY_TIMEOUT_MS) };
         Ok(connection)
     }
@@ -151,7 +167,9 @@ impl Connection {
     pub fn execute_batch(&mut self, sql: &str) -> Result<(), SqliteError> {
         let text = CString::new(sql)
             .map_err(|_| SqliteError::new(ffi::SQLITE_MISUSE, "the SQL contains NUL"))?;
-        // SAFETY: a valid handle and C string; no callback, so no user data.
+        // SAFETY: open handle; one thread at a time (`&mut self`); `text` is a NUL-terminated
+        // C string alive for the call; no callback is given, so no user data is passed, and no
+        // error-message pointer, so SQLite allocates nothing for us to free.
         let rc = unsafe {
             ffi::sqlite3_exec(
                 self.db.as_ptr(),
@@ -167,7 +185,8 @@ impl Connection {
     /// Runs one statement to completion; the number of rows it changed.
     pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, SqliteError> {
         self.query(sql, params, |_| Ok::<_, SqliteError>(()))?;
-        // SAFETY: a valid handle.
+        // SAFETY: open handle; one thread at a time (`&mut self`), so the count is this
+        // statement's.
         let changes = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
         Ok(u64::try_from(changes).unwrap_or(0))
     }
@@ -181,8 +200,9 @@ impl Connection {
     {
         let statement = self.prepare(sql)?;
         let result = self.run(statement, params, &mut on_row);
-        // SAFETY: `statement` is a live statement of this connection. Resetting ends the
-        // statement's read and clearing drops the bindings, which may point at `params`.
+        // SAFETY: owned statements (`statement` came from `prepare` and nothing has finalized it
+        // since: `run` cannot reach the cache). This keeps the connection idle between calls:
+        // resetting ends the statement's read, clearing drops the bindings.
         unsafe {
             ffi::sqlite3_reset(statement.as_ptr());
             ffi::sqlite3_clear_bindings(statement.as_ptr());
@@ -231,7 +251,8 @@ impl Connection {
 
     /// Whether no transaction is open.
     pub fn is_autocommit(&self) -> bool {
-        // SAFETY: a valid handle.
+        // SAFETY: open handle; reading the autocommit flag changes nothing, and the type is not
+        // `Sync`, so `&self` is still one thread at a time.
         unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
     }
 
@@ -242,7 +263,7 @@ impl Connection {
         on_row: &mut dyn FnMut(&Row<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let stmt = statement.as_ptr();
-        // SAFETY: a live statement of this connection.
+        // SAFETY: owned statements (`statement` came from `prepare` in this same call).
         let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
         if usize::try_from(expected).ok() != Some(params.len()) {
             return Err(SqliteError::new(
@@ -256,8 +277,10 @@ impl Connection {
         }
         for (index, param) in params.iter().enumerate() {
             let at = c_int::try_from(index + 1).unwrap_or(c_int::MAX);
-            // SAFETY: a live statement, an index in range; text and blobs are copied by SQLite
-            // (SQLITE_TRANSIENT), so nothing borrowed outlives this call.
+            // SAFETY: owned statements; idle between calls, so the statement is reset and may be
+            // bound; `at` is in 1..=parameter count (checked above). Text and blobs are given
+            // with their exact length and copied by SQLite (SQLITE_TRANSIENT), so no pointer
+            // into `params` is kept past this call; text is UTF-8, as `&str` guarantees.
             let rc = unsafe {
                 match param {
                     Param::Null => ffi::sqlite3_bind_null(stmt, at),
@@ -282,7 +305,9 @@ impl Connection {
             self.check(rc)?;
         }
         loop {
-            // SAFETY: a live statement with every parameter bound.
+            // SAFETY: owned statements, every parameter bound above; one thread at a time
+            // (`&mut self`), and `on_row` cannot reach the connection (it is borrowed here),
+            // so nothing resets or finalizes the statement between steps.
             match unsafe { ffi::sqlite3_step(stmt) } {
                 ffi::SQLITE_ROW => on_row(&Row {
                     stmt: statement,
@@ -306,8 +331,9 @@ impl Connection {
             .map_err(|_| SqliteError::new(ffi::SQLITE_TOOBIG, "the SQL is too long"))?;
         let mut statement = ptr::null_mut();
         let mut tail: *const c_char = ptr::null();
-        // SAFETY: a valid handle; `sql` is read for `length` bytes (no NUL needed);
-        // `statement` and `tail` receive the results.
+        // SAFETY: open handle; one thread at a time (`&mut self`); `sql` is valid for `length`
+        // bytes (its exact length, so no NUL terminator is read); `statement` and `tail` are
+        // valid places for the results, and `tail` points into `sql`, which outlives its use.
         let rc = unsafe {
             ffi::sqlite3_prepare_v3(
                 self.db.as_ptr(),
@@ -334,7 +360,8 @@ impl Connection {
             .trim()
             .is_empty()
         {
-            // SAFETY: the statement was just prepared and is not cached.
+            // SAFETY: owned statements holds for the map; this statement was just prepared on
+            // the open handle, never entered the map and is finalized once, here.
             unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
             return Err(SqliteError::new(
                 ffi::SQLITE_MISUSE,
@@ -347,7 +374,9 @@ impl Connection {
 
     fn finalize_all(&mut self) {
         for (_, statement) in self.statements.drain() {
-            // SAFETY: each cached statement is live and finalized once (drained).
+            // SAFETY: owned statements: each leaves the map as it is finalized, so once; and idle
+            // between calls: no statement is mid-step (this runs from `prepare`, before a
+            // statement is run, and from `Drop`).
             unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
         }
     }
@@ -361,7 +390,9 @@ impl Connection {
     }
 
     fn error(&self, rc: c_int) -> SqliteError {
-        // SAFETY: a valid handle; the message is a C string owned by SQLite, copied at once.
+        // SAFETY: open handle; one thread at a time, so the last error is this call's. The
+        // message is a NUL-terminated string owned by SQLite, valid until the next call on the
+        // connection, and copied before this block ends.
         let (code, message) = unsafe {
             let code = ffi::sqlite3_extended_errcode(self.db.as_ptr());
             let message = ffi::sqlite3_errmsg(self.db.as_ptr());
@@ -382,13 +413,20 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.finalize_all();
-        // SAFETY: every statement is finalized (the only objects this type creates), so the
-        // close succeeds; the handle is closed once.
+        // SAFETY: open handle, closed once, here, as the `Connection` ends; owned statements:
+        // `finalize_all` above finalized every statement (the only objects this type creates),
+        // so the close succeeds and nothing refers to the handle afterwards.
         unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
     }
 }
 
 /// The current row of a running statement.
+///
+/// **On a row**: a `Row` exists only inside `Connection::run`, handed to the caller's
+/// callback while `stmt`'s last `sqlite3_step` returned `SQLITE_ROW`; the callback cannot
+/// reach the connection (`run` holds it mutably, the lifetime `'a`), so nothing steps, resets
+/// or finalizes `stmt` while the `Row` lives. What a `Row` lends (text, blobs) is borrowed
+/// from it, so it cannot outlive the row either.
 pub struct Row<'a> {
     stmt: NonNull<ffi::sqlite3_stmt>,
     _connection: std::marker::PhantomData<&'a mut Connection>,
@@ -397,7 +435,7 @@ pub struct Row<'a> {
 impl Row<'_> {
     /// Number of columns.
     pub fn len(&self) -> usize {
-        // SAFETY: a statement positioned on a row.
+        // SAFETY: on a row (`stmt` is a live statement).
         let count = unsafe { ffi::sqlite3_column_count(self.stmt.as_ptr()) };
         usize::try_from(count).unwrap_or(0)
     }
@@ -410,8 +448,9 @@ impl Row<'_> {
     pub fn column(&self, index: usize) -> Result<Column, SqliteError> {
         let at = self.index(index)?;
         let stmt = self.stmt.as_ptr();
-        // SAFETY: a statement positioned on a row and an index in range. Text and blob
-        // pointers are valid until the next step or type conversion; they are copied first.
+        // SAFETY: on a row, and `at` is below the column count (`index`). Text and blobs are
+        // read by `text_at` and `blob_at`, only for a column of that type, so no conversion
+        // moves them, and are copied before this block ends.
         unsafe {
             Ok(match ffi::sqlite3_column_type(stmt, at) {
                 ffi::SQLITE_NULL => Column::Null,
@@ -427,7 +466,7 @@ impl Row<'_> {
     pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, SqliteError> {
         match self.column_type(index)? {
             (ffi::SQLITE_NULL, _) => Ok(None),
-            // SAFETY: as in `column`.
+            // SAFETY: on a row, `at` checked by `column_type`; an integer needs no pointer.
             (ffi::SQLITE_INTEGER, at) => Ok(Some(unsafe {
                 ffi::sqlite3_column_int64(self.stmt.as_ptr(), at)
             })),
@@ -465,7 +504,7 @@ impl Row<'_> {
 
     fn column_type(&self, index: usize) -> Result<(c_int, c_int), SqliteError> {
         let at = self.index(index)?;
-        // SAFETY: a statement positioned on a row and an index in range.
+        // SAFETY: on a row, and `at` is below the column count (`index`).
         Ok((
             unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), at) },
             at,
@@ -483,9 +522,10 @@ impl Row<'_> {
     }
 
     fn text_at(&self, at: c_int) -> Result<&str, SqliteError> {
-        // SAFETY: a TEXT column of the current row: `column_text` then `column_bytes` (in that
-        // order) give the UTF-8 text and its length, valid until the row changes, which the
-        // borrow of `self` outlives.
+        // SAFETY: on a row, and callers pass only a TEXT column's checked index. For such a
+        // column `column_text` then `column_bytes` (in that order, as SQLite asks) give the
+        // UTF-8 text and its length without a conversion; the bytes stay valid until the row
+        // changes, which cannot happen while `self` is borrowed, and the slice borrows `self`.
         let bytes = unsafe {
             let data = ffi::sqlite3_column_text(self.stmt.as_ptr(), at);
             let length = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), at);
@@ -500,7 +540,9 @@ impl Row<'_> {
     }
 
     fn blob_at(&self, at: c_int) -> &[u8] {
-        // SAFETY: as in `text_at`, with `column_blob`.
+        // SAFETY: on a row, and callers pass only a BLOB column's checked index: `column_blob`
+        // then `column_bytes` give its bytes without a conversion, valid while `self` is
+        // borrowed, as in `text_at`.
         unsafe {
             let data = ffi::sqlite3_column_blob(self.stmt.as_ptr(), at);
             let length = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), at);

@@ -59,11 +59,24 @@ impl TestDb {
         }
     }
 
+    /// A fresh database on `engine` that nothing has migrated yet; `None` as for `new`.
+    pub async fn unmigrated(engine: Engine) -> Option<TestDb> {
+        match engine {
+            Engine::Sqlite => Some(TestDb::unmigrated_sqlite().await),
+            Engine::Postgres => TestDb::unmigrated_postgres().await,
+        }
+    }
+
     pub async fn sqlite() -> TestDb {
+        let db = TestDb::unmigrated_sqlite().await;
+        db.store.migrate().await.expect("migrate sqlite");
+        db
+    }
+
+    async fn unmigrated_sqlite() -> TestDb {
         let dir = temp_dir();
         let url = format!("sqlite://{}", dir.join("events.db").display());
         let store = store::open(&url).await.expect("open sqlite store");
-        store.migrate().await.expect("migrate sqlite");
         TestDb {
             engine: Engine::Sqlite,
             url,
@@ -73,6 +86,12 @@ impl TestDb {
     }
 
     pub async fn postgres() -> Option<TestDb> {
+        let db = TestDb::unmigrated_postgres().await?;
+        db.store.migrate().await.expect("migrate postgres");
+        Some(db)
+    }
+
+    async fn unmigrated_postgres() -> Option<TestDb> {
         let (url, admin_url, name) = match create_postgres_database().await {
             Ok(created) => created,
             Err(error) if !postgres_required() => {
@@ -85,7 +104,6 @@ impl TestDb {
             ),
         };
         let store = store::open(&url).await.expect("open postgres store");
-        store.migrate().await.expect("migrate postgres");
         Some(TestDb {
             engine: Engine::Postgres,
             url,

@@ -28,6 +28,7 @@ mod helpers;
 mod history;
 mod limits;
 mod metrics;
+mod migrations;
 mod moyasar_api;
 mod openapi;
 mod ops;

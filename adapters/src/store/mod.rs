@@ -17,6 +17,7 @@
 //!   [`postgres`]).
 
 pub mod hash;
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 mod tagged;

@@ -44,8 +44,6 @@ const UNIQUE_VIOLATION: &str = "23505";
 const SERIALIZATION_FAILURE: &str = "40001";
 const DEADLOCK_DETECTED: &str = "40P01";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
 /// The ids of this process's running derived-only transactions (see the module docs). A
 /// handful at most: the read-model batch and process-manager checkpoints.
 static DERIVED_TRANSACTIONS: std::sync::Mutex<std::collections::BTreeSet<u64>> =
@@ -433,12 +431,16 @@ impl EventStore for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        super::migrations::POSTGRES.run(&self.pool).await?;
         Ok(())
     }
 
     async fn is_migrated(&self) -> Result<bool, StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = super::migrations::POSTGRES
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
         let applied: Result<Option<i64>, sqlx::Error> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)

@@ -38,8 +38,6 @@ const READ_POOL_SIZE: usize = 4;
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-
 const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_type, version, event_type, \
      schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash";
 
@@ -457,12 +455,16 @@ impl EventStore for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.migrator).await?;
+        super::migrations::SQLITE.run(&self.migrator).await?;
         Ok(())
     }
 
     async fn is_migrated(&self) -> Result<bool, StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = super::migrations::SQLITE
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
         let applied: Result<Option<i64>, sqlx::Error> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.migrator)
