@@ -391,14 +391,17 @@ async fn invoice_xml(
     };
     let status = submission
         .status()
-        .map_or("pending".to_owned(), |s| format!("{s:?}").to_lowercase());
+        .map_or("pending", |status| status.as_str());
     Ok((
         [
             (
                 header::CONTENT_TYPE,
                 "application/xml; charset=utf-8".to_owned(),
             ),
-            (header::HeaderName::from_static("x-zatca-status"), status),
+            (
+                header::HeaderName::from_static("x-zatca-status"),
+                status.to_owned(),
+            ),
         ],
         xml.to_owned(),
     )

@@ -249,10 +249,9 @@ pub async fn reissue(
     if status != Some(domain::submission::SubmissionStatus::Rejected) {
         return Err(ReissueError::NotRejected {
             invoice_id: invoice_id.to_owned(),
-            status: status.map_or_else(
-                || "not submitted yet".to_owned(),
-                |status| format!("{status:?}").to_lowercase(),
-            ),
+            status: status
+                .map_or("not submitted yet", |status| status.as_str())
+                .to_owned(),
         });
     }
     let original = handlers

@@ -96,6 +96,14 @@ pub struct Phase2Details {
     pub buyer: Option<BuyerRegistration>,
 }
 
+impl Phase2Details {
+    /// A standard (B2B) document, cleared by ZATCA, names a business buyer; a simplified (B2C)
+    /// one, reported, does not.
+    pub fn is_standard(&self) -> bool {
+        self.buyer.is_some()
+    }
+}
+
 /// Why a Phase 2 document cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Phase2Error {
@@ -141,7 +149,7 @@ fn buyer(issue: &IssueInvoice, details: &Phase2Details) -> Option<ubl::Buyer> {
 
 /// Standard when the document names a business buyer, simplified otherwise.
 pub fn subtype(details: &Phase2Details) -> ubl::InvoiceSubtype {
-    if details.buyer.is_some() {
+    if details.is_standard() {
         ubl::InvoiceSubtype::Standard
     } else {
         ubl::InvoiceSubtype::Simplified

@@ -70,6 +70,18 @@ pub enum SubmissionStatus {
     Rejected,
 }
 
+impl SubmissionStatus {
+    /// The status as the API, the read model and the dashboard spell it (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Pending => "pending",
+            SubmissionStatus::Cleared => "cleared",
+            SubmissionStatus::Reported => "reported",
+            SubmissionStatus::Rejected => "rejected",
+        }
+    }
+}
+
 /// One message of ZATCA's validation results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZatcaMessage {

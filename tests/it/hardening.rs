@@ -196,7 +196,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 /// Invoices sent with extreme amounts per engine: each is one HTTP request.
 const EXTREME_INVOICE_CASES: u32 = 48;
 
-fn admin_json() -> Vec<(&'static str, String)> {
+/// An admin's bearer token with a JSON content type.
+pub fn admin_json() -> Vec<(&'static str, String)> {
     vec![
         ("Authorization", format!("Bearer {ADMIN_TOKEN}")),
         ("Content-Type", "application/json".into()),

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::app::{spawn_app_with, TestApp, ADMIN_TOKEN, SELLER_VAT};
 use crate::fake_fatoora::{Behaviour, FakeFatoora, FakeMessage, Gate, OTP};
+use crate::hardening::admin_json;
 use crate::helpers::{temp_dir, Engine};
 
 /// How long a test waits for the submitter (it polls every second).
@@ -89,13 +90,6 @@ pub(crate) async fn phase2_app(engine: Engine) -> Option<(TestApp, FakeFatoora, 
     let zatca = config.clone();
     let app = spawn_app_with(engine, move |c| c.zatca = Some(zatca)).await?;
     Some((app, fake, config))
-}
-
-fn admin_json() -> Vec<(&'static str, String)> {
-    vec![
-        ("Authorization", format!("Bearer {ADMIN_TOKEN}")),
-        ("Content-Type", "application/json".into()),
-    ]
 }
 
 pub(crate) fn business_buyer(building_number: &str) -> Value {

@@ -294,7 +294,7 @@ pub(super) fn zatca_view(invoice: &Invoice) -> Value {
             "phase": 2,
             "egs_unit": details.egs_unit,
             "uuid": domain::phase2::document_uuid(invoice.invoice_id()).to_string(),
-            "type": if details.buyer.is_some() { "standard" } else { "simplified" },
+            "type": if details.is_standard() { "standard" } else { "simplified" },
         }),
     }
 }

@@ -18,7 +18,7 @@ pub struct ZatcaSubmissions;
 
 /// The flow a document takes: a standard (B2B) one is cleared, a simplified one reported.
 pub fn flow(details: &Phase2Details) -> Flow {
-    if details.buyer.is_some() {
+    if details.is_standard() {
         Flow::Clearance
     } else {
         Flow::Reporting
