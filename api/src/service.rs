@@ -370,6 +370,7 @@ impl Service {
             )),
         };
         crate::metrics::install();
+        app::webhooks::register_metrics();
         let mut workers = Vec::new();
         if config.run_workers {
             let state = state.clone();

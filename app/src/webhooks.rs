@@ -159,6 +159,29 @@ fn now() -> OffsetDateTime {
     adapters::clock::now_micros()
 }
 
+/// Every outcome [`count`] records.
+pub const OUTCOMES: [&str; 8] = [
+    "accepted",
+    "duplicate",
+    "conflict",
+    "ignored",
+    "refused",
+    "parked",
+    "dead_lettered",
+    "forged",
+];
+
+/// Sets every provider's delivery counters to zero at start-up. A counter that first appears
+/// with the value 1 has no earlier sample, so Prometheus's `increase()` sees no increase: the
+/// first dead letter after a start would never fire `RevledgerDeadLettersGrowing`.
+pub fn register_metrics() {
+    for provider in [Provider::Moyasar, Provider::Calendly, Provider::Partners] {
+        for outcome in OUTCOMES {
+            metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.as_str(), "outcome" => outcome).increment(0);
+        }
+    }
+}
+
 /// Counts one delivery's outcome (`revledger_webhook_deliveries_total{provider,outcome}`).
 fn count(provider: &str, outcome: &'static str) {
     metrics::counter!("revledger_webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);

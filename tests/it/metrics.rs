@@ -115,3 +115,25 @@ async fn metrics_show_every_family_after_a_short_run() {
     assert!(!secret_leaked, "no secret in the metrics");
     app.stop().await;
 }
+
+/// Prometheus's `increase()` needs a sample before the first increment: a counter that first
+/// appears with the value 1 shows no increase, and the first dead letter after a start would
+/// never fire `RevledgerDeadLettersGrowing`. Every provider's outcome is exported from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_delivery_outcome_is_exported_before_the_first_delivery() {
+    let app = spawn_app(Engine::Sqlite).await.unwrap();
+    let scraped = app.get("/metrics", Some(ADMIN_TOKEN)).await;
+    assert_eq!(scraped.status, 200);
+    let families = parse(&scraped.text);
+    let samples = &families["revledger_webhook_deliveries_total"];
+    for provider in ["moyasar", "calendly", "partners"] {
+        for outcome in app::webhooks::OUTCOMES {
+            let labels_present = samples.iter().any(|(labels, _)| {
+                labels.contains(&format!(r#"provider="{provider}""#))
+                    && labels.contains(&format!(r#"outcome="{outcome}""#))
+            });
+            assert!(labels_present, "{provider} {outcome} not exported");
+        }
+    }
+    app.stop().await;
+}
