@@ -345,7 +345,10 @@ fn missing_in_ledger(provider: &PaymentSnapshot) -> Finding {
 fn differences(provider: &PaymentSnapshot, ledger: &PaymentSnapshot, out: &mut Vec<Finding>) {
     let id = &provider.payment_id;
     let invoice_id = ledger.invoice_id.clone().or(provider.invoice_id.clone());
-    let mut differ = |kind: FindingKind, what: &str, ledger_value: String, provider_value: String| {
+    let mut differ = |kind: FindingKind,
+                      what: &str,
+                      ledger_value: String,
+                      provider_value: String| {
         if ledger_value != provider_value {
             out.push(Finding {
                 kind,

@@ -18,7 +18,10 @@ fn payment(id: &str, status: &str, amount: i64, fee: i64, refunded: i64) -> Paym
     }
 }
 
-fn run(provider: Vec<PaymentSnapshot>, ledger: Vec<PaymentSnapshot>) -> ProviderReconciliationCommand {
+fn run(
+    provider: Vec<PaymentSnapshot>,
+    ledger: Vec<PaymentSnapshot>,
+) -> ProviderReconciliationCommand {
     ProviderReconciliationCommand::RecordRun {
         provider: "moyasar".into(),
         date: "2026-12-06".into(),
