@@ -338,6 +338,19 @@ async fn the_daily_reconciliation_finds_each_planted_difference_and_nothing_on_a
         Arc::new(MoyasarClient::new(&client_config(&fake)).unwrap()),
         SweepConfig::default(),
     );
+    // The leader's daily job reconciles the finished Riyadh day (yesterday: clean, nothing at
+    // Moyasar or in the ledger) on its own.
+    let yesterday = riyadh_date(now - time::Duration::days(1));
+    eventually("the daily job reconciles yesterday", || async {
+        app.settle().await;
+        let answer = app.get("/api/reconciliation", Some(ADMIN_TOKEN)).await;
+        answer.body["provider_runs"].as_array().is_some_and(|runs| {
+            runs.iter()
+                .any(|run| run["date"] == yesterday.as_str() && run["finding_count"] == 0)
+        })
+    })
+    .await;
+
     // A clean day: more payments than one page of Moyasar's list, each in both.
     let clean_count = 2 * PAYMENT_PAGE_SIZE + 1;
     for n in 0..clean_count {
