@@ -160,7 +160,7 @@ impl FakeMoyasar {
         }
     }
 
-    fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         self.state.behaviour.lock().unwrap().replace(behaviour);
     }
 
@@ -322,6 +322,9 @@ async fn get_invoice(
     state.receive_at("GET", &format!("/invoices/{id}"), &headers, Value::Null);
     if !authorized(&headers) {
         return unauthorized();
+    }
+    if state.behaviour() == Behaviour::Slow {
+        tokio::time::sleep(SLOW_ANSWER).await;
     }
     let Some(mut invoice) = state
         .invoices

@@ -50,6 +50,7 @@ macro_rules! sweep_tests {
 sweep_tests!(
     a_payment_whose_webhook_never_arrives_is_recovered_by_the_sweep_and_posted_once,
     a_webhook_arriving_after_the_sweep_changes_nothing,
+    a_check_that_finds_moyasar_unavailable_is_tried_again_on_a_later_pass,
     the_daily_reconciliation_finds_each_planted_difference_and_nothing_on_a_clean_day,
     the_reconcile_command_prints_the_differences_and_exits_non_zero_until_they_are_gone,
 );
@@ -164,7 +165,26 @@ async fn books(app: &TestApp) -> (Value, Value) {
 /// invoice and its payment exist before the invoice is issued, so the sweep's one check after
 /// its delay finds the payment whenever it runs.
 async fn recovered_by_the_sweep(engine: Engine) -> Option<(TestApp, FakeMoyasar, String, Value)> {
-    let (app, fake) = start_with(engine, Behaviour::Normal, |config| {
+    let (app, fake, invoice_id, payment) = paid_without_webhook(engine, Behaviour::Normal).await?;
+    wait_until_paid(&app, &invoice_id).await;
+    Some((app, fake, invoice_id, payment))
+}
+
+async fn wait_until_paid(app: &TestApp, invoice_id: &str) {
+    eventually(
+        "the sweep records the payment and the invoice is paid",
+        || async { invoice_status(app, invoice_id).await == Some(InvoiceStatus::Paid) },
+    )
+    .await;
+}
+
+/// The app with the fake behaving as `behaviour`, and an invoice issued with its Moyasar
+/// invoice, already paid at Moyasar, whose webhook never comes.
+async fn paid_without_webhook(
+    engine: Engine,
+    behaviour: Behaviour,
+) -> Option<(TestApp, FakeMoyasar, String, Value)> {
+    let (app, fake) = start_with(engine, behaviour, |config| {
         config.moyasar_sweep = SweepConfig { delay: SWEEP_DELAY };
     })
     .await?;
@@ -187,12 +207,6 @@ async fn recovered_by_the_sweep(engine: Engine) -> Option<(TestApp, FakeMoyasar,
     fake.put_payment(payment.clone());
     let (invoice_id, total_halalas) = issue(&app, Some(&moyasar_invoice_id)).await;
     assert_eq!(total_halalas, 344_885);
-
-    eventually(
-        "the sweep records the payment and the invoice is paid",
-        || async { invoice_status(&app, &invoice_id).await == Some(InvoiceStatus::Paid) },
-    )
-    .await;
     Some((app, fake, invoice_id, payment))
 }
 
@@ -289,6 +303,43 @@ async fn a_webhook_arriving_after_the_sweep_changes_nothing(engine: Engine) {
         invoice_status(&app, &invoice_id).await,
         Some(InvoiceStatus::Paid)
     );
+    app.stop().await;
+}
+
+async fn a_check_that_finds_moyasar_unavailable_is_tried_again_on_a_later_pass(engine: Engine) {
+    let Some((app, fake, invoice_id, payment)) =
+        paid_without_webhook(engine, Behaviour::Slow).await
+    else {
+        return;
+    };
+    eventually("the sweep asked Moyasar, which timed out", || async {
+        fake.received("GET")
+            .iter()
+            .any(|request| request.path.starts_with("/invoices/"))
+    })
+    .await;
+    assert_eq!(
+        invoice_status(&app, &invoice_id).await,
+        Some(InvoiceStatus::Issued),
+        "nothing recorded from a timed-out read"
+    );
+    // Moyasar recovers; nobody does anything by hand.
+    fake.set(Behaviour::Normal);
+    wait_until_paid(&app, &invoice_id).await;
+    let reads = fake
+        .received("GET")
+        .iter()
+        .filter(|request| request.path.starts_with("/invoices/"))
+        .count();
+    assert!(reads >= 2, "read again after the timeout: {reads}");
+    assert_eq!(
+        payment_events(&app, payment["id"].as_str().unwrap())
+            .await
+            .len(),
+        1
+    );
+    let (ledger, _) = books(&app).await;
+    assert_eq!(ledger["balanced"], true, "{ledger}");
     app.stop().await;
 }
 
