@@ -50,6 +50,11 @@ pub(crate) fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Resul
             "as_of_max_concurrent": config.as_of_max_concurrent,
         },
         "moyasar_api": secret(config.moyasar_api.is_some()),
+        "moyasar_sweep": {
+            "enabled": config.moyasar_api.is_some(),
+            "delay_secs": config.moyasar_sweep.delay.as_secs(),
+            "pass_interval_secs": config.moyasar_sweep.pass_interval().as_secs(),
+        },
         "program": {
             "commission_hold_days": config.program.hold_days,
             "attribution": format!("{:?}", config.program.attribution),

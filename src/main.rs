@@ -6,6 +6,7 @@
 
 mod bench;
 mod config_cli;
+mod reconcile_cli;
 mod token_cli;
 mod zatca_cli;
 
@@ -120,6 +121,11 @@ struct ServeArgs {
     /// unset. Payments are recorded from the Moyasar webhook either way.
     #[arg(long, env = "REVLEDGER_MOYASAR_CALLBACK_URL")]
     moyasar_callback_url: Option<String>,
+    /// Seconds an open invoice with a Moyasar invoice waits for its payment webhook before the
+    /// missed-payment sweep asks Moyasar (with the API key set; every open invoice is also
+    /// checked once a day).
+    #[arg(long, env = "REVLEDGER_MOYASAR_SWEEP_DELAY_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    moyasar_sweep_delay_secs: u64,
     /// Seconds a request may take, its body included, before it is answered 408.
     #[arg(long, env = "REVLEDGER_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_secs: u64,
@@ -246,6 +252,9 @@ impl ServeArgs {
                     callback_url: self.moyasar_callback_url.filter(|url| !url.is_empty()),
                     ..adapters::moyasar_api::MoyasarApiConfig::new(Secret::new(key))
                 }),
+            moyasar_sweep: app::moyasar_sweep::SweepConfig {
+                delay: std::time::Duration::from_secs(self.moyasar_sweep_delay_secs),
+            },
             run_workers: true,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
@@ -330,8 +339,10 @@ enum Command {
     /// period's documents.
     #[command(subcommand)]
     Zatca(zatca_cli::ZatcaCommand),
-    /// Compare invoices, payments and commissions; list every mismatch (exit 1 if any).
-    Reconcile,
+    /// Compare invoices, payments and commissions; list every mismatch (exit 1 if any). With
+    /// `--provider moyasar --date YYYY-MM-DD`: compare that Riyadh day's Moyasar payments with
+    /// the ledger, record the run, print the differences (exit 1 if any).
+    Reconcile(reconcile_cli::ReconcileArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -502,25 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ZatcaQr { .. } | Command::Config(_) | Command::Bench(_) | Command::Zatca(_) => {
             unreachable!("handled before the store is opened")
         }
-        Command::Reconcile => {
-            store.migrate().await.context("migrating the database")?;
-            let projector = projections::Projector::new(
-                store.clone(),
-                projections::read_model("reconciliation")?,
-            );
-            projector.catch_up().await?;
-            let mismatches = projections::reconciliation::mismatches(&store.sql()).await?;
-            for mismatch in &mismatches {
-                println!("{}", serde_json::to_string(mismatch)?);
-            }
-            if mismatches.is_empty() {
-                println!("reconciled: no mismatches");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!("{} mismatches", mismatches.len());
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Reconcile(args) => reconcile_cli::run(store, args).await,
         Command::Token(command) => {
             store.migrate().await.context("migrating the database")?;
             token_command(store, command).await

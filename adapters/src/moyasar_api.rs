@@ -1,5 +1,10 @@
 //! The Moyasar REST API, as far as revledger calls it: creating the hosted invoice that
-//! collects an issued invoice's payment, and finding the one created for an invoice before.
+//! collects an issued invoice's payment, and finding the one created for an invoice before;
+//! for the missed-payment sweep and the reconciliation, reading an invoice with its payments
+//! (`GET /invoices/{id}`), one payment (`GET /payments/{id}`), and every payment created in a
+//! time window (`GET /payments?page=N&created[gt]=…&created[lt]=…`, all pages, following
+//! `meta.next_page`). A Payment object is read by the webhook's own parser
+//! ([`crate::webhooks::moyasar::parse_payment_object`]), so both paths see one payment alike.
 //!
 //! Moyasar authenticates with HTTP Basic Auth, the secret key as the user name and an empty
 //! password; it takes JSON bodies, amounts in the smallest unit (halalas), and answers errors
@@ -25,6 +30,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::webhooks::moyasar::{parse_payment_object, MoyasarPayment};
 use crate::webhooks::Secret;
 
 /// Moyasar's public API, version 1 (every path is relative to it).
@@ -42,6 +48,11 @@ pub const MAX_ERROR_BODY_CHARS: usize = 2_048;
 /// Characters of an invoice description we send. Moyasar shows it to the payer on the checkout
 /// page; a line summary longer than this is cut.
 pub const MAX_DESCRIPTION_CHARS: usize = 255;
+
+/// Pages of `GET /payments` read for one window at most: Moyasar pages by tens or more, so
+/// this is tens of thousands of payments, far beyond a day of this business; a server whose
+/// `next_page` never ends stops here with an error instead of looping.
+pub const MAX_PAYMENT_PAGES: u32 = 2_000;
 
 /// The metadata key that ties a Moyasar invoice to ours (and finds it again).
 pub const INVOICE_ID_METADATA_KEY: &str = "revledger_invoice_id";
@@ -139,6 +150,30 @@ impl MoyasarInvoice {
 #[derive(Deserialize)]
 struct InvoicePage {
     invoices: Vec<MoyasarInvoice>,
+}
+
+/// A Moyasar invoice with the payments made through it (`GET /invoices/{id}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoyasarInvoiceWithPayments {
+    pub invoice: MoyasarInvoice,
+    pub payments: Vec<MoyasarPayment>,
+}
+
+/// Moyasar's paging block (`meta`) of a list.
+#[derive(Deserialize)]
+struct PageMeta {
+    #[serde(default)]
+    next_page: Option<u32>,
+    #[serde(default)]
+    total_pages: Option<u32>,
+}
+
+/// One page of `GET /payments`, its payments still raw.
+#[derive(Deserialize)]
+struct PaymentPage {
+    payments: Vec<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
 }
 
 /// Moyasar's error body.
@@ -295,6 +330,160 @@ impl MoyasarClient {
             .into_iter()
             .find(|invoice| invoice.revledger_invoice_id() == Some(revledger_invoice_id)))
     }
+}
+
+impl MoyasarClient {
+    /// `{base}/{collection}/{id}`, the id percent-encoded as one path segment.
+    fn object_url(&self, collection: &str, id: &str) -> Result<reqwest::Url, MoyasarApiError> {
+        let mut url =
+            reqwest::Url::parse(&format!("{}/{collection}", self.base_url)).map_err(|error| {
+                MoyasarApiError::Configuration {
+                    reason: format!("the base URL cannot take a path: {error}"),
+                }
+            })?;
+        url.path_segments_mut()
+            .map_err(|()| MoyasarApiError::Configuration {
+                reason: "the base URL cannot take a path".into(),
+            })?
+            .push(id);
+        Ok(url)
+    }
+
+    /// `GET /invoices/{id}`: the Moyasar invoice and the payments made through it. A 404 is a
+    /// [`MoyasarApiError::Rejected`] with status 404.
+    pub async fn get_invoice(
+        &self,
+        moyasar_invoice_id: &str,
+    ) -> Result<MoyasarInvoiceWithPayments, MoyasarApiError> {
+        let url = self.object_url("invoices", moyasar_invoice_id)?;
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(self.api_key.expose(), Some(""))
+            .send()
+            .await;
+        let body = read(response).await?;
+        let invoice = parse_invoice(&body)?;
+        #[derive(Deserialize)]
+        struct Payments {
+            #[serde(default)]
+            payments: Option<Vec<serde_json::Map<String, Value>>>,
+        }
+        let payments: Payments =
+            serde_json::from_str(&body).map_err(|error| MoyasarApiError::InvalidResponse {
+                reason: format!("the invoice's payments are not the documented shape: {error}"),
+            })?;
+        let payments = payments
+            .payments
+            .unwrap_or_default()
+            .iter()
+            .map(payment_of)
+            .collect::<Result<_, _>>()?;
+        Ok(MoyasarInvoiceWithPayments { invoice, payments })
+    }
+
+    /// `GET /payments/{id}`: one payment; `Ok(None)` when Moyasar answers 404 (it does not
+    /// know the payment).
+    pub async fn get_payment(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<MoyasarPayment>, MoyasarApiError> {
+        let url = self.object_url("payments", payment_id)?;
+        let response = self
+            .http
+            .get(url)
+            .basic_auth(self.api_key.expose(), Some(""))
+            .send()
+            .await;
+        let body = match read(response).await {
+            Ok(body) => body,
+            Err(MoyasarApiError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let object: serde_json::Map<String, Value> =
+            serde_json::from_str(&body).map_err(|error| MoyasarApiError::InvalidResponse {
+                reason: format!("the payment is not a JSON object: {error}"),
+            })?;
+        payment_of(&object).map(Some)
+    }
+
+    /// `GET /payments` filtered to those created in `[from, to)`, every page (following
+    /// `meta.next_page`, at most [`MAX_PAYMENT_PAGES`]). The window is checked again on each
+    /// payment's `created_at`, so a server that ignored the filter cannot add another day's
+    /// payments.
+    pub async fn list_payments_created(
+        &self,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+    ) -> Result<Vec<MoyasarPayment>, MoyasarApiError> {
+        let format = |at: time::OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .map_err(|error| MoyasarApiError::Configuration {
+                    reason: format!("cannot write the window's bounds: {error}"),
+                })
+        };
+        // Moyasar's `created[gt]`/`created[lt]` are exclusive: one microsecond before `from`.
+        let after = format(from - time::Duration::microseconds(1))?;
+        let before = format(to)?;
+        let mut payments = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let response = self
+                .http
+                .get(format!("{}/payments", self.base_url))
+                .basic_auth(self.api_key.expose(), Some(""))
+                .query(&[
+                    ("page", page.to_string()),
+                    ("created[gt]", after.clone()),
+                    ("created[lt]", before.clone()),
+                ])
+                .send()
+                .await;
+            let body = read(response).await?;
+            let listed: PaymentPage =
+                serde_json::from_str(&body).map_err(|error| MoyasarApiError::InvalidResponse {
+                    reason: format!("the payment list is not the documented shape: {error}"),
+                })?;
+            for object in &listed.payments {
+                let payment = payment_of(object)?;
+                if (from..to).contains(&payment.created_at) {
+                    payments.push(payment);
+                }
+            }
+            let next = listed.meta.as_ref().and_then(|meta| {
+                meta.next_page.or_else(|| {
+                    meta.total_pages
+                        .filter(|total| page < *total)
+                        .map(|_| page + 1)
+                })
+            });
+            match next {
+                Some(next) if next > page && next <= MAX_PAYMENT_PAGES => page = next,
+                Some(next) => {
+                    return Err(MoyasarApiError::InvalidResponse {
+                        reason: format!(
+                            "the payment list's next page {next} after page {page} is not a later page within {MAX_PAYMENT_PAGES}"
+                        ),
+                    })
+                }
+                None => break,
+            }
+        }
+        Ok(payments)
+    }
+}
+
+/// A raw Payment object read as the webhook reads one.
+fn payment_of(object: &serde_json::Map<String, Value>) -> Result<MoyasarPayment, MoyasarApiError> {
+    parse_payment_object(object).map_err(|error| MoyasarApiError::InvalidResponse {
+        reason: format!(
+            "payment {} is not the documented shape: {error}",
+            object
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("(no id)")
+        ),
+    })
 }
 
 fn check_http_url(what: &str, url: &str) -> Result<(), String> {

@@ -46,8 +46,11 @@ pub struct Config {
     /// ZATCA Phase 2: the EGS unit invoices are issued on, cleared and reported from. `None`,
     /// invoices are Phase 1 documents on the seller's own chain.
     pub zatca: Option<app::zatca::ZatcaConfig>,
-    /// Moyasar's API: when set, each issued invoice without a Moyasar invoice gets one.
+    /// Moyasar's API: when set, each issued invoice without a Moyasar invoice gets one, and the
+    /// missed-payment sweep and the daily reconciliation run ([`app::moyasar_sweep`]).
     pub moyasar_api: Option<adapters::moyasar_api::MoyasarApiConfig>,
+    /// When the missed-payment sweep asks Moyasar about an open invoice.
+    pub moyasar_sweep: app::moyasar_sweep::SweepConfig,
     /// Run projections, process managers and background sweeps in this process.
     pub run_workers: bool,
     /// Longest a request may take, its body included, before it is answered 408.
@@ -91,6 +94,7 @@ impl Default for Config {
             },
             zatca: None,
             moyasar_api: None,
+            moyasar_sweep: app::moyasar_sweep::SweepConfig::default(),
             run_workers: true,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -216,7 +220,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub const WORKER_DRAIN: Duration = adapters::leadership::WORKER_DRAIN;
 
 /// Starts every background worker: projections, process managers, the cold-lead sweep, the
-/// metrics gauges, the webhook retries and, under ZATCA Phase 2, the submitter. Run only by the
+/// metrics gauges, the webhook retries, with Moyasar's API the missed-payment sweep and daily
+/// reconciliation, and, under ZATCA Phase 2, the submitter. Run only by the
 /// leading replica.
 fn spawn_workers(
     state: &AppState,
@@ -230,6 +235,14 @@ fn spawn_workers(
     workers.push(tokio::spawn(group.run(stopped.clone())));
     // The process managers that call no outside service: one task, one log read and one
     // checkpoint transaction per step for all; each that does call out runs on its own.
+    if let Some(client) = &moyasar {
+        let sweeper = app::moyasar_sweep::Sweeper::new(
+            state.handlers.clone(),
+            client.clone(),
+            state.config.moyasar_sweep.clone(),
+        );
+        workers.push(tokio::spawn(sweeper.run(stopped.clone())));
+    }
     let (outside, inside): (Vec<_>, Vec<_>) =
         process_managers_configured(&state.config.program, moyasar)
             .into_iter()

@@ -9,6 +9,7 @@ use domain::lead::Lead;
 use domain::partner::{Partner, PartnerProgram};
 use domain::payment::Payment;
 use domain::payout::PayoutBatch;
+use domain::provider_reconciliation::ProviderReconciliation;
 use domain::sequence::DocumentSequence;
 use domain::submission::Submission;
 
@@ -27,6 +28,8 @@ pub struct Handlers {
     pub payouts: CommandHandler<PayoutBatch>,
     /// ZATCA Phase 2 documents' submissions.
     pub submissions: CommandHandler<Submission>,
+    /// A payment provider's reconciliation of one day.
+    pub provider_reconciliations: CommandHandler<ProviderReconciliation>,
 }
 
 impl Handlers {
@@ -41,6 +44,7 @@ impl Handlers {
             sequences: CommandHandler::new(store.clone()),
             payouts: CommandHandler::new(store.clone()),
             submissions: CommandHandler::new(store.clone()),
+            provider_reconciliations: CommandHandler::new(store.clone()),
             store,
         })
     }

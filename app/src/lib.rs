@@ -26,6 +26,7 @@ pub mod command;
 pub mod demo;
 pub mod handlers;
 pub mod invoices;
+pub mod moyasar_sweep;
 pub mod partners;
 pub mod process;
 pub mod sessions;

@@ -33,6 +33,8 @@ use crate::handlers::Handlers;
 
 mod commands;
 
+pub use commands::{moyasar_payment_command, moyasar_payment_command_id, payment_status};
+
 /// How long a Calendly delivery waits for the CRM board to catch up before matching the
 /// invitee's email to a lead (it must see a lead captured a moment earlier).
 pub const EMAIL_LOOKUP_WAIT: Duration = Duration::from_secs(2);
@@ -403,12 +405,18 @@ impl Deliveries {
             Outcome::Accepted(None) => {
                 count(&provider, "accepted");
                 // The row was written with the events by an earlier attempt; answer what it says.
-                Ok(
-                    match inbox::find(&db, &record.provider, &record.delivery_id).await? {
-                        Some(entry) => Answer::stored(&entry),
-                        None => Answer::new(200, record.response),
-                    },
-                )
+                match inbox::find(&db, &record.provider, &record.delivery_id).await? {
+                    Some(entry) => Ok(Answer::stored(&entry)),
+                    None => {
+                        // The same command was applied before without this delivery: the
+                        // missed-payment sweep recorded the same payment state under the same
+                        // command id. Nothing changes; the delivery is kept and says so.
+                        record.response = json!({"status": "accepted", "provider": record.provider,
+                            "delivery_id": record.delivery_id, "effect": ALREADY_APPLIED});
+                        inbox::record_without_events(&db, &record, "acknowledged", None).await?;
+                        Ok(Answer::new(200, record.response))
+                    }
+                }
             }
             Outcome::Acknowledged(why) => {
                 count(&provider, "accepted");
@@ -521,3 +529,7 @@ fn listed_body(provider: &str, body: &[u8]) -> String {
     }
     String::from_utf8_lossy(body).into_owned()
 }
+
+/// The `effect` of a delivery whose command was applied before under the same command id by
+/// something other than a delivery (the missed-payment sweep): a duplicate, nothing changed.
+pub const ALREADY_APPLIED: &str = "already applied (duplicate of a state recorded before)";

@@ -25,6 +25,7 @@ pub mod payment;
 pub mod payout;
 pub mod phase2;
 pub mod plan;
+pub mod provider_reconciliation;
 pub mod sequence;
 pub mod submission;
 pub mod vat;

@@ -38,21 +38,29 @@ use async_trait::async_trait;
 use domain::commission::CommissionEvent;
 use domain::invoice::{Invoice, InvoiceEvent};
 use domain::payment::{Payment, PaymentEvent, PaymentStatus};
+use domain::provider_reconciliation::{FindingKind, ProviderReconciliation};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::ledger::MoneyEvent;
 use crate::{micros, Projection, ProjectionError};
 
+pub mod provider;
 mod rules;
 
 use rules::*;
 
 pub struct Reconciliation;
 
+/// The `source` of a mismatch found among our own events.
+pub const LEDGER_SOURCE: &str = "ledger";
+
 /// One thing that does not reconcile.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Mismatch {
+    /// Who found it: `ledger` (our events against each other) or a payment provider
+    /// (`moyasar`: its answers against our events, [`provider`]).
+    pub source: String,
     pub kind: &'static str,
     /// The streams involved, sorted.
     pub streams: Vec<String>,
@@ -61,17 +69,26 @@ pub struct Mismatch {
     pub expected_halalas: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual_halalas: Option<i64>,
+    /// For a provider's finding: the Riyadh day it was found on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// For a provider's finding: the provider's payment id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
 }
 
 impl Mismatch {
     fn new(kind: &'static str, streams: impl IntoIterator<Item = String>, detail: String) -> Self {
         let streams: BTreeSet<String> = streams.into_iter().collect();
         Mismatch {
+            source: LEDGER_SOURCE.to_owned(),
             kind,
             streams: streams.into_iter().collect(),
             detail,
             expected_halalas: None,
             actual_halalas: None,
+            date: None,
+            payment_id: None,
         }
     }
 
@@ -607,6 +624,9 @@ impl Projection for Reconciliation {
             "reconciliation_payments",
             "reconciliation_commissions",
             "reconciliation_clock",
+            "provider_payments",
+            "provider_reconciliation_runs",
+            "provider_reconciliation_findings",
         ]
     }
 
@@ -623,9 +643,16 @@ impl Projection for Reconciliation {
     ) -> Result<(), ProjectionError> {
         let mut latest = None;
         for event in events {
+            if event.stream_type == <ProviderReconciliation as cqrs_es::Aggregate>::TYPE {
+                provider::apply_run(tx, crate::decode(event)?).await?;
+                continue;
+            }
             let Some(money) = MoneyEvent::from_recorded(event)? else {
                 continue;
             };
+            if let MoneyEvent::Payment(payment) = &money {
+                provider::apply_payment(tx, payment, occurred_at(&money)).await?;
+            }
             let at = micros(occurred_at(&money));
             latest = latest.max(Some(at));
             apply_money(tx, event.stream_id.as_str(), money).await?;
@@ -665,13 +692,18 @@ pub struct ReconciliationReport {
     pub mismatch_count: usize,
     pub by_kind: BTreeMap<&'static str, i64>,
     pub checked: Checked,
+    /// The ledger's own mismatches (`source: "ledger"`), then the findings of the latest run
+    /// of each provider's day (`source: "moyasar"`).
     pub mismatches: Vec<Mismatch>,
+    /// The latest run of each provider's day, clean days included.
+    pub provider_runs: Vec<provider::ProviderRun>,
 }
 
 /// Compares the facts now ([`find_mismatches`]).
 pub async fn report(db: &SqlDb) -> Result<ReconciliationReport, ProjectionError> {
     let facts = load_facts(db).await?;
-    let mismatches = find_mismatches(&facts);
+    let mut mismatches = find_mismatches(&facts);
+    mismatches.extend(provider_mismatches(db).await?);
     let mut by_kind: BTreeMap<&'static str, i64> = BTreeMap::new();
     for mismatch in &mismatches {
         *by_kind.entry(mismatch.kind).or_default() += 1;
@@ -686,7 +718,41 @@ pub async fn report(db: &SqlDb) -> Result<ReconciliationReport, ProjectionError>
             commissions: facts.commissions.len(),
         },
         mismatches,
+        provider_runs: provider::runs(db).await?,
     })
+}
+
+/// The findings of the providers' latest runs, as mismatches with their `source`.
+async fn provider_mismatches(db: &SqlDb) -> Result<Vec<Mismatch>, ProjectionError> {
+    let halalas = |value: &Option<String>| value.as_deref().and_then(|v| v.parse::<i64>().ok());
+    Ok(provider::findings(db)
+        .await?
+        .into_iter()
+        .filter_map(|finding| {
+            let kind = FindingKind::ALL
+                .into_iter()
+                .find(|kind| kind.as_str() == finding.kind)?;
+            let mut streams = vec![domain::ids::stream_id(
+                <Payment as cqrs_es::Aggregate>::TYPE,
+                &finding.payment_id,
+            )];
+            streams.extend(finding.invoice_id.as_deref().map(|invoice_id| {
+                domain::ids::stream_id(<Invoice as cqrs_es::Aggregate>::TYPE, invoice_id)
+            }));
+            let mut mismatch = Mismatch::new(kind.as_str(), streams, finding.detail.clone());
+            mismatch.source = finding.provider.clone();
+            mismatch.date = Some(finding.date.clone());
+            mismatch.payment_id = Some(finding.payment_id.clone());
+            if matches!(
+                kind,
+                FindingKind::AmountDiffers | FindingKind::FeeDiffers | FindingKind::RefundDiffers
+            ) {
+                mismatch.expected_halalas = halalas(&finding.ledger_value);
+                mismatch.actual_halalas = halalas(&finding.provider_value);
+            }
+            Some(mismatch)
+        })
+        .collect())
 }
 
 #[cfg(test)]

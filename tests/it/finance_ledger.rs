@@ -208,7 +208,13 @@ async fn a_generated_history_posts_a_balanced_journal_equal_to_its_rebuild(db: &
         .unwrap();
         for table in projection.tables() {
             let live = dump_table(&db.store.sql(), table).await.unwrap();
-            assert!(!live.is_empty(), "{table} has rows");
+            // Runs against a payment provider exist only once one was recorded (not in this
+            // generated history); `moyasar_sweep` checks their rebuild.
+            let only_with_provider_runs = table.starts_with("provider_reconciliation_");
+            assert!(
+                !live.is_empty() || only_with_provider_runs,
+                "{table} has rows"
+            );
             assert_eq!(
                 live,
                 dump_table(&rebuilt, table).await.unwrap(),

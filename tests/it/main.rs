@@ -30,6 +30,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod moyasar_api;
+mod moyasar_sweep;
 mod openapi;
 mod ops;
 mod projections;

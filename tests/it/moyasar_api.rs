@@ -1,6 +1,12 @@
 //! Creating Moyasar invoices, against a local fake of Moyasar's API, on both engines: an issued
 //! invoice gets its Moyasar invoice linked; a refusal is recorded and the invoice stays issued;
 //! a timeout is retried until the invoice is linked, once, with no second Moyasar invoice.
+//!
+//! The fake ([`FakeMoyasar`]) is shared with [`crate::moyasar_sweep`]: besides creating and
+//! listing invoices it answers `GET /invoices/{id}` with the invoice's payments,
+//! `GET /payments/{id}` (404 when unknown) and `GET /payments` filtered by `created[gt]` /
+//! `created[lt]` and paged by [`PAYMENT_PAGE_SIZE`] with Moyasar's `meta` block. Every route
+//! requires Moyasar's Basic auth (the secret key as user name, no password).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +16,7 @@ use adapters::moyasar_api::MoyasarApiConfig;
 use adapters::store::RecordedEvent;
 use adapters::webhooks::Secret;
 use app::command::CommandHandler;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,6 +28,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::{spawn_app_with, TestApp};
+
 use crate::helpers::Engine;
 
 macro_rules! moyasar_api_tests {
@@ -53,7 +60,7 @@ moyasar_api_tests!(
     a_lost_answer_links_the_invoice_moyasar_created_instead_of_a_second_one,
 );
 
-const API_KEY: &str = "sk_test_fake_moyasar_key";
+pub(crate) const API_KEY: &str = "sk_test_fake_moyasar_key";
 
 /// The client's timeout in these tests: short, so a slow fake is a timeout quickly.
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
@@ -66,9 +73,12 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 const VALIDATION_FAILED: &str = r#"{"type":"invalid_request_error","message":"Validation Failed","errors":{"amount":["must be greater than or equal to 100"]}}"#;
 
+/// Payments per page of the fake's `GET /payments`: small, so a day of a test spans pages.
+pub(crate) const PAYMENT_PAGE_SIZE: usize = 2;
+
 /// What the fake does with the next requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Answers as Moyasar does.
     Normal,
     /// Refuses every creation with a 400 and Moyasar's validation error body.
@@ -81,16 +91,20 @@ enum Behaviour {
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
-struct Received {
-    method: &'static str,
-    authorization: Option<String>,
-    body: Value,
+pub(crate) struct Received {
+    pub(crate) method: &'static str,
+    /// The path, for the reads.
+    pub(crate) path: String,
+    pub(crate) authorization: Option<String>,
+    pub(crate) body: Value,
 }
 
 #[derive(Default)]
-struct FakeState {
+pub(crate) struct FakeState {
     behaviour: Mutex<Option<Behaviour>>,
     invoices: Mutex<Vec<Value>>,
+    /// Payment objects, as `GET /payments/{id}` answers them.
+    payments: Mutex<Vec<Value>>,
     received: Mutex<Vec<Received>>,
 }
 
@@ -100,31 +114,39 @@ impl FakeState {
     }
 
     fn receive(&self, method: &'static str, headers: &HeaderMap, body: Value) {
+        self.receive_at(method, "", headers, body);
+    }
+
+    fn receive_at(&self, method: &'static str, path: &str, headers: &HeaderMap, body: Value) {
         let authorization = headers
             .get("authorization")
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         self.received.lock().unwrap().push(Received {
             method,
+            path: path.to_owned(),
             authorization,
             body,
         });
     }
 }
 
-/// A fake of Moyasar's invoices API on 127.0.0.1, switchable between behaviours.
-struct FakeMoyasar {
-    base_url: String,
+/// A fake of Moyasar's invoices and payments API on 127.0.0.1, switchable between behaviours.
+pub(crate) struct FakeMoyasar {
+    pub(crate) base_url: String,
     state: Arc<FakeState>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl FakeMoyasar {
-    async fn start(behaviour: Behaviour) -> FakeMoyasar {
+    pub(crate) async fn start(behaviour: Behaviour) -> FakeMoyasar {
         let state = Arc::new(FakeState::default());
         state.behaviour.lock().unwrap().replace(behaviour);
         let router = Router::new()
             .route("/v1/invoices", get(list_invoices).post(create_invoice))
+            .route("/v1/invoices/{id}", get(get_invoice))
+            .route("/v1/payments", get(list_payments))
+            .route("/v1/payments/{id}", get(get_payment))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -138,11 +160,32 @@ impl FakeMoyasar {
         }
     }
 
-    fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         self.state.behaviour.lock().unwrap().replace(behaviour);
     }
 
-    fn received(&self, method: &str) -> Vec<Received> {
+    /// Adds a payment (a Payment object) to what Moyasar knows, or replaces the one with its id.
+    pub(crate) fn put_payment(&self, payment: Value) {
+        let mut payments = self.state.payments.lock().unwrap();
+        payments.retain(|known| known["id"] != payment["id"]);
+        payments.push(payment);
+    }
+
+    /// Adds an invoice to what Moyasar knows, as if created earlier.
+    pub(crate) fn put_invoice(&self, invoice: Value) {
+        self.state.invoices.lock().unwrap().push(invoice);
+    }
+
+    /// Forgets a payment (Moyasar answers 404 for it).
+    pub(crate) fn remove_payment(&self, payment_id: &str) {
+        self.state
+            .payments
+            .lock()
+            .unwrap()
+            .retain(|known| known["id"] != payment_id);
+    }
+
+    pub(crate) fn received(&self, method: &str) -> Vec<Received> {
         let received = self.state.received.lock().unwrap();
         received
             .iter()
@@ -151,7 +194,15 @@ impl FakeMoyasar {
             .collect()
     }
 
-    fn invoices(&self) -> Vec<Value> {
+    /// How many `GET /invoices` (look-ups by our id) the fake received.
+    fn invoice_lookups(&self) -> usize {
+        self.received("GET")
+            .iter()
+            .filter(|request| request.path == "/invoices")
+            .count()
+    }
+
+    pub(crate) fn invoices(&self) -> Vec<Value> {
         self.state.invoices.lock().unwrap().clone()
     }
 }
@@ -226,7 +277,7 @@ async fn list_invoices(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> (StatusCode, Json<Value>) {
-    state.receive("GET", &headers, json!(query));
+    state.receive_at("GET", "/invoices", &headers, json!(query));
     if !authorized(&headers) {
         return unauthorized();
     }
@@ -254,23 +305,161 @@ async fn list_invoices(
     )
 }
 
+fn not_found(what: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            json!({"type": "record_not_found", "message": format!("{what} not found"), "errors": null}),
+        ),
+    )
+}
+
+async fn get_invoice(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    state.receive_at("GET", &format!("/invoices/{id}"), &headers, Value::Null);
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    if state.behaviour() == Behaviour::Slow {
+        tokio::time::sleep(SLOW_ANSWER).await;
+    }
+    let Some(mut invoice) = state
+        .invoices
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|invoice| invoice["id"] == id.as_str())
+        .cloned()
+    else {
+        return not_found("Invoice");
+    };
+    let payments: Vec<Value> = state
+        .payments
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|payment| payment["invoice_id"] == id.as_str())
+        .cloned()
+        .collect();
+    if payments.iter().any(|payment| payment["status"] == "paid") {
+        invoice["status"] = json!("paid");
+    }
+    invoice["payments"] = json!(payments);
+    (StatusCode::OK, Json(invoice))
+}
+
+async fn get_payment(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    state.receive_at("GET", &format!("/payments/{id}"), &headers, Value::Null);
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    match state
+        .payments
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|payment| payment["id"] == id.as_str())
+    {
+        Some(payment) => (StatusCode::OK, Json(payment.clone())),
+        None => not_found("Payment"),
+    }
+}
+
+fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// `GET /payments?page=N&created[gt]=…&created[lt]=…`, oldest first, [`PAYMENT_PAGE_SIZE`] a
+/// page, with Moyasar's `meta`.
+async fn list_payments(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    state.receive_at("GET", "/payments", &headers, json!(query));
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let after = query.get("created[gt]").and_then(|text| parse_time(text));
+    let before = query.get("created[lt]").and_then(|text| parse_time(text));
+    let page: usize = query
+        .get("page")
+        .and_then(|page| page.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut matching: Vec<Value> = state
+        .payments
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|payment| {
+            let created = payment["created_at"].as_str().and_then(parse_time);
+            created.is_some_and(|created| {
+                after.is_none_or(|after| created > after)
+                    && before.is_none_or(|before| created < before)
+            })
+        })
+        .cloned()
+        .collect();
+    matching.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
+    let total_count = matching.len();
+    let total_pages = total_count.div_ceil(PAYMENT_PAGE_SIZE).max(1);
+    let payments: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * PAYMENT_PAGE_SIZE)
+        .take(PAYMENT_PAGE_SIZE)
+        .collect();
+    let next_page = (page < total_pages).then_some(page + 1);
+    let prev_page = (page > 1).then(|| page - 1);
+    (
+        StatusCode::OK,
+        Json(json!({
+            "payments": payments,
+            "meta": {"current_page": page, "next_page": next_page, "prev_page": prev_page,
+                     "total_pages": total_pages, "total_count": total_count}
+        })),
+    )
+}
+
 /// The app with the Moyasar API pointed at a fake behaving as `behaviour`.
 async fn start(engine: Engine, behaviour: Behaviour) -> Option<(TestApp, FakeMoyasar)> {
+    start_with(engine, behaviour, |_| {}).await
+}
+
+/// The client configuration for `fake`.
+pub(crate) fn client_config(fake: &FakeMoyasar) -> MoyasarApiConfig {
+    MoyasarApiConfig {
+        base_url: fake.base_url.clone(),
+        callback_url: Some("https://revledger.example/moyasar/invoice-paid".into()),
+        timeout: CLIENT_TIMEOUT,
+        ..MoyasarApiConfig::new(Secret::new(API_KEY))
+    }
+}
+
+/// [`start`] with the rest of the configuration changed by `configure`.
+pub(crate) async fn start_with(
+    engine: Engine,
+    behaviour: Behaviour,
+    configure: impl FnOnce(&mut api::Config),
+) -> Option<(TestApp, FakeMoyasar)> {
     let fake = FakeMoyasar::start(behaviour).await;
-    let base_url = fake.base_url.clone();
+    let client = client_config(&fake);
     let app = spawn_app_with(engine, |config| {
-        config.moyasar_api = Some(MoyasarApiConfig {
-            base_url,
-            callback_url: Some("https://revledger.example/moyasar/invoice-paid".into()),
-            timeout: CLIENT_TIMEOUT,
-            ..MoyasarApiConfig::new(Secret::new(API_KEY))
-        });
+        config.moyasar_api = Some(client);
+        configure(config);
     })
     .await?;
     Some((app, fake))
 }
 
-async fn issue(app: &TestApp, moyasar_invoice_id: Option<&str>) -> (String, i64) {
+pub(crate) async fn issue(app: &TestApp, moyasar_invoice_id: Option<&str>) -> (String, i64) {
     let lead_id = Uuid::now_v7().to_string();
     app.issue_invoice(
         &lead_id,
@@ -281,7 +470,7 @@ async fn issue(app: &TestApp, moyasar_invoice_id: Option<&str>) -> (String, i64)
     .await
 }
 
-async fn invoice_events(app: &TestApp, invoice_id: &str) -> Vec<RecordedEvent> {
+pub(crate) async fn invoice_events(app: &TestApp, invoice_id: &str) -> Vec<RecordedEvent> {
     app.stream(&CommandHandler::<Invoice>::stream_id(invoice_id))
         .await
 }
@@ -296,7 +485,7 @@ async fn links(app: &TestApp, invoice_id: &str) -> Vec<Value> {
 }
 
 /// Waits (bounded by [`DEADLINE`]) until `condition` holds, checking every 20 ms.
-async fn eventually<F, Fut>(what: &str, mut condition: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -311,7 +500,7 @@ where
     }
 }
 
-async fn wait_for_link(app: &TestApp, invoice_id: &str) -> Value {
+pub(crate) async fn wait_for_link(app: &TestApp, invoice_id: &str) -> Value {
     eventually("the invoice is linked to its Moyasar invoice", || async {
         !links(app, invoice_id).await.is_empty()
     })
@@ -460,7 +649,7 @@ async fn a_timeout_is_retried_until_the_invoice_is_linked_once(engine: Engine) {
     let (invoice_id, _) = issue(&app, None).await;
 
     eventually("the fake has been tried twice", || async {
-        fake.received("GET").len() >= 2
+        fake.invoice_lookups() >= 2
     })
     .await;
     assert!(links(&app, &invoice_id).await.is_empty());
@@ -500,7 +689,7 @@ async fn a_lost_answer_links_the_invoice_moyasar_created_instead_of_a_second_one
     assert_eq!(link["moyasar_invoice_id"], created[0]["id"]);
     assert_eq!(fake.received("POST").len(), 1);
     assert!(
-        fake.received("GET").len() >= 2,
+        fake.invoice_lookups() >= 2,
         "the retry looked the invoice up"
     );
     app.stop().await;

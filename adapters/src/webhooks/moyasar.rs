@@ -304,7 +304,7 @@ pub fn parse(body: &[u8]) -> Result<MoyasarEvent, WebhookError> {
         let live = envelope.opt_bool("live")?.unwrap_or(false);
         (live, MoyasarEventData::WebhookVerification(verification))
     } else {
-        let payment = parse_payment(&data_fields, event_type)?;
+        let payment = parse_payment(&data_fields, event_type == MoyasarEventType::PaymentPaid)?;
         (envelope.bool("live")?, MoyasarEventData::Payment(payment))
     };
 
@@ -318,9 +318,19 @@ pub fn parse(body: &[u8]) -> Result<MoyasarEvent, WebhookError> {
     })
 }
 
+/// A Payment object as Moyasar's API answers it (`GET /payments/{id}`, a page of
+/// `GET /payments`, an invoice's `payments`): read with the same fields and checks as a
+/// webhook's `data`, so the sweep and the webhook record the same payment the same way.
+pub fn parse_payment_object(object: &Map<String, Value>) -> Result<MoyasarPayment, WebhookError> {
+    let fields = Fields::root(object);
+    let paid = fields.str("status")? == "paid";
+    parse_payment(&fields, paid)
+}
+
+/// `require_positive_amount`: a payment reported paid must have collected something.
 fn parse_payment(
     data: &Fields<'_>,
-    event_type: MoyasarEventType,
+    require_positive_amount: bool,
 ) -> Result<MoyasarPayment, WebhookError> {
     let currency = data.str("currency")?;
     if currency != ACCEPTED_CURRENCY {
@@ -340,7 +350,7 @@ fn parse_payment(
         )
     })?;
     let amount_halalas = data.amount_halalas("amount")?;
-    if event_type == MoyasarEventType::PaymentPaid && amount_halalas == 0 {
+    if require_positive_amount && amount_halalas == 0 {
         return Err(WebhookError::malformed(
             data.path_of("amount"),
             "a paid payment must have an amount above zero",

@@ -155,6 +155,17 @@ pub struct Labels {
     pub last_reason: &'static str,
     pub zatca_messages: &'static str,
     pub documents: &'static str,
+    // The reconciliation against Moyasar.
+    pub found_by: &'static str,
+    pub source_ledger: &'static str,
+    pub source_moyasar: &'static str,
+    pub moyasar_reconciliation: &'static str,
+    pub day: &'static str,
+    pub run: &'static str,
+    pub moyasar_payments: &'static str,
+    pub ledger_payments: &'static str,
+    pub findings: &'static str,
+    pub no_moyasar_runs: &'static str,
 }
 
 pub const EN: Labels = Labels {
@@ -263,6 +274,16 @@ pub const EN: Labels = Labels {
     last_reason: "Last reason",
     zatca_messages: "ZATCA's messages",
     documents: "Documents",
+    found_by: "Found by",
+    source_ledger: "Ledger",
+    source_moyasar: "Moyasar",
+    moyasar_reconciliation: "Reconciliation against Moyasar",
+    day: "Day (Riyadh)",
+    run: "Run",
+    moyasar_payments: "Moyasar payments",
+    ledger_payments: "Ledger payments",
+    findings: "Differences",
+    no_moyasar_runs: "No day has been reconciled against Moyasar yet.",
 };
 
 pub const AR: Labels = Labels {
@@ -371,7 +392,27 @@ pub const AR: Labels = Labels {
     last_reason: "آخر سبب",
     zatca_messages: "رسائل الهيئة",
     documents: "المستندات",
+    found_by: "المصدر",
+    source_ledger: "الدفتر",
+    source_moyasar: "ميسر",
+    moyasar_reconciliation: "المطابقة مع ميسر",
+    day: "اليوم (بتوقيت الرياض)",
+    run: "التشغيل",
+    moyasar_payments: "مدفوعات ميسر",
+    ledger_payments: "مدفوعات الدفتر",
+    findings: "الفروقات",
+    no_moyasar_runs: "لم تُطابق أي أيام مع ميسر بعد.",
 };
+
+/// A mismatch's `source` (`ledger`, `moyasar`) in `lang`.
+pub fn source_label(lang: Lang, source: &str) -> &str {
+    let labels = lang.labels();
+    match source {
+        "ledger" => labels.source_ledger,
+        "moyasar" => labels.source_moyasar,
+        other => other,
+    }
+}
 
 pub fn stage_label(lang: Lang, stage: &str) -> &str {
     let (en, ar) = match stage {

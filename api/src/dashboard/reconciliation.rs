@@ -1,6 +1,8 @@
 //! Reconciliation: whether invoices, payments and commissions agree (each mismatch with its
 //! streams and amounts), and ZATCA's status: Phase 2 documents by status and flow, and each
-//! one ZATCA has not accepted (still pending, or rejected) with what ZATCA said.
+//! one ZATCA has not accepted (still pending, or rejected) with what ZATCA said. Each mismatch
+//! says who found it (the ledger, or the daily reconciliation against Moyasar), and the days
+//! reconciled against Moyasar are listed with their counts, clean days included.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -10,7 +12,7 @@ use projections::reconciliation::ReconciliationReport;
 use projections::zatca::{StatusCount, ZatcaDocument};
 
 use super::format::{money_cell, when};
-use super::labels::{flow_label, zatca_status_label, Lang};
+use super::labels::{flow_label, source_label, zatca_status_label, Lang};
 use super::layout::{as_of_note, Page, PageQuery, Visit};
 use super::{MAX_MISMATCH_ROWS, MAX_ZATCA_ROWS};
 use crate::finance::read_db;
@@ -44,6 +46,7 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
     Ok(html! {
         (as_of_note(lang, query))
         (mismatches_section(lang, &report))
+        (provider_runs_section(lang, &report))
         @if !counts.is_empty() {
             (zatca_section(lang, &counts, &documents))
         }
@@ -91,6 +94,7 @@ fn mismatches_section(lang: Lang, report: &ReconciliationReport) -> Markup {
             h2 { (labels.mismatches) }
             table id="mismatches" {
                 thead { tr {
+                    th { (labels.found_by) }
                     th { (labels.kind) }
                     th { (labels.streams) }
                     th { (labels.detail) }
@@ -99,7 +103,8 @@ fn mismatches_section(lang: Lang, report: &ReconciliationReport) -> Markup {
                 } }
                 tbody {
                     @for mismatch in report.mismatches.iter().take(MAX_MISMATCH_ROWS) {
-                        tr data-kind=(mismatch.kind) {
+                        tr data-kind=(mismatch.kind) data-source=(mismatch.source) {
+                            td { (source_label(lang, &mismatch.source)) }
                             td { code { (mismatch.kind) } }
                             td class="id" {
                                 @for (i, stream) in mismatch.streams.iter().enumerate() {
@@ -110,6 +115,41 @@ fn mismatches_section(lang: Lang, report: &ReconciliationReport) -> Markup {
                             td { (mismatch.detail) }
                             (amount(mismatch.expected_halalas))
                             (amount(mismatch.actual_halalas))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The latest run of each day reconciled against Moyasar: counts on both sides and how many
+/// differences (listed with the mismatches above).
+fn provider_runs_section(lang: Lang, report: &ReconciliationReport) -> Markup {
+    let labels = lang.labels();
+    html! {
+        section id="moyasar-reconciliation" {
+            h2 { (labels.moyasar_reconciliation) }
+            @if report.provider_runs.is_empty() {
+                p class="muted" { (labels.no_moyasar_runs) }
+            } @else {
+                table id="moyasar-runs" {
+                    thead { tr {
+                        th { (labels.day) }
+                        th class="num" { (labels.run) }
+                        th class="num" { (labels.moyasar_payments) }
+                        th class="num" { (labels.ledger_payments) }
+                        th class="num" { (labels.findings) }
+                    } }
+                    tbody {
+                        @for run in report.provider_runs.iter().take(MAX_MISMATCH_ROWS) {
+                            tr data-date=(run.date) data-findings=(run.finding_count) {
+                                td { bdi { (run.date) } }
+                                td class="num" { (run.run) }
+                                td class="num" { (run.provider_payments) }
+                                td class="num" { (run.ledger_payments) }
+                                td class="num" { (run.finding_count) }
+                            }
                         }
                     }
                 }

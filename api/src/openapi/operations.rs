@@ -267,7 +267,7 @@ pub(super) fn finance() -> Vec<Operation> {
             .error(404, "Nothing was ever posted to this account (by `as_of`)."),
         operation("get", "/api/reconciliation", "getReconciliation", "finance", "Reconciliation", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
-            .respond(200, "Invoices, payments and commissions checked against each other.", reference("Reconciliation")),
+            .respond(200, "Invoices, payments and commissions checked against each other (`source: ledger`), and the daily reconciliation of each Riyadh day against Moyasar's payments (`source: moyasar`, `provider_runs`).", reference("Reconciliation")),
         operation("get", "/api/revenue", "getRevenue", "finance", "Revenue", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf", "AfterPosition"])
             .respond(200, "MRR, ARPU, plan mix, pilot conversion.", reference("Revenue"))

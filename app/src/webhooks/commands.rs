@@ -9,6 +9,7 @@ use cqrs_es::Aggregate;
 use domain::lead::{LeadCommand, LeadError, Utm};
 use domain::partner::{PartnerCommand, PartnerTier};
 use domain::payment::{PaymentCommand, PaymentError, PaymentStatus};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
@@ -52,18 +53,7 @@ impl Deliveries {
             }
             _ => {}
         }
-        let command = PaymentCommand::RecordGatewayStatus {
-            payment_id: payment.id.clone(),
-            invoice_id: payment.our_invoice_reference().map(str::to_owned),
-            moyasar_invoice_id: payment.invoice_id.clone(),
-            status: payment_status(payment.status),
-            amount_halalas: payment.amount_halalas,
-            fee_halalas: payment.fee_halalas,
-            captured_halalas: payment.captured_halalas,
-            refunded_halalas: payment.refunded_halalas,
-            currency: payment.currency.clone(),
-            at: event.created_at,
-        };
+        let command = moyasar_payment_command(payment, event.created_at);
         // A report that cannot follow what we know may be ahead of one still on its way.
         let out_of_order =
             |error: &PaymentError| matches!(error, PaymentError::IllegalTransition { .. });
@@ -72,6 +62,7 @@ impl Deliveries {
             record,
             &payment.id,
             command,
+            moyasar_payment_command_id(payment),
             out_of_order,
         )
         .await
@@ -178,6 +169,7 @@ impl Deliveries {
             record,
             &lead_id,
             command,
+            record.command_id(),
             before_booking,
         )
         .await
@@ -229,7 +221,15 @@ impl Deliveries {
                         .occurred_at
                         .max(lead.referred_at.unwrap_or(event.occurred_at)),
                 };
-                run_main(&self.handlers.leads, record, &lead_id, command, |_| false).await
+                run_main(
+                    &self.handlers.leads,
+                    record,
+                    &lead_id,
+                    command,
+                    record.command_id(),
+                    |_| false,
+                )
+                .await
             }
             standard::PartnerSourceEventKind::PartnerApplied(applied) => {
                 let partner_id =
@@ -251,6 +251,7 @@ impl Deliveries {
                     record,
                     &partner_id,
                     command,
+                    record.command_id(),
                     |_| false,
                 )
                 .await
@@ -291,19 +292,21 @@ pub(super) fn envelope<C>(
     }
 }
 
-/// The outcome of the delivery's main command.
+/// The outcome of the delivery's main command, run under `command_id` with the delivery's
+/// inbox row.
 pub(super) async fn run_main<A>(
     handler: &CommandHandler<A>,
     record: &InboxRecord,
     aggregate_id: &str,
     command: A::Command,
+    command_id: Uuid,
     park_when: impl Fn(&A::Error) -> bool,
 ) -> Result<Outcome, DeliveryError>
 where
     A: Aggregate<Services = ()> + Clone,
     A::Command: Clone,
 {
-    let envelope = envelope(record, aggregate_id, command, record.command_id(), true);
+    let envelope = envelope(record, aggregate_id, command, command_id, true);
     match handler.execute(envelope).await {
         Ok(outcome) if outcome.replayed => Ok(Outcome::Accepted(None)),
         Ok(CommandOutcome {
@@ -329,7 +332,47 @@ where
     }
 }
 
-pub(super) fn payment_status(status: moyasar::MoyasarPaymentStatus) -> PaymentStatus {
+/// What a Moyasar Payment object reports, as the command that records it: the one mapping
+/// for a webhook's `data` and for the missed-payment sweep's API reads. `at` is when the
+/// report was made (the webhook event's time, or when the sweep read the payment).
+pub fn moyasar_payment_command(
+    payment: &moyasar::MoyasarPayment,
+    at: OffsetDateTime,
+) -> PaymentCommand {
+    PaymentCommand::RecordGatewayStatus {
+        payment_id: payment.id.clone(),
+        invoice_id: payment.our_invoice_reference().map(str::to_owned),
+        moyasar_invoice_id: payment.invoice_id.clone(),
+        status: payment_status(payment.status),
+        amount_halalas: payment.amount_halalas,
+        fee_halalas: payment.fee_halalas,
+        captured_halalas: payment.captured_halalas,
+        refunded_halalas: payment.refunded_halalas,
+        currency: payment.currency.clone(),
+        at,
+    }
+}
+
+/// The command id of recording a Moyasar payment in the state it reports: derived from the
+/// payment's id, status and cumulative refunded amount, never from who reported it. A webhook
+/// and the sweep that saw the same state therefore send the same command, applied once:
+/// whichever comes second is answered as already applied, and nothing is counted twice.
+/// (Every further state, a later status or a further refund, is a new id.)
+pub fn moyasar_payment_command_id(payment: &moyasar::MoyasarPayment) -> Uuid {
+    Uuid::new_v5(
+        &INBOX_NAMESPACE,
+        format!(
+            "command:moyasar-payment:{}:{}:{}",
+            payment.id,
+            payment_status(payment.status).as_str(),
+            payment.refunded_halalas
+        )
+        .as_bytes(),
+    )
+}
+
+/// Moyasar's payment status in the ledger's words (the same names).
+pub fn payment_status(status: moyasar::MoyasarPaymentStatus) -> PaymentStatus {
     use moyasar::MoyasarPaymentStatus as M;
     match status {
         M::Initiated => PaymentStatus::Initiated,
