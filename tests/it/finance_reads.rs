@@ -256,3 +256,142 @@ pub async fn assert_unknown_invoice_reported(app: &TestApp, body: &Value, paymen
         .count();
     assert_eq!(found, 1, "{}", reconciliation.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_commissions_are_listed_a_page_at_a_time_and_read_as_of_a_past_moment() {
+    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite)
+        .await
+        .unwrap();
+    commissions_are_listed_a_page_at_a_time_and_read_as_of_a_past_moment(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_commissions_are_listed_a_page_at_a_time_and_read_as_of_a_past_moment() {
+    let Some(app) = crate::app::spawn_app(crate::helpers::Engine::Postgres).await else {
+        return;
+    };
+    commissions_are_listed_a_page_at_a_time_and_read_as_of_a_past_moment(&app).await;
+    app.stop().await;
+}
+
+async fn commissions_are_listed_a_page_at_a_time_and_read_as_of_a_past_moment(app: &TestApp) {
+    let (held_a, _) = crate::finance_api::accrue(app, "p-page", "page-a").await;
+    let (held_b, _) = crate::finance_api::accrue(app, "p-page", "page-b").await;
+    crate::finance_api::earn(app, "p-page", "page-c").await;
+    app.settle().await;
+
+    let mut seen: Vec<Value> = Vec::new();
+    let mut path = "/api/commissions?partner_id=p-page&limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = app.get(&path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        pages += 1;
+        seen.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/commissions?partner_id=p-page&limit=2&cursor={cursor}")
+            }
+            None => break,
+        }
+        assert!(pages < 5, "the pages never end: {}", page.text);
+    }
+    assert_eq!(pages, 2);
+    let ids: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .map(|row| row["commission_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{seen:?}");
+    assert!(ids.contains(held_a.as_str()) && ids.contains(held_b.as_str()));
+    let accrued: Vec<&str> = seen
+        .iter()
+        .map(|row| row["accrued_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        accrued.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{accrued:?}"
+    );
+    let approved: Vec<&Value> = seen
+        .iter()
+        .filter(|row| row["status"] == "approved")
+        .collect();
+    assert_eq!(approved.len(), 1, "{seen:?}");
+    let approved_id = approved[0]["commission_id"].as_str().unwrap().to_owned();
+    for (query, expected) in [
+        ("status=held", 2),
+        ("status=approved", 1),
+        ("status=paid_out", 0),
+    ] {
+        let answer = app
+            .get(
+                &format!("/api/commissions?partner_id=p-page&{query}"),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(
+            answer.body["items"].as_array().unwrap().len(),
+            expected,
+            "{query}: {}",
+            answer.text
+        );
+    }
+
+    // Staff roles: the auditor reads, sales does not.
+    let (_, auditor) = create_token(app.handlers(), Role::Auditor, None, Some("audit")).await;
+    let (_, sales) = create_token(app.handlers(), Role::Sales, None, Some("sales")).await;
+    let audited = app
+        .get("/api/commissions?partner_id=p-page", Some(&auditor))
+        .await;
+    assert_eq!(
+        audited.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        audited.text
+    );
+    assert_eq!(app.get("/api/commissions", Some(&sales)).await.status, 403);
+    assert_eq!(
+        app.get(&format!("/api/commissions/{approved_id}"), Some(&sales))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        app.get("/api/commissions/no-such-commission", Some(ADMIN_TOKEN))
+            .await
+            .status,
+        404
+    );
+
+    // Now: approved by finance. As of the moment before the approval: held, accrued only.
+    let now = app
+        .get(
+            &format!("/api/commissions/{approved_id}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(now.status, 200, "{}", now.text);
+    let history = now.body["history"].as_array().unwrap();
+    let events: Vec<&str> = history
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["accrued", "approved"], "{}", now.text);
+    assert_eq!(history[1]["actor"], "finance");
+    let before = history[1]["position"].as_i64().unwrap() - 1;
+    let then = app
+        .get(
+            &format!("/api/commissions/{approved_id}?as_of={before}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(then.status, 200, "{}", then.text);
+    assert_eq!(then.body["status"], "held", "{}", then.text);
+    let events: Vec<&str> = then.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["accrued"], "{}", then.text);
+}
