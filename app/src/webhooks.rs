@@ -43,6 +43,11 @@ mod commands;
 /// invitee's email to a lead (it must see a lead captured a moment earlier).
 pub const EMAIL_LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a Moyasar payment that names only a Moyasar invoice id waits for the
+/// reconciliation's invoice facts to catch up before it is answered `unmatched_invoice`: the
+/// invoice may have been linked a moment earlier. Only a payment not found at once waits.
+pub const INVOICE_LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
 /// Who sent a delivery, and so how it is authenticated and parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {

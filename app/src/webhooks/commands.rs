@@ -15,7 +15,7 @@ use crate::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutco
 
 use super::{
     Deliveries, Delivery, DeliveryError, Outcome, Provider, Touched, EMAIL_LOOKUP_WAIT,
-    UNMATCHED_INVOICE,
+    INVOICE_LOOKUP_WAIT, UNMATCHED_INVOICE,
 };
 
 impl Deliveries {
@@ -326,7 +326,7 @@ impl Deliveries {
         // model to see everything committed before now, and look once more.
         if linked.is_none() && self.config.run_workers {
             self.reconciliation
-                .wait_caught_up(EMAIL_LOOKUP_WAIT)
+                .wait_caught_up(INVOICE_LOOKUP_WAIT)
                 .await?;
             linked = projections::reconciliation::invoice_of_moyasar_invoice(&db, theirs).await?;
         }
