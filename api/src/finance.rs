@@ -108,7 +108,7 @@ pub async fn reconciliation(
     Ok(Json(model.render(&db).await?))
 }
 
-fn valid_month(month: &str) -> bool {
+pub(crate) fn valid_month(month: &str) -> bool {
     let bytes = month.as_bytes();
     bytes.len() == 7
         && bytes[4] == b'-'

@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
-use domain::invoice::Invoice;
 use domain::lead::LeadStage;
 use domain::partner::Partner;
 use projections::AsOf;
@@ -61,12 +60,20 @@ pub const MAX_FEED_EVENTS: u64 = 1_000_000;
 /// Events read from the store per feed chunk: memory per request stays bounded by one batch.
 pub const FEED_BATCH: usize = 1_000;
 
+mod commissions;
+mod invoices;
+
+use commissions::{commission, commissions};
+use invoices::{invoice, invoice_xml};
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/leads/{id}", get(lead))
         .route("/api/invoices/{id}", get(invoice))
         .route("/api/invoices/{id}/xml", get(invoice_xml))
         .route("/api/partners/{id}", get(partner))
+        .route("/api/commissions", get(commissions))
+        .route("/api/commissions/{id}", get(commission))
         .route("/api/funnel", get(funnel))
         .route("/api/crm/board", get(crm_board))
         .route("/api/crm/follow-ups", get(follow_ups))
@@ -92,6 +99,9 @@ pub struct ReadQuery {
     event_type: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    partner_id: Option<String>,
+    status: Option<String>,
+    period: Option<String>,
 }
 
 impl ReadQuery {
@@ -290,122 +300,6 @@ async fn lead(
         "board": board,
     }))
     .into_response())
-}
-
-/// `GET /api/invoices/{id}`: the invoice aggregate (always current: it is read from its
-/// stream, so `after_position` never has to wait).
-async fn invoice(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(invoice_id): Path<String>,
-    Query(query): Query<ReadQuery>,
-) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Finance).await?;
-    let as_of = query.as_of()?;
-    let (invoice, version): (Invoice, u64) = aggregate(
-        &state,
-        &state.handlers.invoices,
-        &invoice_id,
-        as_of,
-        "invoice",
-    )
-    .await?;
-    let mut view = crate::commands::invoice_view(&invoice);
-    view["version"] = version.into();
-    if invoice.phase2().is_some() && as_of.is_none() {
-        let documents =
-            projections::zatca::documents_of_invoice(&state.store.sql(), &invoice_id).await?;
-        view["zatca"] = zatca_documents_view(&invoice_id, view["zatca"].take(), documents);
-    }
-    Ok(Json(view).into_response())
-}
-
-/// An invoice's ZATCA block with where each of its documents (the invoice, its credit notes)
-/// stands with ZATCA, and, when the invoice's own document was rejected, how to correct it.
-fn zatca_documents_view(
-    invoice_id: &str,
-    mut zatca: Value,
-    documents: Vec<projections::zatca::ZatcaDocument>,
-) -> Value {
-    let own = documents.iter().find(|d| d.document_id == invoice_id);
-    // Until the read model has it, the document is on its way to the submitter.
-    zatca["status"] = own.map_or("pending", |d| d.status.as_str()).into();
-    if own.is_some_and(|d| d.status == "rejected") {
-        zatca["correction"] = json!({
-            "method": "POST",
-            "path": format!("/api/invoices/{invoice_id}/reissue"),
-            "explains": "withdraws this invoice and issues a new one for the same lines at the \
-                         next ICV (body: an optional corrected buyer and customer_name)",
-        });
-    }
-    zatca["documents"] = documents
-        .into_iter()
-        .map(|document| {
-            let xml = format!(
-                "/api/invoices/{invoice_id}/xml?document={}",
-                document.document_id
-            );
-            let mut view = serde_json::to_value(document).unwrap_or_default();
-            view["xml"] = xml.into();
-            view
-        })
-        .collect();
-    zatca
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct XmlQuery {
-    /// One of the invoice's documents (a credit note's refund id); the invoice's own when
-    /// absent.
-    document: Option<String>,
-}
-
-/// `GET /api/invoices/{id}/xml`: a Phase 2 document's legal XML, ZATCA's cleared copy for a
-/// standard document and the stamped one for a simplified document, with its ZATCA status in
-/// `X-Zatca-Status`.
-async fn invoice_xml(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(invoice_id): Path<String>,
-    Query(query): Query<XmlQuery>,
-) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Finance).await?;
-    let document_id = query.document.unwrap_or_else(|| invoice_id.clone());
-    let (submission, _) = state
-        .handlers
-        .submissions
-        .load_aggregate(&document_id)
-        .await
-        .map_err(command_error)?;
-    if submission.status().is_none() || submission.invoice_id() != invoice_id {
-        return Err(ApiError::NotFound(format!(
-            "invoice {invoice_id} has no ZATCA Phase 2 document {document_id} (yet)"
-        )));
-    }
-    let Some(xml) = submission.legal_xml() else {
-        return Err(ApiError::NotFound(format!(
-            "document {document_id} is not stamped yet: its XML exists once the submitter \
-             has signed it (the EGS unit must be onboarded)"
-        )));
-    };
-    let status = submission
-        .status()
-        .map_or("pending", |status| status.as_str());
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/xml; charset=utf-8".to_owned(),
-            ),
-            (
-                header::HeaderName::from_static("x-zatca-status"),
-                status.to_owned(),
-            ),
-        ],
-        xml.to_owned(),
-    )
-        .into_response())
 }
 
 /// `GET /api/partners/{id}`: the partner aggregate; a partner token sees only its own.

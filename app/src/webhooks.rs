@@ -15,6 +15,12 @@
 //! command the domain refuses for good is answered 200 `refused` with the rule (a 4xx would only
 //! make the provider retry something that can never apply), and kept in the inbox. A Moyasar
 //! test-mode payment on a live ledger is kept and answered `ignored_test_mode`, never applied.
+//! A Moyasar payment is matched to its invoice by the invoice id our checkout put in its
+//! `metadata.revledger_invoice_id` (or `metadata.invoice_id`), else by its Moyasar `invoice_id`
+//! when revledger created that Moyasar invoice; one that names no invoice we know is applied to
+//! its payment stream and answered 200 [`UNMATCHED_INVOICE`].
+//!
+//! Every answer names what the delivery touched ([`Touched`]: lead, invoice, payment, partner).
 //!
 //! Every answer is an [`Answer`]: the status and JSON body the provider gets, the same whether
 //! the delivery is new, repeated, retried by the worker or replayed by an operator.
@@ -38,6 +44,11 @@ pub use commands::{moyasar_payment_command, moyasar_payment_command_id, payment_
 /// How long a Calendly delivery waits for the CRM board to catch up before matching the
 /// invitee's email to a lead (it must see a lead captured a moment earlier).
 pub const EMAIL_LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a Moyasar payment that names only a Moyasar invoice id waits for the
+/// reconciliation's invoice facts to catch up before it is answered `unmatched_invoice`: the
+/// invoice may have been linked a moment earlier. Only a payment not found at once waits.
+pub const INVOICE_LOOKUP_WAIT: Duration = Duration::from_secs(2);
 
 /// Who sent a delivery, and so how it is authenticated and parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +121,29 @@ impl Answer {
         Answer::new(entry.http_status, entry.response.clone())
     }
 }
+
+/// What a delivery touched, named in its answer (`touched`) so an integrator reads ids instead
+/// of taking `stream_id` apart. Each is `null` when the delivery did not touch one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Touched {
+    pub lead_id: Option<String>,
+    pub invoice_id: Option<String>,
+    pub payment_id: Option<String>,
+    pub partner_id: Option<String>,
+}
+
+impl Touched {
+    /// Writes itself into `response` as its `touched` member.
+    fn write_into(self, response: &mut Value) {
+        response["touched"] = serde_json::to_value(self).unwrap_or(Value::Null);
+    }
+}
+
+/// The `status` of the answer to a Moyasar payment that names no invoice we know: it is kept
+/// and recorded on its payment stream (applied to its invoice if that is issued later), and
+/// listed by `/api/reconciliation` as `payment_without_invoice` meanwhile. Answered 200, like
+/// every kept delivery, so Moyasar does not retry it.
+pub const UNMATCHED_INVOICE: &str = "unmatched_invoice";
 
 /// Why a delivery could not be answered at all (the provider retries).
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +282,9 @@ pub struct Deliveries {
     config: DeliveryConfig,
     /// The CRM board's projector: a Calendly invitee is matched to a lead through it.
     crm_board: Projector,
+    /// The reconciliation's projector: a Moyasar invoice id is matched to our invoice through
+    /// its invoice facts.
+    reconciliation: Projector,
 }
 
 impl Deliveries {
@@ -257,11 +294,16 @@ impl Deliveries {
         config: DeliveryConfig,
     ) -> Deliveries {
         let crm_board = Projector::new(store.clone(), Arc::new(projections::crm_board::CrmBoard));
+        let reconciliation = Projector::new(
+            store.clone(),
+            Arc::new(projections::reconciliation::Reconciliation),
+        );
         Deliveries {
             store,
             handlers,
             config,
             crm_board,
+            reconciliation,
         }
     }
 
@@ -394,8 +436,17 @@ impl Deliveries {
     ) -> Result<Answer, DeliveryError> {
         record.response = json!({"status": "accepted", "provider": record.provider, "delivery_id": record.delivery_id});
         let db = self.store.sql();
-        let outcome = self.apply(&record, delivery).await?;
+        let outcome = self.apply(&mut record, delivery).await?;
         let provider = record.provider.clone();
+        // What `apply` found the delivery touches goes into every answer, applied or not.
+        let touched = match record.response["touched"].take() {
+            Value::Null => serde_json::to_value(Touched::default()).unwrap_or(Value::Null),
+            touched => touched,
+        };
+        let answer = |mut body: Value| {
+            body["touched"] = touched.clone();
+            body
+        };
         match outcome {
             Outcome::Accepted(Some(written)) => {
                 count(&provider, "accepted");
@@ -411,8 +462,8 @@ impl Deliveries {
                         // The same command was applied before without this delivery: the
                         // missed-payment sweep recorded the same payment state under the same
                         // command id. Nothing changes; the delivery is kept and says so.
-                        record.response = json!({"status": "accepted", "provider": record.provider,
-                            "delivery_id": record.delivery_id, "effect": ALREADY_APPLIED});
+                        record.response = answer(json!({"status": "accepted", "provider": record.provider,
+                            "delivery_id": record.delivery_id, "effect": ALREADY_APPLIED}));
                         inbox::record_without_events(&db, &record, "acknowledged", None).await?;
                         Ok(Answer::new(200, record.response))
                     }
@@ -420,29 +471,29 @@ impl Deliveries {
             }
             Outcome::Acknowledged(why) => {
                 count(&provider, "accepted");
-                record.response = json!({"status": "accepted", "provider": record.provider,
-                    "delivery_id": record.delivery_id, "effect": why});
+                record.response = answer(json!({"status": "accepted", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "effect": why}));
                 inbox::record_without_events(&db, &record, "acknowledged", None).await?;
                 Ok(Answer::new(200, record.response))
             }
             Outcome::Ignored { status, reason } => {
                 count(&provider, "ignored");
-                record.response = json!({"status": status, "provider": record.provider,
-                    "delivery_id": record.delivery_id, "reason": reason});
+                record.response = answer(json!({"status": status, "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": reason}));
                 inbox::record_without_events(&db, &record, "ignored", Some(reason)).await?;
                 Ok(Answer::new(200, record.response))
             }
             Outcome::Refused(rule) => {
                 count(&provider, "refused");
-                record.response = json!({"status": "refused", "provider": record.provider,
-                    "delivery_id": record.delivery_id, "reason": rule});
+                record.response = answer(json!({"status": "refused", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": rule}));
                 inbox::record_without_events(&db, &record, "rejected", Some(&rule)).await?;
                 Ok(Answer::new(200, record.response))
             }
             Outcome::Park(reason) => {
                 record.http_status = 202;
-                record.response = json!({"status": "parked", "provider": record.provider,
-                    "delivery_id": record.delivery_id, "reason": reason});
+                record.response = answer(json!({"status": "parked", "provider": record.provider,
+                    "delivery_id": record.delivery_id, "reason": reason}));
                 let status = inbox::park(&db, &record, &reason, now()).await?;
                 count(
                     &provider,
@@ -455,8 +506,8 @@ impl Deliveries {
                 tracing::info!(provider = %record.provider, delivery_id = %record.delivery_id, %reason, status, "delivery parked");
                 Ok(Answer::new(
                     202,
-                    json!({"status": status, "provider": record.provider,
-                        "delivery_id": record.delivery_id, "reason": reason}),
+                    answer(json!({"status": status, "provider": record.provider,
+                        "delivery_id": record.delivery_id, "reason": reason})),
                 ))
             }
         }

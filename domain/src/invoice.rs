@@ -63,8 +63,9 @@ impl InvoiceLine {
     }
 }
 
-/// Where an invoice stands. Refunds do not change it (as with Stripe, a refunded
-/// invoice stays paid); [`Invoice::refunded_halalas`] says how much went back.
+/// Where an invoice stands for its rules. Refunds do not change it (as with Stripe, a refunded
+/// invoice stays paid, and its lead stays a customer); [`Invoice::refunded_halalas`] says how
+/// much went back and [`InvoiceStanding`] is what its readers are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
@@ -344,6 +345,16 @@ pub struct Invoice {
     payment_url: Option<String>,
     payment_ids: BTreeSet<String>,
     refund_ids: BTreeSet<String>,
+    /// The payments recorded, in the order they were.
+    #[serde(default)]
+    payments: Vec<RecordedPayment>,
+    /// The credit notes of its refunds, in the order they were issued.
+    #[serde(default)]
+    credit_notes: Vec<CreditNote>,
+    /// The document chain it (and its credit notes) sit in: its EGS unit's under Phase 2, its
+    /// seller's VAT number under Phase 1.
+    #[serde(default)]
+    chain: String,
     /// Issued under ZATCA Phase 2, with these details.
     #[serde(default)]
     phase2: Option<Box<Phase2Details>>,
@@ -693,6 +704,7 @@ impl Aggregate for Invoice {
             InvoiceEvent::InvoiceIssued {
                 invoice_id,
                 customer,
+                seller,
                 subtotal_halalas,
                 vat_halalas,
                 total_halalas,
@@ -705,6 +717,9 @@ impl Aggregate for Invoice {
                 phase2,
                 ..
             } => {
+                self.chain = phase2
+                    .as_ref()
+                    .map_or(seller.vat_number, |details| details.egs_unit.clone());
                 self.phase2 = phase2;
                 self.previous_invoice_hash = previous_invoice_hash;
                 self.invoice_id = invoice_id;
@@ -721,9 +736,16 @@ impl Aggregate for Invoice {
             }
             InvoiceEvent::PaymentRecorded {
                 payment_id,
+                amount_halalas,
                 paid_halalas,
+                recorded_at,
                 ..
             } => {
+                self.payments.push(RecordedPayment {
+                    payment_id: payment_id.clone(),
+                    amount_halalas,
+                    paid_at: recorded_at,
+                });
                 self.payment_ids.insert(payment_id);
                 self.paid_halalas = paid_halalas;
                 if self.status == Some(InvoiceStatus::Issued) {
@@ -735,8 +757,10 @@ impl Aggregate for Invoice {
             InvoiceEvent::InvoiceRefunded {
                 refund_id,
                 refunded_halalas,
+                credit_note,
                 ..
             } => {
+                self.credit_notes.push(credit_note);
                 self.refund_ids.insert(refund_id);
                 self.refunded_halalas = refunded_halalas;
             }
@@ -755,8 +779,10 @@ impl Aggregate for Invoice {
 }
 
 mod issue;
+mod reads;
 #[cfg(test)]
 mod tests;
 
 use issue::issued_event;
 pub use issue::{invoice_hash, is_saudi_vat_number, CreditNote, InvoiceHashInput, IssueInvoice};
+pub use reads::{InvoiceStanding, RecordedPayment};

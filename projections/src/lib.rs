@@ -8,6 +8,7 @@
 
 pub mod as_of;
 pub mod audit_log;
+pub mod commissions;
 pub mod crm_board;
 pub mod deferred_indexes;
 pub mod funnel;

@@ -699,6 +699,24 @@ pub struct ReconciliationReport {
     pub provider_runs: Vec<provider::ProviderRun>,
 }
 
+/// Our invoice linked to Moyasar invoice `moyasar_invoice_id` (given at issue, or linked once
+/// revledger created that Moyasar invoice), as far as this read model has seen (the greatest
+/// invoice id, should one Moyasar id ever have been given to two invoices: a deterministic
+/// answer). Unindexed: one pass over the invoice facts, a few thousand rows.
+pub async fn invoice_of_moyasar_invoice(
+    db: &SqlDb,
+    moyasar_invoice_id: &str,
+) -> Result<Option<String>, ProjectionError> {
+    let row = db
+        .fetch_optional(
+            "SELECT invoice_id FROM reconciliation_invoices WHERE moyasar_invoice_id = ? \
+             ORDER BY invoice_id DESC LIMIT 1",
+            &[moyasar_invoice_id.into()],
+        )
+        .await?;
+    Ok(row.map(|row| row.text(0)).transpose()?)
+}
+
 /// Compares the facts now ([`find_mismatches`]).
 pub async fn report(db: &SqlDb) -> Result<ReconciliationReport, ProjectionError> {
     let facts = load_facts(db).await?;

@@ -409,6 +409,12 @@ pub async fn latest_commissions(
 }
 
 /// One partner's statement for one month (`YYYY-MM`).
+///
+/// Every amount is signed by its effect on what we owe the partner, so the month adds up:
+/// `closing = opening + accrued + rejected + adjusted + clawbacks + paid_out + carried`.
+/// `accrued_halalas` is ≥ 0; `rejected_halalas`, `clawbacks_halalas` (the pro-rata share of
+/// refunds taken back), `paid_out_halalas` and `carried_halalas` are ≤ 0; `adjusted_halalas`
+/// has either sign. A line's `amount_halalas` follows the same rule.
 pub async fn statement(
     db: &SqlDb,
     partner_id: &str,
@@ -464,7 +470,7 @@ pub async fn statement(
         "accrued_halalas": totals["accrued"],
         "rejected_halalas": totals["rejected"],
         "adjusted_halalas": totals["adjusted"],
-        "clawed_back_halalas": totals["clawed_back"],
+        "clawbacks_halalas": totals["clawed_back"],
         "paid_out_halalas": totals["paid_out"],
         "carried_halalas": totals["carried"],
         "closing_balance_halalas": balance,
@@ -518,7 +524,7 @@ const TOTAL_COLUMNS: [&str; 8] = [
     "accrued_halalas",
     "rejected_halalas",
     "adjusted_halalas",
-    "clawed_back_halalas",
+    "clawbacks_halalas",
     "paid_out_halalas",
     "carried_halalas",
     "closing_balance_halalas",

@@ -20,6 +20,7 @@ use time::{Duration as Span, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::app::{envelope, spawn_app, TestApp, MOYASAR_TOKEN};
+use crate::finance_reads;
 use crate::helpers::{Engine, TestDb};
 use crate::history::{run_process_managers, run_projections};
 
@@ -469,7 +470,7 @@ async fn a_clawback_after_payout_is_carried_against_the_next_payout(db: &TestDb)
     let statement = projections::statements::statement(&db.store.sql(), "p-carry", "2026-10")
         .await
         .unwrap();
-    assert_eq!(statement["clawed_back_halalas"], -29_990, "{statement}");
+    assert_eq!(statement["clawbacks_halalas"], -29_990, "{statement}");
     let all = projections::read_model("partner_statements")
         .unwrap()
         .render(&db.store.sql())
@@ -584,8 +585,14 @@ async fn the_whole_story_from_referral_to_refund_balances_to_the_halala(app: &Te
         .post_calendly_webhook(&booking, now.unix_timestamp())
         .await;
     assert_eq!(booked.status, 200, "{}", booked.text);
-    let lead_stream = booked.body["stream_id"].as_str().unwrap().to_owned();
-    let lead_id = lead_stream.trim_start_matches("lead-").to_owned();
+    // The answer names the lead it touched: nothing is read out of `stream_id`.
+    let lead_id = booked.body["touched"]["lead_id"]
+        .as_str()
+        .expect("the booking's lead")
+        .to_owned();
+    finance_reads::assert_touched(&booked.body, Some(&lead_id), None, None);
+    let lead_stream = format!("lead-{lead_id}");
+    assert_eq!(booked.body["stream_id"], lead_stream.as_str());
     handlers
         .leads
         .execute(envelope(
@@ -614,7 +621,24 @@ async fn the_whole_story_from_referral_to_refund_balances_to_the_halala(app: &Te
         ))
         .await;
     assert_eq!(paid.status, 200, "{}", paid.text);
+    assert_eq!(paid.body["status"], "accepted", "{}", paid.text);
+    finance_reads::assert_touched(
+        &paid.body,
+        Some(&lead_id),
+        Some(&invoice_id),
+        Some("pay-story"),
+    );
     assert_books_balance(app, "after the payment").await;
+    let view = finance_reads::invoice(app, &invoice_id).await;
+    assert_eq!(view["status"], "paid", "{view}");
+    finance_reads::assert_invoice(
+        app,
+        &invoice_id,
+        "paid",
+        ("pay-story", total, "paid", 0),
+        &[],
+    )
+    .await;
     let commission = app
         .stream(&format!("commission-{}", commission_id_for(&invoice_id)))
         .await;
@@ -625,6 +649,34 @@ async fn the_whole_story_from_referral_to_refund_balances_to_the_halala(app: &Te
         "LeadPaid"
     );
 
+    // Half is refunded first, then the rest: the invoice says so at each step.
+    let half = 172_443;
+    let partly = app
+        .post_moyasar_webhook(&moyasar(
+            "evt-story-partial-refund",
+            "payment_refunded",
+            "pay-story",
+            total,
+            half,
+            &invoice_id,
+        ))
+        .await;
+    assert_eq!(partly.status, 200, "{}", partly.text);
+    finance_reads::assert_touched(
+        &partly.body,
+        Some(&lead_id),
+        Some(&invoice_id),
+        Some("pay-story"),
+    );
+    assert_books_balance(app, "after the partial refund").await;
+    finance_reads::assert_invoice(
+        app,
+        &invoice_id,
+        "partially_refunded",
+        ("pay-story", total, "refunded", half),
+        &[half],
+    )
+    .await;
     let refunded = app
         .post_moyasar_webhook(&moyasar(
             "evt-story-refund",
@@ -637,25 +689,71 @@ async fn the_whole_story_from_referral_to_refund_balances_to_the_halala(app: &Te
         .await;
     assert_eq!(refunded.status, 200, "{}", refunded.text);
     assert_books_balance(app, "after the refund").await;
+    finance_reads::assert_invoice(
+        app,
+        &invoice_id,
+        "refunded",
+        ("pay-story", total, "refunded", total),
+        &[half, total - half],
+    )
+    .await;
     let invoice = app.stream(&format!("invoice-{invoice_id}")).await;
-    let credit_note = &invoice
+    let credit_notes: Vec<(Option<i64>, Option<i64>)> = invoice
         .iter()
-        .find(|e| e.event_type == "InvoiceRefunded")
-        .unwrap()
-        .payload["credit_note"];
+        .filter(|e| e.event_type == "InvoiceRefunded")
+        .map(|e| &e.payload["credit_note"])
+        .map(|note| {
+            (
+                note["document_type_code"].as_i64(),
+                note["total_halalas"].as_i64(),
+            )
+        })
+        .collect();
     assert_eq!(
-        (
-            credit_note["document_type_code"].as_i64(),
-            credit_note["total_halalas"].as_i64()
-        ),
-        (Some(381), Some(344_885))
+        credit_notes,
+        [(Some(381), Some(half)), (Some(381), Some(total - half))]
     );
     let commission = app
         .stream(&format!("commission-{}", commission_id_for(&invoice_id)))
         .await;
-    let clawback = commission
+    let clawed_back: i64 = commission
         .iter()
-        .find(|e| e.event_type == "CommissionClawedBack")
-        .unwrap();
-    assert_eq!(clawback.payload["amount_halalas"], -29_990);
+        .filter(|e| e.event_type == "CommissionClawedBack")
+        .map(|e| e.payload["amount_halalas"].as_i64().unwrap())
+        .sum();
+    assert_eq!(clawed_back, -29_990);
+
+    // Finance rejects what is left of the commission (nothing) with a reason; the commissions
+    // routes show it, its history, and keep partners apart.
+    let commission_id = commission_id_for(&invoice_id);
+    let rejected = app
+        .request(
+            "POST",
+            &format!("/api/commissions/{commission_id}/reject"),
+            &[
+                (
+                    "Authorization",
+                    format!("Bearer {}", crate::app::ADMIN_TOKEN),
+                ),
+                ("Content-Type", "application/json".into()),
+            ],
+            br#"{"reason": "the customer was refunded in full"}"#,
+        )
+        .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.text);
+    assert_books_balance(app, "after the rejection").await;
+    enroll(&handlers, "p-other", PartnerTier::Referral).await;
+    finance_reads::assert_commissions(app, "p-story", &commission_id, &invoice_id).await;
+
+    // Last, as it leaves the books unreconciled: a payment for an invoice nobody issued.
+    let mut stray = moyasar(
+        "evt-story-stray",
+        "payment_paid",
+        "pay-stray",
+        10_000,
+        0,
+        "no-such-invoice",
+    );
+    stray["data"]["invoice_id"] = json!("no-such-moyasar-invoice");
+    finance_reads::assert_unknown_invoice_reported(app, &stray, "pay-stray").await;
 }

@@ -23,6 +23,7 @@ mod fatoora;
 mod finance;
 mod finance_api;
 mod finance_ledger;
+mod finance_reads;
 mod hardening;
 mod helpers;
 mod history;

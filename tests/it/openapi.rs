@@ -48,6 +48,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("post", "/api/partners/{id}/referrals"),
     ("post", "/api/partners/{id}/tier"),
     ("get", "/api/partners/{id}/statements/{month}"),
+    ("get", "/api/commissions"),
+    ("get", "/api/commissions/{id}"),
     ("post", "/api/commissions/{id}/approve"),
     ("post", "/api/commissions/{id}/reject"),
     ("post", "/api/payouts"),

@@ -161,6 +161,11 @@ async fn the_documented_moyasar_payment_paid_records_the_payment_and_pays_the_in
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["status"], "accepted");
     assert_eq!(answer.body["stream_id"], "payment-pay-1");
+    // Matched by its Moyasar invoice id alone (no metadata), and named in the answer.
+    assert_eq!(
+        answer.body["touched"],
+        json!({"lead_id": "lead-m1", "invoice_id": invoice_id, "payment_id": "pay-1", "partner_id": null})
+    );
     app.settle().await;
     assert_eq!(types(app, "payment-pay-1").await, ["PaymentPaid"]);
     assert_eq!(
@@ -656,6 +661,13 @@ async fn standard_webhooks_capture_a_lead_and_an_application_with_either_rotated
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let stream = answer.body["stream_id"].as_str().unwrap().to_owned();
+    // The answer names the lead and its partner: nothing is read out of `stream_id`.
+    let lead_id = answer.body["touched"]["lead_id"].as_str().expect("a lead");
+    assert_eq!(stream, format!("lead-{lead_id}"));
+    assert_eq!(
+        answer.body["touched"],
+        json!({"lead_id": lead_id, "invoice_id": null, "payment_id": null, "partner_id": "p-7"})
+    );
     let captured = app.stream(&stream).await.remove(0);
     assert_eq!(
         (
@@ -673,6 +685,11 @@ async fn standard_webhooks_capture_a_lead_and_an_application_with_either_rotated
     assert_eq!(answer.status, 200, "{}", answer.text);
     let stream = answer.body["stream_id"].as_str().unwrap().to_owned();
     assert_eq!(types(app, &stream).await, ["PartnerApplied"]);
+    let partner_id = answer.body["touched"]["partner_id"]
+        .as_str()
+        .expect("a partner");
+    assert_eq!(stream, format!("partner-{partner_id}"));
+    assert_eq!(answer.body["touched"]["lead_id"], Value::Null);
 
     let missing = json!({"type": "lead.captured", "timestamp": "2026-11-01T10:00:00Z", "data": {"name": "No Email"}});
     let answer = app

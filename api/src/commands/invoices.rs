@@ -267,7 +267,8 @@ pub fn invoice_view(invoice: &Invoice) -> Value {
     json!({
         "invoice_id": invoice.invoice_id(),
         "lead_id": invoice.lead_id(),
-        "status": invoice.status(),
+        "status": invoice.standing(),
+        "collection_status": invoice.status(),
         "currency": "SAR",
         "subtotal_halalas": invoice.subtotal_halalas(),
         "vat_halalas": invoice.vat_halalas(),

@@ -413,6 +413,8 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
                 }),
             ),
         ),
+        ("CommissionPage", page_of(commission_row())),
+        ("Commission", commission()),
         (
             "Statement",
             object(
@@ -429,16 +431,16 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
                     "month": string(),
                     "currency": string_enum(&["SAR"]),
                     "opening_balance_halalas": integer(),
-                    "accrued_halalas": integer(),
-                    "rejected_halalas": integer(),
-                    "adjusted_halalas": integer(),
-                    "clawed_back_halalas": integer(),
-                    "paid_out_halalas": integer(),
-                    "carried_halalas": integer(),
+                    "accrued_halalas": signed_total(0, "commissions accrued this month; raises the balance"),
+                    "rejected_halalas": signed_total(-1, "commissions rejected this month, negative: lowers the balance"),
+                    "adjusted_halalas": signed_total(1, "manual adjustments, either sign"),
+                    "clawbacks_halalas": signed_total(-1, "the pro-rata share of refunds taken back, negative: lowers the balance (also after a payout: then it is carried against the next one)"),
+                    "paid_out_halalas": signed_total(-1, "paid out to the partner, negative: lowers the balance"),
+                    "carried_halalas": signed_total(-1, "earlier clawbacks recovered by netting them against a payout, negative"),
                     "closing_balance_halalas": integer(),
                     "lines": {"type": "array", "items": object(&["kind", "amount_halalas", "balance_halalas"], json!({
-                        "kind": string(),
-                        "amount_halalas": integer(),
+                        "kind": string_enum(&["accrued", "rejected", "adjusted", "clawed_back", "paid_out", "carried"]),
+                        "amount_halalas": signed_total(1, "the line's effect on the balance: positive raises what we owe the partner, negative lowers it"),
                         "balance_halalas": integer(),
                         "commission_id": string(),
                         "event_id": string(),
@@ -472,11 +474,21 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
             object(
                 &["status"],
                 json!({
-                    "status": {"type": "string", "description": "accepted, refused, parked, or dead_lettered."},
+                    "status": {"type": "string", "description": "accepted, unmatched_invoice (a Moyasar payment naming no invoice we know: kept, applied to its payment), ignored_test_mode, ignored_live_mode, refused, parked, or dead_lettered."},
                     "provider": string(),
                     "delivery_id": string(),
                     "effect": string(),
                     "reason": string(),
+                    "stream_id": string(),
+                    "version": integer(),
+                    "first_position": integer(),
+                    "last_position": integer(),
+                    "touched": object(&["lead_id", "invoice_id", "payment_id", "partner_id"], json!({
+                        "lead_id": nullable(string()),
+                        "invoice_id": nullable(string()),
+                        "payment_id": nullable(string()),
+                        "partner_id": nullable(string()),
+                    })),
                 }),
             ),
         ),
@@ -518,4 +530,60 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
             ),
         ),
     ]
+}
+
+/// A commission as listed by `GET /api/commissions`.
+fn commission_row() -> Value {
+    object(
+        &[
+            "commission_id",
+            "partner_id",
+            "invoice_id",
+            "lead_id",
+            "status",
+            "accrued_halalas",
+            "net_halalas",
+            "carried_halalas",
+            "accrued_at",
+            "held_until",
+            "payout_id",
+        ],
+        json!({
+            "commission_id": string(),
+            "partner_id": string(),
+            "invoice_id": string(),
+            "lead_id": string(),
+            "status": string_enum(&projections::commissions::STATUSES),
+            "accrued_halalas": described(integer(), "What accrued, before clawbacks and adjustments."),
+            "net_halalas": described(integer(), "What it is worth now: accrued plus clawbacks (negative) and adjustments; 0 once rejected."),
+            "carried_halalas": signed_total(-1, "Clawed back after its payout and not yet recovered from a later payout."),
+            "accrued_at": date_time(),
+            "held_until": date_time(),
+            "payout_id": nullable(string()),
+        }),
+    )
+}
+
+/// One commission with its history (`GET /api/commissions/{id}`).
+fn commission() -> Value {
+    let mut schema = commission_row();
+    schema["required"]
+        .as_array_mut()
+        .expect("required")
+        .push("history".into());
+    schema["properties"]["history"] = json!({"type": "array", "items": object(
+        &["event", "at", "amount_halalas", "actor", "reason", "reference", "version", "position", "event_id"],
+        json!({
+            "event": string_enum(&["accrued", "approved", "rejected", "adjusted", "clawed_back", "paid_out"]),
+            "at": date_time(),
+            "amount_halalas": described(integer(), "Accrued, approved (owed then), rejected (no longer owed), paid out; a clawback's is negative, an adjustment's either sign."),
+            "actor": nullable(described(string(), "Who did it: `token:<id>` for a decision, the process manager or webhook otherwise.")),
+            "reason": nullable(string()),
+            "reference": nullable(described(string(), "The invoice it accrued on, the refund a clawback followed, the payout that paid it.")),
+            "version": integer(),
+            "position": integer(),
+            "event_id": string(),
+        }),
+    )});
+    schema
 }

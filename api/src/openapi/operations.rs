@@ -92,7 +92,8 @@ pub(super) fn webhook(path: &'static str, id: &str, summary: &str, how: &'static
 
 pub(super) fn webhooks() -> Vec<Operation> {
     vec![
-        webhook("/webhooks/moyasar", "moyasarWebhook", "A Moyasar payment event", "Authenticated by the `secret_token` field of the body."),
+        webhook("/webhooks/moyasar", "moyasarWebhook", "A Moyasar payment event", "Authenticated by the `secret_token` field of the body.")
+            .describe("A payment is matched to its invoice by the invoice id in its `metadata.revledger_invoice_id` (or `metadata.invoice_id`), else by its Moyasar `invoice_id` when revledger created that Moyasar invoice for one of ours. A payment that names no invoice we know is still kept and recorded on its payment stream (applied if that invoice is issued later) and answered 200 with `status: unmatched_invoice`; `/api/reconciliation` lists it as `payment_without_invoice` once collected. `touched` names the invoice, its lead and the payment."),
         webhook("/webhooks/calendly", "calendlyWebhook", "A Calendly invitee event", "Authenticated by the `Calendly-Webhook-Signature: t=…,v1=…` HMAC.")
             .header("Calendly-Webhook-Signature", "`t=<unix seconds>,v1=<hex HMAC-SHA256>`."),
         webhook("/webhooks/partners", "partnerWebhook", "A partner source event (Standard Webhooks)", "Authenticated by Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`).")
@@ -234,7 +235,7 @@ pub(super) fn finance() -> Vec<Operation> {
             .command()
             .respond(200, "Changed.", reference("CommandAnswer")),
         operation("get", "/api/partners/{id}/statements/{month}", "getStatement", "finance", "A partner's monthly statement", Access::Bearer(OWN_PARTNER_READ))
-            .describe("JSON for `YYYY-MM`, CSV for `YYYY-MM.csv`. A partner token sees only its own.")
+            .describe("JSON for `YYYY-MM`, CSV for `YYYY-MM.csv` (one row per line, then one row per total named without `_halalas`). A partner token sees only its own. Every amount is signed by its effect on what we owe the partner: closing = opening + accrued + rejected + adjusted + clawbacks + paid_out + carried, where `rejected`, `clawbacks`, `paid_out` and `carried` are never positive.")
             .parameters(&["AsOf"])
             .respond_with(200, json!({
                 "description": "The statement.",
@@ -244,6 +245,24 @@ pub(super) fn finance() -> Vec<Operation> {
                 },
             }))
             .error(404, "No such partner, or not the partner token's own partner."),
+        operation("get", "/api/commissions", "listCommissions", "finance", "Commissions, filtered", Access::Bearer(OWN_PARTNER_READ))
+            .describe("Commissions by when they accrued (then id). A partner token sees only its own partner's (`partner_id` of another partner is 404); finance, admin and auditor see all.")
+            .parameters(&["AsOf", "AfterPosition", "Limit"])
+            .parameter(json!({"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^-?[0-9]{1,18}:.+$"}, "description": "`<accrued microseconds>:<commission id>`, the `next_cursor` of the previous page."}))
+            .parameter(json!({"name": "partner_id", "in": "query", "schema": {"type": "string"}, "description": "Only this partner's."}))
+            .parameter(json!({"name": "status", "in": "query", "schema": string_enum(&projections::commissions::STATUSES)}))
+            .parameter(json!({"name": "period", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}, "description": "Accrued in this month (`YYYY-MM`, UTC)."}))
+            .parameter(json!({"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Accrued at or after (RFC 3339)."}))
+            .parameter(json!({"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Accrued before (RFC 3339)."}))
+            .respond(200, "One page of commissions.", reference("CommissionPage"))
+            .may_be_pending()
+            .error(404, "A partner token asked for another partner."),
+        operation("get", "/api/commissions/{id}", "getCommission", "finance", "One commission and its history", Access::Bearer(OWN_PARTNER_READ))
+            .describe("Where it stands, and every event of its stream in order: accrued, approved or rejected (actor, reason), adjusted, clawed back (the refund), paid out (the payout). A partner token sees only its own partner's.")
+            .parameters(&["AsOf", "AfterPosition"])
+            .respond(200, "The commission.", reference("Commission"))
+            .may_be_pending()
+            .error(404, "No commission with this id (by `as_of`), or not the partner token's own."),
         operation("post", "/api/commissions/{id}/approve", "approveCommission", "finance", "Approve a commission", Access::Bearer(FINANCE_CHANGE))
             .body(reference("DecisionRequest"), false)
             .command()

@@ -16,6 +16,19 @@ pub(super) fn integer() -> Value {
     json!({"type": "integer", "format": "int64"})
 }
 
+/// A statement total, signed by its effect on the partner's balance: `sign` 0 is never
+/// negative, -1 never positive, 1 either.
+pub(super) fn signed_total(sign: i8, description: &str) -> Value {
+    let mut schema = integer();
+    schema["description"] = description.into();
+    match sign {
+        0 => schema["minimum"] = 0.into(),
+        -1 => schema["maximum"] = 0.into(),
+        _ => {}
+    }
+    schema
+}
+
 pub(super) fn date_time() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
@@ -106,7 +119,10 @@ pub(super) fn invoice_properties() -> Value {
     json!({
         "invoice_id": string(),
         "lead_id": string(),
-        "status": nullable(string_enum(&["issued", "partially_paid", "paid", "canceled", "expired"])),
+        "status": nullable(described(string_enum(&["issued", "partially_paid", "paid", "partially_refunded", "refunded", "canceled", "expired"]),
+            "What the invoice is now: `refunded` once everything paid went back, `partially_refunded` after a smaller refund.")),
+        "collection_status": nullable(described(string_enum(&["issued", "partially_paid", "paid", "canceled", "expired"]),
+            "Whether the invoice was paid, refunds aside: a refunded invoice stays `paid` here (and its lead stays a customer); `status` shows the refund.")),
         "currency": string_enum(&["SAR"]),
         "subtotal_halalas": integer(),
         "vat_halalas": integer(),
@@ -115,9 +131,9 @@ pub(super) fn invoice_properties() -> Value {
         "refunded_halalas": integer(),
         "outstanding_halalas": integer(),
         "due_at": nullable(date_time()),
-        "icv": integer(),
-        "invoice_hash": string(),
-        "previous_invoice_hash": string(),
+        "icv": described(integer(), "ICV: the invoice's counter value in its chain (its EGS unit's under Phase 2, its seller's under Phase 1)."),
+        "invoice_hash": described(string(), "The invoice document's hash (base64 SHA-256), the next document's PIH."),
+        "previous_invoice_hash": described(string(), "PIH: the hash of the document before it in its chain."),
         "qr_code": string(),
         "zatca": reference("InvoiceZatca"),
         "moyasar_invoice_id": nullable(string()),
@@ -197,10 +213,71 @@ pub(super) fn invoice() -> Value {
         .flatten()
         .map(|(name, _)| name.as_str())
         .collect();
-    required.push("version");
+    required.extend(["version", "payments", "credit_notes"]);
     let mut schema = object(&required, properties.clone());
     schema["properties"]["version"] = integer();
+    schema["properties"]["payments"] = json!({"type": "array", "items": invoice_payment()});
+    schema["properties"]["credit_notes"] = json!({"type": "array", "items": invoice_credit_note()});
     schema
+}
+
+/// `schema` with a description.
+pub(super) fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = description.into();
+    schema
+}
+
+/// A payment on `GET /api/invoices/{id}`.
+fn invoice_payment() -> Value {
+    object(
+        &[
+            "payment_id",
+            "amount_halalas",
+            "paid_at",
+            "status",
+            "fee_halalas",
+            "refunded_halalas",
+        ],
+        json!({
+            "payment_id": string(),
+            "amount_halalas": described(integer(), "What the invoice recorded as paid by it."),
+            "paid_at": date_time(),
+            "status": nullable(described(string_enum(&["initiated", "authorized", "captured", "paid", "failed", "refunded", "voided", "verified"]),
+                "The gateway's last reported status; null when the payment was recorded without a gateway report.")),
+            "fee_halalas": nullable(described(integer(), "The gateway's fee, when it reported one.")),
+            "refunded_halalas": described(integer(), "What the gateway refunded of it so far."),
+        }),
+    )
+}
+
+/// A credit note on `GET /api/invoices/{id}`.
+fn invoice_credit_note() -> Value {
+    object(
+        &[
+            "credit_note_id",
+            "document_type_code",
+            "icv",
+            "previous_invoice_hash",
+            "invoice_hash",
+            "reason",
+            "amount_halalas",
+            "subtotal_halalas",
+            "vat_halalas",
+            "issued_at",
+        ],
+        json!({
+            "credit_note_id": described(string(), "The refund it documents; also its document id (`/api/invoices/{id}/xml?document=`)."),
+            "document_type_code": {"type": "integer", "enum": [381]},
+            "icv": described(integer(), "Its own counter value in the invoice's chain."),
+            "previous_invoice_hash": described(string(), "PIH: the hash of the document before it in the chain."),
+            "invoice_hash": nullable(described(string(), "Its own hash, the next document's PIH.")),
+            "reason": string(),
+            "amount_halalas": described(integer(), "The refunded amount, VAT included."),
+            "subtotal_halalas": integer(),
+            "vat_halalas": integer(),
+            "issued_at": date_time(),
+        }),
+    )
 }
 
 pub(super) fn board_row() -> Value {

@@ -14,12 +14,15 @@ use uuid::Uuid;
 
 use crate::command::{CommandEnvelope, CommandError, CommandHandler, CommandOutcome};
 
-use super::{Deliveries, Delivery, DeliveryError, Outcome, Provider, EMAIL_LOOKUP_WAIT};
+use super::{
+    Deliveries, Delivery, DeliveryError, Outcome, Provider, Touched, EMAIL_LOOKUP_WAIT,
+    INVOICE_LOOKUP_WAIT, UNMATCHED_INVOICE,
+};
 
 impl Deliveries {
     pub(super) async fn apply(
         &self,
-        record: &InboxRecord,
+        record: &mut InboxRecord,
         delivery: Delivery,
     ) -> Result<Outcome, DeliveryError> {
         match delivery {
@@ -31,7 +34,7 @@ impl Deliveries {
 
     pub(super) async fn apply_moyasar(
         &self,
-        record: &InboxRecord,
+        record: &mut InboxRecord,
         event: moyasar::MoyasarEvent,
     ) -> Result<Outcome, DeliveryError> {
         let Some(payment) = event.payment() else {
@@ -53,6 +56,30 @@ impl Deliveries {
             }
             _ => {}
         }
+        let ours = payment.our_invoice_reference();
+        let theirs = payment.invoice_id.as_deref();
+        let invoice = self.invoice_of_payment(ours, theirs).await?;
+        let (invoice_id, lead_id) = invoice.unzip();
+        Touched {
+            lead_id,
+            invoice_id,
+            payment_id: Some(payment.id.clone()),
+            partner_id: None,
+        }
+        .write_into(&mut record.response);
+        if record.response["touched"]["invoice_id"].is_null() {
+            record.response["status"] = UNMATCHED_INVOICE.into();
+            record.response["reason"] = format!(
+                "payment {} names no invoice we know (metadata.revledger_invoice_id: {}, Moyasar invoice: {}): \
+                 it is kept on its payment stream, applied if that invoice is issued later, and listed \
+                 by /api/reconciliation meanwhile",
+                payment.id,
+                ours.unwrap_or("none"),
+                theirs.unwrap_or("none"),
+            )
+            .into();
+            tracing::warn!(payment = %payment.id, ours, theirs, "Moyasar payment names no known invoice");
+        }
         let command = moyasar_payment_command(payment, event.created_at);
         // A report that cannot follow what we know may be ahead of one still on its way.
         let out_of_order =
@@ -70,7 +97,7 @@ impl Deliveries {
 
     pub(super) async fn apply_calendly(
         &self,
-        record: &InboxRecord,
+        record: &mut InboxRecord,
         event: calendly::CalendlyEvent,
     ) -> Result<Outcome, DeliveryError> {
         let invitee = &event.invitee;
@@ -125,6 +152,11 @@ impl Deliveries {
                 )))
             }
         };
+        Touched {
+            lead_id: Some(lead_id.clone()),
+            ..Touched::default()
+        }
+        .write_into(&mut record.response);
         let (command, waits_for_booking) = match &event.kind {
             calendly::CalendlyEventKind::InviteeCreated => (
                 LeadCommand::BookDemo {
@@ -177,7 +209,7 @@ impl Deliveries {
 
     pub(super) async fn apply_partner(
         &self,
-        record: &InboxRecord,
+        record: &mut InboxRecord,
         event: standard::PartnerSourceEvent,
     ) -> Result<Outcome, DeliveryError> {
         match event.kind {
@@ -207,6 +239,12 @@ impl Deliveries {
                         Err(other) => return Err(DeliveryError::Command(other.to_string())),
                     }
                 }
+                Touched {
+                    lead_id: Some(lead_id.clone()),
+                    partner_id: lead.partner_id.clone(),
+                    ..Touched::default()
+                }
+                .write_into(&mut record.response);
                 let command = LeadCommand::Capture {
                     lead_id: lead_id.clone(),
                     name: lead.name,
@@ -239,6 +277,11 @@ impl Deliveries {
                     standard::RequestedTier::Certified => PartnerTier::Certified,
                     standard::RequestedTier::Strategic => PartnerTier::Strategic,
                 };
+                Touched {
+                    partner_id: Some(partner_id.clone()),
+                    ..Touched::default()
+                }
+                .write_into(&mut record.response);
                 let command = PartnerCommand::Apply {
                     partner_id: partner_id.clone(),
                     name: applied.name,
@@ -257,6 +300,55 @@ impl Deliveries {
                 .await
             }
         }
+    }
+
+    /// The invoice a Moyasar payment is for, and its lead: the one its metadata names if that
+    /// was issued (read from its stream, so always current), else the one linked to its Moyasar
+    /// invoice (given at issue, or linked when revledger created that Moyasar invoice), as the
+    /// reconciliation's invoice facts know it. `None` when it names no invoice we know. The
+    /// same order as the payments-to-invoices process manager's.
+    pub(super) async fn invoice_of_payment(
+        &self,
+        ours: Option<&str>,
+        theirs: Option<&str>,
+    ) -> Result<Option<(String, String)>, DeliveryError> {
+        if let Some(ours) = ours {
+            if let Some(found) = self.issued_invoice(ours).await? {
+                return Ok(Some(found));
+            }
+        }
+        let Some(theirs) = theirs else {
+            return Ok(None);
+        };
+        let db = self.store.sql();
+        let mut linked =
+            projections::reconciliation::invoice_of_moyasar_invoice(&db, theirs).await?;
+        // Not found: the invoice may have been linked a moment ago. Wait (bounded) for the read
+        // model to see everything committed before now, and look once more.
+        if linked.is_none() && self.config.run_workers {
+            self.reconciliation
+                .wait_caught_up(INVOICE_LOOKUP_WAIT)
+                .await?;
+            linked = projections::reconciliation::invoice_of_moyasar_invoice(&db, theirs).await?;
+        }
+        match linked {
+            Some(invoice_id) => self.issued_invoice(&invoice_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// `invoice_id` and its lead, if that invoice was issued.
+    async fn issued_invoice(
+        &self,
+        invoice_id: &str,
+    ) -> Result<Option<(String, String)>, DeliveryError> {
+        let (invoice, version) = self
+            .handlers
+            .invoices
+            .load_aggregate(invoice_id)
+            .await
+            .map_err(|error| DeliveryError::Command(error.to_string()))?;
+        Ok((version > 0).then(|| (invoice_id.to_owned(), invoice.lead_id().to_owned())))
     }
 
     /// The lead with this email, waiting (bounded) for the CRM board to see every lead captured

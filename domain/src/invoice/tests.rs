@@ -630,6 +630,50 @@ fn a_full_refund_issues_a_credit_note_mirroring_the_invoice() {
 }
 
 #[test]
+fn a_partial_refund_shows_as_partially_refunded_and_a_full_one_as_refunded_while_the_rules_still_read_paid(
+) {
+    let mut given = fully_paid();
+    assert_eq!(fold(given.clone()).standing(), Some(InvoiceStanding::Paid));
+    given.push(refunded("refund-1", 100_000, 100_000));
+    let partly = fold(given.clone());
+    assert_eq!(partly.standing(), Some(InvoiceStanding::PartiallyRefunded));
+    assert_eq!(partly.status(), Some(InvoiceStatus::Paid));
+    given.push(refunded("refund-2", TOTAL - 100_000, TOTAL));
+    let wholly = fold(given);
+    assert_eq!(wholly.standing(), Some(InvoiceStanding::Refunded));
+    assert_eq!(wholly.status(), Some(InvoiceStatus::Paid));
+    let refunds: Vec<(&str, i64)> = wholly
+        .credit_notes()
+        .iter()
+        .map(|note| (note.refund_id.as_str(), note.total_halalas))
+        .collect();
+    assert_eq!(
+        refunds,
+        [("refund-1", 100_000), ("refund-2", TOTAL - 100_000)]
+    );
+    assert_eq!(wholly.payments().len(), 1);
+    assert_eq!(wholly.payments()[0].payment_id, "pay-1");
+    assert_eq!(wholly.payments()[0].amount_halalas, TOTAL);
+    assert_eq!(wholly.chain(), seller().vat_number);
+}
+
+#[test]
+fn an_unpaid_invoice_stands_as_its_status() {
+    for (status, standing) in [
+        (InvoiceStatus::Issued, InvoiceStanding::Issued),
+        (InvoiceStatus::PartiallyPaid, InvoiceStanding::PartiallyPaid),
+        (InvoiceStatus::Canceled, InvoiceStanding::Canceled),
+        (InvoiceStatus::Expired, InvoiceStanding::Expired),
+    ] {
+        assert_eq!(InvoiceStanding::of(status, 0, 0), standing);
+    }
+    assert_eq!(
+        InvoiceStanding::of(InvoiceStatus::PartiallyPaid, 500, 500),
+        InvoiceStanding::Refunded
+    );
+}
+
+#[test]
 fn partial_refunds_accumulate_up_to_what_was_paid() {
     let mut given = fully_paid();
     given.push(refunded("refund-1", 100_000, 100_000));
