@@ -711,7 +711,7 @@ async fn the_demo_is_the_same_history_every_time() {
 // A real browser
 
 /// Debian names it `chromium`; Ubuntu's snap shim `chromium-browser`.
-fn find_chromium() -> Option<PathBuf> {
+pub(crate) fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
