@@ -163,3 +163,21 @@ pub fn form_token(session_id: &str) -> String {
 pub fn form_token_matches(session_id: &str, presented: &str) -> bool {
     crate::webhooks::constant_time_eq(form_token(session_id).as_bytes(), presented.as_bytes())
 }
+
+#[cfg(test)]
+mod form_token_tests {
+    use super::*;
+
+    #[test]
+    fn a_form_token_belongs_to_its_session_alone() {
+        let token = form_token("session-a");
+        assert_eq!(token.len(), 64);
+        assert_eq!(token, form_token("session-a"));
+        assert_ne!(token, form_token("session-b"));
+        assert!(form_token_matches("session-a", &token));
+        assert!(!form_token_matches("session-b", &token));
+        assert!(!form_token_matches("session-a", ""));
+        assert!(!form_token_matches("session-a", &token[..63]));
+        assert!(!token.contains("session-a"));
+    }
+}
