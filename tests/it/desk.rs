@@ -240,7 +240,7 @@ async fn finance_decides_commissions_and_creates_payouts_from_the_dashboard_as_i
         .await;
     assert!(!ok, "{text}");
     assert!(
-        text.starts_with("مرفوض:") && text.contains("reason"),
+        text.starts_with("مرفوض:") && text.contains("يتطلب ذكر السبب"),
         "{text}"
     );
     assert_eq!(commission_status(app, &reject_id).await, "held");

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use adapters::store::EventMetadata;
+use app::command::CommandError;
 use app::commissions::Decision;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -26,6 +27,7 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::desk_labels::commission_refusal;
 use super::format::{money, query_value};
 use super::labels::Lang;
 use super::layout::{failure_page, html_response, layout, Page};
@@ -228,11 +230,13 @@ pub async fn decide_commission(
         true,
         metadata(&principal, &headers),
     )
-    .await
-    .map_err(command_error);
+    .await;
     let result = match outcome {
         Ok(_) => ActionResult::ok(format!("{done} {commission_id}")),
-        Err(error) => failed(lang, error),
+        Err(CommandError::Rejected(rule)) => {
+            ActionResult::refused(lang, &commission_refusal(lang, &rule))
+        }
+        Err(error) => failed(lang, command_error(error)),
     };
     back_to(Page::Commissions, lang, &result)
 }

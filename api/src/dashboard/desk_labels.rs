@@ -148,3 +148,24 @@ impl Lang {
         }
     }
 }
+
+/// Why the domain refused a commission decision, said in `lang`: the rules a desk user meets
+/// in Arabic; in English (and for any other rule) the domain's own words.
+pub fn commission_refusal(lang: Lang, rule: &domain::commission::CommissionError) -> String {
+    use domain::commission::CommissionError as E;
+    if lang == Lang::En {
+        return rule.to_string();
+    }
+    match rule {
+        E::CommissionNotAccrued => "لا توجد عمولة مستحقة بهذا المعرّف".to_owned(),
+        E::CommissionStillHeld { until } => format!(
+            "العمولة محتجزة حتى {}",
+            super::format::when(lang, adapters::clock::unix_micros(*until))
+        ),
+        E::CommissionAlreadyApproved => "العمولة معتمدة من قبل".to_owned(),
+        E::CommissionAlreadyRejected => "العمولة مرفوضة من قبل".to_owned(),
+        E::CommissionAlreadyPaidOut => "العمولة مصروفة من قبل".to_owned(),
+        E::RejectionReasonRequired => "رفض العمولة يتطلب ذكر السبب".to_owned(),
+        other => other.to_string(),
+    }
+}
