@@ -484,7 +484,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("say which dead letter: --id ID, or --all"),
             };
             for id in ids {
-                match service.state().deliveries.replay(&id).await {
+                match service.state().deliveries.replay(&id, "cli").await {
                     Ok(answer) => println!("{id}: {}", answer.status),
                     Err(error) => println!("{id}: {error}"),
                 }

@@ -43,6 +43,10 @@ pub struct InboxRecord {
     pub received_at: OffsetDateTime,
     pub http_status: u16,
     pub response: Value,
+    /// Who replayed this delivery by hand (a dead letter tried again by an operator), recorded
+    /// as the actor of the events it appends; `None` for the provider's own deliveries and
+    /// the retry worker. Not stored in the inbox row.
+    pub replayed_by: Option<String>,
 }
 
 impl InboxRecord {
@@ -62,6 +66,7 @@ impl InboxRecord {
             received_at,
             http_status: 200,
             response: Value::Null,
+            replayed_by: None,
         }
     }
 

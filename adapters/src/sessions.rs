@@ -140,3 +140,44 @@ pub async fn purge_expired(db: &SqlDb, now: OffsetDateTime) -> Result<u64, Store
         }
     }
 }
+
+/// The dashboard form token of a session: `HMAC-SHA256(key = session id, "revledger
+/// dashboard form")`, hex. Every form of a signed-in page carries it and every POST must
+/// present it ([`form_token_matches`]): a page of another site can make the browser send the
+/// session cookie (were SameSite ever relaxed or bypassed) but cannot read the token, and the
+/// token says nothing about the session id it was made from. Computed, not stored, so every
+/// replica agrees on it and it ends with its session.
+pub fn form_token(session_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(session_id.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"revledger dashboard form");
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Whether `presented` is the form token of `session_id`, compared in constant time.
+pub fn form_token_matches(session_id: &str, presented: &str) -> bool {
+    crate::webhooks::constant_time_eq(form_token(session_id).as_bytes(), presented.as_bytes())
+}
+
+#[cfg(test)]
+mod form_token_tests {
+    use super::*;
+
+    #[test]
+    fn a_form_token_belongs_to_its_session_alone() {
+        let token = form_token("session-a");
+        assert_eq!(token.len(), 64);
+        assert_eq!(token, form_token("session-a"));
+        assert_ne!(token, form_token("session-b"));
+        assert!(form_token_matches("session-a", &token));
+        assert!(!form_token_matches("session-b", &token));
+        assert!(!form_token_matches("session-a", ""));
+        assert!(!form_token_matches("session-a", &token[..63]));
+        assert!(!token.contains("session-a"));
+    }
+}

@@ -4,12 +4,12 @@
 use adapters::idempotency::{self, Claim};
 use adapters::store::EventMetadata;
 use app::command::{CommandEnvelope, CommandError, CommandOutcome};
+use app::commissions::Decision;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::commission::CommissionCommand;
 use domain::money::MoneyError;
 use domain::partner::{PartnerCommand, PartnerTier};
 use projections::as_of::AsOfAnswer;
@@ -505,7 +505,8 @@ struct DecisionRequest {
     reason: Option<String>,
 }
 
-/// `POST /api/commissions/{id}/{approve|reject}`.
+/// `POST /api/commissions/{id}/{approve|reject}`: [`app::commissions::decide`], as the
+/// dashboard's desk does.
 pub async fn decide_commission(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -519,22 +520,10 @@ pub async fn decide_commission(
     } else {
         parse_body(&body)?
     };
-    let at = adapters::clock::now_micros();
-    let command = match decision.as_str() {
-        "approve" => CommissionCommand::Approve {
-            actor: principal.actor(),
-            at,
-        },
-        "reject" => CommissionCommand::Reject {
-            actor: principal.actor(),
-            reason: request.reason.unwrap_or_default(),
-            at,
-        },
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no commission action {other:?}: use approve or reject"
-            )))
-        }
+    let Some(decision_made) = Decision::parse(&decision, request.reason) else {
+        return Err(ApiError::NotFound(format!(
+            "no commission action {decision:?}: use approve or reject"
+        )));
     };
     let path = format!("POST /api/commissions/{commission_id}/{decision}");
     let (state, principal, headers) = (&state, &principal, &headers);
@@ -545,20 +534,17 @@ pub async fn decide_commission(
         &path,
         &body,
         |id: RequestId| async move {
-            let envelope = CommandEnvelope {
-                aggregate_id: commission_id.clone(),
-                command_id: id.command_id,
-                command,
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            };
-            let outcome = state
-                .handlers
-                .commissions
-                .execute(envelope)
-                .await
-                .map_err(command_error)?;
+            let outcome = app::commissions::decide(
+                &state.handlers,
+                &commission_id,
+                decision_made,
+                adapters::clock::now_micros(),
+                id.command_id,
+                id.fresh,
+                metadata(principal, headers),
+            )
+            .await
+            .map_err(command_error)?;
             Ok((StatusCode::OK, command_answer(&outcome)))
         },
     )

@@ -127,8 +127,9 @@ pub async fn replay_dead_letter(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_change(Area::Finance)?;
-    Ok(answered(state.deliveries.replay(&id).await?))
+    let principal = authenticate(&state, &headers).await?;
+    principal.require_change(Area::Finance)?;
+    Ok(answered(
+        state.deliveries.replay(&id, &principal.actor()).await?,
+    ))
 }

@@ -23,6 +23,7 @@
 //! Nothing here speaks HTTP: inputs and outputs are typed, errors name the rule.
 
 pub mod command;
+pub mod commissions;
 pub mod demo;
 pub mod handlers;
 pub mod invoices;

@@ -524,6 +524,15 @@ impl Deliveries {
 
     /// Tries a kept delivery again, from its stored body (already authenticated).
     async fn retry(&self, entry: &InboxEntry) -> Result<Answer, DeliveryError> {
+        self.try_again(entry, None).await
+    }
+
+    /// [`Self::retry`], by the worker (`replayed_by` none) or by an operator.
+    async fn try_again(
+        &self,
+        entry: &InboxEntry,
+        replayed_by: Option<&str>,
+    ) -> Result<Answer, DeliveryError> {
         let body = entry.body();
         let provider = Provider::of(&entry.provider);
         let mut record = InboxRecord::new(
@@ -532,6 +541,7 @@ impl Deliveries {
             &body,
             adapters::clock::from_unix_micros(entry.received_at_us).unwrap_or_else(now),
         );
+        record.replayed_by = replayed_by.map(str::to_owned);
         match parse(provider, &body) {
             Ok(delivery) => self.settle(record, delivery).await,
             Err(error) => {
@@ -545,13 +555,15 @@ impl Deliveries {
         }
     }
 
-    /// Replays one dead letter now (operators: the API and the CLI).
-    pub async fn replay(&self, inbox_id: &str) -> Result<Answer, DeliveryError> {
+    /// Replays one dead letter now (operators: the API, the dashboard and the CLI); the events
+    /// it appends carry `actor` (the operator) as their actor, and `replay:webhook:<provider>`
+    /// as their source.
+    pub async fn replay(&self, inbox_id: &str, actor: &str) -> Result<Answer, DeliveryError> {
         let entry = inbox::find_by_id(&self.store.sql(), inbox_id)
             .await?
             .filter(|entry| entry.status == "dead_lettered")
             .ok_or_else(|| DeliveryError::NoDeadLetter(inbox_id.to_owned()))?;
-        self.retry(&entry).await
+        self.try_again(&entry, Some(actor)).await
     }
 
     /// The dead letters, oldest first, at most `limit`.

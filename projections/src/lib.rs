@@ -13,6 +13,8 @@ pub mod crm_board;
 pub mod deferred_indexes;
 pub mod funnel;
 pub mod ledger;
+pub mod monthly;
+pub mod partner_view;
 pub mod quarantine;
 pub mod reconciliation;
 pub mod revenue;

@@ -18,14 +18,14 @@ use crate::{decode, micros, Projection, ProjectionError};
 
 pub struct Revenue;
 
-fn monthly_halalas(plan: Plan) -> i64 {
+pub(crate) fn monthly_halalas(plan: Plan) -> i64 {
     match plan {
         Plan::Pilot => 0,
         other => other.price_halalas(),
     }
 }
 
-fn parse_plan(text: &str) -> Option<Plan> {
+pub(crate) fn parse_plan(text: &str) -> Option<Plan> {
     serde_json::from_value(Value::String(text.to_owned())).ok()
 }
 

@@ -19,13 +19,14 @@ use crate::helpers::{temp_dir, Engine, TestDb};
 const SMALL_DEMO_LEADS: u32 = 80;
 
 /// Every page and whether a sales token may read it.
-const PAGES: [(&str, &str, bool); 6] = [
+const PAGES: [(&str, &str, bool); 7] = [
     ("overview", "/dashboard", true),
     ("crm", "/dashboard/crm", true),
     ("commissions", "/dashboard/commissions", false),
     ("reconciliation", "/dashboard/reconciliation", false),
     ("audit", "/dashboard/audit", false),
     ("lag", "/dashboard/lag", true),
+    ("dead-letters", "/dashboard/dead-letters", false),
 ];
 
 fn seller() -> Seller {
@@ -403,7 +404,28 @@ async fn a_sales_token_is_refused_the_finance_and_audit_pages(engine: Engine) {
         403
     );
     let partner_cookie = sign_in(&app, &partner).await;
-    assert_eq!(page(&app, "/dashboard", &partner_cookie).await.status, 403);
+    // A partner's dashboard is its own page (tests/it/desk.rs); every staff page is refused.
+    let raw = raw_request(
+        &app,
+        "GET",
+        "/dashboard",
+        &[("Cookie", partner_cookie.clone())],
+        b"",
+    )
+    .await;
+    assert_eq!(status_of(&raw), 303);
+    assert_eq!(header_values(&raw, "location"), ["/dashboard/partner"]);
+    for path in [
+        "/dashboard/crm",
+        "/dashboard/commissions",
+        "/dashboard/audit",
+    ] {
+        assert_eq!(
+            page(&app, path, &partner_cookie).await.status,
+            403,
+            "{path}"
+        );
+    }
     app.stop().await;
 }
 
@@ -711,7 +733,7 @@ async fn the_demo_is_the_same_history_every_time() {
 // A real browser
 
 /// Debian names it `chromium`; Ubuntu's snap shim `chromium-browser`.
-fn find_chromium() -> Option<PathBuf> {
+pub(crate) fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))

@@ -18,6 +18,8 @@ mod batched;
 mod cli;
 mod command_handler;
 mod dashboard;
+mod desk;
+mod desk_browser;
 mod fake_fatoora;
 mod fatoora;
 mod finance;

@@ -65,7 +65,7 @@ fn fixture(name: &str) -> Value {
     body
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -497,7 +497,7 @@ async fn the_moyasar_webhook_verification_is_acknowledged(app: &TestApp) {
     assert_eq!(inbox_rows(app).await[0].2, "acknowledged");
 }
 
-fn calendly_event(kind: &str, email: &str, invitee: &str) -> Value {
+pub(crate) fn calendly_event(kind: &str, email: &str, invitee: &str) -> Value {
     let mut body = fixture(if kind == "invitee.canceled" {
         "calendly_invitee_canceled.json"
     } else {

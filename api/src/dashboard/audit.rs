@@ -9,7 +9,7 @@ use maud::{html, Markup};
 use projections::audit_log::{self, AuditEntry, AuditQuery};
 
 use super::format::{query_value, when};
-use super::labels::Labels;
+use super::labels::{Labels, Lang};
 use super::layout::{as_of_note, Page, PageQuery, Visit};
 use super::AUDIT_PAGE_ROWS;
 use crate::finance::read_db;
@@ -136,7 +136,7 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
                     tr { td colspan="7" class="muted" { (labels.none) } }
                 }
                 @for entry in &trail.items {
-                    (entry_row(entry))
+                    (entry_row(lang, entry))
                 }
             }
         }
@@ -183,7 +183,7 @@ fn filter_form(
     }
 }
 
-fn entry_row(entry: &AuditEntry) -> Markup {
+fn entry_row(lang: Lang, entry: &AuditEntry) -> Markup {
     let link = |key: &str, value: &str| format!("/dashboard/audit?{key}={}", query_value(value));
     let actor = entry.actor.as_deref().unwrap_or_default();
     let reference = entry
@@ -194,7 +194,7 @@ fn entry_row(entry: &AuditEntry) -> Markup {
     html! {
         tr data-seq=(entry.seq) data-position=(entry.position) {
             td class="num" { (entry.seq) }
-            td { (when(entry.recorded_at_us)) }
+            td { (when(lang, entry.recorded_at_us)) }
             td class="id" { a href=(link("stream", &entry.stream_id)) { (entry.stream_id) } }
             td { a href=(link("event_type", &entry.event_type)) { (entry.event_type) } }
             td class="id" { a href=(link("actor", actor)) { (actor) } }

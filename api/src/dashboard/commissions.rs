@@ -1,5 +1,7 @@
 //! Commissions and payouts: what each partner is owed, every payout with what it paid, and the
-//! latest commissions with where each stands.
+//! latest commissions with where each stands. For a role that may change finance (finance,
+//! admin), the desk's forms too: approve or reject (with a reason) each undecided commission,
+//! and create payout batches ([`super::actions`]); an auditor sees the same page without them.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -11,6 +13,7 @@ use super::format::{money_cell, when};
 use super::labels::status_label;
 use super::layout::{as_of_note, Page, PageQuery, Visit};
 use super::MAX_COMMISSION_ROWS;
+use crate::auth::Area;
 use crate::finance::read_db;
 use crate::{ApiError, AppState};
 
@@ -35,6 +38,7 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
     let commissions = statements::latest_commissions(&db, MAX_COMMISSION_ROWS).await?;
     let lang = visit.lang;
     let labels = lang.labels();
+    let acts = visit.principal.can_change(Area::Finance);
     Ok(html! {
         (as_of_note(lang, query))
         h2 { (labels.balances) }
@@ -58,6 +62,9 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
             }
         }
         h2 { (labels.payouts) }
+        @if acts {
+            (payout_form(visit, &partners))
+        }
         table id="payouts" {
             thead { tr {
                 th { (labels.payout) }
@@ -91,10 +98,11 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
                 th class="num" { (labels.net) }
                 th { (labels.held_until) }
                 th { (labels.payout) }
+                @if acts { th { (lang.desk().actions) } }
             } }
             tbody {
                 @if commissions.is_empty() {
-                    tr { td colspan="9" class="muted" { (labels.none) } }
+                    tr { td colspan="10" class="muted" { (labels.none) } }
                 }
                 @for commission in &commissions {
                     @let short_id: String = commission.commission_id.chars().take(8).collect();
@@ -106,11 +114,62 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
                         td { (status_label(lang, &commission.status)) }
                         (money_cell(lang, commission.accrued_halalas))
                         (money_cell(lang, commission.net_halalas))
-                        td { (when(commission.held_until_us)) }
+                        td { (when(lang, commission.held_until_us)) }
                         td class="id" { (commission.payout_id.as_deref().unwrap_or("")) }
+                        @if acts {
+                            td { (decision_forms(visit, &commission.commission_id, &commission.status)) }
+                        }
                     }
                 }
             }
         }
     })
+}
+
+/// The form that creates payout batches: for every partner, or the one chosen.
+fn payout_form(visit: &Visit, partners: &[statements::PartnerBalance]) -> Markup {
+    let lang = visit.lang;
+    let desk = lang.desk();
+    html! {
+        form method="post" action="/dashboard/payouts" class="filters" id="create-payouts" {
+            input type="hidden" name="csrf" value=(visit.form_token);
+            input type="hidden" name="lang" value=(lang.code());
+            label {
+                (lang.labels().partner)
+                select name="partner_id" {
+                    option value="" { (desk.all_partners) }
+                    @for partner in partners {
+                        option value=(partner.partner_id) { (partner.partner_id) }
+                    }
+                }
+            }
+            button class="primary" type="submit" { (desk.create_payouts) }
+        }
+    }
+}
+
+/// Approve and reject for a commission still undecided (held); reject alone for one approved
+/// and not yet paid out. A decided one has no form.
+fn decision_forms(visit: &Visit, commission_id: &str, status: &str) -> Markup {
+    let lang = visit.lang;
+    let desk = lang.desk();
+    let action = |decision: &str| format!("/dashboard/commissions/{commission_id}/{decision}");
+    html! {
+        @if status == "held" {
+            form method="post" action=(action("approve")) class="decide approve" {
+                input type="hidden" name="csrf" value=(visit.form_token);
+                input type="hidden" name="lang" value=(lang.code());
+                button class="primary" type="submit" { (desk.approve) }
+            }
+        }
+        @if status == "held" || status == "approved" {
+            form method="post" action=(action("reject")) class="decide reject" {
+                input type="hidden" name="csrf" value=(visit.form_token);
+                input type="hidden" name="lang" value=(lang.code());
+                input type="text" name="reason" required maxlength="500"
+                    aria-label=(desk.reject_reason) placeholder=(desk.reject_reason);
+                button type="submit" { (desk.reject) }
+            }
+        }
+    }
 }

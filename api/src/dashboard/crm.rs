@@ -120,16 +120,16 @@ fn lead_row(lang: Lang, lead: &BoardRow, archived: bool, now_us: i64) -> Markup 
             td { (lead.owner.as_deref().unwrap_or("")) }
             td { (lead.source) }
             td class="id" { (lead.partner_id.as_deref().unwrap_or("")) }
-            td { (when(lead.last_contact_at_us)) }
+            td { (when(lang, lead.last_contact_at_us)) }
             td {
                 @if archived {
                     (lead.archived_reason.as_deref().unwrap_or(""))
                 } @else {
                     @match due_us {
                         Some(due) if is_due => {
-                            span class="badge due" { (lang.labels().due) } " " (when(due))
+                            span class="badge due" { (lang.labels().due) } " " (when(lang, due))
                         },
-                        Some(due) => (when(due)),
+                        Some(due) => (when(lang, due)),
                         None => "—",
                     }
                 }

@@ -1,5 +1,6 @@
 //! Numbers, times and links for people: money from integer halalas, percentages from basis
-//! points, Unix microseconds as UTC minutes, and query values percent-encoded.
+//! points, Unix microseconds as minutes in Riyadh's time with the zone named, and query values
+//! percent-encoded.
 
 use domain::money::Halalas;
 use maud::{html, Markup};
@@ -49,12 +50,18 @@ pub fn ratio_bps(part: i64, whole: i64) -> i64 {
     }
 }
 
-/// Unix microseconds as `2026-08-01 08:00 UTC`.
-pub fn when(us: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    adapters::clock::from_unix_micros(us)
-        .and_then(|at| at.format(&format).ok())
-        .unwrap_or_else(|| us.to_string())
+/// Unix microseconds as a minute in Riyadh (UTC+3 all year: Saudi Arabia keeps no daylight
+/// saving), with the zone named: `2026-12-07 09:15 (Asia/Riyadh)`, or `(بتوقيت الرياض)`.
+pub fn when(lang: Lang, us: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    let Some(at) = adapters::clock::from_unix_micros(us) else {
+        return us.to_string();
+    };
+    let (date, time) = domain::phase2::riyadh_local(at);
+    match time::PrimitiveDateTime::new(date, time).format(&format) {
+        Ok(text) => format!("{text} ({})", lang.desk().riyadh_zone),
+        Err(_) => us.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +83,17 @@ mod tests {
         assert_eq!(money(Lang::En, 344_885), "3,448.85 SAR");
         assert_eq!(money(Lang::Ar, -50), "-0.50 ر.س");
         assert_eq!(money(Lang::En, 0), "0.00 SAR");
+    }
+
+    #[test]
+    fn times_are_shown_in_riyadh_with_the_zone_named() {
+        // 2026-12-07 06:15 UTC is 09:15 in Riyadh.
+        let us = 1_796_624_100_000_000;
+        assert_eq!(when(Lang::En, us), "2026-12-07 09:15 (Asia/Riyadh)");
+        assert_eq!(when(Lang::Ar, us), "2026-12-07 09:15 (بتوقيت الرياض)");
+        // 22:30 UTC on the last day of a month is already the next month in Riyadh.
+        let late = 1_798_756_200_000_000; // 2026-12-31 22:30 UTC
+        assert_eq!(when(Lang::En, late), "2027-01-01 01:30 (Asia/Riyadh)");
     }
 
     #[test]

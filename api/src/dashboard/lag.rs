@@ -80,7 +80,7 @@ async fn body(state: &AppState, visit: &Visit) -> Result<Markup, ApiError> {
                         td class="num" { (process.position) }
                         td class="num" { (process.events_applied) }
                         td class="num" { ((head - process.position).max(0)) }
-                        td { (when(process.updated_at_us)) }
+                        td { (when(visit.lang, process.updated_at_us)) }
                     }
                 }
             }

@@ -22,16 +22,20 @@ pub enum Page {
     Reconciliation,
     Audit,
     Lag,
+    DeadLetters,
+    Partner,
 }
 
 impl Page {
-    const ALL: [Page; 6] = [
+    const ALL: [Page; 8] = [
         Page::Overview,
         Page::Crm,
         Page::Commissions,
         Page::Reconciliation,
         Page::Audit,
         Page::Lag,
+        Page::DeadLetters,
+        Page::Partner,
     ];
 
     pub fn path(self) -> &'static str {
@@ -42,6 +46,8 @@ impl Page {
             Page::Reconciliation => "/dashboard/reconciliation",
             Page::Audit => "/dashboard/audit",
             Page::Lag => "/dashboard/lag",
+            Page::DeadLetters => "/dashboard/dead-letters",
+            Page::Partner => "/dashboard/partner",
         }
     }
 
@@ -53,15 +59,22 @@ impl Page {
             Page::Reconciliation => "reconciliation",
             Page::Audit => "audit",
             Page::Lag => "lag",
+            Page::DeadLetters => "dead-letters",
+            Page::Partner => "partner",
         }
     }
 
-    /// What the page shows, for the role check. Lag is operational: any staff role sees it.
-    fn area(self) -> Area {
+    /// Who may see the page. Lag is operational: any staff role sees it. The dead letters are
+    /// finance's to replay (and an auditor's to read); the partner page is a partner token's
+    /// own, and only a partner's.
+    pub fn visible_to(self, principal: &Principal) -> bool {
         match self {
-            Page::Overview | Page::Crm | Page::Lag => Area::Sales,
-            Page::Commissions | Page::Reconciliation => Area::Finance,
-            Page::Audit => Area::Audit,
+            Page::Overview | Page::Crm | Page::Lag => principal.can_read(Area::Sales),
+            Page::Commissions | Page::Reconciliation | Page::DeadLetters => {
+                principal.can_read(Area::Finance)
+            }
+            Page::Audit => principal.can_read(Area::Audit),
+            Page::Partner => principal.role == crate::auth::Role::Partner,
         }
     }
 
@@ -73,6 +86,8 @@ impl Page {
             Page::Reconciliation => labels.reconciliation,
             Page::Audit => labels.audit,
             Page::Lag => labels.lag,
+            Page::DeadLetters => Lang::desk_of(labels).dead_letters,
+            Page::Partner => Lang::desk_of(labels).partner_page,
         }
     }
 }
@@ -142,7 +157,7 @@ pub fn layout(
     let here = current.map_or(LOGIN_PATH, Page::path);
     let pages = Page::ALL
         .into_iter()
-        .filter(|page| principal.is_some_and(|p| p.can_read(page.area())));
+        .filter(|page| principal.is_some_and(|p| page.visible_to(p)));
     html! {
         (DOCTYPE) "\n"
         html lang=(lang.code()) dir=(lang.dir()) {
@@ -235,8 +250,13 @@ impl PageQuery {
 pub struct Visit {
     pub principal: Principal,
     pub lang: Lang,
+    /// The session's form token, for every form that changes something
+    /// ([`adapters::sessions::form_token`]).
+    pub form_token: String,
     remember_lang: bool,
     page: Page,
+    /// The result of the action that redirected here, shown once.
+    result: Option<super::actions::ActionResult>,
 }
 
 impl Visit {
@@ -264,7 +284,14 @@ impl Visit {
             }
             Err(error) => return Err(failure_page(lang, None, error)),
         };
-        if !principal.can_read(page.area()) {
+        if principal.role == crate::auth::Role::Partner && page == Page::Overview {
+            // A partner's dashboard is its own page.
+            return Err(super::session::see_other(
+                Page::Partner.path(),
+                remembered.map(lang_cookie),
+            ));
+        }
+        if !page.visible_to(&principal) {
             let labels = lang.labels();
             let body = html! {
                 p id="forbidden" { (labels.forbidden_detail) " " strong { (page.title(labels)) } }
@@ -275,8 +302,10 @@ impl Visit {
         Ok(Visit {
             principal,
             lang,
+            form_token: super::session::form_token_of(jar),
             remember_lang,
             page,
+            result: super::actions::ActionResult::from_jar(jar),
         })
     }
 
@@ -286,6 +315,10 @@ impl Visit {
         match body {
             Ok(body) => {
                 let title = self.page.title(self.lang.labels());
+                let body = html! {
+                    @if let Some(result) = &self.result { (result.banner()) }
+                    (body)
+                };
                 let page = layout(
                     self.lang,
                     Some(&self.principal),
@@ -293,7 +326,16 @@ impl Visit {
                     title,
                     body,
                 );
-                html_response(StatusCode::OK, page, remembered)
+                let response = html_response(StatusCode::OK, page, remembered);
+                match self.result {
+                    // Shown once: the cookie that carried it is expired with this page.
+                    Some(_) => (
+                        CookieJar::new().add(super::actions::ActionResult::expired_cookie()),
+                        response,
+                    )
+                        .into_response(),
+                    None => response,
+                }
             }
             Err(error) => failure_page(self.lang, Some(&self.principal), error),
         }

@@ -13,11 +13,18 @@
 //!   (axum-extra's cookie jar);
 //! - [`layout`]: the pages, who may see each, the document around a page, the failure page;
 //! - [`labels`]: every word the dashboard says, in English and Arabic (right to left);
-//! - [`format`]: money, percentages, times and query values;
-//! - one module per page: [`overview`] (the funnel and revenue), [`crm`] (the board),
-//!   [`commissions`] (balances, payouts, commissions), [`reconciliation`] (mismatches and
-//!   ZATCA's status), [`audit`] (the trail, filtered) and [`lag`] (projections and process
-//!   managers).
+//! - [`desk_labels`]: the finance desk's words (actions, results, charts, the time zone);
+//! - [`format`]: money, percentages, times (in Asia/Riyadh, the zone named) and query values;
+//! - [`actions`]: the finance desk's forms (approve or reject a commission, create payout
+//!   batches, replay a dead letter), each checked for the session's form token (CSRF) and a
+//!   role that may change finance, run through the same `app` use case as the JSON API, and
+//!   answered with a redirect to the page showing the result;
+//! - [`charts`]: MRR and collections per month as inline SVG;
+//! - one module per page: [`overview`] (the funnel, revenue and the monthly charts), [`crm`]
+//!   (the board), [`commissions`] (balances, payouts, commissions, and the desk's forms),
+//!   [`reconciliation`] (mismatches and ZATCA's status), [`audit`] (the trail, filtered),
+//!   [`lag`] (projections and process managers), [`dead_letters`] (with replay) and
+//!   [`partner`] (a partner token's own statements and commissions).
 //!
 //! **Signing in.** A page without a valid session redirects to the login form; a page the
 //! role may not read answers 403 with an HTML explanation. Each page looks the session up
@@ -38,14 +45,19 @@ use axum::Router;
 
 use crate::AppState;
 
+pub mod actions;
 pub mod audit;
+pub mod charts;
 pub mod commissions;
 pub mod crm;
+pub mod dead_letters;
+pub mod desk_labels;
 pub mod format;
 pub mod labels;
 pub mod lag;
 pub mod layout;
 pub mod overview;
+pub mod partner;
 pub mod reconciliation;
 pub mod session;
 
@@ -73,6 +85,14 @@ pub const AUDIT_PAGE_ROWS: i64 = 100;
 pub const MAX_MISMATCH_ROWS: usize = 200;
 /// ZATCA documents not accepted (pending or rejected) listed on the reconciliation page.
 pub const MAX_ZATCA_ROWS: i64 = 200;
+/// Dead letters listed on their page (the oldest first; replaying one makes room).
+pub const MAX_DEAD_LETTER_ROWS: i64 = 200;
+/// Months of a partner's statements listed on its page (the latest first).
+pub const MAX_STATEMENT_MONTHS: i64 = 36;
+/// Statement lines shown for the chosen month.
+pub const MAX_STATEMENT_LINES: i64 = 500;
+/// Months in the MRR and collections charts, ending with the current month.
+pub const CHART_MONTHS: u32 = 12;
 
 /// The sign-in form (its route is spelled out in [`routes`], where tests/it/openapi.rs reads
 /// every route's path literal).
@@ -87,6 +107,17 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/reconciliation", get(reconciliation::page))
         .route("/dashboard/audit", get(audit::page))
         .route("/dashboard/lag", get(lag::page))
+        .route("/dashboard/dead-letters", get(dead_letters::page))
+        .route("/dashboard/partner", get(partner::page))
+        .route(
+            "/dashboard/commissions/{id}/{decision}",
+            post(actions::decide_commission),
+        )
+        .route("/dashboard/payouts", post(actions::create_payouts))
+        .route(
+            "/dashboard/dead-letters/{id}/replay",
+            post(actions::replay_dead_letter),
+        )
         .route(
             "/dashboard/login",
             get(session::login_form).post(session::login),

@@ -1,5 +1,6 @@
 //! The overview: the sales funnel (a chart, each stage's leads now, how many reached it and the
-//! conversion from the stage before) and, for roles that read finance, revenue.
+//! conversion from the stage before) and, for roles that read finance, revenue and the charts
+//! of MRR and collections per month ([`super::charts`]).
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -8,9 +9,11 @@ use maud::{html, Markup};
 use projections::funnel::{FunnelNow, StageLeads, FUNNEL};
 use projections::revenue::RevenueFigures;
 
+use super::charts::monthly_chart;
 use super::format::{money, money_cell, percent, ratio_bps};
 use super::labels::{stage_label, Lang};
 use super::layout::{as_of_note, Page, PageQuery, Visit};
+use super::CHART_MONTHS;
 use crate::auth::Area;
 use crate::finance::read_db;
 use crate::{ApiError, AppState};
@@ -38,12 +41,30 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
     } else {
         None
     };
+    // The monthly charts are of the present (the as-of view replays one read model at a time;
+    // these read two).
+    let monthly = if visit.principal.can_read(Area::Finance) && query.as_of().is_none() {
+        let db = state.store.sql();
+        let now = adapters::clock::now_micros();
+        Some((
+            projections::monthly::mrr_by_month(&db, now, CHART_MONTHS).await?,
+            projections::monthly::collections_by_month(&db, now, CHART_MONTHS).await?,
+        ))
+    } else {
+        None
+    };
     let lang = visit.lang;
     Ok(html! {
         (as_of_note(lang, query))
         (funnel_section(lang, &funnel))
         @if let Some(revenue) = &revenue {
             (revenue_section(lang, revenue))
+        }
+        @if let Some((mrr, collections)) = &monthly {
+            h2 { (lang.desk().mrr_chart) }
+            (monthly_chart(lang, "mrr-chart", lang.desk().mrr_chart, mrr))
+            h2 { (lang.desk().collections_chart) }
+            (monthly_chart(lang, "collections-chart", lang.desk().collections_chart, collections))
         }
     })
 }

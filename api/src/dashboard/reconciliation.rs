@@ -217,7 +217,7 @@ fn document_row(lang: Lang, document: &ZatcaDocument) -> Markup {
             td class="num" { (document.attempts) }
             td {
                 @if let Some(at) = document.next_attempt_at_us {
-                    (when(at))
+                    (when(lang, at))
                 }
                 @if let Some(reason) = &document.last_reason {
                     @if document.next_attempt_at_us.is_some() { br; }

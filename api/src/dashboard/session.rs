@@ -105,6 +105,26 @@ pub async fn session_principal(state: &AppState, jar: &CookieJar) -> Result<Prin
     sessions::principal(state, session_id, adapters::clock::now_micros()).await
 }
 
+/// The form token of the request's session ([`adapters::sessions::form_token`]); empty
+/// without a session (such a request is sent to the login form before any form is shown).
+pub fn form_token_of(jar: &CookieJar) -> String {
+    jar.get(SESSION_COOKIE)
+        .map(Cookie::value)
+        .filter(|value| !value.is_empty())
+        .map(adapters::sessions::form_token)
+        .unwrap_or_default()
+}
+
+/// Whether `presented` is the form token of the request's session.
+pub fn form_token_is_good(jar: &CookieJar, presented: Option<&str>) -> bool {
+    match (jar.get(SESSION_COOKIE).map(Cookie::value), presented) {
+        (Some(session_id), Some(presented)) if !session_id.is_empty() && !presented.is_empty() => {
+            adapters::sessions::form_token_matches(session_id, presented)
+        }
+        _ => false,
+    }
+}
+
 /// Where to go after signing in: a dashboard page, nothing else (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
     match next {

@@ -373,8 +373,16 @@ pub(super) fn envelope<C>(
         command_id,
         command,
         metadata: EventMetadata {
-            actor: Some(format!("webhook:{}", record.provider)),
-            source: Some(format!("webhook:{}", record.provider)),
+            actor: Some(
+                record
+                    .replayed_by
+                    .clone()
+                    .unwrap_or_else(|| format!("webhook:{}", record.provider)),
+            ),
+            source: Some(match record.replayed_by {
+                Some(_) => format!("replay:webhook:{}", record.provider),
+                None => format!("webhook:{}", record.provider),
+            }),
             delivery_id: Some(record.delivery_id.clone()),
             correlation_id: Some(record.command_id()),
             ..Default::default()

@@ -1,0 +1,230 @@
+//! Money per calendar month, in Riyadh's time (UTC+3, no daylight saving), for the
+//! dashboard's charts: MRR at each month's end and collections in each month.
+//!
+//! Neither needs a table of its own; both are read from read models that already hold the
+//! facts with their business times:
+//!
+//! - **MRR at a moment** follows [`crate::revenue`]'s rule: a customer's subscription is the
+//!   plan of its latest paid invoice that sells a plan, active until that invoice is refunded
+//!   in full; MRR sums the monthly price before VAT of active paid plans (the pilot counts 0).
+//!   The plan comes from `revenue_invoices`; when the invoice was paid (its last applied
+//!   payment) and refunded come from the journal's entries (`PaymentRecorded`,
+//!   `InvoiceRefunded`, by the invoice's stream).
+//! - **Collections** are what the gateway took (the journal's capture entries, `Dr
+//!   gateway_clearing`, entry 0 of a payment event) less what it handed back
+//!   (`PaymentRefunded`'s `Cr cash`), by the month each happened in.
+//!
+//! The months are computed here from Unix microseconds, so both engines agree (no
+//! engine-specific date functions in SQL).
+
+use std::collections::{BTreeMap, HashMap};
+
+use adapters::sql::SqlDb;
+use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
+
+use crate::revenue::{monthly_halalas, parse_plan};
+use crate::ProjectionError;
+
+/// Riyadh's offset from UTC, all year.
+const RIYADH_OFFSET_HOURS: i8 = 3;
+
+/// One month's figure.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MonthFigure {
+    /// `YYYY-MM`, in Riyadh.
+    pub month: String,
+    pub halalas: i64,
+}
+
+fn riyadh() -> UtcOffset {
+    UtcOffset::from_hms(RIYADH_OFFSET_HOURS, 0, 0).unwrap_or(UtcOffset::UTC)
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// The month (`YYYY-MM`, in Riyadh) of a moment in Unix microseconds.
+pub fn month_of(us: i64) -> Option<String> {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()?;
+    let local = at.to_offset(riyadh());
+    Some(format!(
+        "{:04}-{:02}",
+        local.year(),
+        u8::from(local.month())
+    ))
+}
+
+/// The `count` months ending with the one `now` falls in (oldest first), each with the moment
+/// it ends (exclusive, Unix microseconds; the current month's is `now`).
+pub fn months_ending(now: OffsetDateTime, count: u32) -> Vec<(String, i64)> {
+    let local = now.to_offset(riyadh());
+    let (mut year, mut month) = (local.year(), local.month());
+    let mut months = Vec::with_capacity(count as usize);
+    let mut end = micros(now);
+    for _ in 0..count.max(1) {
+        months.push((format!("{year:04}-{:02}", u8::from(month)), end));
+        // This month's start is the previous month's end.
+        let start = Date::from_calendar_date(year, month, 1)
+            .map(|date| date.with_time(Time::MIDNIGHT).assume_offset(riyadh()));
+        let Ok(start) = start else { break };
+        end = micros(start);
+        if month == Month::January {
+            year -= 1;
+        }
+        month = month.previous();
+    }
+    months.reverse();
+    months
+}
+
+/// The latest time of each stream's journal entries of `event_type`.
+async fn latest_entry_by_stream(
+    db: &SqlDb,
+    event_type: &str,
+) -> Result<HashMap<String, i64>, ProjectionError> {
+    let rows = db
+        .fetch_all(
+            "SELECT stream_id, MAX(occurred_at_us) FROM ledger_entries WHERE event_type = ? GROUP BY stream_id",
+            &[event_type.into()],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+        .collect()
+}
+
+/// A plan invoice that was paid: who, what per month, since when, and until when (refunded
+/// in full).
+struct Subscription {
+    lead_id: String,
+    monthly_halalas: i64,
+    paid_at_us: i64,
+    ended_at_us: Option<i64>,
+}
+
+/// MRR at the end of each of the `count` months ending with `now`'s (oldest first).
+pub async fn mrr_by_month(
+    db: &SqlDb,
+    now: OffsetDateTime,
+    count: u32,
+) -> Result<Vec<MonthFigure>, ProjectionError> {
+    let paid = latest_entry_by_stream(db, "PaymentRecorded").await?;
+    let refunded = latest_entry_by_stream(db, "InvoiceRefunded").await?;
+    let rows = db
+        .fetch_all(
+            "SELECT invoice_id, lead_id, plan, status FROM revenue_invoices \
+             WHERE plan IS NOT NULL AND status IN ('paid', 'refunded')",
+            &[],
+        )
+        .await?;
+    let mut subscriptions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stream = format!("invoice-{}", row.text(0)?);
+        let (Some(plan), Some(paid_at_us)) = (
+            row.opt_text(2)?.as_deref().and_then(parse_plan),
+            paid.get(&stream).copied(),
+        ) else {
+            continue;
+        };
+        let ended_at_us = if row.text(3)? == "refunded" {
+            refunded.get(&stream).copied()
+        } else {
+            None
+        };
+        subscriptions.push(Subscription {
+            lead_id: row.text(1)?,
+            monthly_halalas: monthly_halalas(plan),
+            paid_at_us,
+            ended_at_us,
+        });
+    }
+    // Each customer's latest paid plan invoice wins, so order by payment time.
+    subscriptions.sort_by_key(|s| s.paid_at_us);
+    Ok(months_ending(now, count)
+        .into_iter()
+        .map(|(month, end_us)| {
+            let mut current: BTreeMap<&str, &Subscription> = BTreeMap::new();
+            for subscription in subscriptions.iter().filter(|s| s.paid_at_us < end_us) {
+                current.insert(&subscription.lead_id, subscription);
+            }
+            let halalas = current
+                .values()
+                .filter(|s| s.ended_at_us.is_none_or(|ended| ended >= end_us))
+                .map(|s| s.monthly_halalas)
+                .sum();
+            MonthFigure { month, halalas }
+        })
+        .collect())
+}
+
+/// Collections (captured less refunded) in each of the `count` months ending with `now`'s
+/// (oldest first).
+pub async fn collections_by_month(
+    db: &SqlDb,
+    now: OffsetDateTime,
+    count: u32,
+) -> Result<Vec<MonthFigure>, ProjectionError> {
+    let months = months_ending(now, count);
+    let since_us = months.first().map_or(0, |(month, _)| {
+        // The first month's start: one month before its end is not exact, so take its first
+        // day at midnight in Riyadh.
+        let year: i32 = month[..4].parse().unwrap_or(1970);
+        let number: u8 = month[5..].parse().unwrap_or(1);
+        Month::try_from(number)
+            .ok()
+            .and_then(|m| Date::from_calendar_date(year, m, 1).ok())
+            .map_or(0, |date| {
+                micros(date.with_time(Time::MIDNIGHT).assume_offset(riyadh()))
+            })
+    });
+    let rows = db
+        .fetch_all(
+            "SELECT e.occurred_at_us, \
+             CAST(l.debit_halalas - l.credit_halalas AS BIGINT) \
+             FROM ledger_lines l JOIN ledger_entries e ON e.entry_id = l.entry_id \
+             WHERE l.account = 'gateway_clearing' AND e.entry_index = 0 AND e.occurred_at_us >= ? \
+             UNION ALL \
+             SELECT e.occurred_at_us, CAST(l.debit_halalas - l.credit_halalas AS BIGINT) \
+             FROM ledger_lines l JOIN ledger_entries e ON e.entry_id = l.entry_id \
+             WHERE l.account = 'cash' AND e.event_type = 'PaymentRefunded' AND e.occurred_at_us >= ?",
+            &[since_us.into(), since_us.into()],
+        )
+        .await?;
+    let mut by_month: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        let Some(month) = month_of(row.i64(0)?) else {
+            continue;
+        };
+        *by_month.entry(month).or_default() += row.i64(1)?;
+    }
+    Ok(months
+        .into_iter()
+        .map(|(month, _)| {
+            let halalas = by_month.get(&month).copied().unwrap_or(0);
+            MonthFigure { month, halalas }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_end_at_midnight_in_riyadh_and_the_current_one_now() {
+        // 2027-01-01 01:30 in Riyadh.
+        let now = OffsetDateTime::from_unix_timestamp(1_798_756_200).unwrap();
+        let months = months_ending(now, 3);
+        let names: Vec<&str> = months.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(names, ["2026-11", "2026-12", "2027-01"]);
+        assert_eq!(months[2].1, 1_798_756_200_000_000);
+        // December ends at 2026-12-31 21:00 UTC, midnight in Riyadh.
+        assert_eq!(months[1].1, 1_798_750_800_000_000);
+        assert_eq!(
+            month_of(1_798_750_800_000_000 - 1).as_deref(),
+            Some("2026-12")
+        );
+        assert_eq!(month_of(1_798_750_800_000_000).as_deref(), Some("2027-01"));
+    }
+}
