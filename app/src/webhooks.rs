@@ -462,7 +462,8 @@ impl Deliveries {
                         // The same command was applied before without this delivery: the
                         // missed-payment sweep recorded the same payment state under the same
                         // command id. Nothing changes; the delivery is kept and says so.
-                        record.response = answer(json!({"status": "accepted", "provider": record.provider,
+                        record.response =
+                            answer(json!({"status": "accepted", "provider": record.provider,
                             "delivery_id": record.delivery_id, "effect": ALREADY_APPLIED}));
                         inbox::record_without_events(&db, &record, "acknowledged", None).await?;
                         Ok(Answer::new(200, record.response))
