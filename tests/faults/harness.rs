@@ -650,7 +650,9 @@ impl Load {
         // A Moyasar payment's command id is derived from the payment's state, so that the
         // missed-payment sweep and a late webhook record it once (app::webhooks).
         let payment = adapters::webhooks::moyasar::parse_payment_object(
-            body["data"].as_object().expect("the fixture's data is an object"),
+            body["data"]
+                .as_object()
+                .expect("the fixture's data is an object"),
         )
         .expect("the fixture's payment parses");
         let command_id = app::webhooks::moyasar_payment_command_id(&payment);
