@@ -229,6 +229,8 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, "target/debug/revledger"))
     parser.add_argument("--deadline", type=float, default=60.0)
     args = parser.parse_args()
+    # The processes run in the scratch directory: a relative path is the caller's.
+    args.binary = os.path.abspath(args.binary)
 
     work = tempfile.mkdtemp(prefix="revledger-alert-drill-")
     processes = {}
