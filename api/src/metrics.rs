@@ -9,6 +9,10 @@
 //!   `revledger_projection_lag_seconds{projection}`, `revledger_projection_quarantined_events{projection}`,
 //!   `revledger_webhook_inbox{status}` (sampled every
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
+//! - `revledger_provider_reconciliation_findings{provider,kind}` (sampled: the differences the
+//!   latest reconciliation of each day against Moyasar holds)
+//! - `revledger_moyasar_sweep_{checks,recovered,failures}_total`,
+//!   `revledger_moyasar_reconciliation_findings_total` (`app::moyasar_sweep`)
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
 //! - `revledger_http_connections_shed_total{limit}` (connections answered 503 and closed beyond
 //!   `max_connections` or `max_connections_per_client`), `revledger_http_connections_evicted_total`
@@ -151,6 +155,19 @@ pub async fn sample_gauges(state: &AppState) {
     }
     if state.config.zatca.is_some() {
         sample_zatca(state).await;
+    }
+    if let Ok(counts) =
+        projections::reconciliation::provider::finding_counts(&state.store.sql()).await
+    {
+        for kind in domain::provider_reconciliation::FindingKind::ALL {
+            let count = counts
+                .iter()
+                .filter(|(provider, k, _)| provider == "moyasar" && k == kind.as_str())
+                .map(|(_, _, n)| *n)
+                .sum::<i64>();
+            metrics::gauge!("revledger_provider_reconciliation_findings", "provider" => "moyasar", "kind" => kind.as_str())
+                .set(count as f64);
+        }
     }
     if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {
         for status in [

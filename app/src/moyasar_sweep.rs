@@ -148,6 +148,16 @@ pub struct Sweeper {
 
 impl Sweeper {
     pub fn new(handlers: Arc<Handlers>, client: Arc<MoyasarClient>, config: SweepConfig) -> Self {
+        // Exported at 0 from the start, so that the first failure is an increase to
+        // Prometheus (`RevledgerMoyasarSweepFailing`).
+        for counter in [
+            "revledger_moyasar_sweep_checks_total",
+            "revledger_moyasar_sweep_recovered_total",
+            "revledger_moyasar_sweep_failures_total",
+            "revledger_moyasar_reconciliation_findings_total",
+        ] {
+            metrics::counter!(counter).increment(0);
+        }
         Sweeper {
             handlers,
             client,

@@ -109,6 +109,10 @@ async fn metrics_show_every_family_after_a_short_run() {
         assert!(has(gauge, r#"projection="crm_board""#), "{gauge}");
     }
     assert!(has("revledger_webhook_inbox", r#"status="dead_lettered""#));
+    assert!(has(
+        "revledger_provider_reconciliation_findings",
+        r#"kind="amount_differs""#
+    ));
     assert!(families.contains_key("revledger_last_event_timestamp_seconds"));
     assert_eq!(families["revledger_chain_intact"][0].1, 1.0);
     let secret_leaked = scraped.text.contains(MOYASAR_TOKEN) || scraped.text.contains(ADMIN_TOKEN);

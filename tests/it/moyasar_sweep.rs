@@ -547,6 +547,20 @@ async fn the_daily_reconciliation_finds_each_planted_difference_and_nothing_on_a
     wanted.sort();
     assert_eq!(served, wanted, "{answer}");
     assert_eq!(answer["reconciled"], false);
+    // What the metrics' gauge (and RevledgerMoyasarReconciliationDifferences) counts.
+    let mut counted = projections::reconciliation::provider::finding_counts(&app.db.store.sql())
+        .await
+        .unwrap();
+    counted.sort();
+    let mut per_kind: Vec<(String, String, i64)> = FindingKind::ALL
+        .iter()
+        .map(|kind| {
+            let n = expected.iter().filter(|(k, _)| k == kind).count() as i64;
+            ("moyasar".to_owned(), kind.as_str().to_owned(), n)
+        })
+        .collect();
+    per_kind.sort();
+    assert_eq!(counted, per_kind);
     let amount = answer["mismatches"]
         .as_array()
         .unwrap()

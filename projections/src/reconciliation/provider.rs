@@ -219,6 +219,18 @@ pub struct StoredFinding {
     pub detail: String,
 }
 
+/// How many findings the latest runs hold, per provider and kind (the metrics' gauge).
+pub async fn finding_counts(db: &SqlDb) -> Result<Vec<(String, String, i64)>, ProjectionError> {
+    db.fetch_all(
+        "SELECT provider, kind, COUNT(*) FROM provider_reconciliation_findings GROUP BY provider, kind",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|row| Ok((row.text(0)?, row.text(1)?, row.i64(2)?)))
+    .collect()
+}
+
 /// Every finding of the latest runs, by day then kind (at most [`MAX_FINDINGS_LISTED`]).
 pub async fn findings(db: &SqlDb) -> Result<Vec<StoredFinding>, ProjectionError> {
     db.fetch_all(
