@@ -26,28 +26,7 @@ use crate::moyasar_api::{
     PAYMENT_PAGE_SIZE,
 };
 
-macro_rules! sweep_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-sweep_tests!(
+crate::per_engine!(
     a_payment_whose_webhook_never_arrives_is_recovered_by_the_sweep_and_posted_once,
     a_webhook_arriving_after_the_sweep_changes_nothing,
     a_check_that_finds_moyasar_unavailable_is_tried_again_on_a_later_pass,
