@@ -740,6 +740,20 @@ pub(crate) fn find_chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// What every headless Chromium these tests run is started with: no sandbox, GPU, QUIC or
+/// background traffic, a fresh-profile window of one size.
+pub(crate) const HEADLESS_ARGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+];
+
 /// How long one Chromium run may take before it is killed.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -748,18 +762,8 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 fn chromium_dump(chromium: &Path, url: &str, screenshot: &Path) -> String {
     let profile = temp_dir();
     let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-        ])
+        .args(HEADLESS_ARGS)
+        .arg("--hide-scrollbars")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg("--dump-dom")

@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 
 use api::auth::Role;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::app::{create_token, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{find_chromium, form_encode};
-use crate::desk::actors_of;
+use crate::dashboard::{find_chromium, form_encode, HEADLESS_ARGS};
+use crate::desk::{actors_of, dead_letter};
 use crate::finance_api::accrue;
 use crate::helpers::{temp_dir, Engine};
-use crate::webhooks::{calendly_event, capture_lead, now_unix};
 
 /// How long one DevTools command, or one page load after a click, may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,18 +55,8 @@ impl Browser {
         let (answers_read, answers_write) = pipe();
         let mut command = Command::new(chromium);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,900",
-                "--remote-debugging-pipe",
-            ])
+            .args(HEADLESS_ARGS)
+            .arg("--remote-debugging-pipe")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())
@@ -256,34 +244,6 @@ impl Drop for Browser {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
-}
-
-/// A dead letter: a Calendly cancel whose booking never came within the retries; the booking
-/// then arrives, so a replay applies. Returns the lead's stream.
-async fn dead_letter(app: &TestApp, lead: &str) -> String {
-    let email = format!("{lead}@example.sa");
-    capture_lead(app, lead, &email).await;
-    let invitee = format!("https://api.calendly.com/invitees/{lead}");
-    let cancel = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.canceled", &email, &invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(cancel.status, 202, "{}", cancel.text);
-    let mut at = OffsetDateTime::now_utc();
-    for _ in 0..adapters::inbox::MAX_ATTEMPTS {
-        at += time::Duration::hours(1);
-        app.state.deliveries.retry_due(at).await.unwrap();
-    }
-    let created = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.created", &email, &invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(created.status, 200, "{}", created.text);
-    format!("lead-{lead}")
 }
 
 async fn dead_letter_id(app: &TestApp, lead_stream: &str) -> String {
