@@ -740,6 +740,27 @@ pub(crate) fn find_chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// A one-time sign-in link (absolute URL) for `token`, in `lang`, going on to `next`.
+pub(crate) async fn sign_in_link(app: &TestApp, token: &str, lang: &str, next: &str) -> String {
+    let link = app
+        .request(
+            "POST",
+            &format!(
+                "/dashboard/login/links?lang={lang}&next={}",
+                form_encode(next)
+            ),
+            &[("Authorization", format!("Bearer {token}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(link.status, 200, "{}", link.text);
+    format!(
+        "http://{}{}",
+        app.address,
+        link.body["url"].as_str().unwrap()
+    )
+}
+
 /// What every headless Chromium these tests run is started with: no sandbox, GPU, QUIC or
 /// background traffic, a fresh-profile window of one size.
 pub(crate) const HEADLESS_ARGS: [&str; 9] = [
@@ -807,23 +828,7 @@ async fn every_page_in_a_real_browser_shows_the_apis_funnel_in_both_languages() 
         for lang in ["en", "ar"] {
             // A one-time sign-in link: the browser gets the session cookie without the token
             // ever being in a URL.
-            let link = app
-                .request(
-                    "POST",
-                    &format!(
-                        "/dashboard/login/links?lang={lang}&next={}",
-                        form_encode(path)
-                    ),
-                    &[("Authorization", format!("Bearer {ADMIN_TOKEN}"))],
-                    b"",
-                )
-                .await;
-            assert_eq!(link.status, 200, "{}", link.text);
-            let url = format!(
-                "http://{}{}",
-                app.address,
-                link.body["url"].as_str().unwrap()
-            );
+            let url = sign_in_link(&app, ADMIN_TOKEN, lang, path).await;
             let screenshot = target.join(format!("dashboard-{name}-{lang}.png"));
             let _ = std::fs::remove_file(&screenshot);
             let chromium = chromium.clone();

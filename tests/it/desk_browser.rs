@@ -21,7 +21,7 @@ use api::auth::Role;
 use serde_json::{json, Value};
 
 use crate::app::{create_token, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{find_chromium, form_encode, HEADLESS_ARGS};
+use crate::dashboard::{find_chromium, sign_in_link, HEADLESS_ARGS};
 use crate::desk::{actors_of, dead_letter};
 use crate::finance_api::accrue;
 use crate::helpers::{temp_dir, Engine};
@@ -284,23 +284,7 @@ async fn the_finance_desk_in_a_real_browser_acts_in_both_languages_and_refuses_a
         let lead_stream = dead_letter(&app, &format!("dl-{lang}")).await;
         let letter = dead_letter_id(&app, &lead_stream).await;
 
-        let link = app
-            .request(
-                "POST",
-                &format!(
-                    "/dashboard/login/links?lang={lang}&next={}",
-                    form_encode("/dashboard/commissions")
-                ),
-                &[("Authorization", format!("Bearer {finance}"))],
-                b"",
-            )
-            .await;
-        assert_eq!(link.status, 200, "{}", link.text);
-        let url = format!(
-            "http://{}{}",
-            app.address,
-            link.body["url"].as_str().unwrap()
-        );
+        let url = sign_in_link(&app, &finance, lang, "/dashboard/commissions").await;
         let base = format!("http://{}", app.address);
         let chromium = chromium.clone();
         let (approve, reject, untouched) =
