@@ -733,7 +733,7 @@ async fn the_demo_is_the_same_history_every_time() {
 // A real browser
 
 /// Debian names it `chromium`; Ubuntu's snap shim `chromium-browser`.
-pub(crate) fn find_chromium() -> Option<PathBuf> {
+fn find_chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
@@ -775,6 +775,21 @@ pub(crate) const HEADLESS_ARGS: [&str; 9] = [
     "--window-size=1280,900",
 ];
 
+/// The Chromium a browser test runs, or `None` (said) when there is none and none is
+/// required; with `REVLEDGER_REQUIRE_BROWSER=1` a missing Chromium fails the test.
+pub(crate) fn chromium_or_skip() -> Option<PathBuf> {
+    let chromium = find_chromium();
+    if chromium.is_none() {
+        if std::env::var("REVLEDGER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!(
+                "REVLEDGER_REQUIRE_BROWSER=1 but neither chromium nor chromium-browser is on PATH"
+            );
+        }
+        eprintln!("SKIPPED (chromium not installed)");
+    }
+    chromium
+}
+
 /// How long one Chromium run may take before it is killed.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -811,13 +826,7 @@ fn chromium_dump(chromium: &Path, url: &str, screenshot: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_in_a_real_browser_shows_the_apis_funnel_in_both_languages() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("REVLEDGER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "REVLEDGER_REQUIRE_BROWSER=1 but neither chromium nor chromium-browser is on PATH"
-            );
-        }
-        eprintln!("SKIPPED (chromium not installed)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let app = app_with_demo(Engine::Sqlite).await.unwrap();

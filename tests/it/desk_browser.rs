@@ -21,7 +21,7 @@ use api::auth::Role;
 use serde_json::{json, Value};
 
 use crate::app::{create_token, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{find_chromium, sign_in_link, HEADLESS_ARGS};
+use crate::dashboard::{chromium_or_skip, sign_in_link, HEADLESS_ARGS};
 use crate::desk::{actors_of, dead_letter};
 use crate::finance_api::accrue;
 use crate::helpers::{temp_dir, Engine};
@@ -263,13 +263,7 @@ async fn dead_letter_id(app: &TestApp, lead_stream: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_finance_desk_in_a_real_browser_acts_in_both_languages_and_refuses_a_form_without_its_token(
 ) {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("REVLEDGER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "REVLEDGER_REQUIRE_BROWSER=1 but neither chromium nor chromium-browser is on PATH"
-            );
-        }
-        eprintln!("SKIPPED (chromium not installed)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let app = crate::app::spawn_app(Engine::Sqlite).await.unwrap();
