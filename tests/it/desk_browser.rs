@@ -21,7 +21,7 @@ use api::auth::Role;
 use serde_json::{json, Value};
 
 use crate::app::{create_token, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{chromium_or_skip, sign_in_link, HEADLESS_ARGS};
+use crate::chromium::{chromium_or_skip, sign_in_link, HEADLESS_ARGS};
 use crate::desk::{actors_of, dead_letter};
 use crate::finance_api::accrue;
 use crate::helpers::{temp_dir, Engine};
