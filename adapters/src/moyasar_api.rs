@@ -349,20 +349,25 @@ impl MoyasarClient {
         Ok(url)
     }
 
-    /// `GET /invoices/{id}`: the Moyasar invoice and the payments made through it. A 404 is a
-    /// [`MoyasarApiError::Rejected`] with status 404.
-    pub async fn get_invoice(
-        &self,
-        moyasar_invoice_id: &str,
-    ) -> Result<MoyasarInvoiceWithPayments, MoyasarApiError> {
-        let url = self.object_url("invoices", moyasar_invoice_id)?;
+    /// `GET /{kind}/{id}`: the answer's body, or the error [`read`] makes of it.
+    async fn get_object(&self, kind: &str, id: &str) -> Result<String, MoyasarApiError> {
+        let url = self.object_url(kind, id)?;
         let response = self
             .http
             .get(url)
             .basic_auth(self.api_key.expose(), Some(""))
             .send()
             .await;
-        let body = read(response).await?;
+        read(response).await
+    }
+
+    /// `GET /invoices/{id}`: the Moyasar invoice and the payments made through it. A 404 is a
+    /// [`MoyasarApiError::Rejected`] with status 404.
+    pub async fn get_invoice(
+        &self,
+        moyasar_invoice_id: &str,
+    ) -> Result<MoyasarInvoiceWithPayments, MoyasarApiError> {
+        let body = self.get_object("invoices", moyasar_invoice_id).await?;
         let invoice = parse_invoice(&body)?;
         #[derive(Deserialize)]
         struct Payments {
@@ -388,14 +393,7 @@ impl MoyasarClient {
         &self,
         payment_id: &str,
     ) -> Result<Option<MoyasarPayment>, MoyasarApiError> {
-        let url = self.object_url("payments", payment_id)?;
-        let response = self
-            .http
-            .get(url)
-            .basic_auth(self.api_key.expose(), Some(""))
-            .send()
-            .await;
-        let body = match read(response).await {
+        let body = match self.get_object("payments", payment_id).await {
             Ok(body) => body,
             Err(MoyasarApiError::Rejected { status: 404, .. }) => return Ok(None),
             Err(error) => return Err(error),

@@ -5,7 +5,7 @@
 
 use adapters::sql::SqlDb;
 
-use crate::statements::{CommissionStanding, MAX_COMMISSIONS_LISTED};
+use crate::statements::CommissionStanding;
 use crate::ProjectionError;
 
 /// A month with lines on a partner's statement.
@@ -103,26 +103,5 @@ pub async fn commissions(
     partner_id: &str,
     limit: i64,
 ) -> Result<Vec<CommissionStanding>, ProjectionError> {
-    let rows = db
-        .fetch_all(
-            "SELECT commission_id, partner_id, invoice_id, lead_id, status, accrued_halalas, net_halalas, held_until_us, payout_id \
-             FROM partner_commissions WHERE partner_id = ? ORDER BY held_until_us DESC, commission_id LIMIT ?",
-            &[partner_id.into(), limit.clamp(1, MAX_COMMISSIONS_LISTED).into()],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(CommissionStanding {
-                commission_id: row.text(0)?,
-                partner_id: row.text(1)?,
-                invoice_id: row.text(2)?,
-                lead_id: row.text(3)?,
-                status: row.text(4)?,
-                accrued_halalas: row.i64(5)?,
-                net_halalas: row.i64(6)?,
-                held_until_us: row.i64(7)?,
-                payout_id: row.opt_text(8)?,
-            })
-        })
-        .collect()
+    crate::statements::commissions_standing(db, Some(partner_id), limit).await
 }

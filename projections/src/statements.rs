@@ -8,7 +8,7 @@
 //! what is approved and the difference is carried against the next payout) and payouts lower it.
 //! A payout that nets a carried clawback shows it as a `carried` line that recovers it.
 
-use adapters::sql::{SqlDb, SqlTx};
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::commission::CommissionEvent;
@@ -384,11 +384,31 @@ pub async fn latest_commissions(
     db: &SqlDb,
     limit: i64,
 ) -> Result<Vec<CommissionStanding>, ProjectionError> {
+    commissions_standing(db, None, limit).await
+}
+
+/// The commissions (of `partner_id` only, if given) held until latest first, `limit` at most.
+pub(crate) async fn commissions_standing(
+    db: &SqlDb,
+    partner_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CommissionStanding>, ProjectionError> {
+    let mut params: Vec<SqlValue> = Vec::new();
+    let only_partner = match partner_id {
+        Some(partner_id) => {
+            params.push(partner_id.into());
+            "WHERE partner_id = ? "
+        }
+        None => "",
+    };
+    params.push(limit.clamp(1, MAX_COMMISSIONS_LISTED).into());
     let rows = db
         .fetch_all(
-            "SELECT commission_id, partner_id, invoice_id, lead_id, status, accrued_halalas, net_halalas, held_until_us, payout_id \
-             FROM partner_commissions ORDER BY held_until_us DESC, commission_id LIMIT ?",
-            &[limit.clamp(1, MAX_COMMISSIONS_LISTED).into()],
+            &format!(
+                "SELECT commission_id, partner_id, invoice_id, lead_id, status, accrued_halalas, net_halalas, held_until_us, payout_id \
+                 FROM partner_commissions {only_partner}ORDER BY held_until_us DESC, commission_id LIMIT ?"
+            ),
+            &params,
         )
         .await?;
     rows.iter()
@@ -420,13 +440,7 @@ pub async fn statement(
     partner_id: &str,
     month: &str,
 ) -> Result<Value, ProjectionError> {
-    let opening: i64 = db
-        .fetch_optional(
-            "SELECT CAST(COALESCE(SUM(amount_halalas), 0) AS BIGINT) FROM statement_lines WHERE partner_id = ? AND month < ?",
-            &[partner_id.into(), month.into()],
-        )
-        .await?
-        .map_or(Ok(0), |row| row.i64(0))?;
+    let opening = crate::partner_view::opening_balance(db, partner_id, month).await?;
     let rows = db
         .fetch_all(
             "SELECT kind, amount_halalas, commission_id, event_id, position, occurred_at_us, reference \

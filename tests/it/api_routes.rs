@@ -11,32 +11,7 @@ use serde_json::{json, Value};
 
 use crate::app::{create_token, Answer, TestApp, ADMIN_TOKEN};
 
-macro_rules! api_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite).await.unwrap();
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(app) = crate::app::spawn_app(crate::helpers::Engine::Postgres).await else { return };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-api_tests!(
+crate::on_both_apps!(
     every_route_answers_every_role_as_the_matrix_says_and_never_fails,
     the_same_idempotency_key_and_body_get_the_first_answer_and_append_once,
     an_idempotency_key_reused_with_another_body_is_refused_with_422,

@@ -321,7 +321,7 @@ pub fn envelope<C>(aggregate_id: &str, command: C) -> CommandEnvelope<C> {
 }
 
 /// Undoes HTTP/1.1 chunked transfer encoding when the body uses it.
-fn dechunk(body: &str) -> String {
+pub(crate) fn dechunk(body: &str) -> String {
     let looks_chunked = body
         .lines()
         .next()

@@ -1,8 +1,7 @@
 //! The dashboard over HTTP (sign-in, every page in both languages, roles, escaping, the funnel
 //! numbers against the API), the demo data, and the same pages in a real headless Chromium.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use api::auth::Role;
@@ -13,7 +12,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::app::{create_token, envelope, spawn_app, Answer, TestApp, ADMIN_TOKEN, SELLER_VAT};
-use crate::helpers::{temp_dir, Engine, TestDb};
+use crate::chromium::{chromium_dump, chromium_or_skip, sign_in_link};
+use crate::helpers::{Engine, TestDb};
 
 /// Leads in the demo the page tests load: every stage shows, and it loads in a second.
 const SMALL_DEMO_LEADS: u32 = 80;
@@ -732,67 +732,9 @@ async fn the_demo_is_the_same_history_every_time() {
 // ---------------------------------------------------------------------------------------------
 // A real browser
 
-/// Debian names it `chromium`; Ubuntu's snap shim `chromium-browser`.
-pub(crate) fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// How long one Chromium run may take before it is killed.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Opens `url` in a fresh headless Chromium profile; returns the DOM after load, and saves a
-/// screenshot to `screenshot`.
-fn chromium_dump(chromium: &Path, url: &str, screenshot: &Path) -> String {
-    let profile = temp_dir();
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1280,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium starts");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("chromium runs").is_some() {
-            break;
-        }
-        if started.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            panic!("chromium did not finish {url} within {BROWSER_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("chromium output");
-    let _ = std::fs::remove_dir_all(profile);
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_page_in_a_real_browser_shows_the_apis_funnel_in_both_languages() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("REVLEDGER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "REVLEDGER_REQUIRE_BROWSER=1 but neither chromium nor chromium-browser is on PATH"
-            );
-        }
-        eprintln!("SKIPPED (chromium not installed)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let app = app_with_demo(Engine::Sqlite).await.unwrap();
@@ -803,23 +745,7 @@ async fn every_page_in_a_real_browser_shows_the_apis_funnel_in_both_languages() 
         for lang in ["en", "ar"] {
             // A one-time sign-in link: the browser gets the session cookie without the token
             // ever being in a URL.
-            let link = app
-                .request(
-                    "POST",
-                    &format!(
-                        "/dashboard/login/links?lang={lang}&next={}",
-                        form_encode(path)
-                    ),
-                    &[("Authorization", format!("Bearer {ADMIN_TOKEN}"))],
-                    b"",
-                )
-                .await;
-            assert_eq!(link.status, 200, "{}", link.text);
-            let url = format!(
-                "http://{}{}",
-                app.address,
-                link.body["url"].as_str().unwrap()
-            );
+            let url = sign_in_link(&app, ADMIN_TOKEN, lang, path).await;
             let screenshot = target.join(format!("dashboard-{name}-{lang}.png"));
             let _ = std::fs::remove_file(&screenshot);
             let chromium = chromium.clone();

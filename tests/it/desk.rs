@@ -7,37 +7,12 @@ use api::auth::Role;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app::{TestApp, ADMIN_TOKEN};
+use crate::app::{dechunk, TestApp, ADMIN_TOKEN};
 use crate::dashboard::{form_encode, header_values, raw_request, sign_in, status_of};
 use crate::finance_api::{accrue, token};
 use crate::webhooks::{calendly_event, capture_lead, now_unix};
 
-macro_rules! desk_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite).await.unwrap();
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(app) = crate::app::spawn_app(crate::helpers::Engine::Postgres).await else { return };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-desk_tests!(
+crate::on_both_apps!(
     finance_decides_commissions_and_creates_payouts_from_the_dashboard_as_itself,
     a_dead_letter_replayed_from_the_dashboard_applies_with_the_operator_as_actor,
     a_post_without_or_with_a_wrong_form_token_is_refused_and_changes_nothing,
@@ -126,26 +101,6 @@ impl<'a> Browser<'a> {
         assert_eq!(page.status, 200, "{location}: {}", page.html);
         banner(&page.html).unwrap_or_else(|| panic!("no result shown on {location}: {}", page.html))
     }
-}
-
-/// The body of a chunked answer, joined (the pages are small enough to come in a few chunks).
-fn dechunk(body: &str) -> String {
-    if body.starts_with("<!DOCTYPE") || body.is_empty() {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The form token a page carries.
@@ -304,27 +259,7 @@ async fn finance_decides_commissions_and_creates_payouts_from_the_dashboard_as_i
 async fn a_dead_letter_replayed_from_the_dashboard_applies_with_the_operator_as_actor(
     app: &TestApp,
 ) {
-    capture_lead(app, "lead-dl", "dl@example.sa").await;
-    let invitee = "https://api.calendly.com/invitees/DL1";
-    let cancel = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.canceled", "dl@example.sa", invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(cancel.status, 202, "{}", cancel.text);
-    let mut at = OffsetDateTime::now_utc();
-    for _ in 0..adapters::inbox::MAX_ATTEMPTS {
-        at += time::Duration::hours(1);
-        app.state.deliveries.retry_due(at).await.unwrap();
-    }
-    let created = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.created", "dl@example.sa", invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(created.status, 200, "{}", created.text);
+    dead_letter(app, "lead-dl").await;
 
     let admin = Browser::sign_in(app, ADMIN_TOKEN).await;
     let page = admin.get("/dashboard/dead-letters?lang=ar", None).await;
@@ -636,4 +571,32 @@ async fn the_charts_show_mrr_and_collections_per_month_net_of_refunds(app: &Test
         bar(&page.html, "mrr-chart", &paid_month),
         if paid_month == this_month { 0 } else { growth }
     );
+}
+
+/// A dead letter: a Calendly cancel whose booking never came within the retries; the booking
+/// then arrives, so a replay applies. Returns the lead's stream.
+pub(crate) async fn dead_letter(app: &TestApp, lead: &str) -> String {
+    let email = format!("{lead}@example.sa");
+    capture_lead(app, lead, &email).await;
+    let invitee = format!("https://api.calendly.com/invitees/{lead}");
+    let cancel = app
+        .post_calendly_webhook(
+            &calendly_event("invitee.canceled", &email, &invitee),
+            now_unix(),
+        )
+        .await;
+    assert_eq!(cancel.status, 202, "{}", cancel.text);
+    let mut at = OffsetDateTime::now_utc();
+    for _ in 0..adapters::inbox::MAX_ATTEMPTS {
+        at += time::Duration::hours(1);
+        app.state.deliveries.retry_due(at).await.unwrap();
+    }
+    let created = app
+        .post_calendly_webhook(
+            &calendly_event("invitee.created", &email, &invitee),
+            now_unix(),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    format!("lead-{lead}")
 }

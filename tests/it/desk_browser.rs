@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 
 use api::auth::Role;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::app::{create_token, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{find_chromium, form_encode};
-use crate::desk::actors_of;
+use crate::chromium::{chromium_or_skip, sign_in_link, HEADLESS_ARGS};
+use crate::desk::{actors_of, dead_letter};
 use crate::finance_api::accrue;
 use crate::helpers::{temp_dir, Engine};
-use crate::webhooks::{calendly_event, capture_lead, now_unix};
 
 /// How long one DevTools command, or one page load after a click, may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,18 +55,8 @@ impl Browser {
         let (answers_read, answers_write) = pipe();
         let mut command = Command::new(chromium);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,900",
-                "--remote-debugging-pipe",
-            ])
+            .args(HEADLESS_ARGS)
+            .arg("--remote-debugging-pipe")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())
@@ -258,34 +246,6 @@ impl Drop for Browser {
     }
 }
 
-/// A dead letter: a Calendly cancel whose booking never came within the retries; the booking
-/// then arrives, so a replay applies. Returns the lead's stream.
-async fn dead_letter(app: &TestApp, lead: &str) -> String {
-    let email = format!("{lead}@example.sa");
-    capture_lead(app, lead, &email).await;
-    let invitee = format!("https://api.calendly.com/invitees/{lead}");
-    let cancel = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.canceled", &email, &invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(cancel.status, 202, "{}", cancel.text);
-    let mut at = OffsetDateTime::now_utc();
-    for _ in 0..adapters::inbox::MAX_ATTEMPTS {
-        at += time::Duration::hours(1);
-        app.state.deliveries.retry_due(at).await.unwrap();
-    }
-    let created = app
-        .post_calendly_webhook(
-            &calendly_event("invitee.created", &email, &invitee),
-            now_unix(),
-        )
-        .await;
-    assert_eq!(created.status, 200, "{}", created.text);
-    format!("lead-{lead}")
-}
-
 async fn dead_letter_id(app: &TestApp, lead_stream: &str) -> String {
     let listed = app
         .get("/api/webhooks/dead-letters", Some(ADMIN_TOKEN))
@@ -303,13 +263,7 @@ async fn dead_letter_id(app: &TestApp, lead_stream: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_finance_desk_in_a_real_browser_acts_in_both_languages_and_refuses_a_form_without_its_token(
 ) {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("REVLEDGER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "REVLEDGER_REQUIRE_BROWSER=1 but neither chromium nor chromium-browser is on PATH"
-            );
-        }
-        eprintln!("SKIPPED (chromium not installed)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let app = crate::app::spawn_app(Engine::Sqlite).await.unwrap();
@@ -324,23 +278,7 @@ async fn the_finance_desk_in_a_real_browser_acts_in_both_languages_and_refuses_a
         let lead_stream = dead_letter(&app, &format!("dl-{lang}")).await;
         let letter = dead_letter_id(&app, &lead_stream).await;
 
-        let link = app
-            .request(
-                "POST",
-                &format!(
-                    "/dashboard/login/links?lang={lang}&next={}",
-                    form_encode("/dashboard/commissions")
-                ),
-                &[("Authorization", format!("Bearer {finance}"))],
-                b"",
-            )
-            .await;
-        assert_eq!(link.status, 200, "{}", link.text);
-        let url = format!(
-            "http://{}{}",
-            app.address,
-            link.body["url"].as_str().unwrap()
-        );
+        let url = sign_in_link(&app, &finance, lang, "/dashboard/commissions").await;
         let base = format!("http://{}", app.address);
         let chromium = chromium.clone();
         let (approve, reject, untouched) =

@@ -10,32 +10,7 @@ use time::{Duration as Span, OffsetDateTime};
 use crate::app::{create_token, envelope, spawn_app, TestApp, ADMIN_TOKEN};
 use crate::helpers::Engine;
 
-macro_rules! api_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite).await.unwrap();
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(app) = crate::app::spawn_app(crate::helpers::Engine::Postgres).await else { return };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-api_tests!(
+crate::on_both_apps!(
     a_partner_reads_its_own_statement_as_json_and_csv_and_never_another_partners,
     finance_reads_the_trial_balance_and_reconciliation_and_an_auditor_changes_nothing,
     a_payout_request_with_an_idempotency_key_is_applied_once,

@@ -203,3 +203,58 @@ macro_rules! on_both_engines {
         }
     };
 }
+
+/// Declares each listed `async fn name(app: &TestApp)` as two tests, `sqlite::name` and
+/// `postgres::name`, each on a freshly spawned app (see [`crate::app::spawn_app`]).
+#[macro_export]
+macro_rules! on_both_apps {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let app = $crate::app::spawn_app($crate::helpers::Engine::Sqlite).await.unwrap();
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(app) = $crate::app::spawn_app($crate::helpers::Engine::Postgres).await
+                    else {
+                        return;
+                    };
+                    super::$name(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+/// Declares each listed `async fn name(engine: Engine)` as two tests, `sqlite::name` and
+/// `postgres::name`, each given its engine (the test sets up what it needs).
+#[macro_export]
+macro_rules! per_engine {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -15,6 +15,7 @@ mod api_routes;
 mod app;
 mod authz;
 mod batched;
+mod chromium;
 mod cli;
 mod command_handler;
 mod dashboard;

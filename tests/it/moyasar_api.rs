@@ -31,28 +31,7 @@ use crate::app::{spawn_app_with, TestApp};
 
 use crate::helpers::Engine;
 
-macro_rules! moyasar_api_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-moyasar_api_tests!(
+crate::per_engine!(
     an_issued_invoice_gets_its_moyasar_invoice_linked,
     an_invoice_issued_with_a_moyasar_id_is_not_sent_to_moyasar,
     a_refusal_is_recorded_with_moyasars_message_and_the_invoice_stays_issued,

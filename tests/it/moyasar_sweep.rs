@@ -26,28 +26,7 @@ use crate::moyasar_api::{
     PAYMENT_PAGE_SIZE,
 };
 
-macro_rules! sweep_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(crate::helpers::Engine::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-sweep_tests!(
+crate::per_engine!(
     a_payment_whose_webhook_never_arrives_is_recovered_by_the_sweep_and_posted_once,
     a_webhook_arriving_after_the_sweep_changes_nothing,
     a_check_that_finds_moyasar_unavailable_is_tried_again_on_a_later_pass,
@@ -668,7 +647,7 @@ async fn the_reconcile_command_prints_the_differences_and_exits_non_zero_until_t
     fake.put_payment(payment_object(&paid("cli-missing", None, now)));
 
     let dir = crate::helpers::temp_dir();
-    let run = || {
+    let run_on = |date: &str| {
         crate::cli::revledger(&dir)
             .args([
                 "--database-url",
@@ -677,14 +656,14 @@ async fn the_reconcile_command_prints_the_differences_and_exits_non_zero_until_t
                 "--provider",
                 "moyasar",
                 "--date",
-                &today,
+                date,
             ])
             .env("REVLEDGER_MOYASAR_API_KEY", crate::moyasar_api::API_KEY)
             .env("REVLEDGER_MOYASAR_BASE_URL", &fake.base_url)
             .output()
             .unwrap()
     };
-    let output = run();
+    let output = run_on(&today);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -702,7 +681,7 @@ async fn the_reconcile_command_prints_the_differences_and_exits_non_zero_until_t
     );
 
     fake.remove_payment("cli-missing");
-    let output = run();
+    let output = run_on(&today);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -715,20 +694,7 @@ async fn the_reconcile_command_prints_the_differences_and_exits_non_zero_until_t
         "{stdout}"
     );
 
-    let bad = crate::cli::revledger(&dir)
-        .args([
-            "--database-url",
-            &db.url,
-            "reconcile",
-            "--provider",
-            "moyasar",
-            "--date",
-            "2026-02-30",
-        ])
-        .env("REVLEDGER_MOYASAR_API_KEY", crate::moyasar_api::API_KEY)
-        .env("REVLEDGER_MOYASAR_BASE_URL", &fake.base_url)
-        .output()
-        .unwrap();
+    let bad = run_on("2026-02-30");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a calendar day"));
     drop(fake);

@@ -11,38 +11,11 @@ use api::auth::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::app::{create_token, spawn_app, Answer, TestApp, ADMIN_TOKEN};
+use crate::app::{create_token, Answer, TestApp, ADMIN_TOKEN};
 use crate::dashboard::{raw_request, sign_in, status_of};
-use crate::helpers::{temp_dir, Engine};
+use crate::helpers::temp_dir;
 
-macro_rules! token_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let app = super::spawn_app(super::Engine::Sqlite).await.unwrap();
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(app) = super::spawn_app(super::Engine::Postgres).await else {
-                        return;
-                    };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-token_tests!(
+crate::on_both_apps!(
     a_revoked_token_is_refused_at_once_on_the_api_and_its_dashboard_session_ends,
     an_expired_token_is_refused_like_a_revoked_one_and_so_is_its_session,
     a_session_cookie_is_refused_after_sign_out_and_when_its_day_is_over,

@@ -9,32 +9,7 @@ use time::OffsetDateTime;
 use crate::app::{spawn_app, TestApp, ADMIN_TOKEN, MOYASAR_TOKEN, PARTNER_SECRETS};
 use crate::helpers::Engine;
 
-macro_rules! webhook_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite).await.unwrap();
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let Some(app) = crate::app::spawn_app(crate::helpers::Engine::Postgres).await else { return };
-                    super::$name(&app).await;
-                    app.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-webhook_tests!(
+crate::on_both_apps!(
     the_documented_moyasar_payment_paid_records_the_payment_and_pays_the_invoice,
     fifty_concurrent_deliveries_of_one_payment_give_one_payment_and_one_invoice_payment,
     a_payment_webhook_before_its_invoice_is_applied_once_the_invoice_exists,

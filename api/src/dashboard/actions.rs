@@ -133,14 +133,16 @@ fn read_form(body: &Bytes) -> ActionForm {
         .unwrap_or_default()
 }
 
-/// A signed-in principal allowed to act from `page`, with the language to answer in; the
-/// `Err` is the answer instead (the login form, or a 403 page having changed nothing).
+/// The posted form and a signed-in principal allowed to act from `page`, with the language to
+/// answer in; the `Err` is the answer instead (the login form, or a 403 page having changed
+/// nothing).
 async fn begin(
     state: &AppState,
     jar: &CookieJar,
-    form: &ActionForm,
+    body: &Bytes,
     page: Page,
-) -> Result<(Principal, Lang), Response> {
+) -> Result<(ActionForm, Principal, Lang), Response> {
+    let form = read_form(body);
     let (lang, _) = language(jar, form.lang.as_deref());
     let principal = match session_principal(state, jar).await {
         Ok(principal) => principal,
@@ -163,7 +165,7 @@ async fn begin(
         let page = layout(lang, Some(&principal), Some(page), labels.forbidden, body);
         return Err(html_response(StatusCode::FORBIDDEN, page, None));
     }
-    Ok((principal, lang))
+    Ok((form, principal, lang))
 }
 
 /// Back to `page` (in `lang`), carrying `result`.
@@ -205,8 +207,7 @@ pub async fn decide_commission(
     Path((commission_id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = read_form(&body);
-    let (principal, lang) = match begin(&state, &jar, &form, Page::Commissions).await {
+    let (form, principal, lang) = match begin(&state, &jar, &body, Page::Commissions).await {
         Ok(begun) => begun,
         Err(answer) => return answer,
     };
@@ -249,8 +250,7 @@ pub async fn create_payouts(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = read_form(&body);
-    let (principal, lang) = match begin(&state, &jar, &form, Page::Commissions).await {
+    let (form, principal, lang) = match begin(&state, &jar, &body, Page::Commissions).await {
         Ok(begun) => begun,
         Err(answer) => return answer,
     };
@@ -310,8 +310,7 @@ pub async fn replay_dead_letter(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = read_form(&body);
-    let (principal, lang) = match begin(&state, &jar, &form, Page::DeadLetters).await {
+    let (_, principal, lang) = match begin(&state, &jar, &body, Page::DeadLetters).await {
         Ok(begun) => begun,
         Err(answer) => return answer,
     };

@@ -38,17 +38,6 @@ pub async fn page(
     visit.finish(body)
 }
 
-fn is_month(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 7
-        && bytes[4] == b'-'
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || b.is_ascii_digit())
-        && matches!(text[5..].parse::<u8>(), Ok(1..=12))
-}
-
 async fn body(state: &AppState, visit: &Visit, month: Option<&str>) -> Result<Markup, ApiError> {
     let lang = visit.lang;
     let (labels, desk) = (lang.labels(), lang.desk());
@@ -56,7 +45,7 @@ async fn body(state: &AppState, visit: &Visit, month: Option<&str>) -> Result<Ma
     let Some(partner_id) = visit.principal.partner_id.as_deref() else {
         return Ok(html! { p id="not-a-partner" { (desk.not_a_partner) } });
     };
-    if let Some(month) = month.filter(|m| !is_month(m)) {
+    if let Some(month) = month.filter(|m| !crate::finance::valid_month(m)) {
         return Err(ApiError::BadRequest {
             code: "invalid_month",
             detail: format!("{month:?} is not a month: use YYYY-MM, e.g. 2026-11"),
@@ -172,7 +161,7 @@ async fn body(state: &AppState, visit: &Visit, month: Option<&str>) -> Result<Ma
 
 #[cfg(test)]
 mod tests {
-    use super::is_month;
+    use crate::finance::valid_month as is_month;
 
     #[test]
     fn only_a_calendar_month_is_a_month() {
