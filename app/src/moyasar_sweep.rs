@@ -332,10 +332,13 @@ impl Sweeper {
         now: OffsetDateTime,
     ) -> Result<bool, SweepError> {
         let command_id = moyasar_payment_command_id(payment);
+        // The state's own time, as a webhook would carry it, not the sweep's: a payment made at
+        // 23:58 on the last day of a month belongs to that month's cash and revenue.
+        let at = payment.updated_at.unwrap_or(payment.created_at).min(now);
         let envelope = CommandEnvelope {
             aggregate_id: payment.id.clone(),
             command_id,
-            command: moyasar_payment_command(payment, now),
+            command: moyasar_payment_command(payment, at),
             metadata: EventMetadata {
                 actor: Some("sweep:moyasar".into()),
                 source: Some("sweep:moyasar".into()),

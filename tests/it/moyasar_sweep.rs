@@ -199,6 +199,15 @@ async fn a_payment_whose_webhook_never_arrives_is_recovered_by_the_sweep_and_pos
     let events = payment_events(&app, payment_id).await;
     assert_eq!(events.len(), 1, "one report recorded: {events:?}");
     assert_eq!(events[0].event_type, "PaymentPaid");
+    // Dated when Moyasar says it was paid, not when the sweep found it.
+    let reported = parse_payment_object(payment.as_object().unwrap()).unwrap();
+    let paid_at = events[0].payload["paid_at"].as_str().unwrap();
+    assert_eq!(
+        OffsetDateTime::parse(paid_at, &time::format_description::well_known::Rfc3339).unwrap(),
+        reported.updated_at.unwrap_or(reported.created_at),
+        "{:?}",
+        events[0].payload
+    );
     assert_eq!(
         events[0].metadata["actor"], "sweep:moyasar",
         "{:?}",

@@ -221,6 +221,8 @@ pub struct MoyasarPayment {
     /// ([`MoyasarPayment::our_invoice_reference`]). `null` reads as empty.
     pub metadata: Map<String, Value>,
     pub created_at: OffsetDateTime,
+    /// When the payment last changed (paid, refunded); absent from some payloads.
+    pub updated_at: Option<OffsetDateTime>,
     pub source: Option<MoyasarSourceSummary>,
 }
 
@@ -369,6 +371,7 @@ fn parse_payment(
         description: data.opt_text("description")?,
         metadata: data.map_or_empty("metadata")?,
         created_at: data.datetime("created_at")?,
+        updated_at: data.opt_datetime("updated_at")?,
         source: data
             .opt_object("source")?
             .map(|source| parse_source(&source))
