@@ -197,10 +197,17 @@ fn field_at_fault(rule: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// The metadata of an API request's events: who asked, through the API, under which request id.
 pub fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
+    metadata_from(principal, headers, "api")
+}
+
+/// The metadata of events a signed-in principal's request causes through `source` (`api`,
+/// `dashboard`).
+pub fn metadata_from(principal: &Principal, headers: &HeaderMap, source: &str) -> EventMetadata {
     EventMetadata {
         actor: Some(principal.actor()),
-        source: Some("api".into()),
+        source: Some(source.into()),
         request_id: headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
@@ -221,6 +228,23 @@ pub struct RequestId {
 }
 
 impl RequestId {
+    /// The envelope of the one command this request runs, under this request's id.
+    pub fn envelope<C>(
+        &self,
+        aggregate_id: String,
+        command: C,
+        metadata: EventMetadata,
+    ) -> CommandEnvelope<C> {
+        CommandEnvelope {
+            aggregate_id,
+            command_id: self.command_id,
+            command,
+            metadata,
+            inbox: None,
+            fresh_id: self.fresh,
+        }
+    }
+
     /// The id of an aggregate this request creates when the caller names none: the command id
     /// under a key (so a retry names the same aggregate), a fresh time-ordered id otherwise.
     pub fn assigned_id(&self) -> String {
@@ -431,18 +455,15 @@ pub async fn record_referral(
         &path,
         &body,
         |id: RequestId| async move {
-            let envelope = CommandEnvelope {
-                aggregate_id: partner_id.clone(),
-                command_id: id.command_id,
-                command: PartnerCommand::RecordReferral {
+            let envelope = id.envelope(
+                partner_id.clone(),
+                PartnerCommand::RecordReferral {
                     lead_email: request.lead_email,
                     clicked_at: request.clicked_at,
                     at: adapters::clock::now_micros(),
                 },
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            };
+                metadata(principal, headers),
+            );
             let outcome = state
                 .handlers
                 .partners

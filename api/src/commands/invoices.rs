@@ -5,7 +5,7 @@ use crate::auth::Area;
 use crate::finance::{command_answer, command_error, idempotent, metadata, RequestId};
 use crate::input::parse_body as parse;
 use crate::{ApiError, AppState};
-use app::command::{CommandEnvelope, CommandHandler};
+use app::command::CommandHandler;
 use app::zatca::ZatcaConfig;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -408,17 +408,14 @@ pub(super) async fn cancel_invoice(
         &path,
         &body,
         |id: RequestId| async move {
-            let envelope = CommandEnvelope {
-                aggregate_id: invoice_id.clone(),
-                command_id: id.command_id,
-                command: InvoiceCommand::Cancel {
+            let envelope = id.envelope(
+                invoice_id.clone(),
+                InvoiceCommand::Cancel {
                     reason: request.reason,
                     at: adapters::clock::now_micros(),
                 },
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            };
+                metadata(principal, headers),
+            );
             let outcome = state
                 .handlers
                 .invoices

@@ -122,10 +122,9 @@ async fn capture_lead(
         &body,
         |id: RequestId| async move {
             let lead_id = request.lead_id.unwrap_or_else(|| id.assigned_id());
-            let envelope = CommandEnvelope {
-                aggregate_id: lead_id.clone(),
-                command_id: id.command_id,
-                command: LeadCommand::Capture {
+            let envelope = id.envelope(
+                lead_id.clone(),
+                LeadCommand::Capture {
                     lead_id: lead_id.clone(),
                     name: request.name,
                     company: request.company,
@@ -137,10 +136,8 @@ async fn capture_lead(
                     owner: request.owner,
                     at: adapters::clock::now_micros(),
                 },
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            };
+                metadata(principal, headers),
+            );
             let outcome = state
                 .handlers
                 .leads
@@ -261,14 +258,7 @@ async fn lead_action(
         &path,
         &body,
         |id: RequestId| async move {
-            let envelope = CommandEnvelope {
-                aggregate_id: lead_id.clone(),
-                command_id: id.command_id,
-                command,
-                metadata: metadata(principal, headers),
-                inbox: None,
-                fresh_id: id.fresh,
-            };
+            let envelope = id.envelope(lead_id.clone(), command, metadata(principal, headers));
             let outcome = state
                 .handlers
                 .leads

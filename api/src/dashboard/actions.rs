@@ -188,15 +188,7 @@ fn failed(lang: Lang, error: ApiError) -> ActionResult {
 
 /// The metadata of a desk action's events: the signed-in token acted, from the dashboard.
 fn metadata(principal: &Principal, headers: &HeaderMap) -> EventMetadata {
-    EventMetadata {
-        actor: Some(principal.actor()),
-        source: Some("dashboard".into()),
-        request_id: headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ..Default::default()
-    }
+    crate::finance::metadata_from(principal, headers, "dashboard")
 }
 
 /// `POST /dashboard/commissions/{id}/{approve|reject}` (form: `csrf`, `reason`, `lang`).
