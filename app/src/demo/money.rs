@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use domain::commission::{CommissionCommand, CommissionStatus};
 use domain::invoice::{Customer, InvoiceCommand, InvoiceLine, IssueInvoice};
 use domain::lead::{LeadCommand, LeadStage};
-use domain::payment::{PaymentCommand, PaymentStatus};
+use domain::payment::{Payment, PaymentCommand, PaymentStatus};
 use domain::payout::{PayoutCommand, PayoutItem};
 use domain::plan::Plan;
 use time::{Duration, OffsetDateTime};
+
+use crate::command::CommandHandler;
 
 use super::{demo_command_id, failed, send, Actor, Demo, DemoError, Invoiced, OWNERS};
 
@@ -57,6 +59,11 @@ impl Demo {
             .await
             .map_err(|e| failed(&invoice_id, e))?;
         let total = invoice.total_halalas();
+        let moyasar = MoyasarReports {
+            invoice_id: &invoice_id,
+            moyasar_invoice_id: &moyasar_invoice_id,
+            total,
+        };
         let finance = Actor::Finance;
         let story = self.below(100);
         if story < 5 {
@@ -107,23 +114,16 @@ impl Demo {
                 .into_iter()
                 .enumerate()
             {
-                let report = gateway(
-                    &payment_id,
-                    &invoice_id,
-                    &moyasar_invoice_id,
-                    status,
-                    total,
-                    0,
-                    at + Duration::minutes(step as i64),
-                );
-                send(
-                    &h.payments,
-                    &payment_id,
-                    &format!("{payment_id}:{step}"),
-                    Actor::Moyasar,
-                    report,
-                )
-                .await?;
+                moyasar
+                    .send(
+                        &h.payments,
+                        &payment_id,
+                        &format!("{payment_id}:{step}"),
+                        status,
+                        0,
+                        at + Duration::minutes(step as i64),
+                    )
+                    .await?;
             }
             self.summary.payments += 1;
             self.summary.failed_payments += 1;
@@ -150,23 +150,16 @@ impl Demo {
             _ => &[PaymentStatus::Initiated, PaymentStatus::Paid],
         };
         for (step, status) in flow.iter().enumerate() {
-            let report = gateway(
-                &payment_id,
-                &invoice_id,
-                &moyasar_invoice_id,
-                *status,
-                total,
-                0,
-                paid_at + Duration::minutes(step as i64),
-            );
-            send(
-                &h.payments,
-                &payment_id,
-                &format!("{payment_id}:{step}"),
-                Actor::Moyasar,
-                report,
-            )
-            .await?;
+            moyasar
+                .send(
+                    &h.payments,
+                    &payment_id,
+                    &format!("{payment_id}:{step}"),
+                    *status,
+                    0,
+                    paid_at + Duration::minutes(step as i64),
+                )
+                .await?;
         }
         self.summary.payments += 1;
         self.summary.paid_invoices += 1;
@@ -175,23 +168,16 @@ impl Demo {
             if let Some(refunded_at) = self.later(paid_at, 48, 240) {
                 let full = self.chance(50);
                 let refunded = if full { total } else { total / 2 };
-                let report = gateway(
-                    &payment_id,
-                    &invoice_id,
-                    &moyasar_invoice_id,
-                    PaymentStatus::Refunded,
-                    total,
-                    refunded,
-                    refunded_at,
-                );
-                send(
-                    &h.payments,
-                    &payment_id,
-                    &format!("{payment_id}:refund"),
-                    Actor::Moyasar,
-                    report,
-                )
-                .await?;
+                moyasar
+                    .send(
+                        &h.payments,
+                        &payment_id,
+                        &format!("{payment_id}:refund"),
+                        PaymentStatus::Refunded,
+                        refunded,
+                        refunded_at,
+                    )
+                    .await?;
                 self.summary.refunds += 1;
                 if full {
                     return Ok(true);
@@ -373,6 +359,37 @@ impl Demo {
             self.summary.payouts += 1;
         }
         Ok(())
+    }
+}
+
+/// Moyasar's reports about the payments of one invoice.
+struct MoyasarReports<'a> {
+    invoice_id: &'a str,
+    moyasar_invoice_id: &'a str,
+    total: i64,
+}
+
+impl MoyasarReports<'_> {
+    /// Sends Moyasar's report of `payment_id` in `status` (`what` names the command).
+    async fn send(
+        &self,
+        payments: &CommandHandler<Payment>,
+        payment_id: &str,
+        what: &str,
+        status: PaymentStatus,
+        refunded_halalas: i64,
+        at: OffsetDateTime,
+    ) -> Result<(), DemoError> {
+        let report = gateway(
+            payment_id,
+            self.invoice_id,
+            self.moyasar_invoice_id,
+            status,
+            self.total,
+            refunded_halalas,
+            at,
+        );
+        send(payments, payment_id, what, Actor::Moyasar, report).await
     }
 }
 
