@@ -98,6 +98,14 @@ struct CaptureRequest {
     owner: Option<String>,
 }
 
+/// An id the caller may leave out, but not send blank.
+fn not_blank(field: &'static str, id: Option<&str>) -> Result<(), ApiError> {
+    if id.is_some_and(|id| id.trim().is_empty()) {
+        return Err(bad_field(field, format!("{field} must not be empty")));
+    }
+    Ok(())
+}
+
 /// `POST /api/leads`: capture a lead (201).
 async fn capture_lead(
     State(state): State<AppState>,
@@ -106,13 +114,7 @@ async fn capture_lead(
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Sales).await?;
     let request: CaptureRequest = parse(&body)?;
-    if request
-        .lead_id
-        .as_deref()
-        .is_some_and(|id| id.trim().is_empty())
-    {
-        return Err(bad_field("lead_id", "lead_id must not be empty".into()));
-    }
+    not_blank("lead_id", request.lead_id.as_deref())?;
     let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
         state,
@@ -324,16 +326,7 @@ async fn enroll_partner(
 ) -> Result<Response, ApiError> {
     let principal = changer(&state, &headers, Area::Finance).await?;
     let request: EnrollRequest = parse(&body)?;
-    if request
-        .partner_id
-        .as_deref()
-        .is_some_and(|id| id.trim().is_empty())
-    {
-        return Err(bad_field(
-            "partner_id",
-            "partner_id must not be empty".into(),
-        ));
-    }
+    not_blank("partner_id", request.partner_id.as_deref())?;
     let (state, principal, headers) = (&state, &principal, &headers);
     idempotent(
         state,
