@@ -30,6 +30,7 @@ mod finance_reads;
 mod hardening;
 mod helpers;
 mod history;
+mod ledger_balances;
 mod limits;
 mod metrics;
 mod migrations;
