@@ -24,6 +24,13 @@ CREATE TABLE ledger_account_days (
     PRIMARY KEY (account, day)
 );
 
+-- Collections per Riyadh day (what the gateway took less what it handed back: the capture
+-- entries' gateway_clearing lines and the gateway refunds' cash lines), for the monthly chart.
+CREATE TABLE ledger_collection_days (
+    day     BIGINT  PRIMARY KEY,
+    halalas BIGINT  NOT NULL
+);
+
 CREATE TABLE ledger_counters (
     name    TEXT    PRIMARY KEY,
     value   BIGINT  NOT NULL
@@ -65,3 +72,10 @@ SELECT 'unbalanced_entries', COUNT(*) FROM (
     HAVING SUM(debit_halalas) <> SUM(credit_halalas)
 ) AS unbalanced
 HAVING COUNT(*) > 0;
+
+INSERT INTO ledger_collection_days (day, halalas)
+SELECT (e.occurred_at_us + 10800000000) / 86400000000, CAST(SUM(l.debit_halalas - l.credit_halalas) AS BIGINT)
+FROM ledger_lines l JOIN ledger_entries e ON e.entry_id = l.entry_id
+WHERE (l.account = 'gateway_clearing' AND e.entry_index = 0)
+   OR (l.account = 'cash' AND e.event_type = 'PaymentRefunded')
+GROUP BY (e.occurred_at_us + 10800000000) / 86400000000;

@@ -251,7 +251,7 @@ async fn write_entries(
     let mut totals = balances::Totals::default();
     for (event, entry) in &entries {
         write_entry_row(tx, event, entry).await?;
-        totals.add(entry);
+        totals.add(&event.event_type, entry);
     }
     for (event, entry) in entries {
         write_lines(tx, event, entry).await?;
@@ -322,6 +322,7 @@ impl Projection for Ledger {
             "ledger_accounts",
             "ledger_account_days",
             "ledger_counters",
+            "ledger_collection_days",
         ]
     }
 

@@ -2,6 +2,8 @@
 //! histories, each account's totals, each account's day and the journal's counters equal a
 //! fold of every event through the posting rules from scratch, and `verify --ledger`'s
 //! derivation from the lines finds nothing; the trial balance pages through every account.
+//! The revenue figures and the monthly charts, kept as events arrive, equal their computation
+//! from the facts (every active customer, every paid and refunded invoice, every journal line).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use crate::history::Generator;
 
 crate::on_both_engines!(
     the_kept_balances_equal_a_fold_of_every_event_at_every_step,
+    the_kept_revenue_and_monthly_figures_equal_the_facts_at_every_step,
     the_trial_balance_pages_through_every_account_and_verify_names_a_damaged_total,
 );
 
@@ -202,4 +205,88 @@ async fn the_trial_balance_pages_through_every_account_and_verify_names_a_damage
     assert_eq!(differences[0].table, "account");
     assert_eq!(differences[0].key, "cash");
     assert_eq!(differences[0].kept[0], differences[0].from_lines[0] + 1);
+}
+
+/// The revenue figures as they were computed before they were kept: every active customer.
+async fn revenue_from_customers(db: &TestDb) -> Value {
+    let sql = db.store.sql();
+    let mut plans = serde_json::Map::new();
+    for plan in domain::plan::Plan::ALL {
+        let row = sql
+            .fetch_optional(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(monthly_halalas), 0) AS BIGINT) \
+                 FROM revenue_customers WHERE active AND plan = ?",
+                &[plan.as_str().into()],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        plans.insert(
+            plan.as_str().into(),
+            serde_json::json!({"customers": row.i64(0).unwrap(), "mrr_halalas": row.i64(1).unwrap()}),
+        );
+    }
+    let pilots = sql
+        .fetch_optional(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN converted_from_pilot THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM revenue_customers WHERE started_on_pilot",
+            &[],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::json!({
+        "plan_mix": plans,
+        "pilots_started": pilots.i64(0).unwrap(),
+        "pilots_converted": pilots.i64(1).unwrap(),
+    })
+}
+
+async fn the_kept_revenue_and_monthly_figures_equal_the_facts_at_every_step(db: &TestDb) {
+    use projections::monthly;
+    let handlers = Handlers::new(db.store.clone());
+    let mut generator = Generator::new(handlers.clone(), 41);
+    generator.partners().await;
+    // After the whole history: every month it touches is a closed month or the current one.
+    let now = time::macros::datetime!(2028-01-01 00:00 UTC);
+    for target in [700, 1_600, 2_900] {
+        generator.until(target).await;
+        let sql = db.store.sql();
+        let kept = projections::revenue::figures(&sql).await.unwrap();
+        let expected = revenue_from_customers(db).await;
+        let kept_json = serde_json::to_value(&kept).unwrap();
+        assert_eq!(
+            kept_json["plan_mix"], expected["plan_mix"],
+            "plans at {target}"
+        );
+        assert_eq!(kept_json["pilots_started"], expected["pilots_started"]);
+        assert_eq!(kept_json["pilots_converted"], expected["pilots_converted"]);
+        assert!(
+            kept.paying_customers > 0 && kept.mrr_halalas > 0,
+            "{kept:?}"
+        );
+
+        let mrr = monthly::mrr_by_month(&sql, now, 24).await.unwrap();
+        assert_eq!(
+            mrr,
+            monthly::facts::mrr_by_month(&sql, now, 24).await.unwrap(),
+            "MRR by month at {target}"
+        );
+        assert!(mrr.iter().filter(|m| m.halalas > 0).count() >= 2, "{mrr:?}");
+        assert_eq!(
+            mrr.last().unwrap().halalas,
+            kept.mrr_halalas,
+            "MRR now is the last month's"
+        );
+        let collections = monthly::collections_by_month(&sql, now, 24).await.unwrap();
+        assert_eq!(
+            collections,
+            monthly::facts::collections_by_month(&sql, now, 24)
+                .await
+                .unwrap(),
+            "collections by month at {target}"
+        );
+        assert!(collections.iter().any(|m| m.halalas > 0), "{collections:?}");
+    }
+    crate::projections::assert_rebuild_equals_live(db).await;
 }

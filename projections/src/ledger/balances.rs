@@ -67,12 +67,27 @@ pub struct Totals {
     pub accounts: BTreeMap<String, Sums>,
     pub days: BTreeMap<(String, i64), Sums>,
     pub counters: BTreeMap<&'static str, i64>,
+    /// Collections per Riyadh day: what the gateway took less what it handed back.
+    pub collections: BTreeMap<i64, i64>,
+}
+
+/// How much of a line is a collection (positive: taken, negative: handed back): the capture
+/// entry's `gateway_clearing` line (entry 0 of a payment event) and a gateway refund's `cash`
+/// line, debit minus credit. The monthly collections chart reads their sums per day.
+pub fn collected(event_type: &str, entry_index: u32, line: &super::JournalLine) -> Option<i64> {
+    let counts = (line.account == accounts::GATEWAY_CLEARING && entry_index == 0)
+        || (line.account == accounts::CASH && event_type == "PaymentRefunded");
+    counts.then(|| line.debit_halalas - line.credit_halalas)
 }
 
 impl Totals {
-    pub fn add(&mut self, entry: &JournalEntry) {
+    /// Adds an entry posted for an event of `event_type`.
+    pub fn add(&mut self, event_type: &str, entry: &JournalEntry) {
         let day = riyadh_day(micros(entry.occurred_at));
         for line in &entry.lines {
+            if let Some(halalas) = collected(event_type, entry.index, line) {
+                *self.collections.entry(day).or_default() += halalas;
+            }
             self.accounts
                 .entry(line.account.clone())
                 .or_default()
@@ -132,6 +147,17 @@ impl Totals {
                     sums.credit_halalas.into(),
                     sums.lines.into(),
                 ],
+            )
+            .await?;
+        }
+        for (day, halalas) in self.collections {
+            if halalas == 0 {
+                continue;
+            }
+            tx.write(
+                "INSERT INTO ledger_collection_days (day, halalas) VALUES (?, ?) ON CONFLICT (day) \
+                 DO UPDATE SET halalas = ledger_collection_days.halalas + excluded.halalas",
+                &[day.into(), halalas.into()],
             )
             .await?;
         }
@@ -252,7 +278,7 @@ pub async fn trial_balance(
 /// One way a kept total differs from the lines it sums.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Difference {
-    /// `account`, `account_day` or `counter`.
+    /// `account`, `account_day`, `collection_day` or `counter`.
     pub table: &'static str,
     /// The account (and day), or the counter's name.
     pub key: String,
@@ -320,6 +346,39 @@ pub async fn verify(db: &SqlDb) -> Result<Vec<Difference>, ProjectionError> {
         kept.insert(key, triple(&row, 2)?);
     }
     compare("account_day", from_lines, kept, &mut differences);
+
+    let mut from_lines: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    for row in db
+        .fetch_all(
+            "SELECT e.event_type, e.entry_index, e.occurred_at_us, l.account, l.debit_halalas, \
+             l.credit_halalas FROM ledger_lines l JOIN ledger_entries e ON e.entry_id = l.entry_id \
+             WHERE l.account IN ('gateway_clearing', 'cash')",
+            &[],
+        )
+        .await?
+    {
+        let line = super::JournalLine {
+            account: row.text(3)?,
+            debit_halalas: row.i64(4)?,
+            credit_halalas: row.i64(5)?,
+        };
+        let index = u32::try_from(row.i64(1)?).unwrap_or(u32::MAX);
+        if let Some(halalas) = collected(&row.text(0)?, index, &line) {
+            from_lines
+                .entry(day_date(riyadh_day(row.i64(2)?)))
+                .or_default()[0] += halalas;
+        }
+    }
+    from_lines.retain(|_, sums| sums[0] != 0);
+    let mut kept = BTreeMap::new();
+    for row in db
+        .fetch_all("SELECT day, halalas FROM ledger_collection_days", &[])
+        .await?
+    {
+        kept.insert(day_date(row.i64(0)?), [row.i64(1)?, 0, 0]);
+    }
+    kept.retain(|_, sums| sums[0] != 0);
+    compare("collection_day", from_lines, kept, &mut differences);
 
     let count = |sql: &'static str| async move {
         Ok::<i64, ProjectionError>(match db.fetch_optional(sql, &[]).await? {
