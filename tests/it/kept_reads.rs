@@ -3,7 +3,8 @@
 //! fold of every event through the posting rules from scratch, and `verify --ledger`'s
 //! derivation from the lines finds nothing; the trial balance pages through every account.
 //! The revenue figures and the monthly charts, kept as events arrive, equal their computation
-//! from the facts (every active customer, every paid and refunded invoice, every journal line).
+//! from the facts (every active customer, every paid and refunded invoice, every journal line);
+//! partner balances, statement months and payout totals equal the sums of their lines.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use crate::history::Generator;
 crate::on_both_engines!(
     the_kept_balances_equal_a_fold_of_every_event_at_every_step,
     the_kept_revenue_and_monthly_figures_equal_the_facts_at_every_step,
+    the_kept_statement_totals_equal_the_lines_at_every_step,
     the_trial_balance_pages_through_every_account_and_verify_names_a_damaged_total,
 );
 
@@ -288,5 +290,68 @@ async fn the_kept_revenue_and_monthly_figures_equal_the_facts_at_every_step(db: 
         );
         assert!(collections.iter().any(|m| m.halalas > 0), "{collections:?}");
     }
+    crate::projections::assert_rebuild_equals_live(db).await;
+}
+
+/// Rows of a query, each as text and numbers, sorted.
+async fn rows_of(db: &TestDb, sql: &str) -> Vec<Vec<adapters::sql::SqlValue>> {
+    let rows = db.store.sql().fetch_all(sql, &[]).await.unwrap();
+    let mut out: Vec<Vec<adapters::sql::SqlValue>> = rows
+        .iter()
+        .map(|row| (0..row.len()).map(|i| row.value(i).unwrap()).collect())
+        .collect();
+    out.sort_by_key(|row| format!("{row:?}"));
+    out
+}
+
+async fn the_kept_statement_totals_equal_the_lines_at_every_step(db: &TestDb) {
+    let handlers = Handlers::new(db.store.clone());
+    let mut generator = Generator::new(handlers.clone(), 23);
+    generator.partners().await;
+    for target in [900, 2_000, 3_300] {
+        generator.until(target).await;
+        let kept = rows_of(
+            db,
+            "SELECT partner_id, lines, balance_halalas FROM partner_balances",
+        )
+        .await;
+        let summed = rows_of(
+            db,
+            "SELECT partner_id, COUNT(*), CAST(SUM(amount_halalas) AS BIGINT) FROM statement_lines GROUP BY partner_id",
+        )
+        .await;
+        assert!(!summed.is_empty());
+        assert_eq!(kept, summed, "partner balances at {target}");
+        let kept = rows_of(
+            db,
+            "SELECT partner_id, month, lines, halalas FROM statement_months",
+        )
+        .await;
+        let summed = rows_of(
+            db,
+            "SELECT partner_id, month, COUNT(*), CAST(SUM(amount_halalas) AS BIGINT) FROM statement_lines \
+             GROUP BY partner_id, month",
+        )
+        .await;
+        assert_eq!(kept, summed, "statement months at {target}");
+        let kept = rows_of(
+            db,
+            "SELECT payout_id, partner_id, commissions, net_halalas FROM payout_totals WHERE commissions > 0",
+        )
+        .await;
+        let summed = rows_of(
+            db,
+            "SELECT payout_id, partner_id, COUNT(*), CAST(SUM(net_halalas) AS BIGINT) FROM partner_commissions \
+             WHERE payout_id IS NOT NULL GROUP BY payout_id, partner_id",
+        )
+        .await;
+        assert_eq!(kept, summed, "payout totals at {target}");
+    }
+    assert!(
+        !rows_of(db, "SELECT payout_id FROM payout_totals")
+            .await
+            .is_empty(),
+        "the history paid partners out"
+    );
     crate::projections::assert_rebuild_equals_live(db).await;
 }
