@@ -303,7 +303,12 @@ enum Command {
     Migrate,
     /// Recompute every per-stream hash chain and the audit seals; exit 0 when intact, 1 naming
     /// the first event that does not match.
-    Verify,
+    Verify {
+        /// Also derive the journal's kept balances (each account, each account's day, the
+        /// counters) again from its lines and name every one that differs.
+        #[arg(long)]
+        ledger: bool,
+    },
     /// Rebuild read models from position zero (all of them when no name is given).
     Rebuild {
         /// Read models to rebuild: audit_log, funnel, crm_board, revenue, …
@@ -496,7 +501,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied ({})", store.engine());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify => verify(store).await,
+        Command::Verify { ledger } => verify(store, ledger).await,
         Command::Rebuild { names } => {
             store.migrate().await.context("migrating the database")?;
             rebuild(store, &names).await?;
@@ -550,8 +555,12 @@ async fn load_demo(
     Ok(())
 }
 
-/// Checks the per-stream chains, then the audit trail's running hash and seals.
-async fn verify(store: std::sync::Arc<dyn store::EventStore>) -> anyhow::Result<ExitCode> {
+/// Checks the per-stream chains, then the audit trail's running hash and seals, then (with
+/// `ledger`) the journal's kept balances against its lines.
+async fn verify(
+    store: std::sync::Arc<dyn store::EventStore>,
+    ledger: bool,
+) -> anyhow::Result<ExitCode> {
     let report = store::verify(store.as_ref()).await?;
     if let Some(broken) = &report.first_break {
         println!(
@@ -588,7 +597,11 @@ async fn verify(store: std::sync::Arc<dyn store::EventStore>) -> anyhow::Result<
                     "audit trail intact: {} events against the running hash, {} seals",
                     seals.events_checked, seals.seals_checked
                 );
-                Ok(ExitCode::SUCCESS)
+                if ledger {
+                    verify_ledger(&store.sql()).await
+                } else {
+                    Ok(ExitCode::SUCCESS)
+                }
             }
             Some(broken) => {
                 let position = broken
@@ -603,6 +616,34 @@ async fn verify(store: std::sync::Arc<dyn store::EventStore>) -> anyhow::Result<
         },
         Err(error) => Err(error.into()),
     }
+}
+
+/// The journal's kept balances derived again from its lines: each that differs, or how many
+/// were checked.
+async fn verify_ledger(db: &adapters::sql::SqlDb) -> anyhow::Result<ExitCode> {
+    let differences = projections::ledger::balances::verify(db).await?;
+    if differences.is_empty() {
+        let counters = projections::ledger::balances::read_counters(db).await?;
+        if counters.unbalanced_entries > 0 {
+            println!(
+                "BROKEN: ledger: {} journal entries do not balance",
+                counters.unbalanced_entries
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        println!(
+            "ledger balances intact: {} entries, debits {} = credits {} halalas, every account and day equal to its lines",
+            counters.entries, counters.debit_halalas, counters.credit_halalas
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for difference in &differences {
+        println!(
+            "BROKEN: ledger {} {}: the lines give {:?} (debit, credit, lines), the table keeps {:?}",
+            difference.table, difference.key, difference.from_lines, difference.kept
+        );
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// Empties and refolds the named read models (all when none is named), with a progress bar.

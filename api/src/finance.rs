@@ -29,6 +29,8 @@ pub const READ_MODEL_WAIT: std::time::Duration = std::time::Duration::from_secs(
 pub struct AsOfQuery {
     as_of: Option<String>,
     limit: Option<i64>,
+    /// The trial balance's page: accounts after this name.
+    after: Option<String>,
 }
 
 /// The database a read model is read from: live, or computed as of a past moment.
@@ -58,6 +60,9 @@ pub async fn read_db(
     Ok(answered?.0)
 }
 
+/// Accounts a trial balance lists when the caller names no `limit`.
+const TRIAL_BALANCE_PAGE: i64 = 1_000;
+
 pub async fn trial_balance(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -67,7 +72,10 @@ pub async fn trial_balance(
         .await?
         .require_read(Area::Finance)?;
     let db = read_db(&state, "ledger", query.as_of.as_deref()).await?;
-    Ok(Json(projections::ledger::trial_balance(&db).await?))
+    let limit = query.limit.unwrap_or(TRIAL_BALANCE_PAGE);
+    Ok(Json(
+        projections::ledger::trial_balance(&db, query.after.as_deref(), Some(limit)).await?,
+    ))
 }
 
 pub async fn ledger_account(

@@ -11,6 +11,8 @@
 //!   [`GAUGE_INTERVAL`] by [`run_gauges`])
 //! - `revledger_provider_reconciliation_findings{provider,kind}` (sampled: the differences the
 //!   latest reconciliation of each day against Moyasar holds)
+//! - `revledger_ledger_unbalanced_entries` (sampled: journal entries whose debits and credits
+//!   differ, kept by the journal as it posts; must stay 0)
 //! - `revledger_moyasar_sweep_{checks,recovered,failures}_total`,
 //!   `revledger_moyasar_reconciliation_findings_total` (`app::moyasar_sweep`)
 //! - `revledger_chain_intact` (1 or 0, set whenever `GET /api/verify` runs)
@@ -168,6 +170,10 @@ pub async fn sample_gauges(state: &AppState) {
             metrics::gauge!("revledger_provider_reconciliation_findings", "provider" => "moyasar", "kind" => kind.as_str())
                 .set(count as f64);
         }
+    }
+    if let Ok(counters) = projections::ledger::balances::read_counters(&state.store.sql()).await {
+        metrics::gauge!("revledger_ledger_unbalanced_entries")
+            .set(counters.unbalanced_entries as f64);
     }
     if let Ok(counts) = adapters::inbox::counts(&state.store.sql()).await {
         for status in [

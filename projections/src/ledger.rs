@@ -71,8 +71,10 @@ use serde_json::{json, Value};
 
 use crate::{micros, rfc3339, Projection, ProjectionError};
 
+pub mod balances;
 mod postings;
 
+pub use balances::{trial_balance, MAX_TRIAL_BALANCE_ACCOUNTS};
 pub use postings::*;
 
 pub struct Ledger;
@@ -246,13 +248,15 @@ async fn write_entries(
     tx: &mut SqlTx,
     entries: Vec<(&RecordedEvent, JournalEntry)>,
 ) -> Result<(), ProjectionError> {
+    let mut totals = balances::Totals::default();
     for (event, entry) in &entries {
         write_entry_row(tx, event, entry).await?;
+        totals.add(&event.event_type, entry);
     }
-    for (_, entry) in entries {
-        write_lines(tx, entry).await?;
+    for (event, entry) in entries {
+        write_lines(tx, event, entry).await?;
     }
-    Ok(())
+    totals.write(tx).await
 }
 
 async fn write_entry_row(
@@ -278,17 +282,23 @@ async fn write_entry_row(
     Ok(())
 }
 
-async fn write_lines(tx: &mut SqlTx, entry: JournalEntry) -> Result<(), ProjectionError> {
+async fn write_lines(
+    tx: &mut SqlTx,
+    event: &RecordedEvent,
+    entry: JournalEntry,
+) -> Result<(), ProjectionError> {
     for (line_no, line) in entry.lines.into_iter().enumerate() {
         tx.write(
-            "INSERT INTO ledger_lines (entry_id, line_no, account, debit_halalas, credit_halalas) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO ledger_lines (entry_id, line_no, account, debit_halalas, credit_halalas, \
+             position, entry_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
             &[
                 entry.entry_id.as_str().into(),
                 (line_no as i64).into(),
                 line.account.into(),
                 line.debit_halalas.into(),
                 line.credit_halalas.into(),
+                event.position.into(),
+                i64::from(entry.index).into(),
             ],
         )
         .await?;
@@ -309,6 +319,10 @@ impl Projection for Ledger {
             "ledger_invoices",
             "ledger_invoice_revenue",
             "ledger_payments",
+            "ledger_accounts",
+            "ledger_account_days",
+            "ledger_counters",
+            "ledger_collection_days",
         ]
     }
 
@@ -349,60 +363,10 @@ impl Projection for Ledger {
         Ok(())
     }
 
-    /// The trial balance.
+    /// The trial balance, every account.
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        trial_balance(db).await
+        trial_balance(db, None, None).await
     }
-}
-
-/// Every account with its debit and credit totals and its balance (debit minus credit:
-/// positive for a debit balance), the grand totals, and whether the journal balances: grand
-/// debits equal grand credits and no single entry is off.
-pub async fn trial_balance(db: &SqlDb) -> Result<Value, ProjectionError> {
-    let rows = db
-        .fetch_all(
-            "SELECT account, CAST(SUM(debit_halalas) AS BIGINT), CAST(SUM(credit_halalas) AS BIGINT) \
-             FROM ledger_lines GROUP BY account ORDER BY account",
-            &[],
-        )
-        .await?;
-    let (mut total_debit, mut total_credit) = (0i64, 0i64);
-    let mut listed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let (account, debit, credit) = (row.text(0)?, row.i64(1)?, row.i64(2)?);
-        total_debit = total_debit.saturating_add(debit);
-        total_credit = total_credit.saturating_add(credit);
-        listed.push(json!({
-            "account": account,
-            "kind": accounts::kind(&account),
-            "debit_halalas": debit,
-            "credit_halalas": credit,
-            "balance_halalas": debit.saturating_sub(credit),
-        }));
-    }
-    let entries = count(db, "SELECT COUNT(*) FROM ledger_entries").await?;
-    let unbalanced = count(
-        db,
-        "SELECT COUNT(*) FROM (SELECT entry_id FROM ledger_lines GROUP BY entry_id \
-         HAVING SUM(debit_halalas) <> SUM(credit_halalas)) AS unbalanced",
-    )
-    .await?;
-    Ok(json!({
-        "currency": "SAR",
-        "entries": entries,
-        "accounts": listed,
-        "total_debit_halalas": total_debit,
-        "total_credit_halalas": total_credit,
-        "unbalanced_entries": unbalanced,
-        "balanced": total_debit == total_credit && unbalanced == 0,
-    }))
-}
-
-async fn count(db: &SqlDb, sql: &str) -> Result<i64, ProjectionError> {
-    Ok(match db.fetch_optional(sql, &[]).await? {
-        Some(row) => row.i64(0)?,
-        None => 0,
-    })
 }
 
 /// One account's lines, the newest `limit` (at most [`MAX_ACCOUNT_LINES`]) in posting order,
@@ -410,23 +374,16 @@ async fn count(db: &SqlDb, sql: &str) -> Result<i64, ProjectionError> {
 /// `GET /api/ledger/accounts/{account}`.
 pub async fn account(db: &SqlDb, account: &str, limit: i64) -> Result<Value, ProjectionError> {
     let limit = limit.clamp(1, MAX_ACCOUNT_LINES);
-    let totals = db
-        .fetch_optional(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(debit_halalas), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(credit_halalas), 0) AS BIGINT) FROM ledger_lines WHERE account = ?",
-            &[account.into()],
-        )
-        .await?;
-    let (line_count, debit, credit) = match totals {
-        Some(row) => (row.i64(0)?, row.i64(1)?, row.i64(2)?),
-        None => (0, 0, 0),
-    };
+    let totals = balances::account_sums(db, account)
+        .await?
+        .unwrap_or_default();
+    let (line_count, debit, credit) = (totals.lines, totals.debit_halalas, totals.credit_halalas);
     let mut rows = db
         .fetch_all(
             "SELECT l.entry_id, l.line_no, e.position, e.event_type, e.stream_id, e.occurred_at_us, \
              e.description, l.debit_halalas, l.credit_halalas \
              FROM ledger_lines l JOIN ledger_entries e ON e.entry_id = l.entry_id \
-             WHERE l.account = ? ORDER BY e.position DESC, e.entry_index DESC, l.line_no DESC LIMIT ?",
+             WHERE l.account = ? ORDER BY l.position DESC, l.entry_index DESC, l.line_no DESC LIMIT ?",
             &[account.into(), limit.into()],
         )
         .await?;

@@ -1,18 +1,21 @@
 //! Money per calendar month, in Riyadh's time (UTC+3, no daylight saving), for the
 //! dashboard's charts: MRR at each month's end and collections in each month.
 //!
-//! Neither needs a table of its own; both are read from read models that already hold the
-//! facts with their business times:
+//! Both are read from figures kept as the events arrive, so a chart costs the same after five
+//! years as on the first day:
 //!
 //! - **MRR at a moment** follows [`crate::revenue`]'s rule: a customer's subscription is the
 //!   plan of its latest paid invoice that sells a plan, active until that invoice is refunded
 //!   in full; MRR sums the monthly price before VAT of active paid plans (the pilot counts 0).
-//!   The plan comes from `revenue_invoices`; when the invoice was paid (its last applied
-//!   payment) and refunded come from the journal's entries (`PaymentRecorded`,
-//!   `InvoiceRefunded`, by the invoice's stream).
+//!   The revenue read model keeps how much MRR changed in each month (`revenue_mrr_changes`):
+//!   MRR at a month's end is the sum of the changes up to that month.
 //! - **Collections** are what the gateway took (the journal's capture entries, `Dr
 //!   gateway_clearing`, entry 0 of a payment event) less what it handed back
-//!   (`PaymentRefunded`'s `Cr cash`), by the month each happened in.
+//!   (`PaymentRefunded`'s `Cr cash`); the journal keeps them per Riyadh day
+//!   (`ledger_collection_days`).
+//!
+//! [`facts`] computes both again from the facts themselves (the paid and refunded invoices,
+//! the journal's lines): the tests' from-scratch check of the kept figures.
 //!
 //! The months are computed here from Unix microseconds, so both engines agree (no
 //! engine-specific date functions in SQL).
@@ -78,97 +81,10 @@ pub fn months_ending(now: OffsetDateTime, count: u32) -> Vec<(String, i64)> {
     months
 }
 
-/// The latest time of each stream's journal entries of `event_type`.
-async fn latest_entry_by_stream(
-    db: &SqlDb,
-    event_type: &str,
-) -> Result<HashMap<String, i64>, ProjectionError> {
-    let rows = db
-        .fetch_all(
-            "SELECT stream_id, MAX(occurred_at_us) FROM ledger_entries WHERE event_type = ? GROUP BY stream_id",
-            &[event_type.into()],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
-        .collect()
-}
-
-/// A plan invoice that was paid: who, what per month, since when, and until when (refunded
-/// in full).
-struct Subscription {
-    lead_id: String,
-    monthly_halalas: i64,
-    paid_at_us: i64,
-    ended_at_us: Option<i64>,
-}
-
-/// MRR at the end of each of the `count` months ending with `now`'s (oldest first).
-pub async fn mrr_by_month(
-    db: &SqlDb,
-    now: OffsetDateTime,
-    count: u32,
-) -> Result<Vec<MonthFigure>, ProjectionError> {
-    let paid = latest_entry_by_stream(db, "PaymentRecorded").await?;
-    let refunded = latest_entry_by_stream(db, "InvoiceRefunded").await?;
-    let rows = db
-        .fetch_all(
-            "SELECT invoice_id, lead_id, plan, status FROM revenue_invoices \
-             WHERE plan IS NOT NULL AND status IN ('paid', 'refunded')",
-            &[],
-        )
-        .await?;
-    let mut subscriptions = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let stream = format!("invoice-{}", row.text(0)?);
-        let (Some(plan), Some(paid_at_us)) = (
-            row.opt_text(2)?.as_deref().and_then(parse_plan),
-            paid.get(&stream).copied(),
-        ) else {
-            continue;
-        };
-        let ended_at_us = if row.text(3)? == "refunded" {
-            refunded.get(&stream).copied()
-        } else {
-            None
-        };
-        subscriptions.push(Subscription {
-            lead_id: row.text(1)?,
-            monthly_halalas: monthly_halalas(plan),
-            paid_at_us,
-            ended_at_us,
-        });
-    }
-    // Each customer's latest paid plan invoice wins, so order by payment time.
-    subscriptions.sort_by_key(|s| s.paid_at_us);
-    Ok(months_ending(now, count)
-        .into_iter()
-        .map(|(month, end_us)| {
-            let mut current: BTreeMap<&str, &Subscription> = BTreeMap::new();
-            for subscription in subscriptions.iter().filter(|s| s.paid_at_us < end_us) {
-                current.insert(&subscription.lead_id, subscription);
-            }
-            let halalas = current
-                .values()
-                .filter(|s| s.ended_at_us.is_none_or(|ended| ended >= end_us))
-                .map(|s| s.monthly_halalas)
-                .sum();
-            MonthFigure { month, halalas }
-        })
-        .collect())
-}
-
-/// Collections (captured less refunded) in each of the `count` months ending with `now`'s
-/// (oldest first).
-pub async fn collections_by_month(
-    db: &SqlDb,
-    now: OffsetDateTime,
-    count: u32,
-) -> Result<Vec<MonthFigure>, ProjectionError> {
-    let months = months_ending(now, count);
-    let since_us = months.first().map_or(0, |(month, _)| {
-        // The first month's start: one month before its end is not exact, so take its first
-        // day at midnight in Riyadh.
+/// The first moment of the oldest of `months` (midnight of its first day in Riyadh).
+fn start_of_first(months: &[(String, i64)]) -> i64 {
+    months.first().map_or(0, |(month, _)| {
+        // One month before its end is not exact, so take its first day at midnight in Riyadh.
         let year: i32 = month[..4].parse().unwrap_or(1970);
         let number: u8 = month[5..].parse().unwrap_or(1);
         Month::try_from(number)
@@ -177,8 +93,168 @@ pub async fn collections_by_month(
             .map_or(0, |date| {
                 micros(date.with_time(Time::MIDNIGHT).assume_offset(riyadh()))
             })
-    });
+    })
+}
+
+/// MRR at the end of each of the `count` months ending with `now`'s (oldest first): the sum
+/// of the kept monthly changes up to each.
+pub async fn mrr_by_month(
+    db: &SqlDb,
+    now: OffsetDateTime,
+    count: u32,
+) -> Result<Vec<MonthFigure>, ProjectionError> {
+    let changes = db
+        .fetch_all(
+            "SELECT month, halalas FROM revenue_mrr_changes ORDER BY month",
+            &[],
+        )
+        .await?;
+    let mut changes = changes
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+        .collect::<Result<Vec<_>, ProjectionError>>()?
+        .into_iter()
+        .peekable();
+    let mut running = 0i64;
+    Ok(months_ending(now, count)
+        .into_iter()
+        .map(|(month, _)| {
+            while let Some((_, halalas)) = changes.next_if(|(changed, _)| *changed <= month) {
+                running += halalas;
+            }
+            MonthFigure {
+                month,
+                halalas: running,
+            }
+        })
+        .collect())
+}
+
+/// Collections (captured less refunded) in each of the `count` months ending with `now`'s
+/// (oldest first), from the journal's kept days.
+pub async fn collections_by_month(
+    db: &SqlDb,
+    now: OffsetDateTime,
+    count: u32,
+) -> Result<Vec<MonthFigure>, ProjectionError> {
+    let months = months_ending(now, count);
+    let since_day = crate::ledger::balances::riyadh_day(start_of_first(&months));
     let rows = db
+        .fetch_all(
+            "SELECT day, halalas FROM ledger_collection_days WHERE day >= ?",
+            &[since_day.into()],
+        )
+        .await?;
+    let mut by_month: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        let date = crate::ledger::balances::day_date(row.i64(0)?);
+        *by_month.entry(date[..7].to_owned()).or_default() += row.i64(1)?;
+    }
+    Ok(months
+        .into_iter()
+        .map(|(month, _)| {
+            let halalas = by_month.get(&month).copied().unwrap_or(0);
+            MonthFigure { month, halalas }
+        })
+        .collect())
+}
+
+/// Both charts computed again from the facts, not from the kept figures: the paid and
+/// refunded plan invoices (with when the journal applied their last payment and posted their
+/// last refund) and every capture and refund line of the journal. Reads grow with history;
+/// for the tests' check of the kept figures.
+pub mod facts {
+    use super::*;
+
+    /// The latest time of each stream's journal entries of `event_type`.
+    async fn latest_entry_by_stream(
+        db: &SqlDb,
+        event_type: &str,
+    ) -> Result<HashMap<String, i64>, ProjectionError> {
+        let rows = db
+        .fetch_all(
+            "SELECT stream_id, MAX(occurred_at_us) FROM ledger_entries WHERE event_type = ? GROUP BY stream_id",
+            &[event_type.into()],
+        )
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+            .collect()
+    }
+
+    /// A plan invoice that was paid: who, what per month, since when, and until when (refunded
+    /// in full).
+    struct Subscription {
+        lead_id: String,
+        monthly_halalas: i64,
+        paid_at_us: i64,
+        ended_at_us: Option<i64>,
+    }
+
+    /// MRR at the end of each of the `count` months ending with `now`'s (oldest first).
+    pub async fn mrr_by_month(
+        db: &SqlDb,
+        now: OffsetDateTime,
+        count: u32,
+    ) -> Result<Vec<MonthFigure>, ProjectionError> {
+        let paid = latest_entry_by_stream(db, "PaymentRecorded").await?;
+        let refunded = latest_entry_by_stream(db, "InvoiceRefunded").await?;
+        let rows = db
+            .fetch_all(
+                "SELECT invoice_id, lead_id, plan, status FROM revenue_invoices \
+             WHERE plan IS NOT NULL AND status IN ('paid', 'refunded')",
+                &[],
+            )
+            .await?;
+        let mut subscriptions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let stream = format!("invoice-{}", row.text(0)?);
+            let (Some(plan), Some(paid_at_us)) = (
+                row.opt_text(2)?.as_deref().and_then(parse_plan),
+                paid.get(&stream).copied(),
+            ) else {
+                continue;
+            };
+            let ended_at_us = if row.text(3)? == "refunded" {
+                refunded.get(&stream).copied()
+            } else {
+                None
+            };
+            subscriptions.push(Subscription {
+                lead_id: row.text(1)?,
+                monthly_halalas: monthly_halalas(plan),
+                paid_at_us,
+                ended_at_us,
+            });
+        }
+        // Each customer's latest paid plan invoice wins, so order by payment time.
+        subscriptions.sort_by_key(|s| s.paid_at_us);
+        Ok(months_ending(now, count)
+            .into_iter()
+            .map(|(month, end_us)| {
+                let mut current: BTreeMap<&str, &Subscription> = BTreeMap::new();
+                for subscription in subscriptions.iter().filter(|s| s.paid_at_us < end_us) {
+                    current.insert(&subscription.lead_id, subscription);
+                }
+                let halalas = current
+                    .values()
+                    .filter(|s| s.ended_at_us.is_none_or(|ended| ended >= end_us))
+                    .map(|s| s.monthly_halalas)
+                    .sum();
+                MonthFigure { month, halalas }
+            })
+            .collect())
+    }
+
+    /// Collections in each of the `count` months ending with `now`'s, from the journal's lines.
+    pub async fn collections_by_month(
+        db: &SqlDb,
+        now: OffsetDateTime,
+        count: u32,
+    ) -> Result<Vec<MonthFigure>, ProjectionError> {
+        let months = months_ending(now, count);
+        let since_us = start_of_first(&months);
+        let rows = db
         .fetch_all(
             "SELECT e.occurred_at_us, \
              CAST(l.debit_halalas - l.credit_halalas AS BIGINT) \
@@ -191,20 +267,21 @@ pub async fn collections_by_month(
             &[since_us.into(), since_us.into()],
         )
         .await?;
-    let mut by_month: HashMap<String, i64> = HashMap::new();
-    for row in &rows {
-        let Some(month) = month_of(row.i64(0)?) else {
-            continue;
-        };
-        *by_month.entry(month).or_default() += row.i64(1)?;
+        let mut by_month: HashMap<String, i64> = HashMap::new();
+        for row in &rows {
+            let Some(month) = month_of(row.i64(0)?) else {
+                continue;
+            };
+            *by_month.entry(month).or_default() += row.i64(1)?;
+        }
+        Ok(months
+            .into_iter()
+            .map(|(month, _)| {
+                let halalas = by_month.get(&month).copied().unwrap_or(0);
+                MonthFigure { month, halalas }
+            })
+            .collect())
     }
-    Ok(months
-        .into_iter()
-        .map(|(month, _)| {
-            let halalas = by_month.get(&month).copied().unwrap_or(0);
-            MonthFigure { month, halalas }
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -38,8 +38,8 @@ pub async fn months(
 ) -> Result<Vec<StatementMonth>, ProjectionError> {
     let rows = db
         .fetch_all(
-            "SELECT month, COUNT(*), CAST(SUM(amount_halalas) AS BIGINT) FROM statement_lines \
-             WHERE partner_id = ? GROUP BY month ORDER BY month DESC LIMIT ?",
+            "SELECT month, lines, halalas FROM statement_months \
+             WHERE partner_id = ? ORDER BY month DESC LIMIT ?",
             &[partner_id.into(), limit.clamp(1, 600).into()],
         )
         .await?;
@@ -62,7 +62,7 @@ pub async fn opening_balance(
 ) -> Result<i64, ProjectionError> {
     Ok(db
         .fetch_optional(
-            "SELECT CAST(COALESCE(SUM(amount_halalas), 0) AS BIGINT) FROM statement_lines \
+            "SELECT CAST(COALESCE(SUM(halalas), 0) AS BIGINT) FROM statement_months \
              WHERE partner_id = ? AND month < ?",
             &[partner_id.into(), month.into()],
         )

@@ -4,6 +4,15 @@
 //! active until that invoice is refunded in full. MRR counts the monthly price before VAT of
 //! active paid plans; the 7-day pilot (1 SAR) is a trial, shown in the plan mix but not
 //! recurring revenue. ARPU is MRR over paying customers, rounded half up to the halala.
+//!
+//! The figures are kept as the events arrive, so a read costs the same after five years as
+//! on the first day: `revenue_counters` holds each plan's active customers and MRR and the
+//! pilots started and converted; `revenue_mrr_changes` how much MRR changed in each Riyadh
+//! month (a subscription starts adding its monthly price in the month its invoice is paid and
+//! stops in the month it is replaced or refunded in full), so MRR at a month's end is the sum
+//! of the changes up to it ([`crate::monthly`]). Each change is written as a statement that
+//! reads the customer's row as the previous statements left it (`INSERT … SELECT`), so no
+//! read leaves the database and the batch's writes stay one round trip on PostgreSQL.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,7 +45,12 @@ impl Projection for Revenue {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["revenue_invoices", "revenue_customers"]
+        &[
+            "revenue_invoices",
+            "revenue_customers",
+            "revenue_counters",
+            "revenue_mrr_changes",
+        ]
     }
 
     fn folds_money(&self) -> bool {
@@ -84,22 +98,21 @@ pub struct RevenueFigures {
     pub pilot_conversion_bps: i64,
 }
 
-/// Revenue now ([`RevenueFigures`]).
+/// Revenue now ([`RevenueFigures`]), from the kept counters.
 pub async fn figures(db: &SqlDb) -> Result<RevenueFigures, ProjectionError> {
+    let mut counters: HashMap<String, i64> = HashMap::new();
+    for row in db
+        .fetch_all("SELECT name, value FROM revenue_counters", &[])
+        .await?
+    {
+        counters.insert(row.text(0)?, row.i64(1)?);
+    }
+    let counter = |name: &str| counters.get(name).copied().unwrap_or(0);
     let mut plan_mix = BTreeMap::new();
     let (mut mrr, mut paying) = (0i64, 0i64);
     for plan in Plan::ALL {
-        let row = db
-            .fetch_optional(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(monthly_halalas), 0) AS BIGINT) FROM revenue_customers \
-                 WHERE active AND plan = ?",
-                &[plan.as_str().into()],
-            )
-            .await?;
-        let (customers, plan_mrr) = match row {
-            Some(row) => (row.i64(0)?, row.i64(1)?),
-            None => (0, 0),
-        };
+        let customers = counter(&format!("customers:{}", plan.as_str()));
+        let plan_mrr = counter(&format!("mrr:{}", plan.as_str()));
         mrr += plan_mrr;
         if plan != Plan::Pilot {
             paying += customers;
@@ -117,17 +130,8 @@ pub async fn figures(db: &SqlDb) -> Result<RevenueFigures, ProjectionError> {
     } else {
         (mrr + paying / 2) / paying
     };
-    let pilots = db
-        .fetch_optional(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN converted_from_pilot THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM revenue_customers WHERE started_on_pilot",
-            &[],
-        )
-        .await?;
-    let (pilots_started, pilots_converted) = match pilots {
-        Some(row) => (row.i64(0)?, row.i64(1)?),
-        None => (0, 0),
-    };
+    let (pilots_started, pilots_converted) =
+        (counter("pilots_started"), counter("pilots_converted"));
     Ok(RevenueFigures {
         currency: "SAR",
         mrr_halalas: mrr,
@@ -142,6 +146,51 @@ pub async fn figures(db: &SqlDb) -> Result<RevenueFigures, ProjectionError> {
             pilots_converted * 10_000 / pilots_started
         },
     })
+}
+
+/// Adds to the counters and to a month's MRR change what the customer's current subscription
+/// stops adding, if it is active and `subscription` (a `FROM … WHERE` naming it `c`) finds it.
+/// Runs before the statement that replaces or ends it.
+async fn end_subscription(
+    tx: &mut SqlTx,
+    month: &str,
+    subscription: &str,
+    params: &[adapters::sql::SqlValue],
+) -> Result<(), ProjectionError> {
+    tx.write(
+        &format!(
+            "INSERT INTO revenue_counters (name, value) SELECT name, value FROM (\
+             SELECT 'customers:' || c.plan AS name, -1 AS value {subscription} AND c.active \
+             UNION ALL SELECT 'mrr:' || c.plan, -c.monthly_halalas {subscription} AND c.active\
+             ) AS ended WHERE value <> 0 \
+             ON CONFLICT (name) DO UPDATE SET value = revenue_counters.value + excluded.value"
+        ),
+        &[params, params].concat(),
+    )
+    .await?;
+    let mut with_month = vec![month.into()];
+    with_month.extend_from_slice(params);
+    tx.write(
+        &format!(
+            "INSERT INTO revenue_mrr_changes (month, halalas) \
+             SELECT ?, -c.monthly_halalas {subscription} AND c.active AND c.monthly_halalas <> 0 \
+             ON CONFLICT (month) DO UPDATE SET halalas = revenue_mrr_changes.halalas + excluded.halalas"
+        ),
+        &with_month,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds `value` to counter `name`.
+async fn add_to_counter(tx: &mut SqlTx, name: &str, value: i64) -> Result<(), ProjectionError> {
+    tx.write(
+        "INSERT INTO revenue_counters (name, value) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET value = revenue_counters.value + excluded.value",
+        &[name.into(), value.into()],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Applies one event; `plans` holds the plan (or none) of each invoice issued earlier in the
@@ -204,6 +253,44 @@ async fn apply_one(
             };
             let Some(plan) = plan else { return Ok(()) };
             let is_pilot = plan == Plan::Pilot;
+            let month = crate::monthly::month_of(micros(paid_at)).unwrap_or_default();
+            // What the customer's row says before this invoice replaces it: the subscription
+            // it ends, and whether it starts or converts a pilot.
+            end_subscription(
+                tx,
+                &month,
+                "FROM revenue_customers c WHERE c.lead_id = ?",
+                &[lead_id.as_str().into()],
+            )
+            .await?;
+            if is_pilot {
+                tx.write(
+                    "INSERT INTO revenue_counters (name, value) SELECT 'pilots_started', 1 \
+                     WHERE NOT EXISTS (SELECT 1 FROM revenue_customers WHERE lead_id = ?) \
+                     ON CONFLICT (name) DO UPDATE SET value = revenue_counters.value + excluded.value",
+                    &[lead_id.as_str().into()],
+                )
+                .await?;
+            } else {
+                tx.write(
+                    "INSERT INTO revenue_counters (name, value) SELECT 'pilots_converted', 1 \
+                     FROM revenue_customers WHERE lead_id = ? AND started_on_pilot AND NOT converted_from_pilot \
+                     ON CONFLICT (name) DO UPDATE SET value = revenue_counters.value + excluded.value",
+                    &[lead_id.as_str().into()],
+                )
+                .await?;
+            }
+            let monthly = monthly_halalas(plan);
+            add_to_counter(tx, &format!("customers:{}", plan.as_str()), 1).await?;
+            if monthly != 0 {
+                add_to_counter(tx, &format!("mrr:{}", plan.as_str()), monthly).await?;
+                tx.write(
+                    "INSERT INTO revenue_mrr_changes (month, halalas) VALUES (?, ?) \
+                     ON CONFLICT (month) DO UPDATE SET halalas = revenue_mrr_changes.halalas + excluded.halalas",
+                    &[month.into(), monthly.into()],
+                )
+                .await?;
+            }
             tx.write(
                 "INSERT INTO revenue_customers (lead_id, plan, invoice_id, monthly_halalas, active, \
                  started_on_pilot, converted_from_pilot, since_us) VALUES (?, ?, ?, ?, TRUE, ?, FALSE, ?) \
@@ -224,7 +311,9 @@ async fn apply_one(
         }
         InvoiceEvent::InvoiceRefunded {
             invoice_id,
+            lead_id,
             refunded_halalas,
+            refunded_at,
             ..
         } => {
             tx.write(
@@ -233,10 +322,21 @@ async fn apply_one(
                 &[refunded_halalas.into(), refunded_halalas.into(), invoice_id.as_str().into()],
             )
             .await?;
+            // Refunded in full: the customer's subscription ends if this invoice is the one
+            // it stands on.
+            let subscription = "FROM revenue_customers c WHERE c.lead_id = ? AND c.invoice_id = ? \
+                 AND EXISTS (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')";
+            let params = [
+                lead_id.as_str().into(),
+                invoice_id.as_str().into(),
+                invoice_id.as_str().into(),
+            ];
+            let month = crate::monthly::month_of(micros(refunded_at)).unwrap_or_default();
+            end_subscription(tx, &month, subscription, &params).await?;
             tx.write(
-                "UPDATE revenue_customers SET active = FALSE WHERE invoice_id = ? AND EXISTS \
-                 (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
-                &[invoice_id.as_str().into(), invoice_id.into()],
+                "UPDATE revenue_customers SET active = FALSE WHERE lead_id = ? AND invoice_id = ? \
+                 AND EXISTS (SELECT 1 FROM revenue_invoices i WHERE i.invoice_id = ? AND i.status = 'refunded')",
+                &params,
             )
             .await?;
         }

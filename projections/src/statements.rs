@@ -7,6 +7,14 @@
 //! rejections, clawbacks (negative entries, also after a payout: then the balance goes below
 //! what is approved and the difference is carried against the next payout) and payouts lower it.
 //! A payout that nets a carried clawback shows it as a `carried` line that recovers it.
+//!
+//! Totals are kept as lines are written, so no read sums a partner's whole history: each
+//! partner's balance (`partner_balances`) and each month's lines and net (`statement_months`),
+//! folded per batch and written once per key; and each payout's commissions and net
+//! (`payout_totals`), moved by statements that read the commission's row in the database
+//! before and after each change to its payout or net (`INSERT … SELECT`).
+
+use std::collections::BTreeMap;
 
 use adapters::sql::{SqlDb, SqlTx, SqlValue};
 use adapters::store::RecordedEvent;
@@ -27,6 +35,50 @@ fn month(at: OffsetDateTime) -> String {
     format!("{:04}-{:02}", at.year(), u8::from(at.month()))
 }
 
+/// What a batch's lines add to each partner's balance and each partner's month: (lines,
+/// halalas).
+#[derive(Default)]
+struct Totals {
+    partners: BTreeMap<String, (i64, i64)>,
+    months: BTreeMap<(String, String), (i64, i64)>,
+}
+
+impl Totals {
+    fn add(&mut self, partner_id: &str, month: String, amount_halalas: i64) {
+        for total in [
+            self.partners.entry(partner_id.to_owned()).or_default(),
+            self.months
+                .entry((partner_id.to_owned(), month))
+                .or_default(),
+        ] {
+            total.0 += 1;
+            total.1 += amount_halalas;
+        }
+    }
+
+    async fn write(self, tx: &mut SqlTx) -> Result<(), ProjectionError> {
+        for (partner_id, (lines, halalas)) in self.partners {
+            tx.write(
+                "INSERT INTO partner_balances (partner_id, lines, balance_halalas) VALUES (?, ?, ?) \
+                 ON CONFLICT (partner_id) DO UPDATE SET lines = partner_balances.lines + excluded.lines, \
+                 balance_halalas = partner_balances.balance_halalas + excluded.balance_halalas",
+                &[partner_id.into(), lines.into(), halalas.into()],
+            )
+            .await?;
+        }
+        for ((partner_id, month), (lines, halalas)) in self.months {
+            tx.write(
+                "INSERT INTO statement_months (partner_id, month, lines, halalas) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (partner_id, month) DO UPDATE SET lines = statement_months.lines + excluded.lines, \
+                 halalas = statement_months.halalas + excluded.halalas",
+                &[partner_id.into(), month.into(), lines.into(), halalas.into()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 struct Line<'a> {
     partner_id: &'a str,
     commission_id: &'a str,
@@ -38,9 +90,11 @@ struct Line<'a> {
 
 async fn add_line(
     tx: &mut SqlTx,
+    totals: &mut Totals,
     event: &RecordedEvent,
     line: Line<'_>,
 ) -> Result<(), ProjectionError> {
+    totals.add(line.partner_id, month(line.at), line.amount_halalas);
     tx.write(
         "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
          occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -63,7 +117,11 @@ async fn add_line(
 /// A payout that nets clawbacks made after an earlier payout: each carried amount is recovered
 /// (the partner's debt is settled by paying that much less), which the statement shows as a
 /// `carried` line, and the commission no longer carries it.
-async fn apply_payout(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply_payout(
+    tx: &mut SqlTx,
+    totals: &mut Totals,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
     let PayoutEvent::PayoutCreated {
         payout_id,
         partner_id,
@@ -82,6 +140,7 @@ async fn apply_payout(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Proje
             vec![item.amount_halalas.into()],
         )
         .await?;
+        totals.add(&partner_id, month(created_at), -item.amount_halalas);
         tx.write(
             "INSERT INTO statement_lines (event_id, partner_id, month, position, commission_id, kind, amount_halalas, \
              occurred_at_us, reference) VALUES (?, ?, ?, ?, ?, 'carried', ?, ?, ?)",
@@ -107,6 +166,12 @@ async fn update_commission(
     set: &str,
     params: Vec<adapters::sql::SqlValue>,
 ) -> Result<(), ProjectionError> {
+    // A change to a commission's payout or net moves its payout's totals: out before, in
+    // after, each as the row then stands.
+    let moves_payout = set.contains("payout_id") || set.contains("net_halalas");
+    if moves_payout {
+        payout_totals_add(tx, commission_id, -1).await?;
+    }
     let mut params = params;
     params.push(commission_id.into());
     tx.write(
@@ -114,13 +179,40 @@ async fn update_commission(
         &params,
     )
     .await?;
+    if moves_payout {
+        payout_totals_add(tx, commission_id, 1).await?;
+    }
+    Ok(())
+}
+
+/// Adds (`sign` 1) or takes away (-1) a commission, as its row stands, to its payout's totals,
+/// if it has a payout.
+async fn payout_totals_add(
+    tx: &mut SqlTx,
+    commission_id: &str,
+    sign: i64,
+) -> Result<(), ProjectionError> {
+    tx.write(
+        "INSERT INTO payout_totals (payout_id, partner_id, commissions, net_halalas) \
+         SELECT payout_id, partner_id, ?, ? * net_halalas FROM partner_commissions \
+         WHERE commission_id = ? AND payout_id IS NOT NULL \
+         ON CONFLICT (payout_id, partner_id) DO UPDATE SET \
+         commissions = payout_totals.commissions + excluded.commissions, \
+         net_halalas = payout_totals.net_halalas + excluded.net_halalas",
+        &[sign.into(), sign.into(), commission_id.into()],
+    )
+    .await?;
     Ok(())
 }
 
 /// One event's rows.
-async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply_one(
+    tx: &mut SqlTx,
+    totals: &mut Totals,
+    event: &RecordedEvent,
+) -> Result<(), ProjectionError> {
     if event.event_type == "PayoutCreated" {
-        return apply_payout(tx, event).await;
+        return apply_payout(tx, totals, event).await;
     }
     if event.stream_type != "commission" {
         return Ok(());
@@ -159,7 +251,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                 at: accrued_at,
                 reference: Some(&invoice_id),
             };
-            add_line(tx, event, line).await?;
+            add_line(tx, totals, event, line).await?;
         }
         CommissionEvent::CommissionApproved { commission_id, .. } => {
             update_commission(tx, &commission_id, "status = 'approved'", vec![]).await?;
@@ -187,7 +279,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                 at: rejected_at,
                 reference: Some(&reason),
             };
-            add_line(tx, event, line).await?;
+            add_line(tx, totals, event, line).await?;
         }
         CommissionEvent::CommissionAdjusted {
             commission_id,
@@ -212,7 +304,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                 at: adjusted_at,
                 reference: Some(&reason),
             };
-            add_line(tx, event, line).await?;
+            add_line(tx, totals, event, line).await?;
         }
         CommissionEvent::CommissionClawedBack {
             commission_id,
@@ -239,7 +331,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                 at: clawed_back_at,
                 reference: Some(&refund_id),
             };
-            add_line(tx, event, line).await?;
+            add_line(tx, totals, event, line).await?;
         }
         CommissionEvent::CommissionPaidOut {
             commission_id,
@@ -263,7 +355,7 @@ async fn apply_one(tx: &mut SqlTx, event: &RecordedEvent) -> Result<(), Projecti
                 at: paid_out_at,
                 reference: Some(&payout_id),
             };
-            add_line(tx, event, line).await?;
+            add_line(tx, totals, event, line).await?;
         }
     }
     Ok(())
@@ -276,7 +368,13 @@ impl Projection for Statements {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["statement_lines", "partner_commissions"]
+        &[
+            "statement_lines",
+            "partner_commissions",
+            "partner_balances",
+            "statement_months",
+            "payout_totals",
+        ]
     }
 
     fn folds_money(&self) -> bool {
@@ -288,10 +386,11 @@ impl Projection for Statements {
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        let mut totals = Totals::default();
         for event in events {
-            apply_one(tx, event).await?;
+            apply_one(tx, &mut totals, event).await?;
         }
-        Ok(())
+        totals.write(tx).await
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
@@ -310,12 +409,12 @@ pub struct PartnerBalance {
     pub lines: i64,
 }
 
-/// Every partner's balance, in partner order ([`MAX_PARTNERS_RENDERED`] at most).
+/// Every partner's balance, in partner order ([`MAX_PARTNERS_RENDERED`] at most), as kept.
 pub async fn balances(db: &SqlDb) -> Result<Vec<PartnerBalance>, ProjectionError> {
     let rows = db
         .fetch_all(
-            "SELECT partner_id, CAST(SUM(amount_halalas) AS BIGINT), COUNT(*) FROM statement_lines \
-             GROUP BY partner_id ORDER BY partner_id LIMIT ?",
+            "SELECT partner_id, balance_halalas, lines FROM partner_balances \
+             ORDER BY partner_id LIMIT ?",
             &[MAX_PARTNERS_RENDERED.into()],
         )
         .await?;
@@ -344,8 +443,8 @@ pub struct PayoutTotal {
 pub async fn payout_totals(db: &SqlDb) -> Result<Vec<PayoutTotal>, ProjectionError> {
     let rows = db
         .fetch_all(
-            "SELECT payout_id, partner_id, COUNT(*), CAST(SUM(net_halalas) AS BIGINT) FROM partner_commissions \
-             WHERE payout_id IS NOT NULL GROUP BY payout_id, partner_id ORDER BY partner_id, payout_id",
+            "SELECT payout_id, partner_id, commissions, net_halalas FROM payout_totals \
+             WHERE commissions > 0 ORDER BY partner_id, payout_id",
             &[],
         )
         .await?;

@@ -324,7 +324,7 @@ async fn replay_as_of_prints_the_funnel_as_it_was_at_that_position() {
 }
 
 #[tokio::test]
-async fn rebuild_reports_events_seconds_and_rate_and_verify_checks_the_seals() {
+async fn rebuild_reports_events_seconds_and_rate_and_verify_checks_the_seals_and_the_ledger() {
     let dir = temp_dir();
     let (url, handlers) = seeded_history(&dir).await;
     let head = handlers.store.head_position().await.unwrap();
@@ -351,6 +351,47 @@ async fn rebuild_reports_events_seconds_and_rate_and_verify_checks_the_seals() {
         verified_out.contains(&format!("audit trail intact: {head} events")),
         "{verified_out}"
     );
+
+    // `--ledger`: the journal's kept balances derived again from its lines; a damaged total is
+    // named, and the check exits 1.
+    let ledger = revledger(&dir)
+        .args(["verify", "--ledger", "--database-url", &url])
+        .output()
+        .unwrap();
+    let ledger_out = String::from_utf8_lossy(&ledger.stdout);
+    assert!(ledger.status.success(), "{ledger_out}");
+    assert!(
+        ledger_out.contains("ledger balances intact:") && !ledger_out.contains(" 0 entries"),
+        "{ledger_out}"
+    );
+    handlers
+        .store
+        .sql()
+        .execute(
+            "UPDATE ledger_counters SET value = value + 5 WHERE name = 'credit_halalas'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let damaged = revledger(&dir)
+        .args(["verify", "--ledger", "--database-url", &url])
+        .output()
+        .unwrap();
+    let damaged_out = String::from_utf8_lossy(&damaged.stdout);
+    assert_eq!(damaged.status.code(), Some(1), "{damaged_out}");
+    assert!(
+        damaged_out.contains("BROKEN: ledger counter credit_halalas"),
+        "{damaged_out}"
+    );
+    handlers
+        .store
+        .sql()
+        .execute(
+            "UPDATE ledger_counters SET value = value - 5 WHERE name = 'credit_halalas'",
+            &[],
+        )
+        .await
+        .unwrap();
 
     // Remove the last event of a stream: no chain notices, the audit trail does.
     let last = handlers

@@ -39,7 +39,7 @@ const T0: OffsetDateTime = datetime!(2026-09-01 09:00 UTC);
 
 /// Catches the journal and reconciliation up to everything committed (and nothing else, so
 /// the hand-made histories do not depend on other read models or process managers).
-async fn project(store: &Arc<dyn EventStore>) {
+pub(crate) async fn project(store: &Arc<dyn EventStore>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let finance: [Arc<dyn Projection>; 2] = [Arc::new(Ledger), Arc::new(Reconciliation)];
     for projection in finance {
@@ -88,7 +88,9 @@ fn assert_balanced(trial_balance: &Value) {
     assert_eq!(net, 0, "balances add up to zero");
 }
 
-async fn every_event(store: &Arc<dyn EventStore>) -> Vec<adapters::store::RecordedEvent> {
+pub(crate) async fn every_event(
+    store: &Arc<dyn EventStore>,
+) -> Vec<adapters::store::RecordedEvent> {
     let mut events = Vec::new();
     let mut after = Checkpoint::START;
     loop {

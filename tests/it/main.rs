@@ -30,6 +30,8 @@ mod finance_reads;
 mod hardening;
 mod helpers;
 mod history;
+
+mod kept_reads;
 mod limits;
 mod metrics;
 mod migrations;

@@ -350,6 +350,7 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
                         "credit_halalas": integer(),
                         "balance_halalas": integer(),
                     }))},
+                    "next_after": described(nullable(string()), "The last account listed when more follow (pass it as `after`), else null."),
                     "total_debit_halalas": integer(),
                     "total_credit_halalas": integer(),
                     "unbalanced_entries": integer(),

@@ -278,7 +278,9 @@ pub(super) fn finance() -> Vec<Operation> {
             .respond(200, "What became of each partner's payout.", reference("Payouts")),
         operation("get", "/api/ledger/trial-balance", "getTrialBalance", "finance", "The trial balance", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
-            .respond(200, "Every account's debits, credits and balance.", reference("TrialBalance")),
+            .parameter(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 10000, "default": 1000}, "description": "Accounts to list, in name order; clamped to 1..=10000. The totals always cover every account."}))
+            .parameter(json!({"name": "after", "in": "query", "schema": {"type": "string"}, "description": "List the accounts after this name: the previous page's `next_after`."}))
+            .respond(200, "Every account's debits, credits and balance (a page of accounts; the journal's totals), kept as lines are posted: the read does not sum the lines.", reference("TrialBalance")),
         operation("get", "/api/ledger/accounts/{account}", "getLedgerAccount", "finance", "One ledger account", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
             .parameter(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000, "default": 100}, "description": "The newest lines to list; clamped to 1..=1000."}))
