@@ -622,7 +622,7 @@ async fn set_commission_status(
 /// One event of a batch, decoded.
 enum Folded {
     Run(domain::provider_reconciliation::ProviderReconciliationEvent),
-    Money(String, MoneyEvent),
+    Money(String, Box<MoneyEvent>),
 }
 
 #[async_trait]
@@ -665,7 +665,7 @@ impl Projection for Reconciliation {
                 folded.push(Folded::Run(crate::decode(event)?));
             } else if let Some(money) = MoneyEvent::from_recorded(event)? {
                 touched.note(&money);
-                folded.push(Folded::Money(event.stream_id.clone(), money));
+                folded.push(Folded::Money(event.stream_id.clone(), Box::new(money)));
             }
         }
         let before = maintained::before(tx, &touched).await?;
@@ -676,7 +676,7 @@ impl Projection for Reconciliation {
                     provider::apply_run(tx, run).await?;
                     continue;
                 }
-                Folded::Money(stream_id, money) => (stream_id, money),
+                Folded::Money(stream_id, money) => (stream_id, *money),
             };
             if let MoneyEvent::Payment(payment) = &money {
                 provider::apply_payment(tx, payment, occurred_at(&money)).await?;
