@@ -10,7 +10,8 @@
 //! - the invoices that recorded a payment it wrote; the payments naming an invoice it wrote, by
 //!   our id or by a Moyasar invoice id that invoice had before or has after; the commissions on
 //!   an invoice it wrote; the payouts a commission it wrote was or is paid out under;
-//! - the partly paid invoices whose due time the batch's clock passed ([`rules::due_window`]).
+//! - the invoices whose due time the batch's clock passed ([`rules::due_window`]; which of
+//!   them the clock matters to is the rules' business, so all are checked, each once).
 //!
 //! Their facts and what those refer to are read back ([`load_facts_of`]), the rules run over
 //! them, and each owner's stored rows are replaced where they differ, the counts moved by the
@@ -227,8 +228,7 @@ async fn owners_to_check(
     if !due.is_empty() {
         let rows = tx
             .fetch_all(
-                "SELECT invoice_id FROM reconciliation_invoices WHERE due_at_us >= ? AND due_at_us < ? \
-                 AND status = 'partially_paid'",
+                "SELECT invoice_id FROM reconciliation_invoices WHERE due_at_us >= ? AND due_at_us < ?",
                 &[due.start.into(), due.end.into()],
             )
             .await?;
