@@ -13,6 +13,9 @@ use axum::Json;
 use domain::money::MoneyError;
 use domain::partner::{PartnerCommand, PartnerTier};
 use projections::as_of::AsOfAnswer;
+use projections::reconciliation::{
+    Cursor, PageRequest, ReconciliationReport, DEFAULT_PAGE_MISMATCHES, MAX_PAGE_MISMATCHES,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -20,6 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::{authenticate, Area, Principal};
 use crate::input::parse_body;
+use crate::queries::bad_param;
 use crate::{ApiError, AppState};
 
 /// How long a command that reads a read model first waits for it to catch up.
@@ -103,17 +107,49 @@ pub async fn ledger_account(
     Ok(Json(answer))
 }
 
+#[derive(Deserialize)]
+pub struct ReconciliationQuery {
+    as_of: Option<String>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+/// `GET /api/reconciliation?limit=&after=&as_of=`: the counts of the whole open mismatch set
+/// and one page of it.
 pub async fn reconciliation(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<AsOfQuery>,
-) -> Result<Json<Value>, ApiError> {
+    Query(query): Query<ReconciliationQuery>,
+) -> Result<Json<ReconciliationReport>, ApiError> {
     authenticate(&state, &headers)
         .await?
         .require_read(Area::Finance)?;
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE_MISMATCHES as i64)
+        .try_into()
+        .ok()
+        .filter(|limit| (1..=MAX_PAGE_MISMATCHES).contains(limit))
+        .ok_or_else(|| {
+            bad_param(
+                "limit",
+                format!("limit is outside 1..={MAX_PAGE_MISMATCHES}"),
+            )
+        })?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|text| {
+            Cursor::parse(text).ok_or_else(|| {
+                bad_param("after", format!("{text:?} is not a cursor this list gave"))
+            })
+        })
+        .transpose()?;
     let db = read_db(&state, "reconciliation", query.as_of.as_deref()).await?;
-    let model = projections::read_model("reconciliation")?;
-    Ok(Json(model.render(&db).await?))
+    let page = PageRequest { after, limit };
+    Ok(Json(
+        projections::reconciliation::report_page(&db, &page).await?,
+    ))
 }
 
 pub(crate) fn valid_month(month: &str) -> bool {

@@ -131,7 +131,7 @@ impl ReadQuery {
     }
 }
 
-fn bad_param(field: &str, detail: String) -> ApiError {
+pub(crate) fn bad_param(field: &str, detail: String) -> ApiError {
     ApiError::BadRequest {
         code: "invalid_parameter",
         detail,

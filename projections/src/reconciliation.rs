@@ -3,9 +3,12 @@
 //! The projection keeps plain facts, each from its own stream: invoices (totals, what was
 //! recorded paid and refunded, status), the payments recorded against each invoice, gateway
 //! payments (latest Moyasar status, amount, whether money was taken, refunded so far, the
-//! invoice they name) and commissions (accrued, clawed back, adjusted, paid out). The
-//! comparison is done at read time by one pure function, [`find_mismatches`], so the tables
-//! stay a fold of the log and the rules can be tested without a database.
+//! invoice they name) and commissions (accrued, clawed back, adjusted, paid out). One pure
+//! function, [`find_mismatches`], compares them (its rules in `rules.rs`, testable without a
+//! database); the open mismatch set it gives, and its counts, are kept up to date in the same
+//! transaction as the facts, re-checking only what each batch may have changed
+//! ([`maintained`]), so a report reads one page of mismatches and a few counts however long
+//! the history ([`report_page`]).
 //!
 //! Kinds of mismatch (each names the streams involved):
 //!
@@ -32,23 +35,29 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::sql::{SqlDb, SqlTx};
+use adapters::sql::{SqlDb, SqlRow, SqlTx};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::commission::CommissionEvent;
 use domain::invoice::{Invoice, InvoiceEvent};
 use domain::payment::{Payment, PaymentEvent, PaymentStatus};
-use domain::provider_reconciliation::{FindingKind, ProviderReconciliation};
+use domain::provider_reconciliation::ProviderReconciliation;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::ledger::MoneyEvent;
 use crate::{micros, Projection, ProjectionError};
 
+mod maintained;
 pub mod provider;
+mod report;
 mod rules;
 
-use rules::*;
+pub use report::{
+    mismatches, report, report_page, Checked, Cursor, PageRequest, ReconciliationReport,
+    DEFAULT_PAGE_MISMATCHES, MAX_PAGE_MISMATCHES,
+};
+pub use rules::{mismatches_of, Owner, Owners};
 
 pub struct Reconciliation;
 
@@ -186,115 +195,114 @@ impl Facts {
 
 /// Every mismatch in `facts`, sorted by kind and streams.
 pub fn find_mismatches(facts: &Facts) -> Vec<Mismatch> {
-    let mut found = Vec::new();
-    invoice_mismatches(facts, &mut found);
-    payment_mismatches(facts, &mut found);
-    commission_mismatches(facts, &mut found);
-    payout_mismatches(facts, &mut found);
+    let mut found: Vec<Mismatch> = mismatches_of(facts, &Owners::every(facts))
+        .into_iter()
+        .map(|(_, mismatch)| mismatch)
+        .collect();
     found.sort();
     found
 }
 
-/// Reads the facts back from the tables.
+const INVOICE_COLUMNS: &str =
+    "SELECT invoice_id, stream_id, moyasar_invoice_id, subtotal_halalas, total_halalas, due_at_us, \
+     status, paid_halalas, refunded_halalas, refunded_base_halalas, refunds FROM reconciliation_invoices";
+
+/// An invoice's fact (without its payments) from a row of [`INVOICE_COLUMNS`].
+fn invoice_fact(row: &SqlRow) -> Result<(String, InvoiceFact), ProjectionError> {
+    let fact = InvoiceFact {
+        stream_id: row.text(1)?,
+        moyasar_invoice_id: row.opt_text(2)?,
+        subtotal_halalas: row.i64(3)?,
+        total_halalas: row.i64(4)?,
+        due_at_us: row.i64(5)?,
+        status: row.text(6)?,
+        paid_halalas: row.i64(7)?,
+        refunded_halalas: row.i64(8)?,
+        refunded_base_halalas: row.i64(9)?,
+        refunds: row.i64(10)?,
+        payments: BTreeMap::new(),
+    };
+    Ok((row.text(0)?, fact))
+}
+
+const INVOICE_PAYMENT_COLUMNS: &str =
+    "SELECT invoice_id, payment_id, amount_halalas FROM reconciliation_invoice_payments";
+
+/// `(invoice id, payment id, amount)` from a row of [`INVOICE_PAYMENT_COLUMNS`].
+fn invoice_payment(row: &SqlRow) -> Result<(String, String, i64), ProjectionError> {
+    Ok((row.text(0)?, row.text(1)?, row.i64(2)?))
+}
+
+const PAYMENT_COLUMNS: &str =
+    "SELECT payment_id, stream_id, invoice_id, moyasar_invoice_id, status, amount_halalas, collected, \
+     refunded_halalas FROM reconciliation_payments";
+
+fn payment_fact(row: &SqlRow) -> Result<(String, PaymentFact), ProjectionError> {
+    let fact = PaymentFact {
+        stream_id: row.text(1)?,
+        invoice_id: row.opt_text(2)?,
+        moyasar_invoice_id: row.opt_text(3)?,
+        status: row.text(4)?,
+        amount_halalas: row.i64(5)?,
+        collected: row.bool(6)?,
+        refunded_halalas: row.i64(7)?,
+    };
+    Ok((row.text(0)?, fact))
+}
+
+const COMMISSION_COLUMNS: &str =
+    "SELECT commission_id, stream_id, partner_id, invoice_id, status, accrued_halalas, \
+     clawed_back_halalas, adjusted_halalas, payout_id, paid_out_halalas, net_at_payout_halalas \
+     FROM reconciliation_commissions";
+
+fn commission_fact(row: &SqlRow) -> Result<(String, CommissionFact), ProjectionError> {
+    let fact = CommissionFact {
+        stream_id: row.text(1)?,
+        partner_id: row.text(2)?,
+        invoice_id: row.text(3)?,
+        status: row.text(4)?,
+        accrued_halalas: row.i64(5)?,
+        clawed_back_halalas: row.i64(6)?,
+        adjusted_halalas: row.i64(7)?,
+        payout_id: row.opt_text(8)?,
+        paid_out_halalas: row.i64(9)?,
+        net_at_payout_halalas: row.opt_i64(10)?,
+    };
+    Ok((row.text(0)?, fact))
+}
+
+/// The log's clock: the latest business time of any money event folded.
+const CLOCK: &str = "SELECT at_us FROM reconciliation_clock WHERE name = 'latest'";
+
+/// Reads every fact back from the tables: what a from-scratch comparison reads (the
+/// maintained set is checked against it).
 pub async fn load_facts(db: &SqlDb) -> Result<Facts, ProjectionError> {
     let mut facts = Facts::default();
-    for row in db
-        .fetch_all(
-            "SELECT invoice_id, stream_id, moyasar_invoice_id, subtotal_halalas, total_halalas, due_at_us, \
-             status, paid_halalas, refunded_halalas, refunded_base_halalas, refunds FROM reconciliation_invoices",
-            &[],
-        )
-        .await?
-    {
-        facts.invoices.insert(
-            row.text(0)?,
-            InvoiceFact {
-                stream_id: row.text(1)?,
-                moyasar_invoice_id: row.opt_text(2)?,
-                subtotal_halalas: row.i64(3)?,
-                total_halalas: row.i64(4)?,
-                due_at_us: row.i64(5)?,
-                status: row.text(6)?,
-                paid_halalas: row.i64(7)?,
-                refunded_halalas: row.i64(8)?,
-                refunded_base_halalas: row.i64(9)?,
-                refunds: row.i64(10)?,
-                payments: BTreeMap::new(),
-            },
-        );
+    for row in db.fetch_all(INVOICE_COLUMNS, &[]).await? {
+        let (id, invoice) = invoice_fact(&row)?;
+        facts.invoices.insert(id, invoice);
     }
-    for row in db
-        .fetch_all(
-            "SELECT invoice_id, payment_id, amount_halalas FROM reconciliation_invoice_payments",
-            &[],
-        )
-        .await?
-    {
-        if let Some(invoice) = facts.invoices.get_mut(&row.text(0)?) {
-            invoice.payments.insert(row.text(1)?, row.i64(2)?);
+    for row in db.fetch_all(INVOICE_PAYMENT_COLUMNS, &[]).await? {
+        let (invoice_id, payment_id, amount_halalas) = invoice_payment(&row)?;
+        if let Some(invoice) = facts.invoices.get_mut(&invoice_id) {
+            invoice.payments.insert(payment_id, amount_halalas);
         }
     }
-    for row in db
-        .fetch_all(
-            "SELECT payment_id, stream_id, invoice_id, moyasar_invoice_id, status, amount_halalas, collected, \
-             refunded_halalas FROM reconciliation_payments",
-            &[],
-        )
-        .await?
-    {
-        facts.payments.insert(
-            row.text(0)?,
-            PaymentFact {
-                stream_id: row.text(1)?,
-                invoice_id: row.opt_text(2)?,
-                moyasar_invoice_id: row.opt_text(3)?,
-                status: row.text(4)?,
-                amount_halalas: row.i64(5)?,
-                collected: row.bool(6)?,
-                refunded_halalas: row.i64(7)?,
-            },
-        );
+    for row in db.fetch_all(PAYMENT_COLUMNS, &[]).await? {
+        let (id, payment) = payment_fact(&row)?;
+        facts.payments.insert(id, payment);
     }
-    for row in db
-        .fetch_all(
-            "SELECT commission_id, stream_id, partner_id, invoice_id, status, accrued_halalas, \
-             clawed_back_halalas, adjusted_halalas, payout_id, paid_out_halalas, net_at_payout_halalas \
-             FROM reconciliation_commissions",
-            &[],
-        )
-        .await?
-    {
-        facts.commissions.insert(
-            row.text(0)?,
-            CommissionFact {
-                stream_id: row.text(1)?,
-                partner_id: row.text(2)?,
-                invoice_id: row.text(3)?,
-                status: row.text(4)?,
-                accrued_halalas: row.i64(5)?,
-                clawed_back_halalas: row.i64(6)?,
-                adjusted_halalas: row.i64(7)?,
-                payout_id: row.opt_text(8)?,
-                paid_out_halalas: row.i64(9)?,
-                net_at_payout_halalas: row.opt_i64(10)?,
-            },
-        );
+    for row in db.fetch_all(COMMISSION_COLUMNS, &[]).await? {
+        let (id, commission) = commission_fact(&row)?;
+        facts.commissions.insert(id, commission);
     }
     facts.now_us = db
-        .fetch_optional(
-            "SELECT at_us FROM reconciliation_clock WHERE name = 'latest'",
-            &[],
-        )
+        .fetch_optional(CLOCK, &[])
         .await?
         .map(|row| row.i64(0))
         .transpose()?
         .unwrap_or(0);
     Ok(facts)
-}
-
-/// Every mismatch in the read model (for `revledger reconcile`).
-pub async fn mismatches(db: &SqlDb) -> Result<Vec<Mismatch>, ProjectionError> {
-    Ok(find_mismatches(&load_facts(db).await?))
 }
 
 /// The business time an event happened at.
@@ -611,6 +619,12 @@ async fn set_commission_status(
     Ok(())
 }
 
+/// One event of a batch, decoded.
+enum Folded {
+    Run(domain::provider_reconciliation::ProviderReconciliationEvent),
+    Money(String, Box<MoneyEvent>),
+}
+
 #[async_trait]
 impl Projection for Reconciliation {
     fn name(&self) -> &'static str {
@@ -624,6 +638,8 @@ impl Projection for Reconciliation {
             "reconciliation_payments",
             "reconciliation_commissions",
             "reconciliation_clock",
+            "reconciliation_mismatches",
+            "reconciliation_counts",
             "provider_payments",
             "provider_reconciliation_runs",
             "provider_reconciliation_findings",
@@ -634,28 +650,40 @@ impl Projection for Reconciliation {
         true
     }
 
-    /// Each money event's rows, and the clock moved once for the batch, to its latest event
-    /// (nothing in the batch reads the clock; only the mismatch check does).
+    /// Each money event's rows, the clock moved once for the batch to its latest event, then
+    /// the open mismatch set brought up to date for what the batch may have changed
+    /// ([`maintained`]: it reads what the facts written are about to change first).
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let mut latest = None;
+        let mut folded = Vec::with_capacity(events.len());
+        let mut touched = maintained::Touched::default();
         for event in events {
             if event.stream_type == <ProviderReconciliation as cqrs_es::Aggregate>::TYPE {
-                provider::apply_run(tx, crate::decode(event)?).await?;
-                continue;
+                folded.push(Folded::Run(crate::decode(event)?));
+            } else if let Some(money) = MoneyEvent::from_recorded(event)? {
+                touched.note(&money);
+                folded.push(Folded::Money(event.stream_id.clone(), Box::new(money)));
             }
-            let Some(money) = MoneyEvent::from_recorded(event)? else {
-                continue;
+        }
+        let before = maintained::before(tx, &touched).await?;
+        let mut latest = None;
+        for event in folded {
+            let (stream_id, money) = match event {
+                Folded::Run(run) => {
+                    provider::apply_run(tx, run).await?;
+                    continue;
+                }
+                Folded::Money(stream_id, money) => (stream_id, *money),
             };
             if let MoneyEvent::Payment(payment) = &money {
                 provider::apply_payment(tx, payment, occurred_at(&money)).await?;
             }
             let at = micros(occurred_at(&money));
             latest = latest.max(Some(at));
-            apply_money(tx, event.stream_id.as_str(), money).await?;
+            apply_money(tx, &stream_id, money).await?;
         }
         if let Some(at) = latest {
             tx.write(
@@ -666,37 +694,14 @@ impl Projection for Reconciliation {
             )
             .await?;
         }
-        Ok(())
+        let now_us = latest.map_or(before.now_us, |at| at.max(before.now_us));
+        maintained::refresh(tx, &touched, &before, now_us).await
     }
 
-    /// `{"reconciled": bool, "mismatch_count": n, "by_kind": {kind: n}, "mismatches": [...],
-    /// "checked": {"invoices": n, "payments": n, "commissions": n}}`.
+    /// The whole [`ReconciliationReport`]: every mismatch, no page.
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
         Ok(json!(report(db).await?))
     }
-}
-
-/// How many facts a reconciliation compared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Checked {
-    pub invoices: usize,
-    pub payments: usize,
-    pub commissions: usize,
-}
-
-/// What a reconciliation found: whether everything agrees, every mismatch and their count by
-/// kind, and how many facts were compared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReconciliationReport {
-    pub reconciled: bool,
-    pub mismatch_count: usize,
-    pub by_kind: BTreeMap<&'static str, i64>,
-    pub checked: Checked,
-    /// The ledger's own mismatches (`source: "ledger"`), then the findings of the latest run
-    /// of each provider's day (`source: "moyasar"`).
-    pub mismatches: Vec<Mismatch>,
-    /// The latest run of each provider's day, clean days included.
-    pub provider_runs: Vec<provider::ProviderRun>,
 }
 
 /// Our invoice linked to Moyasar invoice `moyasar_invoice_id` (given at issue, or linked once
@@ -715,62 +720,6 @@ pub async fn invoice_of_moyasar_invoice(
         )
         .await?;
     Ok(row.map(|row| row.text(0)).transpose()?)
-}
-
-/// Compares the facts now ([`find_mismatches`]).
-pub async fn report(db: &SqlDb) -> Result<ReconciliationReport, ProjectionError> {
-    let facts = load_facts(db).await?;
-    let mut mismatches = find_mismatches(&facts);
-    mismatches.extend(provider_mismatches(db).await?);
-    let mut by_kind: BTreeMap<&'static str, i64> = BTreeMap::new();
-    for mismatch in &mismatches {
-        *by_kind.entry(mismatch.kind).or_default() += 1;
-    }
-    Ok(ReconciliationReport {
-        reconciled: mismatches.is_empty(),
-        mismatch_count: mismatches.len(),
-        by_kind,
-        checked: Checked {
-            invoices: facts.invoices.len(),
-            payments: facts.payments.len(),
-            commissions: facts.commissions.len(),
-        },
-        mismatches,
-        provider_runs: provider::runs(db).await?,
-    })
-}
-
-/// The findings of the providers' latest runs, as mismatches with their `source`.
-async fn provider_mismatches(db: &SqlDb) -> Result<Vec<Mismatch>, ProjectionError> {
-    let halalas = |value: &Option<String>| value.as_deref().and_then(|v| v.parse::<i64>().ok());
-    Ok(provider::findings(db)
-        .await?
-        .into_iter()
-        .filter_map(|finding| {
-            let kind = FindingKind::ALL
-                .into_iter()
-                .find(|kind| kind.as_str() == finding.kind)?;
-            let mut streams = vec![domain::ids::stream_id(
-                <Payment as cqrs_es::Aggregate>::TYPE,
-                &finding.payment_id,
-            )];
-            streams.extend(finding.invoice_id.as_deref().map(|invoice_id| {
-                domain::ids::stream_id(<Invoice as cqrs_es::Aggregate>::TYPE, invoice_id)
-            }));
-            let mut mismatch = Mismatch::new(kind.as_str(), streams, finding.detail.clone());
-            mismatch.source = finding.provider.clone();
-            mismatch.date = Some(finding.date.clone());
-            mismatch.payment_id = Some(finding.payment_id.clone());
-            if matches!(
-                kind,
-                FindingKind::AmountDiffers | FindingKind::FeeDiffers | FindingKind::RefundDiffers
-            ) {
-                mismatch.expected_halalas = halalas(&finding.ledger_value);
-                mismatch.actual_halalas = halalas(&finding.provider_value);
-            }
-            Some(mismatch)
-        })
-        .collect())
 }
 
 #[cfg(test)]

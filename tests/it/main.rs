@@ -40,6 +40,7 @@ mod moyasar_sweep;
 mod openapi;
 mod ops;
 mod projections;
+mod reconciliation_maintained;
 mod replicas;
 mod store_contract;
 mod storm;

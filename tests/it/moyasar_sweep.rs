@@ -347,6 +347,62 @@ async fn reconciliation_answer(app: &TestApp) -> Value {
     answer.body
 }
 
+/// `/api/reconciliation` a mismatch at a time, through `next_after`: the ledger's mismatches
+/// then Moyasar's findings, the same list and counts as the one page of `whole`; a cursor it
+/// never gave is 400.
+async fn assert_pages_of_one_concatenate_to_the_whole(app: &TestApp, whole: &Value) {
+    let mut paged = Vec::new();
+    let mut path = "/api/reconciliation?limit=1".to_owned();
+    loop {
+        let page = app.get(&path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert_eq!(page.body["mismatch_count"], whole["mismatch_count"]);
+        assert_eq!(page.body["by_kind"], whole["by_kind"]);
+        paged.extend(page.body["mismatches"].as_array().unwrap().iter().cloned());
+        let Some(after) = page.body["next_after"].as_str() else {
+            break;
+        };
+        path = format!("/api/reconciliation?limit=1&after={}", urlencoding(after));
+    }
+    assert_eq!(Value::from(paged.clone()), whole["mismatches"]);
+    assert_eq!(whole["mismatch_count"], paged.len());
+    let sources: Vec<&str> = paged
+        .iter()
+        .map(|m| m["source"].as_str().unwrap())
+        .collect();
+    let ledger = sources
+        .iter()
+        .take_while(|source| **source == "ledger")
+        .count();
+    assert!(
+        !sources[ledger..].is_empty() && sources[ledger..].iter().all(|s| *s == "moyasar"),
+        "the ledger's first, then Moyasar's: {sources:?}"
+    );
+    for bad in [
+        "?after=nowhere",
+        "?after=ledger:xyz",
+        "?limit=0",
+        "?limit=1001",
+    ] {
+        let answer = app
+            .get(&format!("/api/reconciliation{bad}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.text);
+    }
+}
+
+/// `text` as a query value (cursors hold `:` and ids may hold more).
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn moyasar_findings(answer: &Value) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = answer["mismatches"]
         .as_array()
@@ -535,6 +591,7 @@ async fn the_daily_reconciliation_finds_each_planted_difference_and_nothing_on_a
     wanted.sort();
     assert_eq!(served, wanted, "{answer}");
     assert_eq!(answer["reconciled"], false);
+    assert_pages_of_one_concatenate_to_the_whole(&app, &answer).await;
     // What the metrics' gauge (and RevledgerMoyasarReconciliationDifferences) counts.
     let mut counted = projections::reconciliation::provider::finding_counts(&app.db.store.sql())
         .await

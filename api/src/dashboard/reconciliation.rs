@@ -2,13 +2,14 @@
 //! streams and amounts), and ZATCA's status: Phase 2 documents by status and flow, and each
 //! one ZATCA has not accepted (still pending, or rejected) with what ZATCA said. Each mismatch
 //! says who found it (the ledger, or the daily reconciliation against Moyasar), and the days
-//! reconciled against Moyasar are listed with their counts, clean days included.
+//! reconciled against Moyasar are listed with their counts, clean days included. The counts
+//! cover every open mismatch; the first [`MAX_MISMATCH_ROWS`] are listed.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 use maud::{html, Markup};
-use projections::reconciliation::ReconciliationReport;
+use projections::reconciliation::{PageRequest, ReconciliationReport};
 use projections::zatca::{StatusCount, ZatcaDocument};
 
 use super::format::{money_cell, when};
@@ -34,7 +35,8 @@ pub async fn page(
 
 async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Markup, ApiError> {
     let db = read_db(state, "reconciliation", query.as_of()).await?;
-    let report = projections::reconciliation::report(&db).await?;
+    let first_page = PageRequest::first(MAX_MISMATCH_ROWS);
+    let report = projections::reconciliation::report_page(&db, &first_page).await?;
     let db = read_db(state, "zatca", query.as_of()).await?;
     let counts = projections::zatca::status_counts(&db).await?;
     let documents = if counts.is_empty() {
@@ -102,7 +104,7 @@ fn mismatches_section(lang: Lang, report: &ReconciliationReport) -> Markup {
                     th class="num" { (labels.actual) }
                 } }
                 tbody {
-                    @for mismatch in report.mismatches.iter().take(MAX_MISMATCH_ROWS) {
+                    @for mismatch in &report.mismatches {
                         tr data-kind=(mismatch.kind) data-source=(mismatch.source) {
                             td { (source_label(lang, &mismatch.source)) }
                             td { code { (mismatch.kind) } }
@@ -117,6 +119,11 @@ fn mismatches_section(lang: Lang, report: &ReconciliationReport) -> Markup {
                             (amount(mismatch.actual_halalas))
                         }
                     }
+                }
+            }
+            @if report.mismatch_count > report.mismatches.len() {
+                p class="muted" id="mismatches-shown" {
+                    (labels.showing_first) " " (report.mismatches.len()) " / " (report.mismatch_count)
                 }
             }
         }

@@ -376,10 +376,11 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
         (
             "Reconciliation",
             object(
-                &["reconciled", "mismatch_count", "mismatches"],
+                &["reconciled", "mismatch_count", "mismatches", "next_after"],
                 json!({
                     "reconciled": {"type": "boolean"},
                     "mismatch_count": integer(),
+                    "next_after": nullable(string()),
                     "by_kind": {"type": "object"},
                     "checked": {"type": "object"},
                     "mismatches": {"type": "array", "items": object(

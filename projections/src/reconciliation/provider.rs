@@ -8,8 +8,11 @@
 //!   day and its findings ([`domain::provider_reconciliation`] decides them), replaced as a whole
 //!   by a later run of the same day.
 //!
-//! The findings are served with the ledger's own mismatches by [`super::report`], each with
-//! its `source` (`moyasar`).
+//! The findings are served with the ledger's own mismatches by [`super::report_page`], after
+//! them and a page at a time ([`findings_after`]), each with its `source` (`moyasar`); their
+//! count per kind is kept in `reconciliation_counts` under the provider's name.
+
+use std::collections::BTreeMap;
 
 use adapters::sql::{SqlDb, SqlTx};
 use domain::payment::PaymentEvent;
@@ -20,9 +23,6 @@ use crate::{micros, ProjectionError};
 
 /// Runs [`runs`] lists at most (newest first): a year of days and more.
 pub const MAX_RUNS_LISTED: i64 = 400;
-
-/// Findings served at most: beyond this many, the day is an outage to look at by day.
-pub const MAX_FINDINGS_LISTED: i64 = 2_000;
 
 /// Folds one payment event into `provider_payments`.
 pub(super) async fn apply_payment(
@@ -84,6 +84,23 @@ pub(super) async fn apply_run(
         ],
     )
     .await?;
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for row in tx
+        .fetch_all(
+            "SELECT kind, COUNT(*) FROM provider_reconciliation_findings WHERE provider = ? AND day = ? \
+             GROUP BY kind",
+            &[provider.as_str().into(), date.as_str().into()],
+        )
+        .await?
+    {
+        *counts.entry(row.text(0)?).or_default() -= row.i64(1)?;
+    }
+    for finding in &findings {
+        *counts.entry(finding.kind.as_str().to_owned()).or_default() += 1;
+    }
+    for (kind, delta) in counts {
+        super::maintained::add_to_count(tx, &provider, &kind, delta).await?;
+    }
     tx.write(
         "DELETE FROM provider_reconciliation_findings WHERE provider = ? AND day = ?",
         &[provider.as_str().into(), date.as_str().into()],
@@ -231,28 +248,74 @@ pub async fn finding_counts(db: &SqlDb) -> Result<Vec<(String, String, i64)>, Pr
     .collect()
 }
 
-/// Every finding of the latest runs, by day then kind (at most [`MAX_FINDINGS_LISTED`]).
-pub async fn findings(db: &SqlDb) -> Result<Vec<StoredFinding>, ProjectionError> {
-    db.fetch_all(
-        "SELECT provider, day, kind, payment_id, invoice_id, ledger_value, provider_value, detail \
-         FROM provider_reconciliation_findings ORDER BY day DESC, provider, kind, payment_id LIMIT ?",
-        &[MAX_FINDINGS_LISTED.into()],
-    )
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(StoredFinding {
-            provider: row.text(0)?,
-            date: row.text(1)?,
-            kind: row.text(2)?,
-            payment_id: row.text(3)?,
-            invoice_id: row.opt_text(4)?,
-            ledger_value: row.opt_text(5)?,
-            provider_value: row.opt_text(6)?,
-            detail: row.text(7)?,
+/// Where a finding stands in the list: newest day first, then provider, kind and payment id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingKey {
+    pub provider: String,
+    pub date: String,
+    pub kind: String,
+    pub payment_id: String,
+}
+
+impl StoredFinding {
+    pub fn key(&self) -> FindingKey {
+        FindingKey {
+            provider: self.provider.clone(),
+            date: self.date.clone(),
+            kind: self.kind.clone(),
+            payment_id: self.payment_id.clone(),
+        }
+    }
+}
+
+/// At most `limit` findings of the latest runs after `after` (from the first without), newest
+/// day first, then provider, kind and payment id (index `provider_reconciliation_findings_listed`).
+pub async fn findings_after(
+    db: &SqlDb,
+    after: Option<&FindingKey>,
+    limit: i64,
+) -> Result<Vec<StoredFinding>, ProjectionError> {
+    const SELECT: &str =
+        "SELECT provider, day, kind, payment_id, invoice_id, ledger_value, provider_value, \
+         detail FROM provider_reconciliation_findings";
+    const ORDER: &str = "ORDER BY day DESC, provider, kind, payment_id LIMIT ?";
+    let rows = match after {
+        None => {
+            db.fetch_all(&format!("{SELECT} {ORDER}"), &[limit.into()])
+                .await?
+        }
+        Some(key) => {
+            let sql = format!(
+                "{SELECT} WHERE day < ? OR (day = ? AND (provider > ? OR (provider = ? AND \
+                 (kind > ? OR (kind = ? AND payment_id > ?))))) {ORDER}"
+            );
+            let params = [
+                key.date.as_str().into(),
+                key.date.as_str().into(),
+                key.provider.as_str().into(),
+                key.provider.as_str().into(),
+                key.kind.as_str().into(),
+                key.kind.as_str().into(),
+                key.payment_id.as_str().into(),
+                limit.into(),
+            ];
+            db.fetch_all(&sql, &params).await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(StoredFinding {
+                provider: row.text(0)?,
+                date: row.text(1)?,
+                kind: row.text(2)?,
+                payment_id: row.text(3)?,
+                invoice_id: row.opt_text(4)?,
+                ledger_value: row.opt_text(5)?,
+                provider_value: row.opt_text(6)?,
+                detail: row.text(7)?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// Open invoices the sweep takes per pass at most (the oldest-seen first is the sweep's

@@ -1,5 +1,8 @@
-//! The comparison rules on hand-written facts.
+//! The comparison rules on hand-written facts, and the maintained set's order key.
 
+use proptest::prelude::*;
+
+use super::maintained::order_key;
 use super::*;
 
 fn invoice(status: &str, total: i64, paid: i64, payments: &[(&str, i64)]) -> InvoiceFact {
@@ -132,5 +135,35 @@ fn a_refund_within_a_halala_of_its_clawback_reconciles() {
             "{clawed}: {:?}",
             kinds(&facts)
         );
+    }
+}
+
+/// A mismatch of `kind` naming `streams` (sorted by [`Mismatch::new`]).
+fn named(kind: usize, streams: Vec<String>) -> Mismatch {
+    Mismatch::new(rules::KINDS[kind], streams, String::new())
+}
+
+/// Stream ids of the id grammar's alphabet, short so that prefixes of one another are common.
+fn stream_ids() -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::vec("[A-Za-z0-9._:-]{1,4}", 1..4)
+}
+
+proptest! {
+    /// The stored order key sorts ledger mismatches as [`Mismatch`] does (by kind, then
+    /// streams), whichever owner found them, so a page read by key is in the report's order.
+    #[test]
+    fn the_order_key_sorts_as_mismatches_do(
+        (kind_a, streams_a, kind_b, streams_b) in (0..rules::KINDS.len(), stream_ids(), 0..rules::KINDS.len(), stream_ids()),
+        (owner_a, owner_b) in ("[a-z0-9-]{1,6}", "[a-z0-9-]{1,6}"),
+    ) {
+        let (a, b) = (named(kind_a, streams_a), named(kind_b, streams_b));
+        let (owner_a, owner_b) = (Owner::Payment(owner_a), Owner::Commission(owner_b));
+        let by_key = order_key(&owner_a, &a).cmp(&order_key(&owner_b, &b));
+        let by_mismatch = (a.kind, &a.streams).cmp(&(b.kind, &b.streams));
+        if by_mismatch.is_ne() {
+            prop_assert_eq!(by_key, by_mismatch, "{:?} {:?}", a, b);
+        } else {
+            prop_assert!(by_key.is_ne(), "the owner tells two apart");
+        }
     }
 }
