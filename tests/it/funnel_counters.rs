@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::sql::SqlDb;
-use adapters::store::EventStore;
 use app::handlers::Handlers;
 use projections::funnel::{Funnel, FunnelCounts, StayMedian, NO_PARTNER};
 use projections::runtime::dump_table;
 use projections::{Projection, Projector};
 
 use crate::helpers::TestDb;
-use crate::history::{run_process_managers, Generator};
+use crate::history::{self, run_process_managers, Generator};
 
 crate::on_both_engines!(the_maintained_funnel_equals_a_from_scratch_count_at_every_step);
 
@@ -51,11 +50,8 @@ async fn the_maintained_funnel_equals_a_from_scratch_count_at_every_step(db: &Te
             generator.lead().await;
         }
         run_process_managers(&handlers).await;
-        catch_up(
-            Projector::new(db.store.clone(), Arc::new(Funnel)).with_batch_size(batch_size),
-            &db.store,
-        )
-        .await;
+        catch_up(Projector::new(db.store.clone(), Arc::new(Funnel)).with_batch_size(batch_size))
+            .await;
         let maintained = FunnelCounts::read(&sql).await.unwrap();
         assert_eq!(maintained, from_scratch(&sql).await, "at {events} events");
         assert!(
@@ -75,7 +71,7 @@ async fn the_maintained_funnel_equals_a_from_scratch_count_at_every_step(db: &Te
     let one_by_one = Projector::new(db.store.clone(), Arc::new(Funnel))
         .with_db(scratch.clone())
         .with_batch_size(1);
-    catch_up(one_by_one, &db.store).await;
+    catch_up(one_by_one).await;
     for table in Funnel.tables() {
         assert_eq!(
             dump_table(&sql, table).await.unwrap(),
@@ -101,20 +97,9 @@ async fn the_maintained_funnel_equals_a_from_scratch_count_at_every_step(db: &Te
 }
 
 /// Applies everything committed, as the live read models' worker would.
-async fn catch_up(projector: Projector, store: &Arc<dyn EventStore>) {
+async fn catch_up(projector: Projector) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        projector.catch_up().await.unwrap();
-        if projector.is_caught_up().await.unwrap() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the funnel did not catch up to {}",
-            store.head_position().await.unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    history::catch_up(&projector, deadline).await.unwrap();
 }
 
 /// The funnel's figures counted over its fact tables, as `GET /api/funnel` computed them on
