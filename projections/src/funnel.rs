@@ -1,9 +1,15 @@
 //! The sales funnel: leads per stage now, conversion between consecutive stages, by ISO week of
 //! capture, by source and by partner, and the median time spent in each stage.
 //!
-//! Rows are facts about each lead (its stage, the furthest stage it ever reached, when it was
-//! captured) and each stay in a stage; every figure is computed from them at read time, so the
-//! tables stay a plain fold of the log and the numbers can never drift from it.
+//! Rows are facts about each lead (`funnel_leads`: its stage, the furthest stage it ever
+//! reached, when it was captured) and each stay in a stage (`funnel_stage_visits`). Beside
+//! them, in the same transaction, each batch keeps the figures the funnel answers with, so a
+//! read is a handful of rows however long the history (migration `0017`): the leads in each
+//! stage now (`funnel_stage_counts`), how many leads reached each stage overall and per capture
+//! week, source and partner (`funnel_reached_counts`, counts that only grow), and each stage's
+//! completed stays with their median kept in place ([`median`]). A batch folds its events per
+//! lead in memory, then writes each figure it changed once. `tests/it/funnel_counters.rs`
+//! checks every figure against a count from the facts as a generated history grows.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +20,8 @@ use domain::lead::{LeadEvent, LeadStage};
 use serde_json::{json, Value};
 
 use crate::{decode, micros, Projection, ProjectionError};
+
+mod median;
 
 pub struct Funnel;
 
@@ -33,8 +41,35 @@ fn iso_week(at: time::OffsetDateTime) -> String {
     format!("{year}-W{week:02}")
 }
 
-/// Lead ids a batch reads the last visit of in one query at most (bound parameters).
+/// Lead ids a batch reads the open stay and row of in one query at most (bound parameters).
 const LOOKUP_CHUNK: usize = 500;
+
+/// Counter rows added per statement at most: a batch's changed counters go in a few upserts,
+/// each well within either engine's limit of bound parameters.
+const COUNTS_PER_STATEMENT: usize = 200;
+
+/// The group key of a lead without a partner.
+pub const NO_PARTNER: &str = "(none)";
+
+/// The groups a lead counts in: all leads (one group, key ""), and its ISO week of capture,
+/// its source and its partner.
+fn groups_of(
+    capture_week: &str,
+    source: &str,
+    partner_id: Option<&str>,
+) -> [(&'static str, String); 4] {
+    [
+        ("all", String::new()),
+        ("capture_week", capture_week.to_owned()),
+        ("source", source.to_owned()),
+        ("partner", partner_id.unwrap_or(NO_PARTNER).to_owned()),
+    ]
+}
+
+/// The furthest rank a lead counts as having reached (every lead reached `new`).
+fn reached_rank(furthest_rank: i64) -> i64 {
+    furthest_rank.clamp(0, FUNNEL.len() as i64 - 1)
+}
 
 /// A lead's row as the batch captured it (written whole at the end).
 struct Captured {
@@ -52,6 +87,13 @@ struct Visit {
     left_at_us: Option<i64>,
 }
 
+/// A lead captured before the batch, as its row stood.
+struct Before {
+    stage: String,
+    furthest_rank: i64,
+    groups: [(&'static str, String); 4],
+}
+
 /// What a batch did to one lead: its rows are written once, at the end of the batch, instead
 /// of three statements per stage change (close the open stay, number and open the next, move
 /// the lead), which were the funnel's whole cost in a rebuild.
@@ -66,6 +108,10 @@ struct Fold {
     last_visit: i64,
     /// When the stay open before the batch ended, when the batch moved the lead on.
     closed_before: Option<i64>,
+    /// The stay open before the batch: its stage and when it began.
+    open_before: Option<(String, i64)>,
+    /// Its row before the batch, when it was captured earlier.
+    before: Option<Before>,
     visits: Vec<Visit>,
 }
 
@@ -77,6 +123,8 @@ impl Fold {
             furthest: -1,
             last_visit: 0,
             closed_before: None,
+            open_before: None,
+            before: None,
             visits: Vec::new(),
         }
     }
@@ -186,23 +234,164 @@ fn change(event: LeadEvent) -> Option<(String, Change)> {
     }
 }
 
-/// The highest visit number of each of `leads` in the table (leads without one are absent).
-async fn last_visits(
+/// What the table holds of a lead the batch moves but did not capture.
+struct Earlier {
+    last_visit: i64,
+    /// The open stay: its stage and when it began.
+    open: (String, i64),
+    /// Its row, absent for a lead never captured.
+    before: Option<Before>,
+}
+
+/// The open stay (always the highest visit) and the row of each of `leads` (leads without a
+/// stay are absent), in one query per [`LOOKUP_CHUNK`] leads.
+async fn earlier_leads(
     tx: &mut SqlTx,
     leads: &[&str],
-) -> Result<HashMap<String, i64>, ProjectionError> {
+) -> Result<HashMap<String, Earlier>, ProjectionError> {
     let mut found = HashMap::new();
     for chunk in leads.chunks(LOOKUP_CHUNK) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let params: Vec<SqlValue> = chunk.iter().map(|lead| (*lead).into()).collect();
         let sql = format!(
-            "SELECT lead_id, MAX(visit) FROM funnel_stage_visits WHERE lead_id IN ({marks}) GROUP BY lead_id"
+            "SELECT v.lead_id, v.visit, v.stage, v.entered_at_us, l.stage, l.furthest_rank, \
+             l.capture_week, l.source, l.partner_id FROM funnel_stage_visits AS v \
+             LEFT JOIN funnel_leads AS l ON l.lead_id = v.lead_id \
+             WHERE v.lead_id IN ({marks}) AND v.left_at_us IS NULL"
         );
         for row in tx.fetch_all(&sql, &params).await? {
-            found.insert(row.text(0)?, row.i64(1)?);
+            let before = match row.opt_text(4)? {
+                Some(stage) => Some(Before {
+                    stage,
+                    furthest_rank: row.i64(5)?,
+                    groups: groups_of(&row.text(6)?, &row.text(7)?, row.opt_text(8)?.as_deref()),
+                }),
+                None => None,
+            };
+            let earlier = Earlier {
+                last_visit: row.i64(1)?,
+                open: (row.text(2)?, row.i64(3)?),
+                before,
+            };
+            found.insert(row.text(0)?, earlier);
         }
     }
     Ok(found)
+}
+
+/// What a batch changed of the funnel's figures: leads per stage now (up or down), leads that
+/// reached each stage per group (only up), and the stays it completed per stage.
+#[derive(Default)]
+struct Tally {
+    stages: BTreeMap<String, i64>,
+    reached: BTreeMap<(&'static str, String, i64), i64>,
+    stays: BTreeMap<String, Vec<i64>>,
+}
+
+impl Tally {
+    fn count(&mut self, fold: &Fold) {
+        if let (Some(left), Some((stage, entered))) = (fold.closed_before, &fold.open_before) {
+            self.stays
+                .entry(stage.clone())
+                .or_default()
+                .push(left - entered);
+        }
+        for visit in &fold.visits {
+            if let Some(left) = visit.left_at_us {
+                self.stays
+                    .entry(visit.stage.as_str().to_owned())
+                    .or_default()
+                    .push(left - visit.entered_at_us);
+            }
+        }
+        // A lead counts once it has a row: captured here, or before the batch.
+        let (groups, newly_reached, from_stage) = match (&fold.captured, &fold.before) {
+            (Some(captured), _) => (
+                groups_of(
+                    &captured.capture_week,
+                    &captured.source,
+                    captured.partner_id.as_deref(),
+                ),
+                0..=reached_rank(fold.furthest),
+                None,
+            ),
+            (None, Some(before)) => (
+                before.groups.clone(),
+                reached_rank(before.furthest_rank) + 1
+                    ..=reached_rank(before.furthest_rank.max(fold.furthest)),
+                Some(before.stage.as_str()),
+            ),
+            (None, None) => return,
+        };
+        if let Some((stage, _)) = fold.stage {
+            *self.stages.entry(stage.as_str().to_owned()).or_default() += 1;
+            if let Some(from) = from_stage {
+                *self.stages.entry(from.to_owned()).or_default() -= 1;
+            }
+        }
+        for rank in newly_reached {
+            for (kind, key) in &groups {
+                *self.reached.entry((kind, key.clone(), rank)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Writes the changed figures: a few upserts per table, whatever the batch's size.
+    async fn write(self, tx: &mut SqlTx) -> Result<(), ProjectionError> {
+        let moved: Vec<Vec<SqlValue>> = self
+            .stages
+            .iter()
+            .filter(|(_, change)| **change != 0)
+            .map(|(stage, change)| vec![stage.into(), (*change).into()])
+            .collect();
+        add_to_counts(tx, "funnel_stage_counts", &["stage"], "leads", moved).await?;
+        if self.stages.values().any(|change| *change < 0) {
+            // A stage left empty has no row, as a rebuild that never counted it there.
+            tx.write("DELETE FROM funnel_stage_counts WHERE leads = 0", &[])
+                .await?;
+        }
+        let reached = self
+            .reached
+            .into_iter()
+            .map(|((kind, key, rank), leads)| {
+                vec![kind.into(), key.into(), rank.into(), leads.into()]
+            })
+            .collect();
+        add_to_counts(
+            tx,
+            "funnel_reached_counts",
+            &["group_kind", "group_key", "stage_rank"],
+            "leads",
+            reached,
+        )
+        .await?;
+        median::add_stays(tx, self.stays).await
+    }
+}
+
+/// Adds each row's last value to `column` of `table`'s row that its other values key (a new
+/// row starts at it), [`COUNTS_PER_STATEMENT`] rows per upsert. Each key comes once.
+async fn add_to_counts(
+    tx: &mut SqlTx,
+    table: &str,
+    keys: &[&str],
+    column: &str,
+    rows: Vec<Vec<SqlValue>>,
+) -> Result<(), ProjectionError> {
+    let keys = keys.join(", ");
+    let marks = format!(
+        "({})",
+        vec!["?"; rows.first().map_or(0, Vec::len)].join(", ")
+    );
+    for chunk in rows.chunks(COUNTS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO {table} ({keys}, {column}) VALUES {} ON CONFLICT ({keys}) \
+             DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
+            vec![marks.as_str(); chunk.len()].join(", ")
+        );
+        tx.write(&sql, &chunk.concat()).await?;
+    }
+    Ok(())
 }
 
 /// Writes what the batch did: stays it closed first (before any it opened), then the stays it
@@ -279,11 +468,19 @@ impl Projection for Funnel {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["funnel_leads", "funnel_stage_visits"]
+        &[
+            "funnel_leads",
+            "funnel_stage_visits",
+            "funnel_stage_counts",
+            "funnel_reached_counts",
+            "funnel_stay_lengths",
+            "funnel_stay_medians",
+        ]
     }
 
-    /// Folds the batch per lead, reading the last visit number of the leads it did not
-    /// capture itself in one query, and writes each lead's rows once.
+    /// Folds the batch per lead, reading the open stay and the row of the leads it did not
+    /// capture itself in one query, writes each lead's rows once and then the figures the
+    /// batch changed.
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
@@ -310,9 +507,13 @@ impl Projection for Funnel {
             });
             touched.push(at);
         }
-        let last = last_visits(tx, &earlier).await?;
+        let mut found = earlier_leads(tx, &earlier).await?;
         for (lead_id, fold) in &mut folds {
-            fold.last_visit = last.get(lead_id.as_str()).copied().unwrap_or(0);
+            if let Some(earlier) = found.remove(lead_id.as_str()) {
+                fold.last_visit = earlier.last_visit;
+                fold.open_before = Some(earlier.open);
+                fold.before = earlier.before;
+            }
         }
         for (at, (_, change)) in touched.into_iter().zip(changes) {
             let fold = &mut folds[at].1;
@@ -321,19 +522,32 @@ impl Projection for Funnel {
                 Change::Enter(stage, when) => fold.enter(stage, when),
             }
         }
-        write_folds(tx, folds).await
+        let mut tally = Tally::default();
+        folds.iter().for_each(|(_, fold)| tally.count(fold));
+        write_folds(tx, folds).await?;
+        tally.write(tx).await
     }
 
     async fn render(&self, db: &SqlDb) -> Result<Value, ProjectionError> {
-        let now = funnel_now(db).await?;
+        let counts = FunnelCounts::read(db).await?;
+        let now = FunnelNow::new(&counts.stages, counts.group("all").remove(""));
+        let medians: serde_json::Map<String, Value> = counts
+            .stays
+            .iter()
+            .map(|(stage, stays)| {
+                let median = stays.median_us / 1_000_000;
+                let figures = json!({"median_seconds": median, "stays": stays.stays});
+                (stage.clone(), figures)
+            })
+            .collect();
         Ok(json!({
             "leads": now.leads,
             "stages": now.stages,
             "conversion": now.conversion,
-            "by_week": grouped(reached_by_group(db, Some("capture_week")).await?),
-            "by_source": grouped(reached_by_group(db, Some("source")).await?),
-            "by_partner": grouped(reached_by_group(db, Some("COALESCE(partner_id, '(none)')")).await?),
-            "median_seconds_in_stage": median_seconds_in_stage(db).await?,
+            "by_week": grouped(counts.group("capture_week")),
+            "by_source": grouped(counts.group("source")),
+            "by_partner": grouped(counts.group("partner")),
+            "median_seconds_in_stage": Value::Object(medians),
         }))
     }
 }
@@ -378,62 +592,117 @@ impl FunnelNow {
     }
 }
 
-/// The funnel now ([`FunnelNow`]).
-pub async fn funnel_now(db: &SqlDb) -> Result<FunnelNow, ProjectionError> {
-    let mut stages: BTreeMap<&str, i64> = FUNNEL.iter().map(|s| (s.as_str(), 0)).collect();
-    stages.insert(LeadStage::Archived.as_str(), 0);
-    let mut total = 0;
-    for row in db
-        .fetch_all(
-            "SELECT stage, COUNT(*) FROM funnel_leads GROUP BY stage",
-            &[],
-        )
-        .await?
-    {
-        let count = row.i64(1)?;
-        total += count;
-        if let Some(slot) = stages.get_mut(row.text(0)?.as_str()) {
-            *slot = count;
-        }
-    }
-    let overall = reached_by_group(db, None)
-        .await?
-        .remove("")
-        .unwrap_or_default();
-    Ok(FunnelNow {
-        leads: total,
-        stages: FUNNEL
+impl FunnelNow {
+    /// From the leads in each stage now and how many of all leads reached each funnel stage.
+    fn new(stage_counts: &BTreeMap<String, i64>, reached: Option<[i64; 7]>) -> FunnelNow {
+        let stages = FUNNEL
             .iter()
             .chain([LeadStage::Archived].iter())
             .map(|stage| StageLeads {
                 stage: stage.as_str(),
-                leads: stages[stage.as_str()],
+                leads: stage_counts.get(stage.as_str()).copied().unwrap_or(0),
             })
-            .collect(),
-        conversion: conversion(&overall),
-    })
+            .collect();
+        FunnelNow {
+            leads: stage_counts.values().sum(),
+            stages,
+            conversion: conversion(&reached.unwrap_or_default()),
+        }
+    }
 }
 
-/// For each group (all leads as one group `""` when `group` is None), how many leads reached
-/// each funnel stage (index = funnel position).
-async fn reached_by_group(
+/// The funnel now ([`FunnelNow`]): two reads of a few rows each.
+pub async fn funnel_now(db: &SqlDb) -> Result<FunnelNow, ProjectionError> {
+    let stages = stage_counts(db).await?;
+    let mut reached = reached_counts(db, Some("all")).await?;
+    Ok(FunnelNow::new(
+        &stages,
+        reached.remove(&("all".to_owned(), String::new())),
+    ))
+}
+
+/// The funnel's figures as it keeps them: what [`Funnel::render`] answers with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunnelCounts {
+    /// Leads in each stage now, by stage (a stage without any is absent).
+    pub stages: BTreeMap<String, i64>,
+    /// How many leads reached each funnel stage (index = funnel position), by group: kind
+    /// (`all`, `capture_week`, `source`, `partner`) and key (`""` for all leads, [`NO_PARTNER`]
+    /// for leads without a partner).
+    pub reached: BTreeMap<(String, String), [i64; 7]>,
+    /// Each stage's completed stays (a stage without any is absent).
+    pub stays: BTreeMap<String, StayMedian>,
+}
+
+/// A stage's completed stays: how many, and the lower middle of their lengths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StayMedian {
+    pub stays: i64,
+    pub median_us: i64,
+}
+
+impl FunnelCounts {
+    /// The maintained tables, whole: a row per stage and per group and stage reached.
+    pub async fn read(db: &SqlDb) -> Result<FunnelCounts, ProjectionError> {
+        let rows = db
+            .fetch_all(
+                "SELECT stage, stays, median_us FROM funnel_stay_medians",
+                &[],
+            )
+            .await?;
+        let stays = rows
+            .iter()
+            .map(|row| {
+                let stays = StayMedian {
+                    stays: row.i64(1)?,
+                    median_us: row.i64(2)?,
+                };
+                Ok((row.text(0)?, stays))
+            })
+            .collect::<Result<_, ProjectionError>>()?;
+        Ok(FunnelCounts {
+            stages: stage_counts(db).await?,
+            reached: reached_counts(db, None).await?,
+            stays,
+        })
+    }
+
+    /// How many leads reached each funnel stage in each group of `kind`, by key.
+    fn group(&self, kind: &str) -> BTreeMap<String, [i64; 7]> {
+        self.reached
+            .iter()
+            .filter(|((of, _), _)| of == kind)
+            .map(|((_, key), reached)| (key.clone(), *reached))
+            .collect()
+    }
+}
+
+/// Leads in each stage now, by stage.
+async fn stage_counts(db: &SqlDb) -> Result<BTreeMap<String, i64>, ProjectionError> {
+    db.fetch_all("SELECT stage, leads FROM funnel_stage_counts", &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.text(0)?, row.i64(1)?)))
+        .collect()
+}
+
+/// How many leads reached each funnel stage, by group (of `kind` only, when given).
+async fn reached_counts(
     db: &SqlDb,
-    group: Option<&str>,
-) -> Result<BTreeMap<String, [i64; 7]>, ProjectionError> {
-    let sql = match group {
-        Some(group) => format!(
-            "SELECT {group}, furthest_rank, COUNT(*) FROM funnel_leads GROUP BY {group}, furthest_rank"
-        ),
-        None => "SELECT '', furthest_rank, COUNT(*) FROM funnel_leads GROUP BY furthest_rank".to_owned(),
-    };
-    let mut groups: BTreeMap<String, [i64; 7]> = BTreeMap::new();
-    for row in db.fetch_all(&sql, &[]).await? {
-        let reached = groups.entry(row.text(0)?).or_default();
-        let furthest = row.i64(1)?.clamp(0, 6) as usize;
-        let count = row.i64(2)?;
-        for slot in reached.iter_mut().take(furthest + 1) {
-            *slot += count;
+    kind: Option<&str>,
+) -> Result<BTreeMap<(String, String), [i64; 7]>, ProjectionError> {
+    let select = "SELECT group_kind, group_key, stage_rank, leads FROM funnel_reached_counts";
+    let rows = match kind {
+        Some(kind) => {
+            let sql = format!("{select} WHERE group_kind = ?");
+            db.fetch_all(&sql, &[kind.into()]).await?
         }
+        None => db.fetch_all(select, &[]).await?,
+    };
+    let mut groups: BTreeMap<(String, String), [i64; 7]> = BTreeMap::new();
+    for row in rows {
+        let reached = groups.entry((row.text(0)?, row.text(1)?)).or_default();
+        reached[reached_rank(row.i64(2)?) as usize] = row.i64(3)?;
     }
     Ok(groups)
 }
@@ -471,30 +740,4 @@ fn grouped(groups: BTreeMap<String, [i64; 7]>) -> Value {
             })
             .collect(),
     )
-}
-
-/// Median completed stay per stage, in whole seconds (the lower middle for an even count).
-async fn median_seconds_in_stage(db: &SqlDb) -> Result<Value, ProjectionError> {
-    let rows = db
-        .fetch_all(
-            "SELECT stage, left_at_us - entered_at_us FROM funnel_stage_visits \
-             WHERE left_at_us IS NOT NULL ORDER BY stage, 2",
-            &[],
-        )
-        .await?;
-    let mut stays: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for row in rows {
-        stays.entry(row.text(0)?).or_default().push(row.i64(1)?);
-    }
-    let medians: serde_json::Map<String, Value> = stays
-        .into_iter()
-        .map(|(stage, durations)| {
-            let median = durations[(durations.len() - 1) / 2] / 1_000_000;
-            (
-                stage,
-                json!({"median_seconds": median, "stays": durations.len()}),
-            )
-        })
-        .collect();
-    Ok(Value::Object(medians))
 }

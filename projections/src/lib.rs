@@ -50,6 +50,9 @@ pub enum ProjectionError {
     External(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
+    /// A read model's tables disagree with each other (a maintained figure with its facts).
+    #[error("inconsistent read model: {0}")]
+    Inconsistent(String),
 }
 
 /// A read model: a named fold of the global log into tables it owns.

@@ -76,20 +76,33 @@ pub async fn run_process_managers(handlers: &Arc<Handlers>) {
 pub async fn run_projections(handlers: &Arc<Handlers>) -> Result<(), ProjectionError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for projection in projections::read_models() {
-        let projector = Projector::new(handlers.store.clone(), projection);
-        loop {
-            projector.catch_up().await?;
-            if projector.is_caught_up().await? {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "projections did not catch up within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        catch_up(
+            &Projector::new(handlers.store.clone(), projection),
+            deadline,
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Catches one projector up to everything committed, by `deadline`. On PostgreSQL other
+/// tests' transactions can hold the read watermark back for a moment.
+pub async fn catch_up(
+    projector: &Projector,
+    deadline: tokio::time::Instant,
+) -> Result<(), ProjectionError> {
+    loop {
+        projector.catch_up().await?;
+        if projector.is_caught_up().await? {
+            return Ok(());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not catch up in time",
+            projector.name()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 pub struct Generator {

@@ -27,6 +27,7 @@ mod finance;
 mod finance_api;
 mod finance_ledger;
 mod finance_reads;
+mod funnel_counters;
 mod hardening;
 mod helpers;
 mod history;
