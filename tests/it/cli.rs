@@ -576,3 +576,83 @@ fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each(
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `bench reads` on a small generated store: every GET operation of the OpenAPI document and
+/// every dashboard page is timed with real values and answers 2xx, so the bench cannot rot
+/// silently when a route is added or a parameter changes.
+#[test]
+fn bench_reads_times_every_get_route_of_the_document_and_every_dashboard_page() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}", dir.join("reads.db").display());
+    let output = revledger(&dir)
+        .args(["bench", "reads", "--events", "2000", "--queries", "2"])
+        .args(["--database-url", &url])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert!(figures["events"].as_i64().unwrap() >= 2000, "{figures}");
+    assert!(figures["catch_up"]["events_per_sec"].as_f64().unwrap() > 0.0);
+
+    // A generated history is Phase 1: no document is stamped, so the XML route has nothing to
+    // name, and that is the one route the bench may skip, saying why.
+    let skipped = figures["skipped"].as_array().expect("skipped");
+    let skipped_routes: Vec<&str> = skipped
+        .iter()
+        .map(|s| s["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped_routes,
+        ["GET /api/invoices/{id}/xml"],
+        "{skipped:?}"
+    );
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("Phase 2"));
+
+    let routes = figures["routes"].as_array().expect("routes");
+    let timed: std::collections::BTreeSet<&str> = routes
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    let document = api::openapi::build();
+    let get_routes = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| item.get("get").is_some())
+        .map(|(path, _)| format!("GET {path}"))
+        .filter(|route| !skipped_routes.contains(&route.as_str()));
+    let pages = api::dashboard::layout::Page::ALL
+        .into_iter()
+        .map(|page| format!("GET {}", page.path()));
+    for route in get_routes.chain(pages) {
+        assert!(timed.contains(route.as_str()), "{route} was not timed");
+    }
+    for route in routes {
+        let status = route["status"].as_u64().unwrap();
+        assert!((200..300).contains(&status), "{route}");
+        assert_eq!(route["calls"], 2, "{route}");
+        let (p50, p99, max) = (
+            route["p50_ms"].as_f64().unwrap(),
+            route["p99_ms"].as_f64().unwrap(),
+            route["max_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{route}");
+    }
+    // Filters get real values too: the board by the lead's stage, the ledger's cash account.
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"GET /api/crm/board (stage=active)"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"GET /api/ledger/accounts/{account} (account=cash)"),
+        "{names:?}"
+    );
+    assert_eq!(figures["non_2xx"], serde_json::json!([]));
+    let _ = std::fs::remove_dir_all(dir);
+}
