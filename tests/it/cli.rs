@@ -532,12 +532,12 @@ fn logs_carry_request_ids_and_never_a_secret_and_events_record_the_request_id() 
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each() {
-    let dir = temp_dir();
+/// `revledger bench <args>` on a new SQLite file in `dir`: its one JSON line of figures.
+fn bench(dir: &Path, args: &[&str]) -> serde_json::Value {
     let url = format!("sqlite://{}", dir.join("bench.db").display());
-    let output = revledger(&dir)
-        .args(["bench", "lifecycle", "--leads", "12", "--concurrency", "3"])
+    let output = revledger(dir)
+        .arg("bench")
+        .args(args)
         .args(["--database-url", &url])
         .output()
         .expect("runs");
@@ -547,7 +547,13 @@ fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each(
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+#[test]
+fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each() {
+    let dir = temp_dir();
+    let figures = bench(&dir, &["lifecycle", "--leads", "12", "--concurrency", "3"]);
     assert_eq!(figures["commands"], 12 * 8, "{figures}");
     assert_eq!(figures["referred_leads"], 4, "{figures}");
     // Per lead: captured, qualified, demo booked, proposal sent, number allocated, invoice
@@ -583,19 +589,7 @@ fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each(
 #[test]
 fn bench_reads_times_every_get_route_of_the_document_and_every_dashboard_page() {
     let dir = temp_dir();
-    let url = format!("sqlite://{}", dir.join("reads.db").display());
-    let output = revledger(&dir)
-        .args(["bench", "reads", "--events", "2000", "--queries", "2"])
-        .args(["--database-url", &url])
-        .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let figures = bench(&dir, &["reads", "--events", "2000", "--queries", "2"]);
     assert!(figures["events"].as_i64().unwrap() >= 2000, "{figures}");
     assert!(figures["catch_up"]["events_per_sec"].as_f64().unwrap() > 0.0);
 
