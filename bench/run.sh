@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 8, back to back on this machine, with the pgbench reference beside
-# them. It reports; it does not gate: it exits 0 whether or not a target is met.
+# The benchmarks of issues 8 and 27, back to back on this machine, with the pgbench reference
+# beside them. It reports; it does not gate: it exits 0 whether or not a target is met.
 #
-#   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), webhooks, replay
+#   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), webhooks, replay, reads
 #   REPLAY_EVENTS=1000000 bench/run.sh   # the replay at the issue's full size (default 100000)
+#   READS_EVENTS=1000000 bench/run.sh    # the reads at issue 27's full size (default 100000)
 #   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench and the PostgreSQL lifecycle, and their ratio
+#   ONLY_READS=1 bench/run.sh            # just the reads, on both engines
 #
 # Settings (environment): PG_SERVER (default postgres://postgres@127.0.0.1:5432), LEADS (2000),
-# CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), KEEP=1 keeps the databases
-# and files it creates. Only loopback servers are used.
+# CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), READS_EVENTS (100000),
+# READS_QUERIES (50), KEEP=1 keeps the databases and files it creates. Only loopback servers
+# are used.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,7 +20,10 @@ LEADS=${LEADS:-2000}
 CONCURRENCY=${CONCURRENCY:-8}
 WEBHOOK_INVOICES=${WEBHOOK_INVOICES:-2000}
 REPLAY_EVENTS=${REPLAY_EVENTS:-100000}
+READS_EVENTS=${READS_EVENTS:-100000}
+READS_QUERIES=${READS_QUERIES:-50}
 ONLY_LIFECYCLE=${ONLY_LIFECYCLE:-0}
+ONLY_READS=${ONLY_READS:-0}
 KEEP=${KEEP:-0}
 
 case "$PG_SERVER" in
@@ -65,11 +71,49 @@ fresh_db() {
 json() { python3 -c 'import json,sys; v=json.load(sys.stdin); [v:=v[k] for k in sys.argv[1].split(".")]; print(v)' "$1"; }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.3f}' if b else 'n/a')" "$1" "$2"; }
 verdict() { python3 -c "import sys; print('met' if eval(sys.argv[1]) else 'NOT met')" "$1"; }
+# reads_table ENGINE < line: each route's p99 against issue 27's target, met / NOT met.
+READS_TABLE_PY=$(cat <<'PY'
+import json, sys
+engine, figures = sys.argv[1], json.load(sys.stdin)
+target = figures["target_p99_ms"]
+print("== reads on %s: %s events, catch-up %s events/s (%s s)" % (
+    engine, figures["events"], figures["catch_up"]["events_per_sec"], figures["catch_up"]["seconds"]))
+print("%-84s %6s %9s  %s" % ("route", "status", "p99 ms", "target %g ms" % target))
+for route in figures["routes"]:
+    met = 200 <= route["status"] < 300 and route["p99_ms"] <= target
+    print("%-84s %6s %9s  %s" % (route["name"], route["status"], route["p99_ms"], "met" if met else "NOT met"))
+for skipped in figures["skipped"]:
+    print("%-84s %6s %9s  skipped: %s" % (skipped["route"], "-", "-", skipped["reason"]))
+PY
+)
+reads_table() { python3 -c "$READS_TABLE_PY" "$1"; }
 
 echo "== machine: $(nproc) cores, $(psql "$PG_SERVER/postgres" -qAtc 'SHOW server_version'), fsync=$(psql "$PG_SERVER/postgres" -qAtc 'SHOW fsync'), synchronous_commit=$(psql "$PG_SERVER/postgres" -qAtc 'SHOW synchronous_commit')"
 
 echo "== building (release)"
 cargo build --release --quiet
+
+# --- reads (issue 27): every GET route and dashboard page on a caught-up store ----------------
+run_reads() {
+  READS_PG_DB=$(fresh_db reads)
+  DATABASES+=("$READS_PG_DB")  # fresh_db runs in a subshell
+  echo "== revledger bench reads --events $READS_EVENTS --queries $READS_QUERIES (PostgreSQL, then SQLite)"
+  READS_PG=$($BIN bench reads --events "$READS_EVENTS" --queries "$READS_QUERIES" --database-url "$PG_SERVER/$READS_PG_DB" 2>>"$LOG")
+  echo "$READS_PG"
+  READS_SQLITE=$($BIN bench reads --events "$READS_EVENTS" --queries "$READS_QUERIES" --database-url "sqlite://$WORK_DIR/reads.db" 2>>"$LOG")
+  echo "$READS_SQLITE"
+}
+print_reads() {
+  echo
+  echo "$READS_PG" | reads_table PostgreSQL
+  echo
+  echo "$READS_SQLITE" | reads_table SQLite
+}
+if [ "$ONLY_READS" = 1 ]; then
+  run_reads
+  print_reads
+  exit 0
+fi
 
 # --- pgbench: the machine's reference ---------------------------------------------------------
 PGBENCH_DB=$(fresh_db pgbench)
@@ -129,6 +173,8 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
   $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG"
   REPLAY_SQLITE=$($BIN bench replay --reuse --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG")
   echo "$REPLAY_SQLITE"
+
+  run_reads
 fi
 
 echo
@@ -146,5 +192,6 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
   printf '%-58s %-22s %s\n' "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(verdict "$SQ_EPS >= 300000")"
   printf '%-58s %-22s %s\n' "replay peak RSS < 200 MB (PostgreSQL / SQLite)" "$PG_RSS / $SQ_RSS MB" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
   printf '%-58s %-22s %s\n' "SQLite lifecycle >= 5000 commands/s" "$SQLITE_CPS/s" "$(verdict "$SQLITE_CPS >= 5000")"
+  print_reads
 fi
 exit 0

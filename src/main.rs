@@ -351,7 +351,7 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Benchmarks: lifecycle, replay, webhooks (one JSON line of figures each).
+    /// Benchmarks: lifecycle, replay, webhooks, reads (one JSON line of figures each).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Check the configuration.

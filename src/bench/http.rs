@@ -133,10 +133,14 @@ pub(super) struct HttpConnection {
     pub(super) stream: TcpStream,
     pub(super) host: String,
     pub(super) buffer: Vec<u8>,
+    /// Largest answer read ([`MAX_ANSWER_BYTES`] unless a bench reads larger ones).
+    pub(super) max_answer_bytes: usize,
 }
 
 pub(super) struct HttpAnswer {
     pub(super) status: u16,
+    /// Each header as (lower-case name, value).
+    pub(super) headers: Vec<(String, String)>,
     pub(super) body: Vec<u8>,
 }
 
@@ -147,6 +151,14 @@ impl HttpAnswer {
 
     pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The values of every header named `name` (lower case).
+    pub(super) fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers
+            .iter()
+            .filter(move |(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -160,9 +172,11 @@ impl HttpConnection {
             stream,
             host: address.to_string(),
             buffer: Vec::with_capacity(8 * 1024),
+            max_answer_bytes: MAX_ANSWER_BYTES,
         })
     }
 
+    /// A JSON request, with the bearer token when given.
     pub(super) async fn send(
         &mut self,
         method: &str,
@@ -170,15 +184,31 @@ impl HttpConnection {
         token: Option<&str>,
         body: &[u8],
     ) -> anyhow::Result<HttpAnswer> {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(authorization) = &authorization {
+            headers.push(("Authorization", authorization));
+        }
+        self.request(method, path, &headers, body).await
+    }
+
+    /// A request with these headers (besides `Host` and `Content-Length`).
+    pub(super) async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<HttpAnswer> {
         let mut request = Vec::with_capacity(256 + body.len());
         write!(
             request,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
             self.host,
             body.len()
         )?;
-        if let Some(token) = token {
-            write!(request, "Authorization: Bearer {token}\r\n")?;
+        for (name, value) in headers {
+            write!(request, "{name}: {value}\r\n")?;
         }
         request.extend_from_slice(b"\r\n");
         request.extend_from_slice(body);
@@ -203,29 +233,39 @@ impl HttpConnection {
             .context("no status code in the answer")?;
         let mut content_length = 0;
         let mut chunked = false;
+        let mut headers = Vec::new();
         for line in head.split("\r\n").skip(1) {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = value.trim().parse()?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let (name, value) = (name.to_ascii_lowercase(), value.trim());
+            if name == "content-length" {
+                content_length = value.parse()?;
+            } else if name == "transfer-encoding" {
                 chunked = value.to_ascii_lowercase().contains("chunked");
             }
+            headers.push((name, value.to_owned()));
         }
         self.buffer.drain(..head_end);
         let body = if chunked {
             self.read_chunked().await?
         } else {
-            if content_length > MAX_ANSWER_BYTES {
-                bail!("an answer of {content_length} bytes; the bench reads at most {MAX_ANSWER_BYTES}");
+            if content_length > self.max_answer_bytes {
+                bail!(
+                    "an answer of {content_length} bytes; the bench reads at most {}",
+                    self.max_answer_bytes
+                );
             }
             while self.buffer.len() < content_length {
                 self.fill().await?;
             }
             self.buffer.drain(..content_length).collect()
         };
-        Ok(HttpAnswer { status, body })
+        Ok(HttpAnswer {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub(super) async fn read_chunked(&mut self) -> anyhow::Result<Vec<u8>> {
@@ -240,8 +280,8 @@ impl HttpConnection {
             let size_text = std::str::from_utf8(&self.buffer[..line_end])?;
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
             self.buffer.drain(..line_end + 2);
-            if body.len() + size > MAX_ANSWER_BYTES {
-                bail!("a chunked answer above {MAX_ANSWER_BYTES} bytes");
+            if body.len() + size > self.max_answer_bytes {
+                bail!("a chunked answer above {} bytes", self.max_answer_bytes);
             }
             while self.buffer.len() < size + 2 {
                 self.fill().await?;
@@ -260,8 +300,8 @@ impl HttpConnection {
         if read == 0 {
             bail!("the server closed the connection");
         }
-        if self.buffer.len() + read > MAX_ANSWER_BYTES + 64 * 1024 {
-            bail!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
+        if self.buffer.len() + read > self.max_answer_bytes + 64 * 1024 {
+            bail!("the answer is larger than {} bytes", self.max_answer_bytes);
         }
         self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())

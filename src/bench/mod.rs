@@ -15,6 +15,8 @@
 //! - **webhooks** issues K invoices, then measures signed Moyasar `payment_paid` deliveries for
 //!   them over C connections: once as new deliveries, then again as repeats of the same
 //!   delivery ids (answered from the inbox).
+//! - **reads** (`reads.rs`) times every GET route of `/openapi.json` and every dashboard page
+//!   on a generated (or reused) store whose read models were just rebuilt from zero (issue 27).
 //!
 //! Figures are wall-clock on whatever machine runs them; compare ratios taken in one run
 //! (`bench/run.sh` puts pgbench beside the lifecycle figure), never absolute numbers across
@@ -35,10 +37,12 @@ use uuid::Uuid;
 
 mod http;
 mod lifecycle;
+mod reads;
 mod replay;
 
 use http::*;
 use lifecycle::*;
+use reads::*;
 use replay::*;
 
 /// Partners enrolled before a lifecycle or generation run; a third of the leads name one.
@@ -103,6 +107,8 @@ pub enum BenchCommand {
     Replay(ReplayArgs),
     /// Signed Moyasar `payment_paid` deliveries over HTTP: unique, then repeats.
     Webhooks(WebhooksArgs),
+    /// Every GET route of `/openapi.json` and every dashboard page, timed on a caught-up store.
+    Reads(ReadsArgs),
 }
 
 /// Which database a bench runs on.
@@ -150,6 +156,25 @@ pub struct ReplayArgs {
     mode: ReplayMode,
 }
 
+#[derive(clap::Args)]
+pub struct ReadsArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Events to generate (the store ends with at least this many).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: i64,
+    /// Measure on the events already in the store instead of generating.
+    #[arg(long)]
+    reuse: bool,
+    /// Timed calls per route, one after another, after one warm-up call.
+    #[arg(long, default_value_t = 50)]
+    queries: u32,
+    /// A route's calls stop early once they have taken this long together (its figures then
+    /// rest on fewer calls, and say so), so one slow route cannot hold the run for hours.
+    #[arg(long, default_value_t = 60)]
+    route_seconds: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReplayMode {
     SinglePass,
@@ -174,6 +199,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Lifecycle(args) => lifecycle(args).await?,
         BenchCommand::Replay(args) => replay(args).await?,
         BenchCommand::Webhooks(args) => webhooks(args).await?,
+        BenchCommand::Reads(args) => reads(args).await?,
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::to_string(&figures)?)?;

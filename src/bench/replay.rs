@@ -24,18 +24,7 @@ use super::*;
 // replay
 
 pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<Value> {
-    let mut generation = Value::Null;
-    let db = if args.reuse {
-        let db = open_target(&args.target).await?;
-        if count_events(db.store.as_ref()).await? == 0 {
-            bail!("--reuse: {} holds no events; generate first", db.name);
-        }
-        db
-    } else {
-        let (db, figures) = generate_store(&args.target, args.events).await?;
-        generation = figures;
-        db
-    };
+    let (db, generation) = generated_or_reused(&args.target, args.events, args.reuse).await?;
     let engine = db.store.engine();
     let events = count_events(db.store.as_ref()).await?;
     if args.generate_only {
@@ -77,6 +66,24 @@ pub(super) async fn replay(args: ReplayArgs) -> anyhow::Result<Value> {
             }))
             .collect::<Vec<_>>(),
     }))
+}
+
+/// The store a bench measures: the target's events as they are (`reuse`, refused when it
+/// holds none), or a store of `events` generated events with the generation's figures
+/// (`null` when reused).
+pub(super) async fn generated_or_reused(
+    target: &Target,
+    events: i64,
+    reuse: bool,
+) -> anyhow::Result<(BenchDb, Value)> {
+    if !reuse {
+        return generate_store(target, events).await;
+    }
+    let db = open_target(target).await?;
+    if count_events(db.store.as_ref()).await? == 0 {
+        bail!("--reuse: {} holds no events; generate first", db.name);
+    }
+    Ok((db, Value::Null))
 }
 
 /// Empties every read model and refolds it from position zero; per read model (or for all of

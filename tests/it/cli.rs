@@ -573,12 +573,12 @@ fn logs_carry_request_ids_and_never_a_secret_and_events_record_the_request_id() 
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each() {
-    let dir = temp_dir();
+/// `revledger bench <args>` on a new SQLite file in `dir`: its one JSON line of figures.
+fn bench(dir: &Path, args: &[&str]) -> serde_json::Value {
     let url = format!("sqlite://{}", dir.join("bench.db").display());
-    let output = revledger(&dir)
-        .args(["bench", "lifecycle", "--leads", "12", "--concurrency", "3"])
+    let output = revledger(dir)
+        .arg("bench")
+        .args(args)
         .args(["--database-url", &url])
         .output()
         .expect("runs");
@@ -588,7 +588,13 @@ fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each(
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+#[test]
+fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each() {
+    let dir = temp_dir();
+    let figures = bench(&dir, &["lifecycle", "--leads", "12", "--concurrency", "3"]);
     assert_eq!(figures["commands"], 12 * 8, "{figures}");
     assert_eq!(figures["referred_leads"], 4, "{figures}");
     // Per lead: captured, qualified, demo booked, proposal sent, number allocated, invoice
@@ -615,5 +621,73 @@ fn bench_lifecycle_takes_every_lead_through_its_eight_commands_and_reports_each(
         let p99 = latency["p99_ms"].as_f64().expect("p99_ms");
         assert!(0.0 < p50 && p50 <= p99, "{command}: {latency}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `bench reads` on a small generated store: every GET operation of the OpenAPI document and
+/// every dashboard page is timed with real values and answers 2xx, so the bench cannot rot
+/// silently when a route is added or a parameter changes.
+#[test]
+fn bench_reads_times_every_get_route_of_the_document_and_every_dashboard_page() {
+    let dir = temp_dir();
+    let figures = bench(&dir, &["reads", "--events", "2000", "--queries", "2"]);
+    assert!(figures["events"].as_i64().unwrap() >= 2000, "{figures}");
+    assert!(figures["catch_up"]["events_per_sec"].as_f64().unwrap() > 0.0);
+
+    // A generated history is Phase 1: no document is stamped, so the XML route has nothing to
+    // name, and that is the one route the bench may skip, saying why.
+    let skipped = figures["skipped"].as_array().expect("skipped");
+    let skipped_routes: Vec<&str> = skipped
+        .iter()
+        .map(|s| s["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped_routes,
+        ["GET /api/invoices/{id}/xml"],
+        "{skipped:?}"
+    );
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("Phase 2"));
+
+    let routes = figures["routes"].as_array().expect("routes");
+    let timed: std::collections::BTreeSet<&str> = routes
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    let document = api::openapi::build();
+    let get_routes = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| item.get("get").is_some())
+        .map(|(path, _)| format!("GET {path}"))
+        .filter(|route| !skipped_routes.contains(&route.as_str()));
+    let pages = api::dashboard::layout::Page::ALL
+        .into_iter()
+        .map(|page| format!("GET {}", page.path()));
+    for route in get_routes.chain(pages) {
+        assert!(timed.contains(route.as_str()), "{route} was not timed");
+    }
+    for route in routes {
+        let status = route["status"].as_u64().unwrap();
+        assert!((200..300).contains(&status), "{route}");
+        assert_eq!(route["calls"], 2, "{route}");
+        let (p50, p99, max) = (
+            route["p50_ms"].as_f64().unwrap(),
+            route["p99_ms"].as_f64().unwrap(),
+            route["max_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{route}");
+    }
+    // Filters get real values too: the board by the lead's stage, the ledger's cash account.
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(
+        names.contains(&"GET /api/crm/board (stage=active)"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"GET /api/ledger/accounts/{account} (account=cash)"),
+        "{names:?}"
+    );
+    assert_eq!(figures["non_2xx"], serde_json::json!([]));
     let _ = std::fs::remove_dir_all(dir);
 }

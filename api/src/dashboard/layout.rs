@@ -27,7 +27,7 @@ pub enum Page {
 }
 
 impl Page {
-    const ALL: [Page; 8] = [
+    pub const ALL: [Page; 8] = [
         Page::Overview,
         Page::Crm,
         Page::Commissions,
