@@ -34,7 +34,7 @@ pub struct AsOfQuery {
     as_of: Option<String>,
     limit: Option<i64>,
     /// The trial balance's page: accounts after this name.
-    after: Option<String>,
+    cursor: Option<String>,
 }
 
 /// The database a read model is read from: live, or computed as of a past moment.
@@ -78,7 +78,7 @@ pub async fn trial_balance(
     let db = read_db(&state, "ledger", query.as_of.as_deref()).await?;
     let limit = query.limit.unwrap_or(TRIAL_BALANCE_PAGE);
     Ok(Json(
-        projections::ledger::trial_balance(&db, query.after.as_deref(), Some(limit)).await?,
+        projections::ledger::trial_balance(&db, query.cursor.as_deref(), Some(limit)).await?,
     ))
 }
 
@@ -111,10 +111,10 @@ pub async fn ledger_account(
 pub struct ReconciliationQuery {
     as_of: Option<String>,
     limit: Option<i64>,
-    after: Option<String>,
+    cursor: Option<String>,
 }
 
-/// `GET /api/reconciliation?limit=&after=&as_of=`: the counts of the whole open mismatch set
+/// `GET /api/reconciliation?limit=&cursor=&as_of=`: the counts of the whole open mismatch set
 /// and one page of it.
 pub async fn reconciliation(
     State(state): State<AppState>,
@@ -137,11 +137,11 @@ pub async fn reconciliation(
             )
         })?;
     let after = query
-        .after
+        .cursor
         .as_deref()
         .map(|text| {
             Cursor::parse(text).ok_or_else(|| {
-                bad_param("after", format!("{text:?} is not a cursor this list gave"))
+                bad_param("cursor", format!("{text:?} is not a cursor this list gave"))
             })
         })
         .transpose()?;

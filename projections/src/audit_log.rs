@@ -453,19 +453,58 @@ fn audit_entry(row: &adapters::sql::SqlRow) -> Result<AuditEntry, ProjectionErro
     })
 }
 
-/// One page of the trail as `query` asks.
+/// Which column a stream filter matches.
+#[derive(Clone, Copy)]
+enum StreamColumn {
+    Id,
+    Type,
+}
+
+/// One page of the trail as `query` asks. A filter by stream id or type (the dashboard's)
+/// reads each column through its own `(column, seq)` index and merges the two pages: one
+/// query with `OR` would read every row of the trail.
 pub async fn entries(db: &SqlDb, query: &AuditQuery<'_>) -> Result<AuditPage, ProjectionError> {
     let limit = query.limit.clamp(1, MAX_PAGE_ROWS);
+    let mut items = match (query.stream, query.stream_type_too) {
+        (Some(_), true) => {
+            let mut merged = entries_matching(db, query, Some(StreamColumn::Id), limit).await?;
+            merged.extend(entries_matching(db, query, Some(StreamColumn::Type), limit).await?);
+            merged.sort_by_key(|entry| entry.seq);
+            merged.dedup_by_key(|entry| entry.seq);
+            if query.newest_first {
+                merged.reverse();
+            }
+            merged
+        }
+        (Some(_), false) => entries_matching(db, query, Some(StreamColumn::Id), limit).await?,
+        (None, _) => entries_matching(db, query, None, limit).await?,
+    };
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|entry| entry.seq.to_string())
+    } else {
+        None
+    };
+    Ok(AuditPage { items, next_cursor })
+}
+
+/// At most `limit + 1` rows of the trail as `query` asks, the stream (if any) matched on
+/// `column`, in `seq` order (newest first when asked).
+async fn entries_matching(
+    db: &SqlDb,
+    query: &AuditQuery<'_>,
+    column: Option<StreamColumn>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, ProjectionError> {
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
     let mut params: Vec<adapters::sql::SqlValue> = Vec::new();
-    if let Some(stream) = query.stream {
-        if query.stream_type_too {
-            sql.push_str(" AND (stream_id = ? OR stream_type = ?)");
-            params.extend([stream.into(), stream.into()]);
-        } else {
-            sql.push_str(" AND stream_id = ?");
-            params.push(stream.into());
-        }
+    if let (Some(stream), Some(column)) = (query.stream, column) {
+        sql.push_str(match column {
+            StreamColumn::Id => " AND stream_id = ?",
+            StreamColumn::Type => " AND stream_type = ?",
+        });
+        params.push(stream.into());
     }
     for (column, value) in [("actor", query.actor), ("event_type", query.event_type)] {
         if let Some(value) = value {
@@ -495,17 +534,9 @@ pub async fn entries(db: &SqlDb, query: &AuditQuery<'_>) -> Result<AuditPage, Pr
         " ORDER BY seq LIMIT ?"
     });
     params.push((limit + 1).into());
-    let rows = db.fetch_all(&sql, &params).await?;
-    let mut items = rows
+    db.fetch_all(&sql, &params)
+        .await?
         .iter()
         .map(audit_entry)
-        .collect::<Result<Vec<_>, _>>()?;
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if more {
-        items.last().map(|entry| entry.seq.to_string())
-    } else {
-        None
-    };
-    Ok(AuditPage { items, next_cursor })
+        .collect()
 }

@@ -170,7 +170,7 @@ async fn the_trial_balance_pages_through_every_account_and_verify_names_a_damage
     generator.until(1_200).await;
     let sql = db.store.sql();
     let whole = balances::trial_balance(&sql, None, None).await.unwrap();
-    assert_eq!(whole["next_after"], Value::Null);
+    assert_eq!(whole["next_cursor"], Value::Null);
     let every: Vec<String> = accounts(&whole).map(|(account, _)| account).collect();
     assert!(every.len() > 20, "{} accounts", every.len());
 
@@ -185,7 +185,7 @@ async fn the_trial_balance_pages_through_every_account_and_verify_names_a_damage
         assert_eq!(page["total_debit_halalas"], whole["total_debit_halalas"]);
         assert_eq!(page["balanced"], true);
         paged.extend(names);
-        match page["next_after"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(next) => {
                 assert_eq!(Some(next), paged.last().map(String::as_str));
                 after = Some(next.to_owned());

@@ -347,7 +347,7 @@ async fn reconciliation_answer(app: &TestApp) -> Value {
     answer.body
 }
 
-/// `/api/reconciliation` a mismatch at a time, through `next_after`: the ledger's mismatches
+/// `/api/reconciliation` a mismatch at a time, through `next_cursor`: the ledger's mismatches
 /// then Moyasar's findings, the same list and counts as the one page of `whole`; a cursor it
 /// never gave is 400.
 async fn assert_pages_of_one_concatenate_to_the_whole(app: &TestApp, whole: &Value) {
@@ -359,10 +359,10 @@ async fn assert_pages_of_one_concatenate_to_the_whole(app: &TestApp, whole: &Val
         assert_eq!(page.body["mismatch_count"], whole["mismatch_count"]);
         assert_eq!(page.body["by_kind"], whole["by_kind"]);
         paged.extend(page.body["mismatches"].as_array().unwrap().iter().cloned());
-        let Some(after) = page.body["next_after"].as_str() else {
+        let Some(after) = page.body["next_cursor"].as_str() else {
             break;
         };
-        path = format!("/api/reconciliation?limit=1&after={}", urlencoding(after));
+        path = format!("/api/reconciliation?limit=1&cursor={}", urlencoding(after));
     }
     assert_eq!(Value::from(paged.clone()), whole["mismatches"]);
     assert_eq!(whole["mismatch_count"], paged.len());
@@ -379,8 +379,8 @@ async fn assert_pages_of_one_concatenate_to_the_whole(app: &TestApp, whole: &Val
         "the ledger's first, then Moyasar's: {sources:?}"
     );
     for bad in [
-        "?after=nowhere",
-        "?after=ledger:xyz",
+        "?cursor=nowhere",
+        "?cursor=ledger:xyz",
         "?limit=0",
         "?limit=1001",
     ] {

@@ -107,7 +107,7 @@ async fn assert_maintained_equals_recomputed(db: &TestDb, step: &str) -> Vec<Mis
     assert_eq!(first.checked, checked, "{step}: the facts checked");
 
     let mut paged = first.mismatches.clone();
-    let mut after = first.next_after.clone();
+    let mut after = first.next_cursor.clone();
     while let Some(cursor) = after {
         let page = PageRequest {
             after: Some(Cursor::parse(&cursor).expect("a cursor the report gave")),
@@ -117,7 +117,7 @@ async fn assert_maintained_equals_recomputed(db: &TestDb, step: &str) -> Vec<Mis
         assert!(!page.mismatches.is_empty() && page.mismatches.len() <= PAGE);
         assert_eq!(page.mismatch_count, recomputed.len());
         paged.extend(page.mismatches);
-        after = page.next_after;
+        after = page.next_cursor;
     }
     assert_eq!(paged, recomputed, "{step}: the pages in order");
     assert!(!recomputed.is_empty(), "{step}: mismatches were planted");

@@ -350,7 +350,7 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
                         "credit_halalas": integer(),
                         "balance_halalas": integer(),
                     }))},
-                    "next_after": described(nullable(string()), "The last account listed when more follow (pass it as `after`), else null."),
+                    "next_cursor": described(nullable(string()), "The last account listed when more follow (pass it as `cursor`), else null."),
                     "total_debit_halalas": integer(),
                     "total_credit_halalas": integer(),
                     "unbalanced_entries": integer(),
@@ -376,11 +376,11 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
         (
             "Reconciliation",
             object(
-                &["reconciled", "mismatch_count", "mismatches", "next_after"],
+                &["reconciled", "mismatch_count", "mismatches", "next_cursor"],
                 json!({
                     "reconciled": {"type": "boolean"},
                     "mismatch_count": integer(),
-                    "next_after": nullable(string()),
+                    "next_cursor": nullable(string()),
                     "by_kind": {"type": "object"},
                     "checked": {"type": "object"},
                     "mismatches": {"type": "array", "items": object(

@@ -279,7 +279,7 @@ pub(super) fn finance() -> Vec<Operation> {
         operation("get", "/api/ledger/trial-balance", "getTrialBalance", "finance", "The trial balance", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
             .parameter(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 10000, "default": 1000}, "description": "Accounts to list, in name order; clamped to 1..=10000. The totals always cover every account."}))
-            .parameter(json!({"name": "after", "in": "query", "schema": {"type": "string"}, "description": "List the accounts after this name: the previous page's `next_after`."}))
+            .parameter(json!({"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "List the accounts after this name: the previous page's `next_cursor`."}))
             .respond(200, "Every account's debits, credits and balance (a page of accounts; the journal's totals), kept as lines are posted: the read does not sum the lines.", reference("TrialBalance")),
         operation("get", "/api/ledger/accounts/{account}", "getLedgerAccount", "finance", "One ledger account", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf"])
@@ -287,10 +287,10 @@ pub(super) fn finance() -> Vec<Operation> {
             .respond(200, "The account's totals and newest lines.", reference("LedgerAccount"))
             .error(404, "Nothing was ever posted to this account (by `as_of`)."),
         operation("get", "/api/reconciliation", "getReconciliation", "finance", "Reconciliation", Access::Bearer(FINANCE_READ))
-            .describe("The open mismatch set, kept up to date as events arrive: `reconciled`, `mismatch_count`, `by_kind` and `checked` cover all of it; `mismatches` is one page of it, the ledger's own (by kind, then streams) before the providers' findings (newest day first), and `next_after` the cursor of the next page (`null` on the last).")
+            .describe("The open mismatch set, kept up to date as events arrive: `reconciled`, `mismatch_count`, `by_kind` and `checked` cover all of it; `mismatches` is one page of it, the ledger's own (by kind, then streams) before the providers' findings (newest day first), and `next_cursor` the cursor of the next page (`null` on the last).")
             .parameters(&["AsOf"])
             .parameter(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": projections::reconciliation::MAX_PAGE_MISMATCHES, "default": projections::reconciliation::DEFAULT_PAGE_MISMATCHES}, "description": "Mismatches in a page."}))
-            .parameter(json!({"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[a-z]+:.+$"}, "description": "The `next_after` of the previous page: `ledger:<hex order key>` or `<provider>:<YYYY-MM-DD>:<kind>:<payment id>`."}))
+            .parameter(json!({"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[a-z]+:.+$"}, "description": "The `next_cursor` of the previous page: `ledger:<hex order key>` or `<provider>:<YYYY-MM-DD>:<kind>:<payment id>`."}))
             .respond(200, "Invoices, payments and commissions checked against each other (`source: ledger`), and the daily reconciliation of each Riyadh day against Moyasar's payments (`source: moyasar`, `provider_runs`).", reference("Reconciliation")),
         operation("get", "/api/revenue", "getRevenue", "finance", "Revenue", Access::Bearer(FINANCE_READ))
             .parameters(&["AsOf", "AfterPosition"])

@@ -225,7 +225,7 @@ pub async fn account_sums(db: &SqlDb, account: &str) -> Result<Option<Sums>, Pro
 /// to [`MAX_TRIAL_BALANCE_ACCOUNTS`]; `None` lists every account), each with its totals and
 /// balance (debit minus credit: positive for a debit balance); the journal's grand totals
 /// and whether it balances (grand debits equal grand credits and no single entry is off);
-/// `next_after` names the last account listed when more follow.
+/// `next_cursor` names the last account listed when more follow.
 pub async fn trial_balance(
     db: &SqlDb,
     after: Option<&str>,
@@ -258,7 +258,7 @@ pub async fn trial_balance(
             "balance_halalas": debit.saturating_sub(credit),
         }));
     }
-    let next_after = more
+    let next_cursor = more
         .then(|| listed.last().map(|row| row["account"].clone()))
         .flatten();
     let counters = read_counters(db).await?;
@@ -266,7 +266,7 @@ pub async fn trial_balance(
         "currency": "SAR",
         "entries": counters.entries,
         "accounts": listed,
-        "next_after": next_after,
+        "next_cursor": next_cursor,
         "total_debit_halalas": counters.debit_halalas,
         "total_credit_halalas": counters.credit_halalas,
         "unbalanced_entries": counters.unbalanced_entries,

@@ -42,7 +42,7 @@ pub struct ReconciliationReport {
     /// of each provider's day (`source: "moyasar"`): this page of them.
     pub mismatches: Vec<Mismatch>,
     /// The `after` of the next page, `null` on the last.
-    pub next_after: Option<String>,
+    pub next_cursor: Option<String>,
     /// The latest run of each provider's day, clean days included.
     pub provider_runs: Vec<provider::ProviderRun>,
 }
@@ -74,7 +74,7 @@ pub enum Cursor {
 }
 
 impl Cursor {
-    /// A cursor as [`ReconciliationReport::next_after`] wrote it, or `None`.
+    /// A cursor as [`ReconciliationReport::next_cursor`] wrote it, or `None`.
     pub fn parse(text: &str) -> Option<Cursor> {
         let (source, rest) = text.split_once(':')?;
         if source == LEDGER_SOURCE {
@@ -114,12 +114,12 @@ pub async fn report_page(
 ) -> Result<ReconciliationReport, ProjectionError> {
     let limit = page.limit.clamp(1, MAX_PAGE_MISMATCHES);
     let mut items = page_after(db, page.after.as_ref(), limit + 1).await?;
-    let next_after = (items.len() > limit)
+    let next_cursor = (items.len() > limit)
         .then(|| items.get(limit - 1).map(|(cursor, _)| cursor.to_string()))
         .flatten();
     items.truncate(limit);
     let mismatches = items.into_iter().map(|(_, mismatch)| mismatch).collect();
-    with_counts(db, mismatches, next_after).await
+    with_counts(db, mismatches, next_cursor).await
 }
 
 /// The counts and every mismatch (what `revledger replay` prints).
@@ -198,7 +198,7 @@ async fn ledger_after(
 async fn with_counts(
     db: &SqlDb,
     mismatches: Vec<Mismatch>,
-    next_after: Option<String>,
+    next_cursor: Option<String>,
 ) -> Result<ReconciliationReport, ProjectionError> {
     let mut checked = Checked {
         invoices: 0,
@@ -231,7 +231,7 @@ async fn with_counts(
         by_kind,
         checked,
         mismatches,
-        next_after,
+        next_cursor,
         provider_runs: provider::runs(db).await?,
     })
 }
