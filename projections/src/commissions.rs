@@ -113,6 +113,13 @@ pub async fn list(
     if let Some(period) = filter.period {
         sql.push_str(" AND a.month = ?");
         params.push(period.into());
+        // The month's accruals lie in its days (a day either side for any offset the event
+        // was written with): a range the accrual-order index starts at, instead of walking
+        // every accrual since the first to find the month's.
+        if let Some((start_us, end_us)) = month_window_us(period) {
+            sql.push_str(" AND a.occurred_at_us >= ? AND a.occurred_at_us < ?");
+            params.extend([start_us.into(), end_us.into()]);
+        }
     }
     if let Some(from_us) = filter.from_us {
         sql.push_str(" AND a.occurred_at_us >= ?");
@@ -307,4 +314,19 @@ pub async fn history(
         .take_while(|event| included(event))
         .map(history_entry)
         .collect()
+}
+
+/// The Unix microseconds from a day before `YYYY-MM` begins to a day after it ends (UTC).
+fn month_window_us(period: &str) -> Option<(i64, i64)> {
+    let year: i32 = period.get(..4)?.parse().ok()?;
+    let month = time::Month::try_from(period.get(5..7)?.parse::<u8>().ok()?).ok()?;
+    let first = time::Date::from_calendar_date(year, month, 1).ok()?;
+    let next = match month {
+        time::Month::December => time::Date::from_calendar_date(year + 1, time::Month::January, 1),
+        _ => time::Date::from_calendar_date(year, month.next(), 1),
+    }
+    .ok()?;
+    let day = 86_400_000_000i64;
+    let at = |date: time::Date| date.midnight().assume_utc().unix_timestamp() * 1_000_000;
+    Some((at(first) - day, at(next) + day))
 }

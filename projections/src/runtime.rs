@@ -226,12 +226,16 @@ impl Projector {
             return Ok(false);
         }
         // The log is applied in (transaction id, position) order: `position` is applied when
-        // no committed event at or below it lies after the checkpoint.
+        // no committed event at or below it lies after the checkpoint. Asked as the first such
+        // event in that order, which walks the global-order index from the checkpoint (what is
+        // not applied yet); a COUNT over the same condition was planned as a scan of the whole
+        // log (120-180 ms at a million events, measured).
         let row = self
             .db
             .fetch_optional(
-                "SELECT COUNT(*) FROM events WHERE position <= ? \
-                 AND (transaction_id, position) > (?::text::xid8, ?)",
+                "SELECT 1 FROM events WHERE position <= ? \
+                 AND (transaction_id, position) > (?::text::xid8, ?) \
+                 ORDER BY transaction_id, position LIMIT 1",
                 &[
                     position.into(),
                     checkpoint.transaction_id.to_string().into(),
@@ -239,7 +243,7 @@ impl Projector {
                 ],
             )
             .await?;
-        Ok(row.map_or(Ok(0), |row| row.i64(0))? == 0)
+        Ok(row.is_none())
     }
 
     /// Whether every event committed so far has been applied. (Not merely "nothing visible

@@ -73,6 +73,10 @@ fn derived_transactions() -> std::sync::MutexGuard<'static, std::collections::BT
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The columns of a recorded event. `transaction_id` is read as a number under its own name, so
+/// an `ORDER BY` must name the table's column as `events.transaction_id`: the bare name means
+/// this output column, a text-to-number cast no index has, and PostgreSQL then sorts the whole
+/// log for every read (130 ms per read at a million events, measured).
 const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, event_id, \
      stream_id, stream_type, version, event_type, schema_version, payload, metadata, command_id, \
      recorded_at, prev_hash, hash";
@@ -497,7 +501,7 @@ impl EventStore for PostgresStore {
                    (SELECT min(running) FROM pg_snapshot_xip(now.snapshot) AS running \
                     WHERE running <> ALL($4::text[]::xid8[])), \
                    pg_snapshot_xmax(now.snapshot)) \
-             ORDER BY transaction_id, position LIMIT $3"
+             ORDER BY events.transaction_id, events.position LIMIT $3"
         );
         let derived: Vec<String> = derived_transactions().iter().map(u64::to_string).collect();
         let rows = sqlx::query(&sql)
@@ -518,7 +522,7 @@ impl EventStore for PostgresStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events \
              WHERE (transaction_id, position) > ($1::text::xid8, $2) \
-             ORDER BY transaction_id, position LIMIT $3"
+             ORDER BY events.transaction_id, events.position LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id.to_string())
