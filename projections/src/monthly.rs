@@ -150,13 +150,18 @@ pub async fn collections_by_month(
         let date = crate::ledger::balances::day_date(row.i64(0)?);
         *by_month.entry(date[..7].to_owned()).or_default() += row.i64(1)?;
     }
-    Ok(months
+    Ok(per_month(months, &by_month))
+}
+
+/// Each of `months` with its sum in `by_month` (0 for a month with none).
+fn per_month(months: Vec<(String, i64)>, by_month: &HashMap<String, i64>) -> Vec<MonthFigure> {
+    months
         .into_iter()
         .map(|(month, _)| {
             let halalas = by_month.get(&month).copied().unwrap_or(0);
             MonthFigure { month, halalas }
         })
-        .collect())
+        .collect()
 }
 
 /// Both charts computed again from the facts, not from the kept figures: the paid and
@@ -274,13 +279,7 @@ pub mod facts {
             };
             *by_month.entry(month).or_default() += row.i64(1)?;
         }
-        Ok(months
-            .into_iter()
-            .map(|(month, _)| {
-                let halalas = by_month.get(&month).copied().unwrap_or(0);
-                MonthFigure { month, halalas }
-            })
-            .collect())
+        Ok(per_month(months, &by_month))
     }
 }
 
