@@ -251,7 +251,17 @@ async fn sixty_four_concurrent_appends_each_get_their_own_outcome(db: &TestDb) {
         }
     }
     assert_eq!(positions.len(), 48);
-    let all = db.store.read_all(Checkpoint::START, 1_000).await.unwrap();
+    // On PostgreSQL the global read stops below the oldest write transaction running anywhere
+    // on the cluster (invariant 4), and other tests share the cluster: wait for theirs to end
+    // rather than read while one is open. Every append has committed, so all 48 show.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let all = loop {
+        let all = db.store.read_all(Checkpoint::START, 1_000).await.unwrap();
+        if all.len() >= 48 || tokio::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(all.len(), 48);
 }
 
