@@ -18,8 +18,10 @@
 #   -wal, as PATH.before-restore-<timestamp>; its -shm (and any stale -wal) removed; the copy
 #   renamed into place.
 #
-# Then: `revledger verify` (chains and seals) and `revledger rebuild` (read models). Exits
-# non-zero on any failure.
+# Then the erasure log is applied again (`revledger erase --reapply`; the binary is $REVLEDGER_BIN
+# or `revledger` on the PATH), so people erased after the backup was taken stay erased. Then:
+# `revledger verify` (chains and seals) and `revledger rebuild` (read models). Exits non-zero on
+# any failure.
 set -euo pipefail
 # shellcheck source=ops/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -94,5 +96,15 @@ case $ENGINE in
     log "restored PostgreSQL database $PG_DB from $FILE: $summary"
     ;;
 esac
+
+# Erasures (PDPL) are logged apart from the database (REVLEDGER_ERASURE_LOG, or the default
+# beside an embedded database): those made after this backup was taken are applied again now,
+# so that a restore never brings an erased person back.
+REVLEDGER=${REVLEDGER_BIN:-$(command -v revledger || true)}
+[ -n "$REVLEDGER" ] ||
+  die "restored, but no revledger binary to apply the erasure log again (set REVLEDGER_BIN): run 'revledger erase --reapply' before the service starts, or erased people come back"
+"$REVLEDGER" erase --reapply --database-url "$DATABASE_URL" >/dev/null ||
+  die "restored, but applying the erasure log again failed: run 'revledger erase --reapply' before the service starts"
+log "erasure log applied again"
 
 log "done in $(( $(date +%s) - started )) s; now run: revledger verify, then revledger rebuild"

@@ -33,6 +33,16 @@ struct Cli {
     )]
     database_url: String,
 
+    /// A file holding the master key (32 bytes, or 64 hexadecimal digits) that wraps every
+    /// personal data key in the database; without it, keys are stored unwrapped.
+    #[arg(long, env = "REVLEDGER_MASTER_KEY_FILE", global = true)]
+    master_key_file: Option<std::path::PathBuf>,
+
+    /// The erasure log, kept apart from the database so that a restored backup is erased again
+    /// (default: beside an embedded database's file, else `revledger-erasures.jsonl`).
+    #[arg(long, env = "REVLEDGER_ERASURE_LOG", global = true)]
+    erasure_log: Option<std::path::PathBuf>,
+
     /// Log line format on stderr.
     #[arg(long, env = "REVLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
@@ -266,6 +276,8 @@ impl ServeArgs {
                 .filter(|s| !s.is_empty())
                 .map(Secret::new),
             metrics_listen: self.metrics_listen,
+            // Set by `serve` from the global `--erasure-log`.
+            erasure_log: None,
         })
     }
 }
@@ -280,6 +292,16 @@ enum WebhooksCommand {
         /// Replay every dead letter.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubjectCommand {
+    /// Print everything held about a person as JSON, personal values opened.
+    Export {
+        /// A lead id, or an email address.
+        #[arg(long)]
+        subject: String,
     },
 }
 
@@ -360,6 +382,19 @@ enum Command {
     /// Operate on the webhook inbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Erase a person's data at their request (PDPL): delete the keys of everything held about
+    /// them and record it; or, with --reapply, apply the erasure log again (after a restore).
+    Erase {
+        /// A lead id, or an email address.
+        #[arg(long, required_unless_present = "reapply", conflicts_with = "reapply")]
+        subject: Option<String>,
+        /// Apply every erasure of the erasure log again (idempotent).
+        #[arg(long)]
+        reapply: bool,
+    },
+    /// A person's data (PDPL subject access).
+    #[command(subcommand)]
+    Subject(SubjectCommand),
     /// Print the global log as NDJSON, one event per line.
     Events {
         /// Print only events with a position greater than this.
@@ -425,13 +460,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("{qr}");
         return Ok(ExitCode::SUCCESS);
     }
-    let store = store::open(&cli.database_url)
+    let master_key = match &cli.master_key_file {
+        Some(path) => {
+            Some(adapters::personal::Vault::read_master_key(path).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let store = store::open_with_master_key(&cli.database_url, master_key)
         .await
         .with_context(|| format!("opening the {} store", engine_name(&cli.database_url)))?;
+    let erasure_log = match &cli.erasure_log {
+        Some(path) => app::personal::ErasureLog::new(path),
+        None => app::personal::ErasureLog::default_for(&cli.database_url),
+    };
     match cli.command {
         Command::Serve(args) => {
             let demo = args.demo;
-            let config = args.into_config()?;
+            let mut config = args.into_config()?;
+            config.erasure_log = Some(erasure_log);
             for weak in config.weak_secrets() {
                 tracing::warn!(
                     setting = weak.setting,
@@ -525,6 +571,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Events { after, limit } => {
             print_events(store.as_ref(), after, limit.unwrap_or(u64::MAX)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Erase { subject, reapply } => {
+            store.migrate().await.context("migrating the database")?;
+            let erasures = match subject {
+                Some(subject) => {
+                    let subject = app::personal::SubjectRef::parse(&subject)?;
+                    vec![app::personal::erase(&store, &erasure_log, &subject, "cli").await?]
+                }
+                None if reapply => app::personal::reapply(&store, &erasure_log, "cli").await?,
+                None => anyhow::bail!("name a --subject, or --reapply the erasure log"),
+            };
+            for erasure in &erasures {
+                println!("{}", serde_json::to_string(erasure)?);
+            }
+            eprintln!(
+                "{} erasure(s) applied; erasure log: {}",
+                erasures.len(),
+                erasure_log.path().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subject(SubjectCommand::Export { subject }) => {
+            let subject = app::personal::SubjectRef::parse(&subject)?;
+            let export = app::personal::export(&store, &subject).await?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
             Ok(ExitCode::SUCCESS)
         }
     }

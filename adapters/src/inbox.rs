@@ -111,6 +111,19 @@ pub fn encode_body(body: &[u8]) -> (String, &'static str) {
     }
 }
 
+/// What an encoding is called once the body in that encoding is sealed
+/// ([`crate::personal`]): `sealed_utf8`, `sealed_base64`. The body is then an envelope of its
+/// text in the inner encoding.
+pub const SEALED_ENCODING_PREFIX: &str = "sealed_";
+
+/// The sealed form of `encoding`.
+pub fn sealed_encoding(encoding: &str) -> &'static str {
+    match encoding {
+        "base64" | "sealed_base64" => "sealed_base64",
+        _ => "sealed_utf8",
+    }
+}
+
 /// The inverse of [`encode_body`].
 pub fn decode_body(raw: &str, encoding: &str) -> Vec<u8> {
     if encoding == "base64" {

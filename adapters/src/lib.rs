@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod leadership;
 pub mod moyasar_api;
+pub mod personal;
 pub mod sessions;
 pub mod sql;
 pub mod sqlite_conn;

@@ -74,7 +74,33 @@ impl ApiError {
 
 impl From<adapters::store::StoreError> for ApiError {
     fn from(error: adapters::store::StoreError) -> Self {
-        ApiError::internal(error)
+        match error {
+            adapters::store::StoreError::SubjectErased { .. } => ApiError::Unprocessable {
+                code: "subject_erased",
+                detail: error.to_string(),
+                field: None,
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<app::personal::PersonalError> for ApiError {
+    fn from(error: app::personal::PersonalError) -> Self {
+        use app::personal::PersonalError;
+        let detail = error.to_string();
+        match error {
+            PersonalError::InvalidSubject(_) => ApiError::BadRequest {
+                code: "invalid_subject",
+                detail,
+                field: Some("subject".into()),
+            },
+            PersonalError::NotFound(_) => ApiError::NotFound(detail),
+            PersonalError::WrittenInClear { .. } => ApiError::Conflict(detail),
+            PersonalError::NoVault => ApiError::Unavailable(detail),
+            PersonalError::ErasureLog { .. } => ApiError::Internal(detail),
+            PersonalError::Store(error) => error.into(),
+        }
     }
 }
 

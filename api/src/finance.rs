@@ -194,8 +194,13 @@ pub async fn statement(
         });
     }
     let db = read_db(&state, "partner_statements", query.as_of.as_deref()).await?;
-    let statement = projections::statements::statement(&db, &partner_id, &month).await?;
+    let mut statement = projections::statements::statement(&db, &partner_id, &month).await?;
     if csv {
+        // Opened before the CSV is written, so that its guard against formulas sees the values
+        // (the edge's `personal::reveal` leaves CSV alone).
+        if let Some(vault) = state.store.vault() {
+            vault.reveal_json(&mut statement).await?;
+        }
         let body = projections::statements::statement_csv(&statement)?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
@@ -224,6 +229,7 @@ pub fn command_error<E: std::error::Error + 'static>(error: CommandError<E>) -> 
         CommandError::Conflict { stream_id } => {
             ApiError::Conflict(format!("{stream_id} changed concurrently; retry"))
         }
+        CommandError::Store(error) => error.into(),
         other => ApiError::internal(other),
     }
 }

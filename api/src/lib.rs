@@ -12,6 +12,7 @@ pub mod finance;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
+pub mod personal;
 pub mod queries;
 pub mod service;
 pub mod sessions;
@@ -116,7 +117,12 @@ pub fn router(state: AppState) -> Router {
         .merge(queries::routes())
         .merge(dashboard::routes())
         .merge(tokens::routes())
+        .merge(personal::routes())
         .route_layer(axum::middleware::from_fn(input::check_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            personal::reveal,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

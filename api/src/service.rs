@@ -74,6 +74,9 @@ pub struct Config {
     /// As-of reads replayed at once (each on its own low-priority thread); one beyond them is
     /// answered 429 with `Retry-After`.
     pub as_of_max_concurrent: usize,
+    /// Where erasures are logged apart from the database (`REVLEDGER_ERASURE_LOG`); without
+    /// it, the erasure route answers 503.
+    pub erasure_log: Option<app::personal::ErasureLog>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             as_of_max_concurrent: projections::as_of::DEFAULT_MAX_CONCURRENT,
             metrics_token: None,
             metrics_listen: None,
+            erasure_log: None,
         }
     }
 }

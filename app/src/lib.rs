@@ -29,6 +29,7 @@ pub mod handlers;
 pub mod invoices;
 pub mod moyasar_sweep;
 pub mod partners;
+pub mod personal;
 pub mod process;
 pub mod sessions;
 pub mod tokens;

@@ -396,6 +396,7 @@ impl Deliveries {
         let delivery_id =
             delivery_id.unwrap_or_else(|| format!("unparsed:{}", inbox::body_sha256(body)));
         let mut record = InboxRecord::new(name, &delivery_id, body, now());
+        self.seal(&mut record).await?;
         let db = self.store.sql();
         match inbox::find(&db, name, &delivery_id).await? {
             Some(seen) if seen.body_sha256 == record.body_sha256 && seen.status != "parked" => {
@@ -534,7 +535,7 @@ impl Deliveries {
         entry: &InboxEntry,
         replayed_by: Option<&str>,
     ) -> Result<Answer, DeliveryError> {
-        let body = entry.body();
+        let body = self.body_of(entry).await?;
         let provider = Provider::of(&entry.provider);
         let mut record = InboxRecord::new(
             provider.as_str(),
@@ -542,6 +543,7 @@ impl Deliveries {
             &body,
             adapters::clock::from_unix_micros(entry.received_at_us).unwrap_or_else(now),
         );
+        self.seal(&mut record).await?;
         record.replayed_by = replayed_by.map(str::to_owned);
         match parse(provider, &body) {
             Ok(delivery) => self.settle(record, delivery).await,
@@ -570,18 +572,47 @@ impl Deliveries {
     /// The dead letters, oldest first, at most `limit`.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, DeliveryError> {
         let letters = inbox::dead_letters(&self.store.sql(), limit).await?;
-        Ok(letters
-            .iter()
-            .map(|entry| DeadLetter {
+        let mut listed = Vec::with_capacity(letters.len());
+        for entry in &letters {
+            listed.push(DeadLetter {
                 id: entry.inbox_id.clone(),
                 provider: entry.provider.clone(),
                 delivery_id: entry.delivery_id.clone(),
                 received_at_us: entry.received_at_us,
                 attempts: entry.attempts,
                 reason: entry.last_error.clone(),
-                body: listed_body(&entry.provider, &entry.body()),
-            })
-            .collect())
+                body: listed_body(&entry.provider, &self.body_of(entry).await?),
+            });
+        }
+        Ok(listed)
+    }
+
+    /// Seals a delivery's raw body under a key of its own (`delivery-<inbox id>`): webhook
+    /// bodies carry names and emails, and are kept. The store links it to the lead or partner
+    /// whose stream its events go to, so it is erased with them ([`adapters::personal`]).
+    async fn seal(&self, record: &mut InboxRecord) -> Result<(), DeliveryError> {
+        let Some(vault) = self.store.vault() else {
+            return Ok(());
+        };
+        let subject = format!("delivery-{}", record.inbox_id());
+        record.raw_body = vault.seal_text(&subject, &record.raw_body).await?;
+        record.body_encoding = inbox::sealed_encoding(record.body_encoding);
+        Ok(())
+    }
+
+    /// A kept delivery's body, opened when it was sealed (`[erased]` once its person is).
+    async fn body_of(&self, entry: &InboxEntry) -> Result<Vec<u8>, DeliveryError> {
+        let Some(encoding) = entry
+            .body_encoding
+            .strip_prefix(inbox::SEALED_ENCODING_PREFIX)
+        else {
+            return Ok(entry.body());
+        };
+        let vault = self.store.vault().ok_or_else(|| {
+            DeliveryError::Command("a sealed delivery needs the key store".into())
+        })?;
+        let opened = vault.open_text(&entry.raw_body).await?;
+        Ok(inbox::decode_body(&opened, encoding))
     }
 }
 

@@ -23,6 +23,7 @@ pub mod money;
 pub mod partner;
 pub mod payment;
 pub mod payout;
+pub mod personal;
 pub mod phase2;
 pub mod plan;
 pub mod provider_reconciliation;

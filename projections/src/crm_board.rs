@@ -414,11 +414,34 @@ async fn apply_one(
 }
 
 /// The lead whose email this is (the earliest captured, when several share it), if any.
-pub async fn lead_id_by_email(db: &SqlDb, email: &str) -> Result<Option<String>, ProjectionError> {
+pub async fn lead_id_by_email(
+    db: &SqlDb,
+    email: &str,
+    sealed_leads: &[String],
+) -> Result<Option<String>, ProjectionError> {
+    // The leads whose sealed email is this one (found by its index, `adapters::personal`),
+    // and those captured before sealing whose email the board holds in clear: the first
+    // captured wins.
+    let placeholders = vec!["?"; sealed_leads.len().min(MAX_PAGE_ROWS as usize)];
+    let mut params: Vec<SqlValue> = vec![email.to_lowercase().into()];
+    params.extend(
+        sealed_leads
+            .iter()
+            .take(placeholders.len())
+            .map(|lead_id| lead_id.as_str().into()),
+    );
+    let sealed = if placeholders.is_empty() {
+        String::new()
+    } else {
+        format!(" OR lead_id IN ({})", placeholders.join(", "))
+    };
     let row = db
         .fetch_optional(
-            "SELECT lead_id FROM crm_board WHERE email = ? ORDER BY captured_at_us, lead_id LIMIT 1",
-            &[email.to_lowercase().into()],
+            &format!(
+                "SELECT lead_id FROM crm_board WHERE email = ?{sealed} \
+                 ORDER BY captured_at_us, lead_id LIMIT 1"
+            ),
+            &params,
         )
         .await?;
     Ok(row.map(|row| row.text(0)).transpose()?)

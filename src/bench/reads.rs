@@ -319,6 +319,7 @@ impl Fixture {
             "partner_id" => self.partner_id.clone(),
             "period" => self.statement_month.clone(),
             "stream" => self.lead_stream_id.clone(),
+            "subject" => self.lead_id.clone(),
             "actor" => self.lead_first_actor.clone(),
             "event_type" => self.lead_first_event_type.clone(),
             "after" if path == "/api/events" => Some(self.feed_after.to_string()),
@@ -404,10 +405,11 @@ fn api_cases(document: &Value, fixture: &Fixture, admin: &Auth) -> (Vec<Case>, V
             .filter_map(|parameter| parameter["name"].as_str())
             .filter_map(|name| Some((name, fixture.query_value(path, name)?)))
             .collect::<Vec<_>>();
-        // A parameter the path cannot do without (the xml route's document) goes on every case.
+        // A parameter the path cannot do without (the xml route's document, the export's
+        // subject) goes on every case.
         let (required, optional): (Vec<_>, Vec<_>) = filters
             .into_iter()
-            .partition(|(name, _)| *name == "document");
+            .partition(|(name, _)| *name == "document" || *name == "subject");
         let query_of = |pairs: &[(&str, String)]| {
             pairs
                 .iter()

@@ -109,6 +109,9 @@ async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
         calendly_signing_key: Some(Secret::new(CALENDLY_KEY)),
         partner_webhook_secrets: PARTNER_SECRETS.iter().map(|s| Secret::new(*s)).collect(),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        erasure_log: Some(app::personal::ErasureLog::new(
+            crate::helpers::temp_dir().join("erasures.jsonl"),
+        )),
         program: app::process::commissions::ProgramConfig {
             payout_minimum_halalas: 10_000,
             ..Default::default()
@@ -157,6 +160,17 @@ impl TestApp {
             let _ = server.await;
         }
         self.db.cleanup().await;
+    }
+
+    /// Stops the service (drain, workers stop) and hands back its database, to look at.
+    pub async fn stop_keeping_db(mut self) -> TestDb {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.db
     }
 
     /// One HTTP/1.1 request over a fresh connection (no client crate needed).

@@ -814,6 +814,7 @@ async fn the_moyasar_secret_is_stored_nowhere_and_rotates(engine: Engine) {
         .unwrap()
         .text(0)
         .unwrap();
+    let kept = crate::helpers::opened_text(&app.db.store, &kept).await;
     assert!(kept.contains("\"[redacted]\""), "{kept}");
 
     // A row kept before bodies were redacted (as an older version wrote it) is rewritten when

@@ -43,6 +43,23 @@ fn postgres_required() -> bool {
     std::env::var("REVLEDGER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
 
+/// `value` with every sealed personal value in it opened, as the service's edge shows it (a
+/// sealed value is different in every run: each has a fresh nonce).
+pub async fn opened(
+    store: &Arc<dyn EventStore>,
+    mut value: serde_json::Value,
+) -> serde_json::Value {
+    let vault = store.vault().expect("the store seals personal data");
+    vault.reveal_json(&mut value).await.expect("open");
+    value
+}
+
+/// A stored text opened if it is a sealed value (a webhook's raw body, a read-model column).
+pub async fn opened_text(store: &Arc<dyn EventStore>, text: &str) -> String {
+    let vault = store.vault().expect("the store seals personal data");
+    vault.open_text(text).await.expect("open")
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("revledger-test-{}", Uuid::now_v7()));

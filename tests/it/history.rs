@@ -135,6 +135,17 @@ impl Generator {
         }
     }
 
+    /// A second generator over a store another one filled: its leads are numbered after
+    /// `leads`, and it refers them to the partners [`Generator::partners`] enrolled there.
+    pub fn continuing(handlers: Arc<Handlers>, seed: u64, leads: u64) -> Generator {
+        let mut generator = Generator::new(handlers, seed);
+        generator.lead_number = leads;
+        generator.partners = ["p-referral", "p-certified", "p-strategic", "p-applicant"]
+            .map(String::from)
+            .to_vec();
+        generator
+    }
+
     fn next(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -253,11 +264,17 @@ impl Generator {
 
     /// Leads until the log holds at least `events` events; process managers run as it goes.
     pub async fn until(&mut self, events: i64) {
+        self.leads_until(events).await;
+        run_process_managers(&self.handlers).await;
+        run_projections(&self.handlers).await.unwrap();
+    }
+
+    /// Leads until the log holds at least `events` events, and nothing else: for a store whose
+    /// service runs its own process managers and projections.
+    pub async fn leads_until(&mut self, events: i64) {
         while self.handlers.store.head_position().await.unwrap() < events {
             self.lead().await;
         }
-        run_process_managers(&self.handlers).await;
-        run_projections(&self.handlers).await.unwrap();
     }
 
     /// One lead's story, chosen at random.

@@ -40,6 +40,7 @@ mod moyasar_api;
 mod moyasar_sweep;
 mod openapi;
 mod ops;
+mod personal;
 mod projections;
 mod reconciliation_maintained;
 mod replicas;

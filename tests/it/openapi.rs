@@ -65,6 +65,8 @@ const DOCUMENTED: &[(&str, &str)] = &[
     ("get", "/api/tokens"),
     ("post", "/api/tokens"),
     ("post", "/api/tokens/{id}/revoke"),
+    ("post", "/api/admin/erasures"),
+    ("get", "/api/admin/subjects/export"),
 ];
 
 /// Routes outside the document: the dashboard is server-rendered HTML for people, not an API.

@@ -74,7 +74,8 @@ fn script(name: &str, url: &str, file: &Path) -> Command {
         .arg(ops_script(name))
         .arg(url)
         .arg(file)
-        .env_remove("REVLEDGER_DATABASE_URL");
+        .env_remove("REVLEDGER_DATABASE_URL")
+        .env("REVLEDGER_BIN", env!("CARGO_BIN_EXE_revledger"));
     command
 }
 

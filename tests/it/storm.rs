@@ -738,7 +738,9 @@ impl State {
                 if let Some(delivery) = event.metadata["delivery_id"].as_str() {
                     *per_delivery.entry(delivery.to_owned()).or_insert(0) += 1;
                 }
-                let content = content(event);
+                let mut content = content(event);
+                // Sealed personal values differ between runs (a fresh nonce each): opened.
+                content.payload = crate::helpers::opened(store, content.payload).await;
                 if let Some(id) = content.webhook_command_id {
                     *per_webhook_command.entry(id).or_insert(0) += 1;
                 }
@@ -767,7 +769,20 @@ impl State {
                         .collect(),
                     None => dump_table(&db, table).await.unwrap(),
                 };
-                tables.insert(table.to_string(), rows);
+                let mut opened_rows = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut opened_row = Vec::with_capacity(row.len());
+                    for value in row {
+                        opened_row.push(match value {
+                            adapters::sql::SqlValue::Text(text) => adapters::sql::SqlValue::Text(
+                                crate::helpers::opened_text(store, &text).await,
+                            ),
+                            other => other,
+                        });
+                    }
+                    opened_rows.push(opened_row);
+                }
+                tables.insert(table.to_string(), opened_rows);
             }
         }
         let inbox = db

@@ -423,6 +423,7 @@ async fn each_bad_input_gets_its_status_and_message_and_the_raw_delivery_is_kept
         .unwrap()
         .text(0)
         .unwrap();
+    let body = crate::helpers::opened_text(&app.db.store, &body).await;
     let mut as_kept = currency.clone();
     as_kept["secret_token"] = json!("[redacted]");
     assert_eq!(

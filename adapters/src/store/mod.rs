@@ -212,6 +212,13 @@ pub enum StoreError {
     /// A value a statement cannot carry (text with a NUL character on PostgreSQL).
     #[error("value cannot be stored: {0}")]
     InvalidValue(String),
+    /// Personal data about a person who was erased at their request is not recorded again
+    /// ([`crate::personal`]).
+    #[error(
+        "{subject} was erased at the person's request: no personal data about them is recorded \
+         again"
+    )]
+    SubjectErased { subject: String },
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("stored event at position {position} cannot be decoded: {reason}")]
@@ -292,6 +299,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Woken after every successful append, so tailing readers need not poll hard.
     fn appended(&self) -> &tokio::sync::Notify;
+
+    /// The key store of the personal data this store seals ([`crate::personal`]); `None` for an
+    /// engine opened bare, without the sealing boundary.
+    fn vault(&self) -> Option<Arc<crate::personal::Vault>> {
+        None
+    }
 }
 
 impl RecordedEvent {
@@ -330,15 +343,26 @@ pub async fn verify(store: &dyn EventStore) -> Result<VerifyReport, StoreError> 
     Ok(verifier.finish())
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
+/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`, behind
+/// the boundary that seals personal data ([`crate::personal::SealedStore`]), its data keys
+/// stored as they are.
 pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    open_with_master_key(url, None).await
+}
+
+/// [`open`], with every data key wrapped by `master` when given.
+pub async fn open_with_master_key(
+    url: &str,
+    master: Option<crate::personal::DataKey>,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    let engine: Arc<dyn EventStore> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::open(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+        Arc::new(postgres::PostgresStore::open(url).await?)
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
-    }
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    Ok(Arc::new(crate::personal::SealedStore::new(engine, master)))
 }
 
 /// Checks the shape of an append before any I/O.

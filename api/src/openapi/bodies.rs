@@ -176,6 +176,83 @@ pub(super) fn response_schemas() -> Vec<(&'static str, Value)> {
         ),
         ("CreatedToken", token_with(json!({"token": string()}))),
         (
+            "SubjectRequest",
+            object(
+                &["subject"],
+                json!({"subject": {"type": "string", "minLength": 1, "maxLength": 254, "description": "A lead id, or an email address."}}),
+            ),
+        ),
+        (
+            "Erasure",
+            object(
+                &[
+                    "erasure_id",
+                    "subjects",
+                    "linked_subjects",
+                    "position",
+                    "already_erased",
+                ],
+                json!({
+                    "erasure_id": string(),
+                    "subjects": {"type": "array", "items": string(), "description": "The lead and partner subjects erased (`lead-<id>`, `partner-<id>`)."},
+                    "linked_subjects": {"type": "integer", "description": "Emails and webhook deliveries erased with them."},
+                    "position": {"type": "integer", "format": "int64", "description": "Where `SubjectErased` is in the log (0 when erased before)."},
+                    "already_erased": {"type": "boolean"},
+                }),
+            ),
+        ),
+        (
+            "ExportedEvent",
+            object(
+                &[
+                    "position",
+                    "stream_id",
+                    "version",
+                    "event_type",
+                    "recorded_at",
+                    "payload",
+                ],
+                json!({
+                    "position": integer(),
+                    "stream_id": string(),
+                    "version": integer(),
+                    "event_type": string(),
+                    "recorded_at": date_time(),
+                    "payload": {"type": "object"},
+                }),
+            ),
+        ),
+        (
+            "ExportedStream",
+            object(
+                &["stream_id", "events"],
+                json!({"stream_id": string(), "events": {"type": "array", "items": reference("ExportedEvent")}}),
+            ),
+        ),
+        (
+            "SubjectExport",
+            object(
+                &[
+                    "requested",
+                    "subjects",
+                    "erased",
+                    "streams",
+                    "referrals",
+                    "invoices",
+                    "crm_board",
+                ],
+                json!({
+                    "requested": {"type": "string", "description": "The lead id asked for, or `email`."},
+                    "subjects": {"type": "array", "items": string()},
+                    "erased": {"type": "array", "items": string()},
+                    "streams": {"type": "array", "items": reference("ExportedStream")},
+                    "referrals": {"type": "array", "items": reference("ExportedEvent")},
+                    "invoices": {"type": "array", "items": reference("ExportedStream")},
+                    "crm_board": {"type": "object", "nullable": true},
+                }),
+            ),
+        ),
+        (
             "RevokedToken",
             token_with(json!({"sessions_ended": integer()})),
         ),

@@ -62,6 +62,7 @@ pub fn build() -> Value {
             {"name": "finance", "description": "Invoices, partners, commissions, payouts, the ledger."},
             {"name": "audit", "description": "The event log, its chains, projections and dead letters."},
             {"name": "tokens", "description": "API tokens: create (shown once), list, revoke. Admin only."},
+            {"name": "personal", "description": "A person's data (PDPL): erasure and subject access. Admin only."},
         ],
         "paths": paths,
         "components": components(),

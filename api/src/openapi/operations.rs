@@ -14,6 +14,7 @@ pub(super) fn operations() -> Vec<Operation> {
         queries(),
         audit(),
         tokens(),
+        personal(),
     ]
     .into_iter()
     .flatten()
@@ -358,6 +359,27 @@ pub(super) fn tokens() -> Vec<Operation> {
             .describe("Refused from now on (401) and its dashboard sessions ended. Again is the same answer, with the first revocation time.")
             .respond(200, "Revoked.", reference("RevokedToken"))
             .error(404, "No token with this id (`bootstrap-admin` is REVLEDGER_ADMIN_TOKEN, a setting)."),
+    ]
+}
+
+pub(super) fn personal() -> Vec<Operation> {
+    vec![
+        operation("post", "/api/admin/erasures", "eraseSubject", "personal", "Erase a person's data", Access::Bearer(ADMIN))
+            .describe("Deletes the data keys of everything held about the person (their lead, partner contact, the emails indexed for them and the webhook deliveries that named them) and appends `SubjectErased`, which holds no personal data: their names, emails, phones and notes read `[erased]` everywhere from now on, and every hash chain stays valid. Logged first in the erasure log kept apart from the database, so a restored backup is erased again. Again is the same answer with `already_erased`.")
+            .body(reference("SubjectRequest"), true)
+            .respond(200, "Erased (or erased before).", reference("Erasure"))
+            .error(404, "No lead, partner contact or referral is held for this subject.")
+            .error(409, "The lead was captured before personal data was sealed (schema version 1, in clear in the hash-chained log): erasing it would break verify.")
+            .error(503, "No erasure log is configured (`REVLEDGER_ERASURE_LOG`)."),
+        operation("get", "/api/admin/subjects/export", "exportSubject", "personal", "Export a person's data", Access::Bearer(ADMIN))
+            .describe("Everything held about the person, personal values opened (or `[erased]`): their own streams, the referral clicks recorded for their email, their invoices and their CRM row.")
+            .parameter(json!({
+                "name": "subject", "in": "query", "required": true,
+                "description": "A lead id, or an email address.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 254},
+            }))
+            .respond(200, "What is held.", reference("SubjectExport"))
+            .error(404, "No lead, partner contact or referral is held for this subject."),
     ]
 }
 

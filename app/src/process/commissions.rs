@@ -20,6 +20,7 @@ use domain::lead::LeadEvent;
 use domain::partner::{attribute, AttributionModel, PartnerEvent, PartnerStatus, Referral};
 use uuid::Uuid;
 
+use adapters::personal::email_match_key;
 use adapters::store::RecordedEvent;
 
 use crate::process::{send, Context, ProcessManager, COMMAND_NAMESPACE};
@@ -188,6 +189,11 @@ impl ProcessManager for Commissions {
                 else {
                     return Ok(());
                 };
+                // Sealed emails are compared by their index (`email_match_key`); an erased
+                // person's click no longer matches anyone.
+                let Some(lead_email) = email_match_key(&context.db, &lead_email).await? else {
+                    return Ok(());
+                };
                 context
                     .db
                     .execute_derived(
@@ -208,6 +214,10 @@ impl ProcessManager for Commissions {
                 else {
                     return Ok(());
                 };
+                let email = match email {
+                    Some(email) => email_match_key(&context.db, &email).await?,
+                    None => None,
+                };
                 context
                     .db
                     .execute_derived(
@@ -215,7 +225,7 @@ impl ProcessManager for Commissions {
                          ON CONFLICT (lead_id) DO NOTHING",
                         &[
                             lead_id.into(),
-                            email.map(|e| e.trim().to_lowercase()).into(),
+                            email.into(),
                             micros(captured_at).into(),
                             partner_id.into(),
                         ],

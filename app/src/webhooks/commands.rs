@@ -146,10 +146,10 @@ impl Deliveries {
                 lead_id
             }
             (_, None) => {
-                return Ok(Outcome::Park(format!(
-                    "no lead with email {} yet",
-                    invitee.email
-                )))
+                // Not the email itself: the reason is kept in clear in the inbox row.
+                return Ok(Outcome::Park(
+                    "no lead with the invitee's email yet".to_owned(),
+                ));
             }
         };
         Touched {
@@ -352,12 +352,25 @@ impl Deliveries {
     }
 
     /// The lead with this email, waiting (bounded) for the CRM board to see every lead captured
-    /// before now.
+    /// before now. Leads whose email is sealed are found by its index ([`Vault`]); those
+    /// captured before sealing, by the email the board holds in clear.
     pub(super) async fn lead_by_email(&self, email: &str) -> Result<Option<String>, DeliveryError> {
         if self.config.run_workers {
             self.crm_board.wait_caught_up(EMAIL_LOOKUP_WAIT).await?;
         }
-        Ok(projections::crm_board::lead_id_by_email(&self.store.sql(), email).await?)
+        let sealed_leads: Vec<String> = match self.store.vault() {
+            Some(vault) => vault
+                .subjects_by_email(email)
+                .await?
+                .iter()
+                .filter_map(|subject| subject.strip_prefix("lead-").map(str::to_owned))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(
+            projections::crm_board::lead_id_by_email(&self.store.sql(), email, &sealed_leads)
+                .await?,
+        )
     }
 }
 
