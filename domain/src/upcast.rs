@@ -77,11 +77,13 @@ pub enum UpcastError {
         stored: u32,
         current: u32,
     },
+    /// The steps skip a version: a gap in the table (the production table's test finds one).
     #[error("{event_type} has no upcast step from schema version {from_version} to {}", from_version + 1)]
     MissingStep {
         event_type: String,
         from_version: u32,
     },
+    /// A step refused the payload: it is not the shape its stored version should have.
     #[error("{event_type} at schema version {from_version} cannot be upcast to {}: {reason}", from_version + 1)]
     Malformed {
         event_type: String,
