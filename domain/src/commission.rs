@@ -565,4 +565,4 @@ impl Aggregate for PartnerCommission {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,22 +1,35 @@
 //! What every aggregate has in common with cqrs-es, written once: an event's type is its
-//! variant's name (schema version 1), and `handle` writes what `decide` returns. The rules live
-//! in each aggregate's `decide`; these only connect it to the framework.
+//! variant's name, its schema version is the type's current one ([`crate::upcast`]), and
+//! `handle` writes what `decide` returns. The rules live in each aggregate's `decide`; these
+//! only connect it to the framework.
 
 /// Implements `cqrs_es::DomainEvent` for an event enum: `event_type` is the variant's name (the
-/// name stored with each event and matched on by the read models), `event_version` is `"1"`.
+/// name stored with each event and matched on by the read models), `event_version` the type's
+/// current schema version ([`crate::upcast::current_version`]), so writers always write the
+/// shape the decoders expect. Also gives the enum `EVENT_TYPES`, every variant's name, which
+/// the schema fixtures are checked against.
 /// Every variant must be listed; a missing one is a compile error (a non-exhaustive match).
 macro_rules! event_types {
     ($event:ident { $($variant:ident),+ $(,)? }) => {
-        impl cqrs_es::DomainEvent for $event {
-            fn event_type(&self) -> String {
+        impl $event {
+            /// Every event type of this enum: the names its variants are stored under.
+            pub const EVENT_TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
+
+            /// The name this event is stored under.
+            fn event_type_name(&self) -> &'static str {
                 match self {
                     $($event::$variant { .. } => stringify!($variant),)+
                 }
-                .to_owned()
+            }
+        }
+
+        impl cqrs_es::DomainEvent for $event {
+            fn event_type(&self) -> String {
+                self.event_type_name().to_owned()
             }
 
             fn event_version(&self) -> String {
-                "1".to_owned()
+                crate::upcast::current_version(self.event_type_name()).to_string()
             }
         }
     };

@@ -781,7 +781,7 @@ impl Aggregate for Invoice {
 mod issue;
 mod reads;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use issue::issued_event;
 pub use issue::{invoice_hash, is_saudi_vat_number, CreditNote, InvoiceHashInput, IssueInvoice};

@@ -765,4 +765,4 @@ pub fn is_cold(last_response_or_capture_at: OffsetDateTime, now: OffsetDateTime)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

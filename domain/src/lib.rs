@@ -29,6 +29,7 @@ pub mod plan;
 pub mod provider_reconciliation;
 pub mod sequence;
 pub mod submission;
+pub mod upcast;
 pub mod vat;
 pub mod zatca;
 

@@ -700,7 +700,7 @@ impl Aggregate for Partner {
 
 mod program;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use program::{
     PartnerProgram, PartnerProgramCommand, PartnerProgramError, PartnerProgramEvent,

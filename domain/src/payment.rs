@@ -637,4 +637,4 @@ impl Aggregate for Payment {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -461,4 +461,4 @@ impl Aggregate for PayoutBatch {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

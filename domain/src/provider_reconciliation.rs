@@ -416,4 +416,4 @@ impl Aggregate for ProviderReconciliation {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -548,4 +548,4 @@ impl Aggregate for DocumentSequence {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

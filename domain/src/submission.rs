@@ -570,4 +570,4 @@ impl Aggregate for Submission {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

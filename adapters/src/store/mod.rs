@@ -312,10 +312,18 @@ impl RecordedEvent {
     /// struct variants: the store keeps the variant name as `event_type` and its fields as
     /// `payload`, so the enum's JSON is `{event_type: payload}`; it is read as that object
     /// would be, without building it ([`tagged::Tagged`]).
+    ///
+    /// The payload is first brought from the `schema_version` it was written at to the type's
+    /// current one ([`domain::upcast`]); an event already current is read in place. An event
+    /// the chain cannot bring forward (a version newer than this build, a missing step) fails
+    /// as any undecodable event does, naming its type and versions. The stored row is never
+    /// rewritten: its hash covers what was written.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        let payload = domain::upcast::upcast(&self.event_type, self.schema_version, &self.payload)
+            .map_err(serde::de::Error::custom)?;
         E::deserialize(tagged::Tagged {
             variant: &self.event_type,
-            content: &self.payload,
+            content: &payload,
         })
     }
 }
@@ -501,5 +509,61 @@ fn record_append(
             let now = crate::clock::unix_micros(crate::clock::now_micros());
             metrics::gauge!("revledger_last_event_timestamp_seconds").set(now as f64 / 1_000_000.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::LeadEvent;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The stored fixture of a lead's capture (`domain/tests/fixtures/events`), as a row.
+    fn captured(schema_version: u32) -> RecordedEvent {
+        let fixture: Value = serde_json::from_str(include_str!(
+            "../../../domain/tests/fixtures/events/LeadCaptured.v1.json"
+        ))
+        .unwrap();
+        RecordedEvent {
+            position: 7,
+            transaction_id: 0,
+            event_id: Uuid::nil(),
+            stream_id: "lead-lead-1".into(),
+            stream_type: "lead".into(),
+            version: 1,
+            event_type: "LeadCaptured".into(),
+            schema_version,
+            payload: fixture["payload"].clone(),
+            metadata: Value::Null,
+            command_id: None,
+            recorded_at: OffsetDateTime::UNIX_EPOCH,
+            prev_hash: GENESIS_HASH,
+            hash: GENESIS_HASH,
+        }
+    }
+
+    #[test]
+    fn a_stored_event_at_its_current_version_decodes_into_its_enum() {
+        let event: LeadEvent = captured(1).decode().unwrap();
+        assert!(
+            matches!(event, LeadEvent::LeadCaptured { ref lead_id, .. } if lead_id == "lead-1")
+        );
+    }
+
+    #[test]
+    fn an_event_the_upcaster_cannot_bring_forward_is_undecodable_naming_its_versions() {
+        let newer = captured(2).decode::<LeadEvent>().unwrap_err().to_string();
+        assert!(
+            newer.contains(
+                "LeadCaptured is stored at schema version 2, newer than this build's version 1"
+            ),
+            "{newer}"
+        );
+        let zero = captured(0).decode::<LeadEvent>().unwrap_err().to_string();
+        assert!(
+            zero.contains("LeadCaptured is stored at schema version 0"),
+            "{zero}"
+        );
     }
 }

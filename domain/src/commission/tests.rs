@@ -626,3 +626,25 @@ proptest! {
         }
     }
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each commission event, as the rules above decide them: the source of the stored
+/// schema fixtures (`crate::upcast`).
+pub(crate) fn samples() -> Vec<CommissionEvent> {
+    vec![
+        accrued(),
+        approved(),
+        rejected(),
+        paid_out(),
+        clawed_back("refund-1", -9_997, BASE / 3 + 1, false),
+        CommissionEvent::CommissionAdjusted {
+            commission_id: "commission-1".into(),
+            partner_id: "partner-1".into(),
+            amount_halalas: -500,
+            reason: "bonus for case study".into(),
+            actor: "finance-1".into(),
+            adjusted_at: day(20),
+        },
+    ]
+}

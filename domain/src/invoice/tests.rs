@@ -1025,3 +1025,39 @@ proptest! {
         }
     }
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each invoice event, as the rules above decide them: the source of the stored schema
+/// fixtures (`crate::upcast`). The invoice is a Phase 2 one collected by Moyasar, so every
+/// optional field of `InvoiceIssued` is present.
+pub(crate) fn samples() -> Vec<InvoiceEvent> {
+    let mut issue = issue_command();
+    if let InvoiceCommand::Issue {
+        phase2,
+        moyasar_invoice_id,
+        ..
+    } = &mut issue
+    {
+        *phase2 = Some(Box::new(crate::sequence::tests::phase2(Some(
+            "399999999900003",
+        ))));
+        *moyasar_invoice_id = Some("moy-invoice-1".into());
+    }
+    let issued = Invoice::default().decide(issue).unwrap().remove(0);
+    vec![
+        issued,
+        recorded("pay-1", TOTAL + 500, TOTAL + 500),
+        invoice_paid(TOTAL + 500),
+        InvoiceEvent::InvoiceOverpaid {
+            invoice_id: INVOICE.into(),
+            payment_id: "pay-1".into(),
+            excess_halalas: 500,
+            overpaid_at: later(1),
+        },
+        refunded("refund-1", 100_000, 100_000),
+        canceled(),
+        expired(),
+        linked("moy-invoice-1"),
+    ]
+}

@@ -897,3 +897,47 @@ fn a_reopened_lead_starts_a_new_silence_and_is_not_cold_at_once() {
             silent_since: at(20),
         });
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each lead event, as the rules above decide them: the source of the stored schema
+/// fixtures (`crate::upcast`). The captured lead has every contact field, so the fixture of
+/// `LeadCaptured` shows each personal-data field the store keeps.
+pub(crate) fn samples() -> Vec<LeadEvent> {
+    let mut captured = captured();
+    if let LeadEvent::LeadCaptured { phone, .. } = &mut captured {
+        *phone = Some("+966501234567".into());
+    }
+    vec![
+        captured,
+        qualified(),
+        demo_booked(LeadStage::Qualified),
+        LeadEvent::DemoCanceled {
+            lead_id: LEAD.into(),
+            booking_id: BOOKING.into(),
+            reason: "travelling".into(),
+            rescheduled: true,
+            canceled_at: at(3),
+        },
+        LeadEvent::DemoNoShowRecorded {
+            lead_id: LEAD.into(),
+            booking_id: BOOKING.into(),
+            recorded_at: at(5),
+        },
+        proposal_sent(LeadStage::DemoBooked),
+        paid(LeadStage::Proposal),
+        onboarding_started(),
+        LeadEvent::LeadActivated {
+            lead_id: LEAD.into(),
+            partner_id: Some("partner-1".into()),
+            activated_at: at(10),
+        },
+        archived(ArchiveReason::Cold, LeadStage::DemoBooked),
+        LeadEvent::LeadReopened {
+            lead_id: LEAD.into(),
+            stage: LeadStage::DemoBooked,
+            reopened_at: at(25),
+        },
+        follow_up(true, 3),
+    ]
+}

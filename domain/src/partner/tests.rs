@@ -932,3 +932,42 @@ proptest::proptest! {
         }
     }
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each partner event, as the rules above decide them: the source of the stored schema
+/// fixtures (`crate::upcast`).
+pub(crate) fn samples() -> Vec<PartnerEvent> {
+    vec![
+        applied(PartnerTier::Certified),
+        enrolled(PartnerTier::Certified),
+        PartnerEvent::PartnerTierChanged {
+            partner_id: PARTNER.into(),
+            from: PartnerTier::Certified,
+            to: PartnerTier::Strategic,
+            reason: "signed strategic agreement".into(),
+            commission_rate_bps: 2_000,
+            revenue_share_bps: 500,
+            changed_at: at(),
+        },
+        activated("lead-1", 1),
+        suspended(),
+        PartnerEvent::PartnerReinstated {
+            partner_id: PARTNER.into(),
+            reinstated_at: at(),
+        },
+        referral_recorded("noura@example.sa", an_hour_ago()),
+    ]
+}
+
+/// One of each partner-program event: the source of its stored schema fixtures.
+pub(crate) fn program_samples() -> Vec<PartnerProgramEvent> {
+    vec![
+        slot_taken(PARTNER, 1),
+        PartnerProgramEvent::StrategicSlotReleased {
+            partner_id: PARTNER.into(),
+            slots_taken: 0,
+            released_at: at(),
+        },
+    ]
+}

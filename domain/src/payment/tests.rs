@@ -647,3 +647,16 @@ proptest! {
         prop_assert_eq!(refunded, AMOUNT);
     }
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each payment event, one per status, as a gateway report records it: the source of
+/// the stored schema fixtures (`crate::upcast`).
+pub(crate) fn samples() -> Vec<PaymentEvent> {
+    ALL.iter()
+        .map(|&status| {
+            let refunded = refunded_in(status, 100_000);
+            event(status, refunded, refunded)
+        })
+        .collect()
+}

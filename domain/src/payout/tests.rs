@@ -608,3 +608,11 @@ proptest! {
         }
     }
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// One of each payout event, as the rules above decide them: the source of the stored schema
+/// fixtures (`crate::upcast`).
+pub(crate) fn samples() -> Vec<PayoutEvent> {
+    vec![created(), paid(), canceled()]
+}

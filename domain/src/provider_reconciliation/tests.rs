@@ -176,3 +176,27 @@ fn a_run_of_another_day_on_this_stream_is_refused() {
             reported: "moyasar:2026-12-05".into(),
         });
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// A run with a finding of every kind, as `decide` records it: the source of the stored schema
+/// fixture (`crate::upcast`).
+pub(crate) fn samples() -> Vec<ProviderReconciliationEvent> {
+    let provider = vec![
+        payment("missing", "paid", 1_000, 10, 0),
+        payment("amount", "paid", 2_000, 10, 0),
+        payment("status", "refunded", 3_000, 10, 3_000),
+        payment("fee", "paid", 4_000, 99, 0),
+        payment("refund", "refunded", 5_000, 10, 2_500),
+    ];
+    let ledger = vec![
+        payment("unknown", "paid", 6_000, 10, 0),
+        payment("amount", "paid", 2_100, 10, 0),
+        payment("status", "paid", 3_000, 10, 3_000),
+        payment("fee", "paid", 4_000, 10, 0),
+        payment("refund", "refunded", 5_000, 10, 1_000),
+    ];
+    ProviderReconciliation::default()
+        .decide(run(provider, ledger))
+        .unwrap()
+}

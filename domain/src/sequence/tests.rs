@@ -638,7 +638,7 @@ fn riyadh_address(building_number: &str) -> NationalAddress {
     }
 }
 
-fn phase2(buyer_vat_number: Option<&str>) -> Phase2Details {
+pub(crate) fn phase2(buyer_vat_number: Option<&str>) -> Phase2Details {
     Phase2Details {
         egs_unit: "egs-1".into(),
         seller: SellerRegistration {
@@ -786,4 +786,12 @@ fn a_phase_2_credit_note_is_its_own_ubl_document_on_the_units_chain() {
         ::zatca::invoice_hash(&xml).unwrap().to_base64(),
         credit_note_hash
     );
+}
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// A Phase 2 invoice's allocation, as `decide` records it: the source of the stored schema
+/// fixture (`crate::upcast`).
+pub(crate) fn samples() -> Vec<SequenceEvent> {
+    allocated(vec![allocate_phase2("invoice-1", Some(OTHER_VAT_NUMBER))])
 }

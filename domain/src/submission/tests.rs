@@ -294,3 +294,56 @@ fn a_submission_is_prepared_once_and_needs_its_identifiers() {
         })
         .then_expect_error(SubmissionError::FieldsRequired);
 }
+
+// --- schema fixtures ------------------------------------------------------------------------
+
+/// The events `command` decides after `given`.
+fn decided(given: &[SubmissionEvent], command: SubmissionCommand) -> Vec<SubmissionEvent> {
+    let mut submission = Submission::default();
+    for event in given {
+        submission.apply(event.clone());
+    }
+    submission.decide(command).unwrap()
+}
+
+/// One of each submission event, as `decide` records them (with ZATCA's messages where an
+/// answer carries them): the source of the stored schema fixtures (`crate::upcast`).
+pub(crate) fn samples() -> Vec<SubmissionEvent> {
+    let clearance = [prepared(Flow::Clearance), signed()];
+    let reporting = [prepared(Flow::Reporting), signed()];
+    let mut events = clearance.to_vec();
+    events.extend(decided(
+        &clearance,
+        attempt(retry("503 Service Unavailable"), 0),
+    ));
+    events.extend(decided(
+        &clearance,
+        attempt(
+            AttemptOutcome::Cleared {
+                cleared_xml: Some("<Invoice cleared/>".into()),
+                warnings: vec![message("WARNING", "BR-KSA-08")],
+            },
+            3,
+        ),
+    ));
+    events.extend(decided(
+        &reporting,
+        attempt(
+            AttemptOutcome::Reported {
+                warnings: vec![message("WARNING", "BR-KSA-08")],
+            },
+            1,
+        ),
+    ));
+    events.extend(decided(
+        &clearance,
+        attempt(
+            AttemptOutcome::Rejected {
+                errors: vec![message("ERROR", "BR-KSA-44")],
+                warnings: vec![message("WARNING", "BR-KSA-08")],
+            },
+            2,
+        ),
+    ));
+    events
+}
