@@ -8,6 +8,9 @@
 //! envelope's own characters never need escaping, its value may). CSV is opened before it is
 //! written (the partner statement), so that its guard against formulas sees the values.
 
+use std::sync::Arc;
+
+use adapters::personal::KeyCache;
 use app::personal::{Erasure, SubjectExport, SubjectRef};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -118,11 +121,14 @@ pub async fn reveal(State(state): State<AppState>, request: Request, next: Next)
     };
     let (mut parts, body) = response.into_parts();
     if kind == ContentKind::JsonLines {
+        // One key cache for the whole feed: a person's key is read once, not once per line.
+        let cache = Arc::new(tokio::sync::Mutex::new(KeyCache::default()));
         let stream = lines(body.into_data_stream()).then(move |line| {
-            let vault = vault.clone();
+            let (vault, cache) = (vault.clone(), cache.clone());
             async move {
                 let line = line?;
-                reveal_line(&vault, line)
+                let mut cache = cache.lock().await;
+                reveal_line(&vault, &mut cache, line)
                     .await
                     .map_err(std::io::Error::other)
             }
@@ -208,12 +214,22 @@ async fn reveal_body(
 }
 
 /// One NDJSON line opened (a line without an envelope is passed as it is).
-async fn reveal_line(vault: &adapters::personal::Vault, line: Bytes) -> Result<Bytes, String> {
+async fn reveal_line(
+    vault: &adapters::personal::Vault,
+    cache: &mut KeyCache,
+    line: Bytes,
+) -> Result<Bytes, String> {
     if !contains_envelope(&line) {
         return Ok(line);
     }
     let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-    let mut opened = reveal_body(vault, ContentKind::JsonLines, trimmed).await?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(trimmed).map_err(|e| e.to_string())?;
+    vault
+        .reveal_json_with(&mut value, cache)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut opened = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
     opened.push(b'\n');
     Ok(Bytes::from(opened))
 }

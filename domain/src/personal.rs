@@ -32,3 +32,19 @@ pub enum PersonalDataEvent {
 }
 
 crate::events::event_types!(PersonalDataEvent { SubjectErased });
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// One of each event (the upcaster's fixtures are made from these).
+    pub(crate) fn samples() -> Vec<PersonalDataEvent> {
+        vec![PersonalDataEvent::SubjectErased {
+            erasure_id: "0193a1f0-7c00-7000-8000-000000000001".into(),
+            subjects: vec!["lead-lead-1".into()],
+            linked_subjects: 2,
+            requested_by: "lead".into(),
+            erased_at: time::macros::datetime!(2025-03-09 10:00 UTC),
+        }]
+    }
+}

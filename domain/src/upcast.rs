@@ -10,7 +10,8 @@
 //!
 //! An event type's current version is one past its last step, so adding a version is one line
 //! in [`STEPS`] and a frozen fixture of the new shape (`domain/tests/fixtures/events/`; see
-//! ARCHITECTURE.md, "Event schema evolution"). Today every event type is at version 1.
+//! ARCHITECTURE.md, "Event schema evolution"). The event types with personal fields are at
+//! version 2 (sealed fields); every other type is at version 1.
 //!
 //! The chain runs on every read of every event, so an event already at the current version
 //! passes through by reference: no copy of its payload, no allocation.
@@ -25,6 +26,7 @@ use crate::lead::LeadEvent;
 use crate::partner::{PartnerEvent, PartnerProgramEvent};
 use crate::payment::PaymentEvent;
 use crate::payout::PayoutEvent;
+use crate::personal::PersonalDataEvent;
 use crate::provider_reconciliation::ProviderReconciliationEvent;
 use crate::sequence::SequenceEvent;
 use crate::submission::SubmissionEvent;
@@ -40,8 +42,28 @@ pub struct UpcastStep {
     pub upcast: fn(Value) -> Result<Value, UpcastError>,
 }
 
-/// Every schema step of every event type, in any order. Empty: each type is at version 1.
-pub const STEPS: &[UpcastStep] = &[];
+/// Every schema step of every event type, in any order.
+pub const STEPS: &[UpcastStep] = &[
+    sealed_from_version_2("LeadCaptured"),
+    sealed_from_version_2("FollowUpLogged"),
+    sealed_from_version_2("PartnerApplied"),
+    sealed_from_version_2("PartnerEnrolled"),
+    sealed_from_version_2("ReferralRecorded"),
+];
+
+/// Version 2 of an event type with personal fields (issue 25): those fields are sealed
+/// envelopes (`pd1:<subject>:…`, sealed and opened at the store boundary, `adapters::personal`)
+/// where version 1 held them in clear. The shape is the same, strings either way, so a
+/// version-1 payload reads as version 2 unchanged: its clear values simply open as themselves.
+/// What the version records is the meaning: a version-1 capture is in clear in the hash chain
+/// and cannot be erased (ARCHITECTURE.md, "Personal data").
+const fn sealed_from_version_2(event_type: &'static str) -> UpcastStep {
+    UpcastStep {
+        event_type,
+        from_version: 1,
+        upcast: Ok,
+    }
+}
 
 /// Every event enum of the domain with its event types, complete by construction: each list is
 /// the enum's `EVENT_TYPES`, written by `event_types!` from the variants its exhaustive match
@@ -54,6 +76,7 @@ pub const EVENT_TYPES_BY_ENUM: &[(&str, &[&str])] = &[
     ("PartnerProgramEvent", PartnerProgramEvent::EVENT_TYPES),
     ("PaymentEvent", PaymentEvent::EVENT_TYPES),
     ("PayoutEvent", PayoutEvent::EVENT_TYPES),
+    ("PersonalDataEvent", PersonalDataEvent::EVENT_TYPES),
     (
         "ProviderReconciliationEvent",
         ProviderReconciliationEvent::EVENT_TYPES,

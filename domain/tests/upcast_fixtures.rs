@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use domain::personal::PersonalDataEvent;
 use domain::provider_reconciliation::ProviderReconciliationEvent;
 use domain::submission::SubmissionEvent;
 use domain::upcast::{current_version, upcast, EVENT_TYPES_BY_ENUM};
@@ -84,6 +85,7 @@ fn round_trip_of(enum_name: &str) -> RoundTrip {
         "PartnerProgramEvent" => round_trip::<PartnerProgramEvent>,
         "PaymentEvent" => round_trip::<PaymentEvent>,
         "PayoutEvent" => round_trip::<PayoutEvent>,
+        "PersonalDataEvent" => round_trip::<PersonalDataEvent>,
         "ProviderReconciliationEvent" => round_trip::<ProviderReconciliationEvent>,
         "SequenceEvent" => round_trip::<SequenceEvent>,
         "SubmissionEvent" => round_trip::<SubmissionEvent>,

@@ -111,6 +111,9 @@ pub struct Generator {
     clock: OffsetDateTime,
     lead_number: u64,
     partners: Vec<String>,
+    /// Whether the process managers run in this task (a store nothing else serves), or are
+    /// waited for (a store whose service runs them: running them here too would race it).
+    runs_process_managers: bool,
 }
 
 async fn run<A>(handler: &app::command::CommandHandler<A>, id: &str, command: A::Command)
@@ -132,18 +135,30 @@ impl Generator {
             clock: datetime!(2026-08-01 08:00 UTC),
             lead_number: 0,
             partners: Vec::new(),
+            runs_process_managers: true,
         }
     }
 
-    /// A second generator over a store another one filled: its leads are numbered after
-    /// `leads`, and it refers them to the partners [`Generator::partners`] enrolled there.
+    /// A second generator over a store another one filled and a service now serves: its leads
+    /// are numbered after `leads`, it refers them to the partners [`Generator::partners`]
+    /// enrolled there, and it waits for the service's process managers instead of running them.
     pub fn continuing(handlers: Arc<Handlers>, seed: u64, leads: u64) -> Generator {
         let mut generator = Generator::new(handlers, seed);
         generator.lead_number = leads;
+        generator.runs_process_managers = false;
         generator.partners = ["p-referral", "p-certified", "p-strategic", "p-applicant"]
             .map(String::from)
             .to_vec();
         generator
+    }
+
+    /// The process managers react to everything so far: run here, or waited for.
+    async fn react(&self, handlers: &Arc<Handlers>) {
+        if self.runs_process_managers {
+            run_process_managers(handlers).await;
+        } else {
+            settle(handlers).await;
+        }
     }
 
     fn next(&mut self) -> u64 {
@@ -410,7 +425,7 @@ impl Generator {
         if !paid {
             return;
         }
-        run_process_managers(&h).await;
+        self.react(&h).await;
         run(
             &h.leads,
             &lead_id,
@@ -532,7 +547,7 @@ impl Generator {
         if story <= 1 {
             return false;
         }
-        run_process_managers(&h).await;
+        self.react(&h).await;
         self.commission(&invoice_id).await;
         if self.chance(12) {
             let partial = total / 2;
@@ -552,7 +567,7 @@ impl Generator {
                 )
                 .await;
             }
-            run_process_managers(&h).await;
+            self.react(&h).await;
             return false;
         }
         true

@@ -591,3 +591,257 @@ async fn succeed(mut command: Command) -> String {
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
+
+crate::on_both_engines!(
+    an_email_erases_the_lead_the_partner_contact_and_the_referral_it_names,
+    a_master_key_wraps_every_key_and_without_it_nothing_opens,
+    a_lead_captured_in_clear_before_sealing_is_refused_with_the_reason,
+);
+
+fn at(day: u8) -> time::OffsetDateTime {
+    time::macros::datetime!(2026-03-01 09:00 UTC) + time::Duration::days(i64::from(day))
+}
+
+fn capture(lead_id: &str, name: &str, email: &str) -> domain::lead::LeadCommand {
+    domain::lead::LeadCommand::Capture {
+        lead_id: lead_id.into(),
+        name: name.into(),
+        company: Some("Shared Email Co".into()),
+        email: Some(email.into()),
+        phone: Some("+966500000001".into()),
+        source: "website".into(),
+        partner_id: None,
+        utm: None,
+        owner: None,
+        at: at(2),
+    }
+}
+
+async fn an_email_erases_the_lead_the_partner_contact_and_the_referral_it_names(db: &TestDb) {
+    use crate::app::envelope;
+    use domain::partner::{PartnerCommand, PartnerTier};
+    let handlers = app::handlers::Handlers::new(db.store.clone());
+    let email = "Shared.Person@Example.sa";
+    let enroll = PartnerCommand::Enroll {
+        partner_id: "p-shared".into(),
+        name: "Shared Person".into(),
+        email: email.into(),
+        tier: PartnerTier::Referral,
+        at: at(0),
+    };
+    handlers
+        .partners
+        .execute(envelope("p-shared", enroll))
+        .await
+        .unwrap();
+    let click = PartnerCommand::RecordReferral {
+        lead_email: "shared.person@example.sa".into(),
+        clicked_at: at(1),
+        at: at(1),
+    };
+    handlers
+        .partners
+        .execute(envelope("p-shared", click))
+        .await
+        .unwrap();
+    handlers
+        .leads
+        .execute(envelope(
+            "lead-shared",
+            capture("lead-shared", "Shared Person", email),
+        ))
+        .await
+        .unwrap();
+    let untouched = "someone.else@example.sa";
+    handlers
+        .leads
+        .execute(envelope(
+            "lead-other",
+            capture("lead-other", "Someone Else", untouched),
+        ))
+        .await
+        .unwrap();
+
+    let log = app::personal::ErasureLog::new(temp_dir().join("erasures.jsonl"));
+    let subject = app::personal::SubjectRef::parse(" SHARED.person@example.sa ").unwrap();
+    let erased = app::personal::erase(&db.store, &log, &subject, "test")
+        .await
+        .unwrap();
+    assert_eq!(erased.subjects, ["lead-lead-shared", "partner-p-shared"]);
+    assert_eq!(
+        erased.linked_subjects, 1,
+        "the email's own subject (the referral)"
+    );
+    assert_eq!(log.entries().unwrap().len(), 1);
+
+    let partner = db
+        .store
+        .read_stream("partner-p-shared", 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(partner[0].payload["name"], adapters::personal::ERASED);
+    assert_eq!(partner[0].payload["email"], adapters::personal::ERASED);
+    assert_eq!(partner[1].payload["lead_email"], adapters::personal::ERASED);
+    let lead = db
+        .store
+        .read_stream("lead-lead-shared", 1, 10)
+        .await
+        .unwrap();
+    for field in ["name", "company", "email", "phone"] {
+        assert_eq!(
+            lead[0].payload[field],
+            adapters::personal::ERASED,
+            "{field}"
+        );
+    }
+    let other = db
+        .store
+        .read_stream("lead-lead-other", 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        other[0].payload["email"], untouched,
+        "another person is untouched"
+    );
+
+    // The log still verifies; the erasure is in it, with no personal data.
+    let report = adapters::store::verify(db.store.as_ref()).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    let head = db.store.head_position().await.unwrap();
+    let last = db
+        .store
+        .read_all(adapters::store::Checkpoint::START, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|event| event.position == head)
+        .unwrap();
+    assert_eq!(last.event_type, "SubjectErased");
+    assert!(!last
+        .payload
+        .to_string()
+        .to_lowercase()
+        .contains("shared.person"));
+
+    // An unknown person is 404, a malformed subject 400, both before anything is written.
+    let unknown = app::personal::SubjectRef::parse("nobody@example.sa").unwrap();
+    assert!(matches!(
+        app::personal::erase(&db.store, &log, &unknown, "test").await,
+        Err(app::personal::PersonalError::NotFound(_))
+    ));
+    assert!(matches!(
+        app::personal::SubjectRef::parse("not an id or email"),
+        Err(app::personal::PersonalError::InvalidSubject(_))
+    ));
+    assert_eq!(log.entries().unwrap().len(), 1);
+}
+
+async fn a_master_key_wraps_every_key_and_without_it_nothing_opens(db: &TestDb) {
+    use crate::app::envelope;
+    let key_file = temp_dir().join("master.key");
+    std::fs::write(&key_file, "ab".repeat(32)).unwrap();
+    let master = adapters::personal::Vault::read_master_key(&key_file).unwrap();
+    let wrapped = adapters::store::open_with_master_key(&db.url, Some(master))
+        .await
+        .unwrap();
+    let handlers = app::handlers::Handlers::new(wrapped.clone());
+    handlers
+        .leads
+        .execute(envelope(
+            "lead-w",
+            capture("lead-w", "Wrapped Name", "w@example.sa"),
+        ))
+        .await
+        .unwrap();
+    let rows = db
+        .store
+        .sql()
+        .fetch_all("SELECT subject, wrapped FROM personal_keys", &[])
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|row| row.bool(1).unwrap()),
+        "every key is wrapped"
+    );
+    let opened = wrapped.read_stream("lead-lead-w", 1, 1).await.unwrap();
+    assert_eq!(opened[0].payload["name"], "Wrapped Name");
+
+    // Without the master key (or with another), a wrapped key is refused, saying what to set.
+    let refused = db.store.read_stream("lead-lead-w", 1, 1).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("REVLEDGER_MASTER_KEY_FILE"),
+        "{refused}"
+    );
+    std::fs::write(&key_file, [7u8; 32]).unwrap();
+    let other = adapters::personal::Vault::read_master_key(&key_file).unwrap();
+    let wrong = adapters::store::open_with_master_key(&db.url, Some(other))
+        .await
+        .unwrap();
+    let refused = wrong.read_stream("lead-lead-w", 1, 1).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("does not open with this master key"),
+        "{refused}"
+    );
+    std::fs::write(&key_file, "short").unwrap();
+    assert!(adapters::personal::Vault::read_master_key(&key_file)
+        .unwrap_err()
+        .contains("32 bytes or 64 hexadecimal digits"));
+}
+
+async fn a_lead_captured_in_clear_before_sealing_is_refused_with_the_reason(db: &TestDb) {
+    // As an older version wrote it: schema version 1, in clear, straight to the engine.
+    let bare: Arc<dyn EventStore> = match db.engine {
+        Engine::Sqlite => Arc::new(
+            adapters::store::sqlite::SqliteStore::open(&db.url)
+                .await
+                .unwrap(),
+        ),
+        Engine::Postgres => Arc::new(
+            adapters::store::postgres::PostgresStore::open(&db.url)
+                .await
+                .unwrap(),
+        ),
+    };
+    let payload = json!({"lead_id": "old", "name": "Old Clear", "company": null,
+        "email": "old@example.sa", "phone": null, "source": "website", "partner_id": null,
+        "utm": null, "owner": null, "captured_at": "2025-01-01T00:00:00Z"});
+    bare.append(adapters::store::AppendRequest {
+        stream_id: "lead-old".into(),
+        stream_type: "lead".into(),
+        expected_version: adapters::store::ExpectedVersion::NoStream,
+        command_id: None,
+        events: vec![adapters::store::NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: "LeadCaptured".into(),
+            schema_version: 1,
+            payload,
+            metadata: Default::default(),
+        }],
+        inbox: None,
+    })
+    .await
+    .unwrap();
+    let log = app::personal::ErasureLog::new(temp_dir().join("erasures.jsonl"));
+    let refused = app::personal::erase(
+        &db.store,
+        &log,
+        &app::personal::SubjectRef::Lead("old".into()),
+        "test",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, app::personal::PersonalError::WrittenInClear { ref lead_id, .. } if lead_id == "old"),
+        "{refused}"
+    );
+    assert!(
+        log.entries().unwrap().is_empty(),
+        "nothing is logged for a refusal"
+    );
+    // Its clear values still read as they are (version 1 upcasts to 2 unchanged).
+    let read = db.store.read_stream("lead-old", 1, 1).await.unwrap();
+    assert_eq!(read[0].payload["name"], "Old Clear");
+}

@@ -365,8 +365,10 @@ impl Vault {
         let Some(sealed) = envelope::parse(text) else {
             return Ok(text.to_owned());
         };
-        let keys = self.keys(&[sealed.subject.to_owned()]).await?;
-        Ok(open_with(&keys, text).unwrap_or_else(|| ERASED.to_owned()))
+        let mut cache = KeyCache::default();
+        self.fill(&mut cache, BTreeSet::from([sealed.subject.to_owned()]))
+            .await?;
+        Ok(cache.open(text).unwrap_or_else(|| ERASED.to_owned()))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -383,7 +385,8 @@ impl Vault {
         if subjects.is_empty() {
             return Ok(());
         }
-        let keys = self.keys(&subjects.into_iter().collect::<Vec<_>>()).await?;
+        let mut keys = KeyCache::default();
+        self.fill(&mut keys, subjects).await?;
         for event in events.iter_mut() {
             let Some(fields) = fields::of(&event.event_type) else {
                 continue;
@@ -393,7 +396,7 @@ impl Vault {
             };
             for field in fields.sealed {
                 if let Some(Value::String(text)) = payload.get_mut(*field) {
-                    if let Some(clear) = open_with(&keys, text) {
+                    if let Some(clear) = keys.open(text) {
                         *text = clear;
                     }
                 }
@@ -404,6 +407,16 @@ impl Vault {
 
     /// Opens every envelope among the strings of `value`, wherever it is (an answer's JSON).
     pub async fn reveal_json(&self, value: &mut Value) -> Result<(), StoreError> {
+        self.reveal_json_with(value, &mut KeyCache::default()).await
+    }
+
+    /// [`Vault::reveal_json`], reading from the key store only the keys `cache` lacks (an
+    /// answer streamed line by line keeps one cache for all its lines).
+    pub async fn reveal_json_with(
+        &self,
+        value: &mut Value,
+        cache: &mut KeyCache,
+    ) -> Result<(), StoreError> {
         let mut subjects = BTreeSet::new();
         visit_strings(value, &mut |text| {
             if let Some(envelope) = envelope::parse(text) {
@@ -413,9 +426,9 @@ impl Vault {
         if subjects.is_empty() {
             return Ok(());
         }
-        let keys = self.keys(&subjects.into_iter().collect::<Vec<_>>()).await?;
+        self.fill(cache, subjects).await?;
         visit_strings_mut(value, &mut |text| {
-            if let Some(clear) = open_with(&keys, text) {
+            if let Some(clear) = cache.open(text) {
                 *text = clear;
             }
         });
@@ -437,20 +450,40 @@ impl Vault {
             .iter()
             .map(|(_, envelope)| envelope.subject.to_owned())
             .collect();
-        let keys = self.keys(&subjects.into_iter().collect::<Vec<_>>()).await?;
+        let mut keys = KeyCache::default();
+        self.fill(&mut keys, subjects).await?;
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for (range, envelope) in found {
             out.push_str(&text[last..range.start]);
-            let clear = keys
-                .get(envelope.subject)
-                .and_then(|key| envelope.open(key))
-                .unwrap_or_else(|| ERASED.to_owned());
+            let clear = keys.open_envelope(&envelope);
             out.push_str(&escape(&clear));
             last = range.end;
         }
         out.push_str(&text[last..]);
         Ok(out)
+    }
+
+    /// Reads into `cache` the keys of those of `subjects` it lacks (one statement per
+    /// [`SUBJECTS_PER_READ`]); a subject without a key is remembered as erased.
+    async fn fill(
+        &self,
+        cache: &mut KeyCache,
+        subjects: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let missing: Vec<String> = subjects
+            .into_iter()
+            .filter(|subject| !cache.0.contains_key(subject))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut found = self.keys(&missing).await?;
+        for subject in missing {
+            let key = found.remove(&subject);
+            cache.0.insert(subject, key);
+        }
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -537,15 +570,24 @@ pub async fn email_match_key(db: &SqlDb, email: &str) -> Result<Option<String>, 
     row.map(|row| row.text(0)).transpose()
 }
 
-/// The clear value of `text` if it is an envelope: opened with its subject's key, or
-/// [`ERASED`] when the key is gone or does not open it. `None` when `text` is not an envelope.
-fn open_with(keys: &HashMap<String, DataKey>, text: &str) -> Option<String> {
-    let envelope = envelope::parse(text)?;
-    Some(
-        keys.get(envelope.subject)
+/// The keys looked up for one answer, by subject (`None`: the subject has no key, erased).
+#[derive(Default)]
+pub struct KeyCache(HashMap<String, Option<DataKey>>);
+
+impl KeyCache {
+    /// The clear value of `text` if it is an envelope: opened with its subject's key, or
+    /// [`ERASED`] when the key is gone or does not open it. `None` when `text` is not one.
+    fn open(&self, text: &str) -> Option<String> {
+        envelope::parse(text).map(|envelope| self.open_envelope(&envelope))
+    }
+
+    fn open_envelope(&self, envelope: &envelope::Envelope<'_>) -> String {
+        self.0
+            .get(envelope.subject)
+            .and_then(Option::as_ref)
             .and_then(|key| envelope.open(key))
-            .unwrap_or_else(|| ERASED.to_owned()),
-    )
+            .unwrap_or_else(|| ERASED.to_owned())
+    }
 }
 
 /// Calls `found` with each envelope among the personal fields of a payload of `event_type`.

@@ -544,19 +544,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_event_at_its_current_version_decodes_into_its_enum() {
+    fn a_stored_event_of_an_older_version_decodes_into_its_enum() {
+        // Version 1 of a capture held its personal fields in clear; version 2 seals them.
         let event: LeadEvent = captured(1).decode().unwrap();
         assert!(
-            matches!(event, LeadEvent::LeadCaptured { ref lead_id, .. } if lead_id == "lead-1")
+            matches!(event, LeadEvent::LeadCaptured { ref lead_id, ref name, .. }
+                if lead_id == "lead-1" && name == "Noura Al-Harbi")
         );
+        let event: LeadEvent = captured(2).decode().unwrap();
+        assert!(matches!(event, LeadEvent::LeadCaptured { .. }));
     }
 
     #[test]
     fn an_event_the_upcaster_cannot_bring_forward_is_undecodable_naming_its_versions() {
-        let newer = captured(2).decode::<LeadEvent>().unwrap_err().to_string();
+        let newer = captured(3).decode::<LeadEvent>().unwrap_err().to_string();
         assert!(
             newer.contains(
-                "LeadCaptured is stored at schema version 2, newer than this build's version 1"
+                "LeadCaptured is stored at schema version 3, newer than this build's version 2"
             ),
             "{newer}"
         );

@@ -762,7 +762,7 @@ fn a_partner_remembers_its_referrals() {
 fn a_recorded_referral_is_a_flat_snake_case_object() {
     let event = referral_recorded("sara@example.sa", an_hour_ago());
     assert_eq!(event.event_type(), "ReferralRecorded");
-    assert_eq!(event.event_version(), "1");
+    assert_eq!(event.event_version(), "2");
     let json = serde_json::to_value(&event).unwrap();
     let body = &json["ReferralRecorded"];
     assert_eq!(body["lead_email"], "sara@example.sa");

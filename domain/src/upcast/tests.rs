@@ -45,7 +45,7 @@ fn add_currency(mut payload: Value) -> Result<Value, UpcastError> {
 #[test]
 fn an_event_at_its_current_version_is_passed_through_without_a_copy() {
     let payload = json!({"lead_id": "lead-1"});
-    let upcast = upcast("LeadCaptured", 1, &payload).unwrap();
+    let upcast = upcast("LeadQualified", 1, &payload).unwrap();
     assert!(matches!(upcast, Cow::Borrowed(borrowed) if std::ptr::eq(borrowed, &payload)));
     let sample = json!({"amount_halalas": 5, "currency": "SAR"});
     let upcast = upcast_with(SAMPLE_STEPS, "Sample", 3, &sample).unwrap();
@@ -111,7 +111,7 @@ fn a_version_newer_than_this_build_is_refused_naming_both_versions() {
         "Sample is stored at schema version 4, newer than this build's version 3"
     );
     assert!(matches!(
-        upcast("LeadCaptured", 2, &json!({})),
+        upcast("LeadQualified", 2, &json!({})),
         Err(UpcastError::NewerThanCurrent {
             stored: 2,
             current: 1,
@@ -220,6 +220,7 @@ fn samples() -> Vec<Stored> {
         stored(crate::partner::tests::program_samples()),
         stored(crate::payment::tests::samples()),
         stored(crate::payout::tests::samples()),
+        stored(crate::personal::tests::samples()),
         stored(crate::provider_reconciliation::tests::samples()),
         stored(crate::sequence::tests::samples()),
         stored(crate::submission::tests::samples()),
