@@ -36,12 +36,30 @@ pub struct ReconcileArgs {
 }
 
 /// Brings the reconciliation read model up to the log's head.
+/// The reconciliation read model brought up to everything committed. On PostgreSQL one pass
+/// can stop short: a transaction another session holds open keeps later commits below the
+/// reader's watermark for a moment (`adapters::store::postgres`), so passes repeat, for at most
+/// [`CATCH_UP_LIMIT`], until nothing committed is left unapplied.
 async fn catch_up(store: &Arc<dyn EventStore>) -> anyhow::Result<()> {
     let projector =
         projections::Projector::new(store.clone(), projections::read_model("reconciliation")?);
-    projector.catch_up().await?;
-    Ok(())
+    let deadline = tokio::time::Instant::now() + CATCH_UP_LIMIT;
+    loop {
+        projector.catch_up().await?;
+        if projector.is_caught_up().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the reconciliation read model did not catch up with the log within {} s",
+            CATCH_UP_LIMIT.as_secs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
+
+/// How long `revledger reconcile` waits for the read model to have every committed event.
+const CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn run(store: Arc<dyn EventStore>, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     store.migrate().await.context("migrating the database")?;

@@ -55,7 +55,7 @@ async fn run(mut command: Command) -> Output {
     output
 }
 
-async fn succeed(command: Command) -> String {
+pub(crate) async fn succeed(command: Command) -> String {
     let shown = format!("{command:?}");
     let output = run(command).await;
     assert!(
@@ -68,7 +68,7 @@ async fn succeed(command: Command) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
-fn script(name: &str, url: &str, file: &Path) -> Command {
+pub(crate) fn script(name: &str, url: &str, file: &Path) -> Command {
     let mut command = Command::new("bash");
     command
         .arg(ops_script(name))
@@ -79,7 +79,7 @@ fn script(name: &str, url: &str, file: &Path) -> Command {
     command
 }
 
-fn revledger(args: &[&str], url: &str) -> Command {
+pub(crate) fn revledger(args: &[&str], url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_revledger"));
     command
         .args(args)

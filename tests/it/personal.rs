@@ -21,6 +21,7 @@ use crate::app::{create_token, spawn_app_seeded_with, TestApp, ADMIN_TOKEN};
 use crate::desk::Browser;
 use crate::helpers::{temp_dir, Engine, TestDb};
 use crate::history::Generator;
+use crate::ops::succeed;
 use crate::webhooks::{calendly_event, now_unix};
 
 /// The person's data, unique to one test run so that a byte search finds only theirs.
@@ -548,48 +549,18 @@ async fn restore_target(engine: Engine, dir: &Path) -> (String, Option<TestDb>) 
     }
 }
 
-fn ops_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("ops").join(name)
-}
-
+/// An `ops/` script (its `revledger erase --reapply` with this erasure log).
 fn script(name: &str, url: &str, file: &Path, erasure_log: &Path) -> Command {
-    let mut command = Command::new("bash");
-    command
-        .arg(ops_script(name))
-        .arg(url)
-        .arg(file)
-        .env_remove("REVLEDGER_DATABASE_URL")
-        .env("REVLEDGER_BIN", env!("CARGO_BIN_EXE_revledger"))
-        .env("REVLEDGER_ERASURE_LOG", erasure_log);
+    let mut command = crate::ops::script(name, url, file);
+    command.env("REVLEDGER_ERASURE_LOG", erasure_log);
     command
 }
 
+/// The binary, with this erasure log.
 fn revledger(args: &[&str], url: &str, erasure_log: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_revledger"));
+    let mut command = crate::ops::revledger(args, url);
+    command.env("REVLEDGER_ERASURE_LOG", erasure_log);
     command
-        .args(args)
-        .args(["--database-url", url])
-        .env_remove("REVLEDGER_DATABASE_URL")
-        .env("REVLEDGER_ERASURE_LOG", erasure_log)
-        .env("REVLEDGER_LOG", "warn");
-    command
-}
-
-/// Runs a command off the async runtime; its stdout, or a panic naming its failure.
-async fn succeed(mut command: Command) -> String {
-    let shown = format!("{command:?}");
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|error| panic!("{shown}: {error}"));
-    assert!(
-        output.status.success(),
-        "{shown} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
 crate::on_both_engines!(

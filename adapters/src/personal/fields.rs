@@ -56,24 +56,8 @@ pub const PERSONAL_FIELDS: &[PersonalFields] = &[
         sealed: &["note"],
         emails: &[],
     },
-    PersonalFields {
-        event_type: "PartnerApplied",
-        subject: SubjectOf::Id {
-            prefix: "partner",
-            field: "partner_id",
-        },
-        sealed: &["name", "email"],
-        emails: &["email"],
-    },
-    PersonalFields {
-        event_type: "PartnerEnrolled",
-        subject: SubjectOf::Id {
-            prefix: "partner",
-            field: "partner_id",
-        },
-        sealed: &["name", "email"],
-        emails: &["email"],
-    },
+    partner_contact("PartnerApplied"),
+    partner_contact("PartnerEnrolled"),
     PersonalFields {
         event_type: "ReferralRecorded",
         subject: SubjectOf::Email {
@@ -83,6 +67,19 @@ pub const PERSONAL_FIELDS: &[PersonalFields] = &[
         emails: &["lead_email"],
     },
 ];
+
+/// A partner's contact person, as an application and an enrollment name them.
+const fn partner_contact(event_type: &'static str) -> PersonalFields {
+    PersonalFields {
+        event_type,
+        subject: SubjectOf::Id {
+            prefix: "partner",
+            field: "partner_id",
+        },
+        sealed: &["name", "email"],
+        emails: &["email"],
+    }
+}
 
 /// The personal fields of `event_type`, if it has any.
 pub fn of(event_type: &str) -> Option<&'static PersonalFields> {
