@@ -588,8 +588,8 @@ impl Deliveries {
     }
 
     /// Seals a delivery's raw body under a key of its own (`delivery-<inbox id>`): webhook
-    /// bodies carry names and emails, and are kept. The store links it to the lead or partner
-    /// whose stream its events go to, so it is erased with them ([`adapters::personal`]).
+    /// bodies carry names and emails, and are kept. Erasing the lead or partner its answer
+    /// names as touched erases it too ([`adapters::personal::Vault::linked_subjects_of`]).
     async fn seal(&self, record: &mut InboxRecord) -> Result<(), DeliveryError> {
         let Some(vault) = self.store.vault() else {
             return Ok(());

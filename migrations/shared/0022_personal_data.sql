@@ -24,14 +24,6 @@ CREATE TABLE personal_emails (
 );
 CREATE INDEX personal_emails_subject ON personal_emails (subject);
 
--- What was sealed for a person under a key of its own and goes with them when they are erased:
--- a raw webhook delivery (`delivery-<inbox id>`) that named their lead or partner stream.
-CREATE TABLE personal_links (
-    subject         TEXT    NOT NULL,
-    linked          TEXT    NOT NULL,
-    PRIMARY KEY (subject, linked)
-);
-
 -- The secret of the email index (one row), base64, wrapped like a data key when a master key
 -- is configured.
 CREATE TABLE personal_index_secret (

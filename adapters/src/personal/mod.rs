@@ -108,8 +108,15 @@ impl Vault {
             let Some(subject) = self.subject_of(fields, &event.payload).await? else {
                 continue;
             };
-            let key = self.key_for_sealing(&subject).await?;
             let mut indexes = Vec::new();
+            for field in fields.emails {
+                if let Some(email) = event.payload.get(*field).and_then(Value::as_str) {
+                    if envelope::parse(email).is_none() {
+                        indexes.push(self.email_index(email).await?);
+                    }
+                }
+            }
+            let key = self.key_for_sealing(&subject, &indexes).await?;
             let Value::Object(payload) = &mut event.payload else {
                 continue;
             };
@@ -117,22 +124,9 @@ impl Vault {
                 let Some(Value::String(text)) = payload.get_mut(*field) else {
                     continue;
                 };
-                if envelope::parse(text).is_some() {
-                    continue;
+                if envelope::parse(text).is_none() {
+                    *text = envelope::seal(&key, &subject, text).map_err(random_failed)?;
                 }
-                if fields.emails.contains(field) {
-                    indexes.push(self.email_index(text).await?);
-                }
-                *text = envelope::seal(&key, &subject, text).map_err(random_failed)?;
-            }
-            for index in indexes {
-                self.db
-                    .execute(
-                        "INSERT INTO personal_emails (email_index, subject) VALUES (?, ?) \
-                         ON CONFLICT (email_index, subject) DO NOTHING",
-                        &[index.into(), subject.as_str().into()],
-                    )
-                    .await?;
             }
             event.schema_version = event.schema_version.max(SEALED_SCHEMA_VERSION);
         }
@@ -160,12 +154,35 @@ impl Vault {
         }
     }
 
-    /// The subject's key, made now if it has none; refused if the subject was erased.
-    async fn key_for_sealing(&self, subject: &str) -> Result<DataKey, StoreError> {
-        if let Some(key) = self.keys(&[subject.to_owned()]).await?.remove(subject) {
-            return Ok(key);
+    /// The subject's key, made now if it has none, with `email_indexes` recorded as its
+    /// emails; refused if the subject was erased.
+    ///
+    /// Written as derived state (no wait for the disk, one transaction): the key is only ever
+    /// used by an append or an inbox row that commits durably after it, and a durable commit
+    /// carries every earlier one to the disk with it (SQLite's WAL and PostgreSQL's are
+    /// written in order). So no event or kept delivery can outlive its key in a crash, and the
+    /// fsync of a separate durable commit per new person is saved.
+    async fn key_for_sealing(
+        &self,
+        subject: &str,
+        email_indexes: &[String],
+    ) -> Result<DataKey, StoreError> {
+        if email_indexes.is_empty() {
+            if let Some(key) = self.keys(&[subject.to_owned()]).await?.remove(subject) {
+                return Ok(key);
+            }
         }
-        let mut tx = self.db.begin().await?;
+        self.make_key(subject, email_indexes).await
+    }
+
+    /// [`Vault::key_for_sealing`] without looking first: for a subject that is new but for a
+    /// retry (a webhook delivery), the transaction that makes the key reads it back anyway.
+    async fn make_key(
+        &self,
+        subject: &str,
+        email_indexes: &[String],
+    ) -> Result<DataKey, StoreError> {
+        let mut tx = self.db.begin_derived().await?;
         let erased = tx
             .fetch_optional(
                 "SELECT erased_at_us FROM personal_erasures WHERE subject = ?",
@@ -180,7 +197,7 @@ impl Vault {
         }
         let key = DataKey::generate().map_err(random_failed)?;
         let (stored, wrapped) = self.wrap(&key, subject)?;
-        tx.execute(
+        tx.write(
             "INSERT INTO personal_keys (subject, data_key, wrapped, created_at_us) \
              VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO NOTHING",
             &[
@@ -191,6 +208,14 @@ impl Vault {
             ],
         )
         .await?;
+        for index in email_indexes {
+            tx.write(
+                "INSERT INTO personal_emails (email_index, subject) VALUES (?, ?) \
+                 ON CONFLICT (email_index, subject) DO NOTHING",
+                &[index.as_str().into(), subject.into()],
+            )
+            .await?;
+        }
         let row = tx
             .fetch_optional(
                 "SELECT data_key, wrapped FROM personal_keys WHERE subject = ?",
@@ -328,35 +353,49 @@ impl Vault {
     }
 
     /// What goes with `subject` when it is erased: the email subjects (`email-<index>`) of the
-    /// emails indexed for it, and the subjects linked to it ([`Vault::link`]).
+    /// emails indexed for it, and the raw webhook deliveries (`delivery-<inbox id>`) whose
+    /// answer names its lead or partner as touched.
     pub async fn linked_subjects_of(&self, subject: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self
+        let mut linked: Vec<String> = self
             .db
             .fetch_all(
-                "SELECT 'email-' || email_index FROM personal_emails WHERE subject = ? \
-                 UNION SELECT linked FROM personal_links WHERE subject = ? ORDER BY 1",
-                &[subject.into(), subject.into()],
+                "SELECT email_index FROM personal_emails WHERE subject = ? ORDER BY email_index",
+                &[subject.into()],
             )
-            .await?;
-        rows.iter().map(|row| row.text(0)).collect()
-    }
-
-    /// Records that `linked` (sealed under a key of its own) is about `subject`, so that it is
-    /// erased with it.
-    pub async fn link(&self, subject: &str, linked: &str) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "INSERT INTO personal_links (subject, linked) VALUES (?, ?) \
-                 ON CONFLICT (subject, linked) DO NOTHING",
-                &[subject.into(), linked.into()],
-            )
-            .await?;
-        Ok(())
+            .await?
+            .iter()
+            .map(|row| Ok(format!("email-{}", row.text(0)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let touched = match subject.split_once('-') {
+            Some(("lead", id)) => Some(("lead_id", id)),
+            Some(("partner", id)) => Some(("partner_id", id)),
+            _ => None,
+        };
+        if let Some((member, id)) = touched {
+            // The answer is JSON text; its `touched` member names what the delivery was about.
+            let named = match self.db.engine() {
+                "postgres" => format!("(response::jsonb -> 'touched' ->> '{member}')"),
+                _ => format!("json_extract(response, '$.touched.{member}')"),
+            };
+            let rows = self
+                .db
+                .fetch_all(
+                    &format!(
+                        "SELECT inbox_id FROM webhook_inbox WHERE {named} = ? ORDER BY inbox_id"
+                    ),
+                    &[id.into()],
+                )
+                .await?;
+            for row in rows {
+                linked.push(format!("delivery-{}", row.text(0)?));
+            }
+        }
+        Ok(linked)
     }
 
     /// `text` sealed under `subject` (whose key is made now if it has none).
     pub async fn seal_text(&self, subject: &str, text: &str) -> Result<String, StoreError> {
-        let key = self.key_for_sealing(subject).await?;
+        let key = self.make_key(subject, &[]).await?;
         envelope::seal(&key, subject, text).map_err(random_failed)
     }
 
@@ -511,11 +550,6 @@ impl Vault {
             tx.execute(
                 "DELETE FROM personal_emails WHERE subject = ?",
                 &[subject.as_str().into()],
-            )
-            .await?;
-            tx.execute(
-                "DELETE FROM personal_links WHERE subject = ? OR linked = ?",
-                &[subject.as_str().into(), subject.as_str().into()],
             )
             .await?;
             if let Some(index) = subject.strip_prefix("email-") {

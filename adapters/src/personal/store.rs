@@ -48,21 +48,6 @@ impl EventStore for SealedStore {
         if personal {
             self.vault.seal(&mut request.events).await?;
         }
-        // A sealed webhook delivery that appends to a lead's or partner's stream is about that
-        // person (a stream id and its subject are both `<type>-<id>`): it is erased with them.
-        let person = ["lead-", "partner-"]
-            .iter()
-            .any(|prefix| request.stream_id.starts_with(prefix));
-        if let Some(delivery) = request
-            .inbox
-            .as_ref()
-            .and_then(|inbox| super::envelope::parse(&inbox.raw_body))
-            .filter(|_| person)
-        {
-            self.vault
-                .link(&request.stream_id, delivery.subject)
-                .await?;
-        }
         self.inner.append(request).await
     }
 
