@@ -195,7 +195,9 @@ if [ "$PEER_READY" = 1 ]; then
     PEER_P50=$(echo "$PEER_OUT" | json p50_ms)
     PEER_P99=$(echo "$PEER_OUT" | json p99_ms)
   else
-    echo "== cqrs-es peer: the run failed (its stderr is in $LOG); its figures are n/a"
+    # The log goes with the work directory at the end (unless KEEP=1): show why here.
+    echo "== cqrs-es peer: the run failed; its figures are n/a. The end of its stderr:"
+    tail -n 20 "$LOG" >&2
   fi
 fi
 PEER_RATIO=$(ratio "$CPS" "$PEER_CPS")
