@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# The benchmarks of issues 8 and 27, back to back on this machine, with the pgbench reference
-# beside them. It reports; it does not gate: it exits 0 whether or not a target is met.
+# The benchmarks of issues 8, 26 and 27, back to back on this machine, with two references
+# beside them: pgbench, and the cqrs-es peer (issue 26) when its directory is there. Every
+# figure compared is a ratio taken in this one run. It reports; it does not gate: it exits 0
+# whether or not a target is met.
 #
-#   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), webhooks, replay, reads
+#   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), peer, webhooks, replay, reads
 #   REPLAY_EVENTS=1000000 bench/run.sh   # the replay at the issue's full size (default 100000)
 #   READS_EVENTS=1000000 bench/run.sh    # the reads at issue 27's full size (default 100000)
-#   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench and the PostgreSQL lifecycle, and their ratio
+#   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench, the PostgreSQL lifecycle and the peer, and their ratios
 #   ONLY_READS=1 bench/run.sh            # just the reads, on both engines
 #
 # Settings (environment): PG_SERVER (default postgres://postgres@127.0.0.1:5432), LEADS (2000),
 # CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), READS_EVENTS (100000),
-# READS_QUERIES (50), KEEP=1 keeps the databases and files it creates. Only loopback servers
-# are used.
+# READS_QUERIES (50), PEER_DIR (the cqrs-es peer's source, default ../shared/peers/cqrs_es_bench
+# from the repository's root; a relative override is taken from the directory it is run in),
+# CARGO_TARGET_DIR (default target; the peer builds into its peer/ subdirectory), KEEP=1 keeps
+# the databases and files it creates. Only loopback servers are used.
 set -euo pipefail
 
+# PEER_DIR is resolved before moving to the repository's root, so a path given relative to the
+# caller's directory still names what the caller meant.
+if [ -n "${PEER_DIR:-}" ] && [ -d "$PEER_DIR" ]; then PEER_DIR=$(cd "$PEER_DIR" && pwd); fi
 cd "$(dirname "$0")/.."
 PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432}
 LEADS=${LEADS:-2000}
@@ -25,6 +32,8 @@ READS_QUERIES=${READS_QUERIES:-50}
 ONLY_LIFECYCLE=${ONLY_LIFECYCLE:-0}
 ONLY_READS=${ONLY_READS:-0}
 KEEP=${KEEP:-0}
+PEER_DIR=${PEER_DIR:-../shared/peers/cqrs_es_bench}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 case "$PG_SERVER" in
   postgres://*@127.0.0.1:*|postgres://*@localhost:*|postgres://127.0.0.1:*|postgres://localhost:*) ;;
@@ -34,7 +43,8 @@ esac
 RUN_ID="$(date +%Y%m%d%H%M%S)_$$"
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/revledger-bench-${RUN_ID}-XXXX")"
 DATABASES=()
-BIN=./target/release/revledger
+BIN=$TARGET_DIR/release/revledger
+PEER_BIN=$TARGET_DIR/peer/release/cqrs_es_bench
 LOG="$WORK_DIR/stderr.log"
 
 cleanup() {
@@ -69,8 +79,21 @@ fresh_db() {
 
 # json FIELD < line: one field of a JSON line (python3 is in every Debian image we run on).
 json() { python3 -c 'import json,sys; v=json.load(sys.stdin); [v:=v[k] for k in sys.argv[1].split(".")]; print(v)' "$1"; }
-ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.3f}' if b else 'n/a')" "$1" "$2"; }
+# ratio A B: A/B to three places, or n/a when either is not a number (a reference that did not
+# run) or B is zero.
+RATIO_PY=$(cat <<'PY'
+import sys
+try:
+    a, b = float(sys.argv[1]), float(sys.argv[2])
+    print(f"{a / b:.3f}" if b else "n/a")
+except ValueError:
+    print("n/a")
+PY
+)
+ratio() { python3 -c "$RATIO_PY" "$1" "$2"; }
 verdict() { python3 -c "import sys; print('met' if eval(sys.argv[1]) else 'NOT met')" "$1"; }
+# target LABEL MEASURED RATIO VERDICT: one line of the targets table.
+target() { printf '%-62s %-28s %-9s %s\n' "$1" "$2" "$3" "$4"; }
 # reads_table ENGINE < line: each route's p99 against issue 27's target, met / NOT met.
 READS_TABLE_PY=$(cat <<'PY'
 import json, sys
@@ -115,6 +138,21 @@ if [ "$ONLY_READS" = 1 ]; then
   exit 0
 fi
 
+# --- the cqrs-es peer (issue 26): built when its source is there -----------------------------
+# The peer is another project's program: it is only built and run here, never part of the
+# workspace. Its absence or a failed build leaves its figures n/a; the run goes on.
+PEER_READY=0
+if [ -f "$PEER_DIR/Cargo.toml" ]; then
+  echo "== building the cqrs-es peer (release) from $PEER_DIR"
+  if cargo build --release --quiet --manifest-path "$PEER_DIR/Cargo.toml" --target-dir "$TARGET_DIR/peer"; then
+    PEER_READY=1
+  else
+    echo "== cqrs-es peer: the build failed; its figures are n/a"
+  fi
+else
+  echo "== cqrs-es peer: not found at $PEER_DIR (set PEER_DIR); its figures are n/a"
+fi
+
 # --- pgbench: the machine's reference ---------------------------------------------------------
 PGBENCH_DB=$(fresh_db pgbench)
 DATABASES+=("$PGBENCH_DB")  # fresh_db runs in a subshell
@@ -143,10 +181,37 @@ P99=$(echo "$LIFECYCLE" | json p99_ms)
 CATCH_UP=$(echo "$LIFECYCLE" | json catch_up_ms)
 LIFECYCLE_RATIO=$(ratio "$CPS" "$PGBENCH_TPS")
 
+# --- the cqrs-es peer with its view, on the same leads and concurrency ------------------------
+PEER_CPS=n/a
+PEER_P50=n/a
+PEER_P99=n/a
+if [ "$PEER_READY" = 1 ]; then
+  PEER_DB=$(fresh_db peer)
+  DATABASES+=("$PEER_DB")  # fresh_db runs in a subshell
+  echo "== cqrs_es_bench $PG_SERVER/$PEER_DB $LEADS $CONCURRENCY --view"
+  if PEER_OUT=$("$PEER_BIN" "$PG_SERVER/$PEER_DB" "$LEADS" "$CONCURRENCY" --view 2>>"$LOG"); then
+    echo "$PEER_OUT"
+    PEER_CPS=$(echo "$PEER_OUT" | json commands_per_sec)
+    PEER_P50=$(echo "$PEER_OUT" | json p50_ms)
+    PEER_P99=$(echo "$PEER_OUT" | json p99_ms)
+  else
+    # The log goes with the work directory at the end (unless KEEP=1): show why here.
+    echo "== cqrs-es peer: the run failed; its figures are n/a. The end of its stderr:"
+    tail -n 20 "$LOG" >&2
+  fi
+fi
+PEER_RATIO=$(ratio "$CPS" "$PEER_CPS")
+
 echo
-echo "pgbench tps:              $PGBENCH_TPS"
-echo "lifecycle commands/s:     $CPS"
-echo "ratio (lifecycle/pgbench): $LIFECYCLE_RATIO"
+echo "pgbench tps:                $PGBENCH_TPS"
+echo "lifecycle commands/s:       $CPS"
+echo "ratio (lifecycle/pgbench):  $LIFECYCLE_RATIO"
+if [ "$PEER_CPS" = n/a ]; then
+  echo "cqrs-es peer commands/s:    n/a (not run)"
+else
+  echo "cqrs-es peer commands/s:    $PEER_CPS (p50 $PEER_P50 ms, p99 $PEER_P99 ms, with its view)"
+fi
+echo "ratio (lifecycle/peer):     $PEER_RATIO"
 
 if [ "$ONLY_LIFECYCLE" != 1 ]; then
   WEBHOOKS_DB=$(fresh_db webhooks)
@@ -178,20 +243,28 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
 fi
 
 echo
-echo "== targets (issue 8), pgbench reference: $PGBENCH_TPS tps"
-printf '%-58s %-22s %s\n' "target" "measured" "verdict"
-printf '%-58s %-22s %s\n' "lifecycle commands/s >= 0.9 x pgbench tps (PostgreSQL)" "$LIFECYCLE_RATIO ($CPS/s)" "$(verdict "$LIFECYCLE_RATIO != 'n/a' and float('$LIFECYCLE_RATIO') >= 0.9")"
-printf '%-58s %-22s %s\n' "caught up within 1000 ms of the last command" "$CATCH_UP ms" "$(verdict "$CATCH_UP <= 1000")"
-printf '%-58s %-22s %s\n' "p99 command latency < 10 ms" "$P99 ms" "$(verdict "$P99 < 10")"
-if [ "$ONLY_LIFECYCLE" != 1 ]; then
-  printf '%-58s %-22s %s\n' "webhooks unique >= 0.8 x lifecycle commands/s" "$(ratio "$UNIQUE_RPS" "$CPS") ($UNIQUE_RPS/s)" "$(verdict "$UNIQUE_RPS >= 0.8 * $CPS")"
-  printf '%-58s %-22s %s\n' "webhooks repeats >= 5 x unique" "$(ratio "$REPEAT_RPS" "$UNIQUE_RPS") ($REPEAT_RPS/s)" "$(verdict "$REPEAT_RPS >= 5 * $UNIQUE_RPS")"
+echo "== targets (issues 8 and 26), pgbench reference: $PGBENCH_TPS tps, cqrs-es peer: $PEER_CPS commands/s"
+echo "   (ratio: a relative target's ratio to its reference; an absolute one's figure over its bound)"
+target "target" "measured" "ratio" "verdict"
+target "lifecycle >= 0.9 x pgbench tps (PostgreSQL; issues 8, 26)" "$CPS/s" "$LIFECYCLE_RATIO" "$(verdict "'$LIFECYCLE_RATIO' != 'n/a' and float('$LIFECYCLE_RATIO') >= 0.9")"
+if [ "$PEER_RATIO" = n/a ]; then
+  target "lifecycle >= 2 x cqrs-es peer with its view (issue 26)" "$CPS/s vs n/a" "n/a" "n/a (no peer figure)"
+else
+  target "lifecycle >= 2 x cqrs-es peer with its view (issue 26)" "$CPS/s vs $PEER_CPS/s" "$PEER_RATIO" "$(verdict "$PEER_RATIO >= 2")"
+fi
+target "caught up within 1000 ms of the last command (issue 8)" "$CATCH_UP ms" "$(ratio "$CATCH_UP" 1000)" "$(verdict "$CATCH_UP <= 1000")"
+target "p99 command latency < 10 ms (PostgreSQL; issues 8, 26)" "$P99 ms" "$(ratio "$P99" 10)" "$(verdict "$P99 < 10")"
+if [ "$ONLY_LIFECYCLE" = 1 ]; then
+  target "SQLite lifecycle >= 5000 commands/s (issues 8, 26)" "not run (ONLY_LIFECYCLE=1)" "n/a" "n/a"
+else
+  target "SQLite lifecycle >= 5000 commands/s (issues 8, 26)" "$SQLITE_CPS/s" "$(ratio "$SQLITE_CPS" 5000)" "$(verdict "$SQLITE_CPS >= 5000")"
+  target "webhooks unique >= 0.8 x lifecycle commands/s" "$UNIQUE_RPS/s" "$(ratio "$UNIQUE_RPS" "$CPS")" "$(verdict "$UNIQUE_RPS >= 0.8 * $CPS")"
+  target "webhooks repeats >= 5 x unique" "$REPEAT_RPS/s" "$(ratio "$REPEAT_RPS" "$UNIQUE_RPS")" "$(verdict "$REPEAT_RPS >= 5 * $UNIQUE_RPS")"
   PG_EPS=$(echo "$REPLAY_PG" | json events_per_sec); PG_RSS=$(echo "$REPLAY_PG" | json peak_rss_mb)
   SQ_EPS=$(echo "$REPLAY_SQLITE" | json events_per_sec); SQ_RSS=$(echo "$REPLAY_SQLITE" | json peak_rss_mb)
-  printf '%-58s %-22s %s\n' "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(verdict "$PG_EPS >= 150000")"
-  printf '%-58s %-22s %s\n' "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(verdict "$SQ_EPS >= 300000")"
-  printf '%-58s %-22s %s\n' "replay peak RSS < 200 MB (PostgreSQL / SQLite)" "$PG_RSS / $SQ_RSS MB" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
-  printf '%-58s %-22s %s\n' "SQLite lifecycle >= 5000 commands/s" "$SQLITE_CPS/s" "$(verdict "$SQLITE_CPS >= 5000")"
+  target "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(ratio "$PG_EPS" 150000)" "$(verdict "$PG_EPS >= 150000")"
+  target "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(ratio "$SQ_EPS" 300000)" "$(verdict "$SQ_EPS >= 300000")"
+  target "replay peak RSS < 200 MB (PostgreSQL / SQLite)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
   print_reads
 fi
 exit 0
