@@ -459,14 +459,19 @@ fn a_signed_adjustment_is_recorded() {
     CommissionTest::with(())
         .given(vec![accrued()])
         .when(adjust(-500))
-        .then_expect_events(vec![CommissionEvent::CommissionAdjusted {
-            commission_id: "commission-1".into(),
-            partner_id: "partner-1".into(),
-            amount_halalas: -500,
-            reason: "bonus for case study".into(),
-            actor: "finance-1".into(),
-            adjusted_at: day(20),
-        }]);
+        .then_expect_events(vec![adjusted_by_minus_500()]);
+}
+
+/// What `adjust(-500)` records.
+fn adjusted_by_minus_500() -> CommissionEvent {
+    CommissionEvent::CommissionAdjusted {
+        commission_id: "commission-1".into(),
+        partner_id: "partner-1".into(),
+        amount_halalas: -500,
+        reason: "bonus for case study".into(),
+        actor: "finance-1".into(),
+        adjusted_at: day(20),
+    }
 }
 
 #[test]
@@ -638,13 +643,6 @@ pub(crate) fn samples() -> Vec<CommissionEvent> {
         rejected(),
         paid_out(),
         clawed_back("refund-1", -9_997, BASE / 3 + 1, false),
-        CommissionEvent::CommissionAdjusted {
-            commission_id: "commission-1".into(),
-            partner_id: "partner-1".into(),
-            amount_halalas: -500,
-            reason: "bonus for case study".into(),
-            actor: "finance-1".into(),
-            adjusted_at: day(20),
-        },
+        adjusted_by_minus_500(),
     ]
 }

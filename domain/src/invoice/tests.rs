@@ -536,13 +536,18 @@ fn an_overpayment_pays_the_invoice_and_records_the_excess() {
         .then_expect_events(vec![
             recorded("pay-1", TOTAL + 500, TOTAL + 500),
             invoice_paid(TOTAL + 500),
-            InvoiceEvent::InvoiceOverpaid {
-                invoice_id: INVOICE.into(),
-                payment_id: "pay-1".into(),
-                excess_halalas: 500,
-                overpaid_at: later(1),
-            },
+            overpaid_by_500(),
         ]);
+}
+
+/// `pay-1` paid 500 halalas more than the total.
+fn overpaid_by_500() -> InvoiceEvent {
+    InvoiceEvent::InvoiceOverpaid {
+        invoice_id: INVOICE.into(),
+        payment_id: "pay-1".into(),
+        excess_halalas: 500,
+        overpaid_at: later(1),
+    }
 }
 
 #[test]
@@ -1049,12 +1054,7 @@ pub(crate) fn samples() -> Vec<InvoiceEvent> {
         issued,
         recorded("pay-1", TOTAL + 500, TOTAL + 500),
         invoice_paid(TOTAL + 500),
-        InvoiceEvent::InvoiceOverpaid {
-            invoice_id: INVOICE.into(),
-            payment_id: "pay-1".into(),
-            excess_halalas: 500,
-            overpaid_at: later(1),
-        },
+        overpaid_by_500(),
         refunded("refund-1", 100_000, 100_000),
         canceled(),
         expired(),

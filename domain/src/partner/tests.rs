@@ -324,15 +324,20 @@ fn a_tier_is_changed_with_a_reason() {
             reason: "signed strategic agreement".into(),
             at: at(),
         })
-        .then_expect_events(vec![PartnerEvent::PartnerTierChanged {
-            partner_id: PARTNER.into(),
-            from: PartnerTier::Certified,
-            to: PartnerTier::Strategic,
-            reason: "signed strategic agreement".into(),
-            commission_rate_bps: 2_000,
-            revenue_share_bps: 500,
-            changed_at: at(),
-        }]);
+        .then_expect_events(vec![made_strategic()]);
+}
+
+/// A Certified partner made Strategic by hand.
+fn made_strategic() -> PartnerEvent {
+    PartnerEvent::PartnerTierChanged {
+        partner_id: PARTNER.into(),
+        from: PartnerTier::Certified,
+        to: PartnerTier::Strategic,
+        reason: "signed strategic agreement".into(),
+        commission_rate_bps: 2_000,
+        revenue_share_bps: 500,
+        changed_at: at(),
+    }
 }
 
 #[test]
@@ -941,15 +946,7 @@ pub(crate) fn samples() -> Vec<PartnerEvent> {
     vec![
         applied(PartnerTier::Certified),
         enrolled(PartnerTier::Certified),
-        PartnerEvent::PartnerTierChanged {
-            partner_id: PARTNER.into(),
-            from: PartnerTier::Certified,
-            to: PartnerTier::Strategic,
-            reason: "signed strategic agreement".into(),
-            commission_rate_bps: 2_000,
-            revenue_share_bps: 500,
-            changed_at: at(),
-        },
+        made_strategic(),
         activated("lead-1", 1),
         suspended(),
         PartnerEvent::PartnerReinstated {

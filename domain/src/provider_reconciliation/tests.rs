@@ -57,8 +57,8 @@ fn a_clean_day_is_recorded_with_no_findings() {
         .then_expect_events(vec![recorded(1, 1, 1, vec![])]);
 }
 
-#[test]
-fn each_kind_of_difference_is_a_finding_of_its_own() {
+/// Provider and ledger payments that differ in every way a finding names, one payment each.
+fn one_of_each_difference() -> (Vec<PaymentSnapshot>, Vec<PaymentSnapshot>) {
     let provider = vec![
         payment("missing", "paid", 1_000, 10, 0),
         payment("amount", "paid", 2_000, 10, 0),
@@ -73,6 +73,12 @@ fn each_kind_of_difference_is_a_finding_of_its_own() {
         payment("fee", "paid", 4_000, 10, 0),
         payment("refund", "refunded", 5_000, 10, 1_000),
     ];
+    (provider, ledger)
+}
+
+#[test]
+fn each_kind_of_difference_is_a_finding_of_its_own() {
+    let (provider, ledger) = one_of_each_difference();
     let findings = compare(&provider, &ledger).unwrap();
     let kinds: Vec<(FindingKind, &str)> = findings
         .iter()
@@ -182,20 +188,7 @@ fn a_run_of_another_day_on_this_stream_is_refused() {
 /// A run with a finding of every kind, as `decide` records it: the source of the stored schema
 /// fixture (`crate::upcast`).
 pub(crate) fn samples() -> Vec<ProviderReconciliationEvent> {
-    let provider = vec![
-        payment("missing", "paid", 1_000, 10, 0),
-        payment("amount", "paid", 2_000, 10, 0),
-        payment("status", "refunded", 3_000, 10, 3_000),
-        payment("fee", "paid", 4_000, 99, 0),
-        payment("refund", "refunded", 5_000, 10, 2_500),
-    ];
-    let ledger = vec![
-        payment("unknown", "paid", 6_000, 10, 0),
-        payment("amount", "paid", 2_100, 10, 0),
-        payment("status", "paid", 3_000, 10, 3_000),
-        payment("fee", "paid", 4_000, 10, 0),
-        payment("refund", "refunded", 5_000, 10, 1_000),
-    ];
+    let (provider, ledger) = one_of_each_difference();
     ProviderReconciliation::default()
         .decide(run(provider, ledger))
         .unwrap()
