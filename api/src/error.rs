@@ -100,6 +100,7 @@ impl From<app::personal::PersonalError> for ApiError {
             PersonalError::NoVault => ApiError::Unavailable(detail),
             PersonalError::ErasureLog { .. } => ApiError::Internal(detail),
             PersonalError::Store(error) => error.into(),
+            PersonalError::Projection(error) => error.into(),
         }
     }
 }

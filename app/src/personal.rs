@@ -89,6 +89,8 @@ pub enum PersonalError {
     ErasureLog { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Projection(#[from] projections::ProjectionError),
 }
 
 /// The erasure log: one JSON line per erasure, appended and synced before any key is deleted,
@@ -276,8 +278,13 @@ async fn apply(
         source: Some("personal-data".into()),
         ..EventMetadata::default()
     };
-    let new_event = crate::command::to_new_event::<_, StoreError>(&event, &metadata)
-        .map_err(|error| StoreError::InvalidAppend(error.to_string()))?;
+    let new_event =
+        crate::command::to_new_event::<_, StoreError>(&event, &metadata).map_err(|error| {
+            match error {
+                crate::CommandError::Store(error) => error,
+                other => StoreError::InvalidAppend(other.to_string()),
+            }
+        })?;
     let outcome = store
         .append(AppendRequest {
             stream_id: domain::stream_id(ERASURE_STREAM_TYPE, &entry.erasure_id),
@@ -492,10 +499,7 @@ pub async fn export(
             let stream = domain::stream_id("invoice", &row.text(0)?);
             export.invoices.push(exported_stream(store, &stream).await?);
         }
-        if let Some(row) = projections::crm_board::lead(&db, lead_id)
-            .await
-            .map_err(|error| StoreError::InvalidAppend(error.to_string()))?
-        {
+        if let Some(row) = projections::crm_board::lead(&db, lead_id).await? {
             let mut row = serde_json::to_value(row).unwrap_or(Value::Null);
             vault.reveal_json(&mut row).await?;
             export.crm_board = Some(row);

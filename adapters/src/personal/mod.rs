@@ -143,13 +143,13 @@ impl Vault {
         match fields.subject {
             fields::SubjectOf::Id { .. } => Ok(fields::id_subject(fields, payload)),
             fields::SubjectOf::Email { field } => {
-                match payload.get(field).and_then(Value::as_str) {
-                    Some(email) if envelope::parse(email).is_some() => {
-                        Ok(envelope::parse(email).map(|envelope| envelope.subject.to_owned()))
-                    }
-                    Some(email) => Ok(Some(format!("email-{}", self.email_index(email).await?))),
-                    None => Ok(None),
-                }
+                let Some(email) = payload.get(field).and_then(Value::as_str) else {
+                    return Ok(None);
+                };
+                Ok(Some(match envelope::parse(email) {
+                    Some(sealed) => sealed.subject.to_owned(),
+                    None => format!("email-{}", self.email_index(email).await?),
+                }))
             }
         }
     }
