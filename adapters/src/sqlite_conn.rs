@@ -123,6 +123,17 @@ impl Connection {
         Ok(connection)
     }
 
+    /// Creates the database file at `path` for throwaway state: no journal and no syncing
+    /// (a crash may leave it torn; it is then deleted, never read).
+    pub fn open_unjournaled(path: &Path) -> Result<Connection, SqliteError> {
+        let mut connection =
+            Connection::open_with(path, ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE)?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;",
+        )?;
+        Ok(connection)
+    }
+
     /// Opens an existing database file for reading only (a reader of the store's log).
     pub fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
         Connection::open_with(path, ffi::SQLITE_OPEN_READONLY)

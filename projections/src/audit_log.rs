@@ -143,6 +143,10 @@ impl Projection for AuditLog {
         &["audit_log", "audit_event_types"]
     }
 
+    fn kept_tables(&self) -> &'static [&'static str] {
+        &["audit_seals"]
+    }
+
     /// Reads the last row once for the whole run: each row's hash chains on the one before.
     /// Every [`SEAL_INTERVAL`]th row is sealed.
     async fn apply_batch(

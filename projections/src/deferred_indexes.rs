@@ -1,15 +1,16 @@
-//! Secondary indexes a rebuild sets aside while it refills the read models.
+//! Secondary indexes set aside while tables are refilled, and the ones an older rebuild left.
 //!
-//! A rebuild inserts every row of a read model again. Each secondary index costs each insert
-//! a B-tree search and a write of its own (the audit log has four), where building the index
-//! once over the full table is one sort. So [`crate::Rebuild`] drops the secondary indexes of
-//! the tables it refills, in the transaction that empties them, after recording each
-//! definition in `deferred_indexes`; when it reaches the end of the log, [`restore`] creates
-//! each again from its definition. A rebuild that stops half way leaves its rows there; the
-//! read models' worker restores them when it starts ([`crate::ProjectorGroup::run`]), and the
-//! next rebuild finishes the job.
+//! Refilling a table row by row costs each insert a B-tree search and a write per secondary
+//! index (the audit log has four), where building the index once over the full table is one
+//! sort. So a [`crate::Rebuild`] folds into a scratch file without them and builds them once
+//! on the refilled tables ([`secondary_indexes`] finds them).
 //!
-//! Only indexes that reads alone need are deferred: made by `CREATE INDEX`, not unique. Keys,
+//! Rebuilds before the one that swaps (issue 24) refilled the live tables in place and
+//! recorded each index they dropped in `deferred_indexes`; one that stopped half way left
+//! rows there. The read models' worker creates those indexes again when it starts
+//! ([`restore`], run by [`crate::ProjectorGroup::run`]).
+//!
+//! Only indexes that reads alone need are set aside: made by `CREATE INDEX`, not unique. Keys,
 //! `UNIQUE` constraints and unique indexes stay, because writes rely on them (`ON CONFLICT`,
 //! lookups by key). A read model must therefore never look rows up through a secondary index
 //! while it applies events, or its rebuild would scan.
@@ -67,26 +68,6 @@ pub async fn secondary_indexes(
         .collect()
 }
 
-/// Records and drops the secondary indexes of `tables` inside `tx`; returns how many. Both
-/// engines change their schema transactionally: a rollback keeps the indexes and no rows.
-pub(crate) async fn defer(tx: &mut SqlTx, tables: &[&str]) -> Result<usize, ProjectionError> {
-    let indexes = secondary_indexes(tx, tables).await?;
-    for index in &indexes {
-        tx.execute(
-            "INSERT INTO deferred_indexes (name, table_name, definition) VALUES (?, ?, ?)",
-            &[
-                index.name.as_str().into(),
-                index.table.as_str().into(),
-                index.definition.as_str().into(),
-            ],
-        )
-        .await?;
-        tx.execute(&format!("DROP INDEX {}", quoted(&index.name)), &[])
-            .await?;
-    }
-    Ok(indexes.len())
-}
-
 /// Creates every deferred index again, each in its own transaction with the removal of its
 /// row; returns how many it created. The row is taken first (`DELETE … RETURNING`), so two
 /// processes restoring at once create each index once: the second waits for the first's
@@ -130,6 +111,6 @@ pub async fn restore(db: &SqlDb) -> Result<usize, ProjectionError> {
 }
 
 /// `name` as an SQL identifier, quoted.
-fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

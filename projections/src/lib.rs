@@ -64,6 +64,14 @@ pub trait Projection: Send + Sync + 'static {
     /// The tables this projection owns; a rebuild empties them.
     fn tables(&self) -> &'static [&'static str];
 
+    /// Tables this projection appends to that a rebuild never empties (evidence such as the
+    /// audit seals): a rebuild adds the rows its fold made that they lack, and keeps the rest.
+    /// Each must have a key its rows conflict on, and be small next to the log (a rebuild
+    /// reads its fold's rows of them at once).
+    fn kept_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Applies consecutive events, in order, inside the batch transaction (a live batch may
     /// be a single event). Must be deterministic: the same events in the same order give the
     /// same rows (no clock, no random ids), however they are cut into batches. A projection

@@ -16,8 +16,10 @@ use tokio::sync::watch;
 use crate::{Projection, ProjectionError};
 
 mod checkpoints;
+mod rebuild;
 
 pub use checkpoints::*;
+pub use rebuild::*;
 
 /// Events applied per transaction. Large enough to amortise the commit (an fsync), small enough
 /// that a batch commits in milliseconds and holds SQLite's single write lock only briefly.
@@ -390,6 +392,12 @@ impl ProjectorGroup {
         self
     }
 
+    /// Writes into `db` instead of the store's database (a rebuild's scratch file).
+    pub fn with_db(mut self, db: SqlDb) -> Self {
+        self.db = db;
+        self
+    }
+
     /// Each member's committed checkpoint and events applied, in member order (one query).
     async fn checkpoints(&self) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
         let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
@@ -553,120 +561,6 @@ pub async fn tail<F, Fut>(
 /// position (on SQLite the transaction id is always 0).
 fn order_key(checkpoint: &Checkpoint) -> (i64, i64) {
     (checkpoint.transaction_id, checkpoint.position)
-}
-
-/// Events per transaction in a [`Rebuild`]: nothing waits on a rebuild's commits, so they are
-/// fewer and larger than a live projector's.
-pub const REBUILD_BATCH_SIZE: usize = 5_000;
-
-/// Rebuilds read models that share one database in a single pass over the log: empties them,
-/// then runs them as a [`ProjectorGroup`] with large batches. Each event is read once and
-/// applied to each read model; the result is the same as resetting each one and letting its
-/// [`Projector`] catch up. Their secondary indexes are dropped while the tables fill and built
-/// again at the end ([`crate::deferred_indexes`]).
-pub struct Rebuild {
-    group: ProjectorGroup,
-    after: Checkpoint,
-    applied: i64,
-    /// The next batch, read while the last one was applied, and where it was read from.
-    ahead: Option<(Checkpoint, ReadAhead)>,
-}
-
-type ReadAhead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, adapters::store::StoreError>>;
-
-impl Rebuild {
-    /// Empties the read models and their checkpoints and defers their secondary indexes (one
-    /// transaction) in the store's database.
-    pub async fn start(
-        store: Arc<dyn EventStore>,
-        projections: Vec<Arc<dyn Projection>>,
-    ) -> Result<Rebuild, ProjectionError> {
-        let lanes = match store.engine() {
-            "postgres" => std::thread::available_parallelism().map_or(1, usize::from),
-            _ => 1,
-        };
-        let group = ProjectorGroup::new(store, projections)
-            .with_batch_size(REBUILD_BATCH_SIZE)
-            .with_lanes(lanes);
-        let mut tx = group.db.begin_derived().await?;
-        let reset = async {
-            let mut tables = Vec::new();
-            for projection in &group.projections {
-                reset_in(&mut tx, projection.as_ref()).await?;
-                tables.extend_from_slice(projection.tables());
-            }
-            crate::deferred_indexes::defer(&mut tx, &tables).await
-        }
-        .await;
-        if let Err(error) = reset {
-            let _ = tx.rollback().await;
-            return Err(error);
-        }
-        tx.commit().await?;
-        Ok(Rebuild {
-            group,
-            after: Checkpoint::START,
-            applied: 0,
-            ahead: None,
-        })
-    }
-
-    /// Applies the next batch to every read model; returns how many events it read (0 at the
-    /// end of the log, once the indexes the start deferred are back).
-    ///
-    /// Each batch is read while the one before is applied (reading is a fifth of a rebuild's
-    /// time on PostgreSQL), from where that one ends; a step that finds the read models
-    /// elsewhere (a lane failed) reads again from there.
-    pub async fn step(&mut self) -> Result<usize, ProjectionError> {
-        let ahead = self.ahead.take();
-        let store = self.group.store.clone();
-        let size = self.group.batch_size;
-        let next = &mut self.ahead;
-        let stepped = self
-            .group
-            .step_with(|from| async move {
-                let batch = match ahead {
-                    // The task is never aborted: it fails only by panicking, as the read would.
-                    Some((at, reading)) if at == from => match reading.await {
-                        Ok(read) => read?,
-                        Err(error) => std::panic::resume_unwind(error.into_panic()),
-                    },
-                    _ => store.read_all(from, size).await?,
-                };
-                if let Some(last) = batch.last() {
-                    let at = Checkpoint::after(last);
-                    let store = store.clone();
-                    *next = Some((
-                        at,
-                        tokio::spawn(async move { store.read_all(at, size).await }),
-                    ));
-                }
-                Ok(batch)
-            })
-            .await;
-        let Some((read, after)) = stepped? else {
-            crate::deferred_indexes::restore(&self.group.db).await?;
-            return Ok(0);
-        };
-        self.after = after;
-        self.applied += read as i64;
-        Ok(read)
-    }
-
-    /// Steps to the end of the log; returns the events applied (to each read model).
-    pub async fn run(mut self) -> Result<u64, ProjectionError> {
-        while self.step().await? > 0 {}
-        Ok(self.applied as u64)
-    }
-
-    /// Where the rebuild stands.
-    pub fn checkpoint(&self) -> Checkpoint {
-        self.after
-    }
-
-    pub fn events_applied(&self) -> i64 {
-        self.applied
-    }
 }
 
 /// A moment in the log's history.

@@ -42,6 +42,7 @@ mod openapi;
 mod ops;
 mod personal;
 mod projections;
+mod rebuild;
 mod reconciliation_maintained;
 mod replicas;
 mod store_contract;

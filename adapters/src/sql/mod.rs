@@ -110,6 +110,8 @@ impl From<Option<&str>> for SqlValue {
 /// `NORMAL` leaves that to the next synced commit or checkpoint (WAL frames are appended in
 /// order, so syncing a later commit makes the earlier ones durable too).
 pub const SQLITE_DURABLE: &str = "PRAGMA synchronous = FULL";
+/// The page cache of a [`SqlDb::scratch_file`], in KiB.
+pub const SCRATCH_FILE_CACHE_KIB: u32 = 64 * 1024;
 pub(crate) const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 const SQLITE_BEGIN_DERIVED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
 const SQLITE_DERIVED: &str = "PRAGMA synchronous = NORMAL";
@@ -173,6 +175,39 @@ impl SqlDb {
             connection.execute_batch(&migration.sql)?;
         }
         Ok(SqlDb::Sqlite(SqliteDb::new(connection)))
+    }
+
+    /// A private SQLite database in a new file at `path`, with the read-model schema, for
+    /// state that lives only until it is copied elsewhere (a rebuild's fold): no journal and
+    /// no syncing, so a crash leaves a file that is simply thrown away, and a page cache of
+    /// [`SCRATCH_FILE_CACHE_KIB`] so a large fold stays on disk rather than in memory.
+    pub async fn scratch_file(path: &std::path::Path) -> Result<SqlDb, StoreError> {
+        let mut connection = Connection::open_unjournaled(path)?;
+        connection.execute_batch(&format!("PRAGMA cache_size = -{SCRATCH_FILE_CACHE_KIB};"))?;
+        for migration in crate::store::migrations::SQLITE.iter() {
+            connection.execute_batch(&migration.sql)?;
+        }
+        Ok(SqlDb::Sqlite(SqliteDb::new(connection)))
+    }
+
+    /// A transaction like [`SqlDb::begin_derived`] on SQLite, with the database file at
+    /// `path` attached as `schema` for its length: its tables are read as `schema.table`,
+    /// while unqualified names still mean this database's own. It is detached when the
+    /// transaction ends. (SQLite attaches only outside a transaction, so the attachment is
+    /// made on the writer just before `BEGIN`, holding the writer throughout.)
+    pub async fn begin_derived_attached(
+        &self,
+        path: &std::path::Path,
+        schema: &str,
+    ) -> Result<SqlTx, StoreError> {
+        match self {
+            SqlDb::Sqlite(db) => Ok(SqlTx::Sqlite(
+                SqliteTx::begin_attached(db, path, schema).await?,
+            )),
+            SqlDb::Postgres(_) => Err(StoreError::InvalidValue(
+                "only an SQLite database attaches another file".into(),
+            )),
+        }
     }
 
     pub fn engine(&self) -> &'static str {
@@ -334,6 +369,32 @@ impl SqlTx {
         Ok(self.fetch_all(sql, params).await?.into_iter().next())
     }
 
+    /// Sends `data`, rows in PostgreSQL's `COPY` text format (tab-separated, `\N` for NULL,
+    /// one row per line; [`copy_text`] writes a value), into `columns` of `table`: the bulk
+    /// load of a rebuild, one stream instead of a statement per row. PostgreSQL only.
+    pub async fn copy_in(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        data: &[u8],
+    ) -> Result<u64, StoreError> {
+        match self {
+            SqlTx::Sqlite(_) => Err(StoreError::InvalidValue(
+                "COPY is PostgreSQL's; SQLite inserts from an attached file".into(),
+            )),
+            SqlTx::Postgres(tx) => {
+                tx.flush().await?;
+                let statement = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+                let mut copy = tx.tx.copy_in_raw(&statement).await?;
+                if let Err(error) = copy.send(data).await {
+                    let _ = copy.abort("the rows could not be sent").await;
+                    return Err(error.into());
+                }
+                Ok(copy.finish().await?)
+            }
+        }
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
             SqlTx::Sqlite(tx) => tx.finish("COMMIT")?,
@@ -441,5 +502,31 @@ impl SqlRow {
             },
             SqlRow::Postgres(row) => row.try_get(index)?,
         })
+    }
+}
+
+/// Appends `value` to `out` as PostgreSQL's `COPY` text format reads a column of
+/// `pg_type` (as `information_schema.columns.data_type` names it): `\N` for NULL, a
+/// boolean as `t`/`f` (SQLite keeps it as 0/1), text with backslash, tab, newline and
+/// carriage return escaped.
+pub fn copy_text(out: &mut Vec<u8>, value: &SqlValue, pg_type: &str) {
+    match value {
+        SqlValue::Null | SqlValue::NullInt | SqlValue::NullBool => out.extend_from_slice(b"\\N"),
+        SqlValue::Bool(flag) => out.push(if *flag { b't' } else { b'f' }),
+        SqlValue::Int(number) if pg_type == "boolean" => {
+            out.push(if *number != 0 { b't' } else { b'f' })
+        }
+        SqlValue::Int(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        SqlValue::Text(text) => {
+            for byte in text.bytes() {
+                match byte {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    other => out.push(other),
+                }
+            }
+        }
     }
 }

@@ -87,6 +87,8 @@ impl SqliteDb {
 pub struct SqliteTx {
     pub(super) connection: OwnedMutexGuard<Connection>,
     durable: bool,
+    /// The schema name of a file attached for this transaction, detached at its end.
+    attached: Option<String>,
 }
 
 impl SqliteTx {
@@ -101,7 +103,38 @@ impl SqliteTx {
         Ok(SqliteTx {
             connection,
             durable,
+            attached: None,
         })
+    }
+
+    /// A derived transaction with the file at `path` attached as `schema` (see
+    /// [`super::SqlDb::begin_derived_attached`]).
+    pub(super) async fn begin_attached(
+        db: &SqliteDb,
+        path: &std::path::Path,
+        schema: &str,
+    ) -> Result<SqliteTx, StoreError> {
+        if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::InvalidValue(format!(
+                "{schema:?} is not a schema name (lowercase letters and underscores)"
+            )));
+        }
+        let file = path.to_str().ok_or_else(|| {
+            StoreError::InvalidValue(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        let mut connection = db.lock().await;
+        connection.execute(
+            &format!("ATTACH DATABASE ? AS {schema}"),
+            &[Param::Text(file)],
+        )?;
+        let mut tx = SqliteTx {
+            connection,
+            durable: false,
+            attached: Some(schema.to_owned()),
+        };
+        // Dropped on failure: the drop detaches.
+        tx.connection.execute_batch(SQLITE_BEGIN_DERIVED)?;
+        Ok(tx)
     }
 
     pub(super) fn finish(mut self, sql: &'static str) -> Result<(), StoreError> {
@@ -121,6 +154,16 @@ impl Drop for SqliteTx {
         if !self.connection.is_autocommit() {
             // A failed rollback leaves nothing to undo: SQLite ends the transaction anyway.
             let _ = self.connection.execute_batch("ROLLBACK");
+        }
+        if let Some(schema) = self.attached.take() {
+            // Outside any transaction now, so SQLite lets it go; a failure leaves the file
+            // attached to the writer, which no unqualified name ever reaches.
+            if let Err(error) = self
+                .connection
+                .execute_batch(&format!("DETACH DATABASE {schema}"))
+            {
+                tracing::warn!(%error, schema, "cannot detach a file from the writer");
+            }
         }
     }
 }

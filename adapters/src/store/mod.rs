@@ -232,6 +232,19 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// Whether PostgreSQL broke a deadlock by failing this statement's transaction: the same
+    /// work, tried again, usually goes through.
+    pub fn is_deadlock(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                error.code().as_deref() == Some("40P01")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The event store contract. Both engines implement it; the rest of the service holds an
 /// `Arc<dyn EventStore>` and never knows which.
 #[async_trait]

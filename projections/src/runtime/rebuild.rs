@@ -1,0 +1,606 @@
+//! Rebuilding read models without downtime: fold aside, then swap in one transaction.
+//!
+//! A [`Rebuild`] never touches the live tables while it folds. It folds the log into a
+//! scratch SQLite file of its own (no journal, no syncing: a crash throws it away), in one
+//! pass with large batches, while the service keeps serving and updating the current read
+//! models. At the end of the log it swaps the result in:
+//! - **PostgreSQL**: each table is first copied in bulk (`COPY ... FROM STDIN`) into a staging
+//!   table `<table>__rebuild`, whose keys and indexes are built after the rows are in (one
+//!   sort each, not one B-tree insert per row). Then one transaction locks the live tables,
+//!   puts each staging table in its place (a rename), drops the old one, gives the indexes
+//!   their names back, replaces the read models' checkpoints and set-aside events with the
+//!   fold's, and applies the events that arrived meanwhile. Readers wait for that transaction
+//!   (milliseconds to a few hundred) and then see the whole new model; none sees a part.
+//! - **SQLite**: one transaction on the writer attaches the scratch file, empties each live
+//!   table and fills it from the file (`INSERT ... SELECT`, secondary indexes built after), and
+//!   does the rest as above. Readers are WAL readers: they see the old model until the commit,
+//!   the new one after; appends wait for the writer meanwhile.
+//!
+//! Either way the live read models' worker may be running: its batch either commits before the
+//! swap (and the swap then applies what it had not), or finds its checkpoint moved and rolls
+//! back (its compare-and-set, [`save_checkpoints`]). A changed projection deploys the same
+//! way: run the new binary's `revledger rebuild NAME` beside the old service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use adapters::sql::{copy_text, SqlDb, SqlTx, SqlValue};
+use adapters::store::{Checkpoint, EventStore, RecordedEvent};
+
+use super::*;
+use crate::deferred_indexes::{quoted, secondary_indexes, DeferredIndex};
+
+/// Events per transaction while a [`Rebuild`] folds: nothing waits on its commits, which go
+/// to its own scratch file.
+pub const REBUILD_BATCH_SIZE: usize = 5_000;
+
+/// Rows per `COPY` (and per read of the scratch file) when a table is copied to PostgreSQL:
+/// bounds the memory a copy holds, whatever the table's size.
+pub const COPY_CHUNK_ROWS: i64 = 20_000;
+
+/// The suffix of a staging table on PostgreSQL, and of its indexes until the swap.
+const STAGED: &str = "__rebuild";
+const STAGED_INDEX: &str = "__rb";
+
+/// The schema the scratch file is attached as on SQLite.
+const ATTACHED: &str = "rebuild";
+
+/// Events the swap applies itself at most (in batches of the fold's size) before it leaves
+/// the rest to the live worker: under a flood of appends it never chases the head for long
+/// while holding the tables.
+const MAX_SWAP_BATCHES: usize = 20;
+
+/// How often a swap that PostgreSQL chose as a deadlock's victim (against the live worker,
+/// which takes the same tables in its own order) is tried again.
+const SWAP_ATTEMPTS: usize = 5;
+
+/// Rebuilds read models that share one database: folds them from position zero into a
+/// scratch file in one pass over the log (each batch read once, read ahead while the one
+/// before is folded, and applied to each read model), then swaps the result in (see the
+/// module). The result is the same as resetting each one and letting its [`Projector`] catch
+/// up; the live ones are left as they were until the swap.
+pub struct Rebuild {
+    store: Arc<dyn EventStore>,
+    live: SqlDb,
+    group: ProjectorGroup,
+    scratch: ScratchFile,
+    after: Checkpoint,
+    applied: i64,
+    /// The next batch, read while the last one was applied, and where it was read from.
+    ahead: Option<(Checkpoint, ReadAhead)>,
+    swapped: bool,
+}
+
+type ReadAhead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, adapters::store::StoreError>>;
+
+/// The scratch file of a rebuild, deleted when it is dropped.
+struct ScratchFile {
+    path: PathBuf,
+}
+
+impl ScratchFile {
+    fn new() -> ScratchFile {
+        let name = format!("revledger-rebuild-{}.db", uuid::Uuid::new_v4());
+        ScratchFile {
+            path: std::env::temp_dir().join(name),
+        }
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, path = %self.path.display(), "cannot remove a rebuild's scratch file");
+            }
+        }
+    }
+}
+
+impl Rebuild {
+    /// Creates the scratch file and clears what an earlier rebuild that stopped may have left
+    /// (staging tables on PostgreSQL). The live read models are not touched.
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<Rebuild, ProjectionError> {
+        let live = store.sql();
+        let scratch = ScratchFile::new();
+        let db = SqlDb::scratch_file(&scratch.path).await?;
+        let tables: Vec<&str> = projections
+            .iter()
+            .flat_map(|p| p.tables())
+            .copied()
+            .collect();
+        // The fold looks nothing up through a secondary index (`crate::deferred_indexes`), and
+        // the rows leave the file by a scan: each would only cost every insert a write.
+        let mut tx = db.begin_derived().await?;
+        for index in secondary_indexes(&mut tx, &tables).await? {
+            tx.execute(&format!("DROP INDEX {}", quoted(&index.name)), &[])
+                .await?;
+        }
+        tx.commit().await?;
+        if live.engine() == "postgres" {
+            drop_staged(&live, &tables).await?;
+        }
+        let group = ProjectorGroup::new(store.clone(), projections)
+            .with_db(db)
+            .with_batch_size(REBUILD_BATCH_SIZE);
+        Ok(Rebuild {
+            store,
+            live,
+            group,
+            scratch,
+            after: Checkpoint::START,
+            applied: 0,
+            ahead: None,
+            swapped: false,
+        })
+    }
+
+    /// Folds the next batch into the scratch file; returns how many events it read. At the
+    /// end of the log it swaps the result in and returns 0 (as every later call does).
+    pub async fn step(&mut self) -> Result<usize, ProjectionError> {
+        if self.swapped {
+            return Ok(0);
+        }
+        let ahead = self.ahead.take();
+        let store = self.store.clone();
+        let size = self.group.batch_size;
+        let next = &mut self.ahead;
+        let stepped = self
+            .group
+            .step_with(|from| async move {
+                let batch = match ahead {
+                    // The task is never aborted: it fails only by panicking, as the read would.
+                    Some((at, reading)) if at == from => match reading.await {
+                        Ok(read) => read?,
+                        Err(error) => std::panic::resume_unwind(error.into_panic()),
+                    },
+                    _ => store.read_all(from, size).await?,
+                };
+                if let Some(last) = batch.last() {
+                    let at = Checkpoint::after(last);
+                    let store = store.clone();
+                    *next = Some((
+                        at,
+                        tokio::spawn(async move { store.read_all(at, size).await }),
+                    ));
+                }
+                Ok(batch)
+            })
+            .await;
+        let Some((read, after)) = stepped? else {
+            self.swap().await?;
+            return Ok(0);
+        };
+        self.after = after;
+        self.applied += read as i64;
+        Ok(read)
+    }
+
+    /// Folds to the end of the log and swaps; returns the events applied (to each read model).
+    pub async fn run(mut self) -> Result<u64, ProjectionError> {
+        while self.step().await? > 0 {}
+        Ok(self.applied as u64)
+    }
+
+    /// Where the fold stands (and, after the swap, where the swapped-in read models stood).
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.after
+    }
+
+    pub fn events_applied(&self) -> i64 {
+        self.applied
+    }
+
+    fn tables(&self) -> Vec<&'static str> {
+        self.group
+            .projections
+            .iter()
+            .flat_map(|p| p.tables())
+            .copied()
+            .collect()
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.group.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// Puts the folded read models in place of the live ones (see the module).
+    async fn swap(&mut self) -> Result<(), ProjectionError> {
+        let tables = self.tables();
+        let checkpoints = self.group.checkpoints().await?;
+        if self.live.engine() == "postgres" {
+            let mut renames = Vec::new();
+            for table in &tables {
+                renames.extend(stage(&self.group.db, &self.live, table).await?);
+            }
+            let mut attempt = 1;
+            loop {
+                let mut tx = self.live.begin_derived().await?;
+                let swapped = self
+                    .swap_postgres(&mut tx, &tables, &renames, &checkpoints)
+                    .await;
+                match finish(tx, swapped).await {
+                    Err(ProjectionError::Store(error))
+                        if error.is_deadlock() && attempt < SWAP_ATTEMPTS =>
+                    {
+                        tracing::info!(attempt, "the rebuild's swap met the live worker; again");
+                        attempt += 1;
+                    }
+                    result => break result?,
+                }
+            }
+        } else {
+            let mut tx = self
+                .live
+                .begin_derived_attached(&self.scratch.path, ATTACHED)
+                .await?;
+            let swapped = self.swap_sqlite(&mut tx, &tables, &checkpoints).await;
+            finish(tx, swapped).await?;
+        }
+        self.swapped = true;
+        Ok(())
+    }
+
+    async fn swap_postgres(
+        &self,
+        tx: &mut SqlTx,
+        tables: &[&str],
+        renames: &[(String, String)],
+        checkpoints: &[(Checkpoint, i64)],
+    ) -> Result<(), ProjectionError> {
+        tx.execute(
+            &format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", tables.join(", ")),
+            &[],
+        )
+        .await?;
+        for table in tables {
+            let retired = format!("{table}__retired");
+            tx.execute(&format!("ALTER TABLE {table} RENAME TO {retired}"), &[])
+                .await?;
+            tx.execute(
+                &format!("ALTER TABLE {table}{STAGED} RENAME TO {table}"),
+                &[],
+            )
+            .await?;
+            tx.execute(&format!("DROP TABLE {retired}"), &[]).await?;
+        }
+        for (staged, name) in renames {
+            tx.execute(
+                &format!("ALTER INDEX {} RENAME TO {}", quoted(staged), quoted(name)),
+                &[],
+            )
+            .await?;
+        }
+        let names = self.names();
+        for (table, column) in [
+            ("projection_checkpoints", "name"),
+            ("quarantined_events", "projection"),
+        ] {
+            let (filter, params) = member_of(column, &names);
+            tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &params)
+                .await?;
+            copy_to_postgres(&self.group.db, table, &filter, &params, tx, table).await?;
+        }
+        self.carry_kept_rows(tx).await?;
+        self.apply_since_fold(tx, checkpoints).await
+    }
+
+    async fn swap_sqlite(
+        &self,
+        tx: &mut SqlTx,
+        tables: &[&str],
+        checkpoints: &[(Checkpoint, i64)],
+    ) -> Result<(), ProjectionError> {
+        let indexes = secondary_indexes(tx, tables).await?;
+        for index in &indexes {
+            tx.execute(&format!("DROP INDEX {}", quoted(&index.name)), &[])
+                .await?;
+        }
+        for table in tables {
+            let columns = sqlite_columns(tx, table).await?.join(", ");
+            tx.execute(&format!("DELETE FROM main.{table}"), &[])
+                .await?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {ATTACHED}.{table}"
+                ),
+                &[],
+            )
+            .await?;
+        }
+        for DeferredIndex { definition, .. } in &indexes {
+            tx.execute(definition, &[]).await?;
+        }
+        let names = self.names();
+        for (table, column) in [
+            ("projection_checkpoints", "name"),
+            ("quarantined_events", "projection"),
+        ] {
+            let (filter, params) = member_of(column, &names);
+            tx.execute(&format!("DELETE FROM main.{table} WHERE {filter}"), &params)
+                .await?;
+            let columns = sqlite_columns(tx, table).await?.join(", ");
+            tx.execute(
+                &format!(
+                    "INSERT INTO main.{table} ({columns}) \
+                     SELECT {columns} FROM {ATTACHED}.{table} WHERE {filter}"
+                ),
+                &params,
+            )
+            .await?;
+        }
+        self.carry_kept_rows(tx).await?;
+        self.apply_since_fold(tx, checkpoints).await
+    }
+
+    /// Adds to each kept table ([`Projection::kept_tables`]) the rows the fold made that it
+    /// lacks (the live read model may have been behind), leaving every row it has as it is.
+    async fn carry_kept_rows(&self, tx: &mut SqlTx) -> Result<(), ProjectionError> {
+        for projection in &self.group.projections {
+            for table in projection.kept_tables() {
+                let rows = self
+                    .group
+                    .db
+                    .fetch_all(&format!("SELECT * FROM {table} ORDER BY rowid"), &[])
+                    .await?;
+                let Some(first) = rows.first() else { continue };
+                let marks = vec!["?"; first.len()].join(", ");
+                let insert = format!("INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING");
+                for row in &rows {
+                    let values = (0..row.len())
+                        .map(|i| row.value(i))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    tx.write(&insert, &values).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies, inside the swap, the events committed after the fold's end to the read models
+    /// just swapped in, moving their checkpoints (at most [`MAX_SWAP_BATCHES`] batches; the
+    /// live worker carries on from there).
+    async fn apply_since_fold(
+        &self,
+        tx: &mut SqlTx,
+        checkpoints: &[(Checkpoint, i64)],
+    ) -> Result<(), ProjectionError> {
+        let mut standing = checkpoints.to_vec();
+        for _ in 0..MAX_SWAP_BATCHES {
+            let Some(from) = earliest(standing.iter().map(|(c, _)| c)) else {
+                return Ok(());
+            };
+            let batch = self.store.read_all(from, self.group.batch_size).await?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            let next = Checkpoint::after(last);
+            let mut moves = Vec::with_capacity(standing.len());
+            for (projection, (checkpoint, applied)) in
+                self.group.projections.iter().zip(standing.iter_mut())
+            {
+                let events = events_after(&batch, checkpoint);
+                if events.is_empty() {
+                    continue;
+                }
+                crate::quarantine::apply_admissible(tx, projection.as_ref(), events).await?;
+                moves.push(Move {
+                    name: projection.name(),
+                    from: *checkpoint,
+                    events_applied: *applied + events.len() as i64,
+                });
+                *checkpoint = next;
+                *applied += events.len() as i64;
+            }
+            save_checkpoints(tx, &moves, next).await?;
+            if batch.len() < self.group.batch_size {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Commits `tx` when `result` is fine, else rolls it back and returns the error.
+async fn finish(tx: SqlTx, result: Result<(), ProjectionError>) -> Result<(), ProjectionError> {
+    match result {
+        Ok(()) => Ok(tx.commit().await?),
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// `column IN (?, ...)` over `names`, and its parameters.
+fn member_of(column: &str, names: &[&str]) -> (String, Vec<SqlValue>) {
+    let marks = vec!["?"; names.len()].join(", ");
+    let params = names.iter().map(|name| (*name).into()).collect();
+    (format!("{column} IN ({marks})"), params)
+}
+
+/// The staging tables a rebuild that stopped before its swap left on PostgreSQL, dropped.
+async fn drop_staged(live: &SqlDb, tables: &[&str]) -> Result<(), ProjectionError> {
+    for table in tables {
+        live.execute(&format!("DROP TABLE IF EXISTS {table}{STAGED}"), &[])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Copies `table` from the scratch file into a new staging table on PostgreSQL shaped like
+/// the live one (columns, defaults, checks), then gives it the live table's keys and indexes
+/// under temporary names; returns each temporary index name with the name it takes at the swap.
+async fn stage(
+    scratch: &SqlDb,
+    live: &SqlDb,
+    table: &str,
+) -> Result<Vec<(String, String)>, ProjectionError> {
+    let staged = format!("{table}{STAGED}");
+    let mut tx = live.begin_derived().await?;
+    let made = async {
+        tx.execute(
+            &format!(
+                "CREATE TABLE {staged} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
+                 INCLUDING GENERATED)"
+            ),
+            &[],
+        )
+        .await?;
+        copy_to_postgres(scratch, table, "true", &[], &mut tx, &staged).await?;
+        let mut renames = Vec::new();
+        let keys = tx
+            .fetch_all(
+                "SELECT c.conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint AS c \
+                 JOIN pg_class AS t ON t.oid = c.conrelid \
+                 WHERE t.relname = ? AND t.relnamespace = current_schema()::regnamespace \
+                 AND c.contype IN ('p', 'u', 'x') ORDER BY 1",
+                &[table.into()],
+            )
+            .await?;
+        for key in &keys {
+            let (name, definition) = (key.text(0)?, key.text(1)?);
+            let temporary = staged_index_name(&name)?;
+            tx.execute(
+                &format!(
+                    "ALTER TABLE {staged} ADD CONSTRAINT {} {definition}",
+                    quoted(&temporary)
+                ),
+                &[],
+            )
+            .await?;
+            renames.push((temporary, name));
+        }
+        let indexes = tx
+            .fetch_all(
+                "SELECT i.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index AS x \
+                 JOIN pg_class AS i ON i.oid = x.indexrelid \
+                 JOIN pg_class AS t ON t.oid = x.indrelid \
+                 WHERE t.relname = ? AND t.relnamespace = current_schema()::regnamespace \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = x.indexrelid) \
+                 ORDER BY 1",
+                &[table.into()],
+            )
+            .await?;
+        for index in &indexes {
+            let (name, definition) = (index.text(0)?, index.text(1)?);
+            let temporary = staged_index_name(&name)?;
+            tx.execute(&restaged(&definition, &temporary, &staged)?, &[])
+                .await?;
+            renames.push((temporary, name));
+        }
+        tx.execute(&format!("ANALYZE {staged}"), &[]).await?;
+        Ok::<_, ProjectionError>(renames)
+    }
+    .await;
+    match made {
+        Ok(renames) => {
+            tx.commit().await?;
+            Ok(renames)
+        }
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// The temporary name of a staged index (PostgreSQL names are at most 63 bytes).
+fn staged_index_name(name: &str) -> Result<String, ProjectionError> {
+    let temporary = format!("{name}{STAGED_INDEX}");
+    if temporary.len() > 63 {
+        return Err(ProjectionError::Inconsistent(format!(
+            "index {name} is too long a name to be staged as {temporary}"
+        )));
+    }
+    Ok(temporary)
+}
+
+/// `definition` (as `pg_get_indexdef` gives it: `CREATE [UNIQUE] INDEX name ON table USING
+/// ...`) for an index named `name` on `table` instead.
+fn restaged(definition: &str, name: &str, table: &str) -> Result<String, ProjectionError> {
+    let create = if definition.starts_with("CREATE UNIQUE INDEX ") {
+        "CREATE UNIQUE INDEX"
+    } else if definition.starts_with("CREATE INDEX ") {
+        "CREATE INDEX"
+    } else {
+        return Err(ProjectionError::Inconsistent(format!(
+            "unexpected index definition: {definition}"
+        )));
+    };
+    let using = definition.find(" USING ").ok_or_else(|| {
+        ProjectionError::Inconsistent(format!("unexpected index definition: {definition}"))
+    })?;
+    Ok(format!(
+        "{create} {} ON {table}{}",
+        quoted(name),
+        &definition[using..]
+    ))
+}
+
+/// Copies the rows of `table` in the scratch file that match `filter` into `into` on
+/// PostgreSQL, in chunks of [`COPY_CHUNK_ROWS`] (by rowid, so each chunk is an index range).
+async fn copy_to_postgres(
+    scratch: &SqlDb,
+    table: &str,
+    filter: &str,
+    params: &[SqlValue],
+    tx: &mut SqlTx,
+    into: &str,
+) -> Result<u64, ProjectionError> {
+    let columns = tx
+        .fetch_all(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            &[into.into()],
+        )
+        .await?;
+    let names: Vec<String> = columns
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_, _>>()?;
+    let types: Vec<String> = columns
+        .iter()
+        .map(|row| row.text(1))
+        .collect::<Result<_, _>>()?;
+    let select = format!(
+        "SELECT rowid, {} FROM {table} WHERE rowid > ? AND ({filter}) ORDER BY rowid LIMIT {COPY_CHUNK_ROWS}",
+        names.join(", ")
+    );
+    let mut after = i64::MIN;
+    let mut copied = 0;
+    loop {
+        let mut bound = vec![after.into()];
+        bound.extend_from_slice(params);
+        let rows = scratch.fetch_all(&select, &bound).await?;
+        let Some(last) = rows.last() else {
+            return Ok(copied);
+        };
+        after = last.i64(0)?;
+        let mut data = Vec::with_capacity(rows.len() * 64);
+        for row in &rows {
+            for (i, pg_type) in types.iter().enumerate() {
+                if i > 0 {
+                    data.push(b'\t');
+                }
+                copy_text(&mut data, &row.value(i + 1)?, pg_type);
+            }
+            data.push(b'\n');
+        }
+        copied += tx.copy_in(into, &names, &data).await?;
+    }
+}
+
+/// The columns of `table` in the live SQLite database, in order.
+async fn sqlite_columns(tx: &mut SqlTx, table: &str) -> Result<Vec<String>, ProjectionError> {
+    let rows = tx
+        .fetch_all("SELECT name FROM pragma_table_info(?)", &[table.into()])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_, _>>()?)
+}
