@@ -762,6 +762,13 @@ async fn rebuild(
     for name in names {
         println!("rebuilt {name}: {events} events in {seconds:.2} s ({rate:.0} events/s)");
     }
+    if let Some(swap) = rebuild.swap_times() {
+        println!(
+            "swapped in: staging {:.2} s, one transaction of {:.3} s",
+            swap.staging.as_secs_f64(),
+            swap.transaction.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

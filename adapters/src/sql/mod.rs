@@ -183,7 +183,11 @@ impl SqlDb {
     /// [`SCRATCH_FILE_CACHE_KIB`] so a large fold stays on disk rather than in memory.
     pub async fn scratch_file(path: &std::path::Path) -> Result<SqlDb, StoreError> {
         let mut connection = Connection::open_unjournaled(path)?;
-        connection.execute_batch(&format!("PRAGMA cache_size = -{SCRATCH_FILE_CACHE_KIB};"))?;
+        // Statement journals (an `ON CONFLICT` that touches several rows) in memory, not in
+        // temporary files.
+        connection.execute_batch(&format!(
+            "PRAGMA cache_size = -{SCRATCH_FILE_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+        ))?;
         for migration in crate::store::migrations::SQLITE.iter() {
             connection.execute_batch(&migration.sql)?;
         }

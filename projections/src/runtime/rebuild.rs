@@ -68,7 +68,18 @@ pub struct Rebuild {
     applied: i64,
     /// The next batch, read while the last one was applied, and where it was read from.
     ahead: Option<(Checkpoint, ReadAhead)>,
-    swapped: bool,
+    /// How long the swap took, once it is done: on PostgreSQL its staging (readers unaffected)
+    /// and its transaction (readers wait for it); on SQLite its transaction (appends wait).
+    swapped: Option<SwapTimes>,
+}
+
+/// How long a [`Rebuild`]'s swap took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SwapTimes {
+    /// Copying the fold into staging tables (PostgreSQL; nobody waits for it).
+    pub staging: std::time::Duration,
+    /// The one transaction that puts the fold in place (the wait it imposes).
+    pub transaction: std::time::Duration,
 }
 
 type ReadAhead = tokio::task::JoinHandle<Result<Vec<RecordedEvent>, adapters::store::StoreError>>;
@@ -134,14 +145,14 @@ impl Rebuild {
             after: Checkpoint::START,
             applied: 0,
             ahead: None,
-            swapped: false,
+            swapped: None,
         })
     }
 
     /// Folds the next batch into the scratch file; returns how many events it read. At the
     /// end of the log it swaps the result in and returns 0 (as every later call does).
     pub async fn step(&mut self) -> Result<usize, ProjectionError> {
-        if self.swapped {
+        if self.swapped.is_some() {
             return Ok(0);
         }
         let ahead = self.ahead.take();
@@ -194,6 +205,11 @@ impl Rebuild {
         self.applied
     }
 
+    /// How long the swap took, once it is done.
+    pub fn swap_times(&self) -> Option<SwapTimes> {
+        self.swapped
+    }
+
     fn tables(&self) -> Vec<&'static str> {
         self.group
             .projections
@@ -211,11 +227,15 @@ impl Rebuild {
     async fn swap(&mut self) -> Result<(), ProjectionError> {
         let tables = self.tables();
         let checkpoints = self.group.checkpoints().await?;
+        let mut times = SwapTimes::default();
         if self.live.engine() == "postgres" {
+            let started = std::time::Instant::now();
             let mut renames = Vec::new();
             for table in &tables {
                 renames.extend(stage(&self.group.db, &self.live, table).await?);
             }
+            times.staging = started.elapsed();
+            let started = std::time::Instant::now();
             let mut attempt = 1;
             loop {
                 let mut tx = self.live.begin_derived().await?;
@@ -232,15 +252,23 @@ impl Rebuild {
                     result => break result?,
                 }
             }
+            times.transaction = started.elapsed();
         } else {
+            let started = std::time::Instant::now();
             let mut tx = self
                 .live
                 .begin_derived_attached(&self.scratch.path, ATTACHED)
                 .await?;
             let swapped = self.swap_sqlite(&mut tx, &tables, &checkpoints).await;
             finish(tx, swapped).await?;
+            times.transaction = started.elapsed();
         }
-        self.swapped = true;
+        tracing::info!(
+            staging_ms = times.staging.as_millis() as u64,
+            transaction_ms = times.transaction.as_millis() as u64,
+            "rebuild swapped in"
+        );
+        self.swapped = Some(times);
         Ok(())
     }
 
