@@ -49,15 +49,19 @@ pub async fn read_model_schema(db: &SqlDb) -> Vec<(String, String)> {
              WHERE t.relnamespace = current_schema()::regnamespace AND t.relname IN ({marks}) \
              ORDER BY 1, 2"
         ),
+        // A renamed table's definition is rewritten by SQLite (its name quoted), so the
+        // tables are compared by their columns, the indexes by their definitions.
         _ => format!(
-            "SELECT name, coalesce(sql, '') FROM sqlite_master \
-             WHERE tbl_name IN ({marks}) ORDER BY 1, 2"
+            "SELECT m.name, coalesce(m.sql, '') FROM sqlite_master AS m \
+             WHERE m.type = 'index' AND m.tbl_name IN ({marks}) \
+             UNION ALL SELECT m.name || '.' || c.name, c.type || ' ' || c.\"notnull\" || ' ' \
+             || coalesce(c.dflt_value, '') || ' ' || c.pk \
+             FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS c \
+             WHERE m.type = 'table' AND m.name IN ({marks}) ORDER BY 1, 2"
         ),
     };
-    let params: Vec<adapters::sql::SqlValue> = match db.engine() {
-        "postgres" => params.iter().chain(params.iter()).cloned().collect(),
-        _ => params,
-    };
+    let params: Vec<adapters::sql::SqlValue> =
+        params.iter().chain(params.iter()).cloned().collect();
     db.fetch_all(&sql, &params)
         .await
         .unwrap()

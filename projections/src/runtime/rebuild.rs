@@ -11,10 +11,13 @@
 //!   their names back, replaces the read models' checkpoints and set-aside events with the
 //!   fold's, and applies the events that arrived meanwhile. Readers wait for that transaction
 //!   (milliseconds to a few hundred) and then see the whole new model; none sees a part.
-//! - **SQLite**: one transaction on the writer attaches the scratch file, empties each live
-//!   table and fills it from the file (`INSERT ... SELECT`, secondary indexes built after), and
-//!   does the rest as above. Readers are WAL readers: they see the old model until the commit,
-//!   the new one after; appends wait for the writer meanwhile.
+//! - **SQLite**: each table is first copied from the attached scratch file into a staging
+//!   table made from the live one's definition (with its keys), [`SQLITE_CHUNK_ROWS`] rows per
+//!   transaction, so appends go on between chunks. Then one transaction drops each live table,
+//!   renames its staging table into place, builds the secondary indexes again (SQLite cannot
+//!   rename an index, so this is what appends wait for, with the events that arrived
+//!   meanwhile) and does the rest as above. Readers are WAL readers: they see the old model
+//!   until the commit, the new one after.
 //!
 //! Either way the live read models' worker may be running: its batch either commits before the
 //! swap (and the swap then applies what it had not), or finds its checkpoint moved and rolls
@@ -28,11 +31,15 @@ use adapters::sql::{copy_text, SqlDb, SqlTx, SqlValue};
 use adapters::store::{Checkpoint, EventStore, RecordedEvent};
 
 use super::*;
-use crate::deferred_indexes::{quoted, secondary_indexes, DeferredIndex};
+use crate::deferred_indexes::{quoted, secondary_indexes};
 
 /// Events per transaction while a [`Rebuild`] folds: nothing waits on its commits, which go
 /// to its own scratch file.
 pub const REBUILD_BATCH_SIZE: usize = 5_000;
+
+/// Rows per transaction when a table is copied into a staging table of a live SQLite
+/// database: how long appends wait for the writer at most, once per chunk.
+pub const SQLITE_CHUNK_ROWS: i64 = 50_000;
 
 /// Rows per `COPY` (and per read of the scratch file) when a table is copied to PostgreSQL:
 /// bounds the memory a copy holds, whatever the table's size.
@@ -131,9 +138,7 @@ impl Rebuild {
                 .await?;
         }
         tx.commit().await?;
-        if live.engine() == "postgres" {
-            drop_staged(&live, &tables).await?;
-        }
+        drop_staged(&live, &tables).await?;
         let group = ProjectorGroup::new(store.clone(), projections)
             .with_db(db)
             .with_batch_size(REBUILD_BATCH_SIZE);
@@ -255,6 +260,11 @@ impl Rebuild {
             times.transaction = started.elapsed();
         } else {
             let started = std::time::Instant::now();
+            for table in &tables {
+                self.stage_sqlite(table).await?;
+            }
+            times.staging = started.elapsed();
+            let started = std::time::Instant::now();
             let mut tx = self
                 .live
                 .begin_derived_attached(&self.scratch.path, ATTACHED)
@@ -322,24 +332,32 @@ impl Rebuild {
         tables: &[&str],
         checkpoints: &[(Checkpoint, i64)],
     ) -> Result<(), ProjectionError> {
-        let indexes = secondary_indexes(tx, tables).await?;
-        for index in &indexes {
-            tx.execute(&format!("DROP INDEX {}", quoted(&index.name)), &[])
-                .await?;
-        }
-        for table in tables {
-            let columns = sqlite_columns(tx, table).await?.join(", ");
-            tx.execute(&format!("DELETE FROM main.{table}"), &[])
-                .await?;
-            tx.execute(
+        // The staged tables came with their keys; every index made by `CREATE INDEX` (unique
+        // ones too) goes with the table it replaces and is built again over the new rows
+        // (SQLite cannot rename an index).
+        let marks = vec!["?"; tables.len()].join(", ");
+        let params: Vec<SqlValue> = tables.iter().map(|table| (*table).into()).collect();
+        let indexes: Vec<String> = tx
+            .fetch_all(
                 &format!(
-                    "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {ATTACHED}.{table}"
+                    "SELECT sql FROM main.sqlite_master WHERE type = 'index' \
+                     AND sql IS NOT NULL AND tbl_name IN ({marks}) ORDER BY name"
                 ),
+                &params,
+            )
+            .await?
+            .iter()
+            .map(|row| row.text(0))
+            .collect::<Result<_, _>>()?;
+        for table in tables {
+            tx.execute(&format!("DROP TABLE main.{table}"), &[]).await?;
+            tx.execute(
+                &format!("ALTER TABLE main.{table}{STAGED} RENAME TO {table}"),
                 &[],
             )
             .await?;
         }
-        for DeferredIndex { definition, .. } in &indexes {
+        for definition in &indexes {
             tx.execute(definition, &[]).await?;
         }
         let names = self.names();
@@ -362,6 +380,68 @@ impl Rebuild {
         }
         self.carry_kept_rows(tx).await?;
         self.apply_since_fold(tx, checkpoints).await
+    }
+
+    /// Copies `table` from the scratch file into a staging table of the live SQLite database
+    /// made from the live table's definition (so with its keys), [`SQLITE_CHUNK_ROWS`] rows per
+    /// transaction: the writer is held for one chunk at a time, and appends go on between.
+    async fn stage_sqlite(&self, table: &str) -> Result<(), ProjectionError> {
+        let staged = format!("{table}{STAGED}");
+        let mut tx = self.live.begin_derived().await?;
+        let made = async {
+            let definition = tx
+                .fetch_optional(
+                    "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+                    &[table.into()],
+                )
+                .await?
+                .ok_or_else(|| ProjectionError::Inconsistent(format!("no table {table}")))?
+                .text(0)?;
+            tx.execute(&format!("DROP TABLE IF EXISTS main.{staged}"), &[])
+                .await?;
+            tx.execute(&renamed_table(&definition, table, &staged)?, &[])
+                .await?;
+            sqlite_columns(&mut tx, table).await
+        }
+        .await;
+        let columns = finish(tx, made).await?.join(", ");
+        let mut after = i64::MIN;
+        loop {
+            let mut tx = self
+                .live
+                .begin_derived_attached(&self.scratch.path, ATTACHED)
+                .await?;
+            let copied = async {
+                let last = tx
+                    .fetch_optional(
+                        &format!(
+                            "SELECT max(rowid) FROM (SELECT rowid FROM {ATTACHED}.{table} \
+                             WHERE rowid > ? ORDER BY rowid LIMIT {SQLITE_CHUNK_ROWS})"
+                        ),
+                        &[after.into()],
+                    )
+                    .await?
+                    .map(|row| row.opt_i64(0))
+                    .transpose()?
+                    .flatten();
+                if let Some(last) = last {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO main.{staged} ({columns}) SELECT {columns} \
+                             FROM {ATTACHED}.{table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
+                        ),
+                        &[after.into(), last.into()],
+                    )
+                    .await?;
+                }
+                Ok::<_, ProjectionError>(last)
+            }
+            .await;
+            match finish(tx, copied).await? {
+                Some(last) => after = last,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Adds to each kept table ([`Projection::kept_tables`]) the rows the fold made that it
@@ -433,9 +513,12 @@ impl Rebuild {
 }
 
 /// Commits `tx` when `result` is fine, else rolls it back and returns the error.
-async fn finish(tx: SqlTx, result: Result<(), ProjectionError>) -> Result<(), ProjectionError> {
+async fn finish<T>(tx: SqlTx, result: Result<T, ProjectionError>) -> Result<T, ProjectionError> {
     match result {
-        Ok(()) => Ok(tx.commit().await?),
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
         Err(error) => {
             let _ = tx.rollback().await;
             Err(error)
@@ -450,7 +533,7 @@ fn member_of(column: &str, names: &[&str]) -> (String, Vec<SqlValue>) {
     (format!("{column} IN ({marks})"), params)
 }
 
-/// The staging tables a rebuild that stopped before its swap left on PostgreSQL, dropped.
+/// The staging tables a rebuild that stopped before its swap left, dropped.
 async fn drop_staged(live: &SqlDb, tables: &[&str]) -> Result<(), ProjectionError> {
     for table in tables {
         live.execute(&format!("DROP TABLE IF EXISTS {table}{STAGED}"), &[])
@@ -524,16 +607,28 @@ async fn stage(
         Ok::<_, ProjectionError>(renames)
     }
     .await;
-    match made {
-        Ok(renames) => {
-            tx.commit().await?;
-            Ok(renames)
-        }
-        Err(error) => {
-            let _ = tx.rollback().await;
-            Err(error)
-        }
+    finish(tx, made).await
+}
+
+/// `definition` (a `CREATE TABLE` statement as `sqlite_master` keeps it) for a table named
+/// `name` instead of `table`.
+fn renamed_table(definition: &str, table: &str, name: &str) -> Result<String, ProjectionError> {
+    let unexpected =
+        || ProjectionError::Inconsistent(format!("unexpected table definition: {definition}"));
+    let rest = definition
+        .strip_prefix("CREATE TABLE ")
+        .ok_or_else(unexpected)?
+        .trim_start();
+    let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+    let quoted_table = format!("\"{table}\"");
+    let rest = rest
+        .strip_prefix(quoted_table.as_str())
+        .or_else(|| rest.strip_prefix(table))
+        .ok_or_else(unexpected)?;
+    if !rest.starts_with([' ', '(', '\n', '\t']) {
+        return Err(unexpected());
     }
+    Ok(format!("CREATE TABLE {name}{rest}"))
 }
 
 /// The temporary name of a staged index (PostgreSQL names are at most 63 bytes).
