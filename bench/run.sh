@@ -264,7 +264,7 @@ else
   SQ_EPS=$(echo "$REPLAY_SQLITE" | json events_per_sec); SQ_RSS=$(echo "$REPLAY_SQLITE" | json peak_rss_mb)
   target "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(ratio "$PG_EPS" 150000)" "$(verdict "$PG_EPS >= 150000")"
   target "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(ratio "$SQ_EPS" 300000)" "$(verdict "$SQ_EPS >= 300000")"
-  target "replay peak RSS < 200 MB (PostgreSQL / SQLite)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
+  target "replay peak RSS < 200 MB (PostgreSQL / SQLite; issue 8, and 24 asks < 300 MB at 1M)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
   print_reads
 fi
 exit 0

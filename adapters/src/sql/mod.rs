@@ -111,7 +111,7 @@ impl From<Option<&str>> for SqlValue {
 /// order, so syncing a later commit makes the earlier ones durable too).
 pub const SQLITE_DURABLE: &str = "PRAGMA synchronous = FULL";
 /// The page cache of a [`SqlDb::scratch_file`], in KiB.
-pub const SCRATCH_FILE_CACHE_KIB: u32 = 64 * 1024;
+pub const SCRATCH_FILE_CACHE_KIB: u32 = 32 * 1024;
 pub(crate) const SQLITE_BEGIN_DURABLE: &str = "PRAGMA synchronous = FULL; BEGIN IMMEDIATE";
 const SQLITE_BEGIN_DERIVED: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE";
 const SQLITE_DERIVED: &str = "PRAGMA synchronous = NORMAL";
