@@ -664,17 +664,3 @@ pub async fn run(
         }
     }
 }
-
-/// Bytes the stored snapshots take in the database (their table and indexes).
-pub async fn storage_bytes(db: &SqlDb) -> Result<i64, ProjectionError> {
-    let sql = match db {
-        SqlDb::Postgres(_) => "SELECT pg_total_relation_size('read_model_snapshots')",
-        SqlDb::Sqlite(_) => {
-            "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat \
-             WHERE name IN ('read_model_snapshots', 'read_model_snapshots_max_position', \
-             'read_model_snapshots_max_recorded_at', 'sqlite_autoindex_read_model_snapshots_1')"
-        }
-    };
-    let row = db.fetch_optional(sql, &[]).await?;
-    Ok(row.map_or(Ok(0), |row| row.i64(0))?)
-}
