@@ -24,7 +24,7 @@
 //! encoded bytes. A body whose hash, encoding or tables do not check out is skipped with a
 //! warning and the one before it is used, down to a full replay. Snapshots are derived data:
 //! a rebuild of a read model (which is how a changed projection is deployed) deletes its
-//! snapshots in the same transaction that empties its tables ([`discard`]), and the worker
+//! snapshots in the transaction that swaps its tables in ([`discard`]), and the worker
 //! takes them again. Read models hold personal fields sealed, as the log does, so a snapshot
 //! holds nothing an erasure must reach.
 
@@ -41,6 +41,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::deferred_indexes::{quoted, secondary_indexes};
 use crate::runtime::{save_checkpoints, AsOf, Move, Projector};
 use crate::{Projection, ProjectionError};
 
@@ -174,7 +175,7 @@ pub async fn take_due(
         after = Checkpoint::after(last);
         for event in batch {
             let event_day = day_of(unix_micros(event.recorded_at));
-            if settings.at_day_end && !pending.is_empty() && event_day != day {
+            if settings.at_day_end && day_ended(pending.len(), day, event_day) {
                 taker.take(&mut pending).await?;
             }
             day = event_day;
@@ -185,6 +186,12 @@ pub async fn take_due(
         }
     }
     Ok(taker.taken)
+}
+
+/// Whether a day ended before an event of `event_day`: the one before it was of another day,
+/// and events since the last snapshot are waiting (one was not just taken there).
+fn day_ended(pending: usize, day: Option<i64>, event_day: Option<i64>) -> bool {
+    pending > 0 && day.is_some() && event_day != day
 }
 
 /// The UTC day of a time in Unix microseconds (`None` before any event).
@@ -298,8 +305,8 @@ pub async fn as_of_until(
     Ok(db)
 }
 
-/// Deletes every snapshot of the read models `names` inside `tx`: a rebuild's reset calls it,
-/// so no snapshot of a model's earlier code outlives the model.
+/// Deletes every snapshot of the read models `names` inside `tx`: a rebuild's swap and a
+/// projector's reset call it, so no snapshot of a model's earlier code outlives the model.
 pub async fn discard(tx: &mut SqlTx, names: &[&str]) -> Result<(), ProjectionError> {
     if names.is_empty() {
         return Ok(());
@@ -455,6 +462,7 @@ async fn load(
     body: &str,
     sha256: &str,
 ) -> Result<Result<SqlDb, Damage>, ProjectionError> {
+    let started = std::time::Instant::now();
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(body) else {
         return Ok(Err(Damage::NotBase64));
     };
@@ -465,6 +473,7 @@ async fn load(
         Ok(tables) => tables,
         Err(error) => return Ok(Err(error.into())),
     };
+    let decoded = started.elapsed();
     drop(bytes);
     if let Some(foreign) = tables
         .iter()
@@ -480,6 +489,15 @@ async fn load(
         return Ok(Err(Damage::QuotedColumn(column.clone())));
     }
     let scratch = SqlDb::scratch().await?;
+    // Secondary indexes are built once over the loaded rows rather than row by row, as a
+    // rebuild does ([`crate::deferred_indexes`]).
+    let mut tx = scratch.begin_derived().await?;
+    let indexes = secondary_indexes(&mut tx, projection.tables()).await?;
+    for index in &indexes {
+        tx.execute(&format!("DROP INDEX {}", quoted(&index.name)), &[])
+            .await?;
+    }
+    tx.commit().await?;
     {
         let connection = sqlite_of(&scratch)?;
         let mut connection = connection.lock().await;
@@ -488,6 +506,11 @@ async fn load(
         }
     }
     let mut tx = scratch.begin_derived().await?;
+    for index in &indexes {
+        tx.execute(&index.definition, &[]).await?;
+    }
+    tx.commit().await?;
+    let mut tx = scratch.begin_derived().await?;
     let step = Move {
         name: projection.name(),
         from: Checkpoint::START,
@@ -495,6 +518,13 @@ async fn load(
     };
     save_checkpoints(&mut tx, &[step], mark.checkpoint).await?;
     tx.commit().await?;
+    tracing::debug!(
+        projection = projection.name(),
+        rows = tables.iter().map(|t| t.rows.len()).sum::<usize>(),
+        decode_ms = decoded.as_millis() as u64,
+        load_ms = started.elapsed().as_millis() as u64,
+        "snapshot loaded"
+    );
     Ok(Ok(scratch))
 }
 
@@ -662,5 +692,23 @@ pub async fn run(
             () = tokio::time::sleep(WORKER_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_ends_before_the_first_event_of_a_later_utc_day_once() {
+        let late = day_of(MICROS_PER_DAY - 1);
+        let next = day_of(MICROS_PER_DAY);
+        assert_ne!(late, next);
+        assert!(day_ended(3, late, next), "events of the day are waiting");
+        assert!(!day_ended(0, late, next), "a snapshot was just taken there");
+        assert!(!day_ended(3, late, late), "the same day");
+        assert!(!day_ended(3, None, next), "the first event of the log");
+        assert_eq!(day_of(i64::MIN), None);
+        assert_eq!(day_of(-1), Some(-1), "before 1970 is a day too");
     }
 }
