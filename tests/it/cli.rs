@@ -284,10 +284,17 @@ async fn snapshot_takes_what_is_due_and_prints_one_line_per_read_model() {
     assert_eq!(first.len(), projections::read_models().len(), "{first:?}");
     for taken in &first {
         assert_eq!(taken["snapshots"], head / 100, "{taken}");
-        assert_eq!(taken["latest"]["events_applied"], head / 100 * 100, "{taken}");
+        assert_eq!(
+            taken["latest"]["events_applied"],
+            head / 100 * 100,
+            "{taken}"
+        );
     }
     let again = lines(&snapshot());
-    assert!(again.iter().all(|taken| taken["snapshots"] == 0), "{again:?}");
+    assert!(
+        again.iter().all(|taken| taken["snapshots"] == 0),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
