@@ -9,10 +9,12 @@
 #   READS_EVENTS=1000000 bench/run.sh    # the reads at issue 27's full size (default 100000)
 #   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench, the PostgreSQL lifecycle and the peer, and their ratios
 #   ONLY_READS=1 bench/run.sh            # just the reads, on both engines
+#   AS_OF_EVENTS=1000000 bench/run.sh    # the as-of reads at issue 24's full size (default 100000)
+#   ONLY_AS_OF=1 bench/run.sh            # just the as-of reads from snapshots, on both engines
 #
 # Settings (environment): PG_SERVER (default postgres://postgres@127.0.0.1:5432), LEADS (2000),
 # CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), READS_EVENTS (100000),
-# READS_QUERIES (50), PEER_DIR (the cqrs-es peer's source, default ../shared/peers/cqrs_es_bench
+# READS_QUERIES (50), AS_OF_EVENTS (100000), AS_OF_QUERIES (200), PEER_DIR (the cqrs-es peer's source, default ../shared/peers/cqrs_es_bench
 # from the repository's root; a relative override is taken from the directory it is run in),
 # CARGO_TARGET_DIR (default target; the peer builds into its peer/ subdirectory), KEEP=1 keeps
 # the databases and files it creates. Only loopback servers are used.
@@ -31,6 +33,9 @@ READS_EVENTS=${READS_EVENTS:-100000}
 READS_QUERIES=${READS_QUERIES:-50}
 ONLY_LIFECYCLE=${ONLY_LIFECYCLE:-0}
 ONLY_READS=${ONLY_READS:-0}
+AS_OF_EVENTS=${AS_OF_EVENTS:-100000}
+AS_OF_QUERIES=${AS_OF_QUERIES:-200}
+ONLY_AS_OF=${ONLY_AS_OF:-0}
 KEEP=${KEEP:-0}
 PEER_DIR=${PEER_DIR:-../shared/peers/cqrs_es_bench}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -132,6 +137,38 @@ print_reads() {
   echo
   echo "$READS_SQLITE" | reads_table SQLite
 }
+# --- as-of from snapshots (issue 24): snapshots taken, then random as-of reads ----------------
+run_as_of() {
+  AS_OF_PG_DB=$(fresh_db as_of)
+  DATABASES+=("$AS_OF_PG_DB")  # fresh_db runs in a subshell
+  echo "== revledger bench as-of --events $AS_OF_EVENTS --queries $AS_OF_QUERIES (PostgreSQL, then SQLite)"
+  AS_OF_PG=$($BIN bench as-of --events "$AS_OF_EVENTS" --queries "$AS_OF_QUERIES" --compare-full --database-url "$PG_SERVER/$AS_OF_PG_DB" 2>>"$LOG")
+  echo "$AS_OF_PG"
+  AS_OF_SQLITE=$($BIN bench as-of --events "$AS_OF_EVENTS" --queries "$AS_OF_QUERIES" --compare-full --database-url "sqlite://$WORK_DIR/as_of.db" 2>>"$LOG")
+  echo "$AS_OF_SQLITE"
+}
+# print_as_of: issue 24's targets, per engine and per read model.
+print_as_of() {
+  for engine in PostgreSQL SQLite; do
+    if [ "$engine" = PostgreSQL ]; then line=$AS_OF_PG; else line=$AS_OF_SQLITE; fi
+    P99_AS_OF=$(echo "$line" | json p99_ms)
+    RATIO_AS_OF=$(echo "$line" | json storage.ratio)
+    target "as-of p99 <= 200 ms, every read model ($engine, $AS_OF_EVENTS events)" "$P99_AS_OF ms" "$(ratio "$P99_AS_OF" 200)" "$(verdict "$P99_AS_OF <= 200")"
+    echo "$line" | python3 -c '
+import json, sys
+figures = json.load(sys.stdin)
+for name, model in figures["by_model"].items():
+    print("   %-28s p50 %8.1f ms  p99 %8.1f ms  (full replay at the head: %s ms)" % (
+        name, model["p50_ms"], model["p99_ms"], figures["full_replay_at_head_ms"].get(name, "n/a")))'
+    target "snapshot storage <= 20% of the events table ($engine)" "$RATIO_AS_OF x" "$(ratio "$RATIO_AS_OF" 0.2)" "$(verdict "$RATIO_AS_OF <= 0.2")"
+  done
+}
+if [ "$ONLY_AS_OF" = 1 ]; then
+  run_as_of
+  target "target" "measured" "ratio" "verdict"
+  print_as_of
+  exit 0
+fi
 if [ "$ONLY_READS" = 1 ]; then
   run_reads
   print_reads
@@ -240,6 +277,7 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
   echo "$REPLAY_SQLITE"
 
   run_reads
+  run_as_of
 fi
 
 echo
@@ -266,5 +304,6 @@ else
   target "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(ratio "$SQ_EPS" 300000)" "$(verdict "$SQ_EPS >= 300000")"
   target "replay peak RSS < 200 MB (PostgreSQL / SQLite; issue 8, and 24 asks < 300 MB at 1M)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
   print_reads
+  print_as_of
 fi
 exit 0

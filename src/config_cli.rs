@@ -49,6 +49,7 @@ pub(crate) fn config_check(database_url: &str, args: ServeArgs) -> anyhow::Resul
             "max_connections_per_client": config.max_connections_per_client,
             "as_of_max_concurrent": config.as_of_max_concurrent,
         },
+        "snapshots": config.snapshots,
         "moyasar_api": secret(config.moyasar_api.is_some()),
         "moyasar_sweep": {
             "enabled": config.moyasar_api.is_some(),

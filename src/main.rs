@@ -156,6 +156,8 @@ struct ServeArgs {
     /// answered 429 with Retry-After. Moments before the first event or at the head need none.
     #[arg(long, env = "REVLEDGER_AS_OF_MAX_CONCURRENT", default_value_t = projections::as_of::DEFAULT_MAX_CONCURRENT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=projections::as_of::MAX_CONCURRENT_LIMIT as u64))]
     as_of_max_concurrent: usize,
+    #[command(flatten)]
+    snapshots: SnapshotArgs,
     /// A bearer token Prometheus presents to `GET /metrics` on the main listener (admin and
     /// auditor tokens work too); without one of them /metrics is 401.
     #[arg(long, env = "REVLEDGER_METRICS_TOKEN", hide_env_values = true)]
@@ -271,6 +273,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_connections_per_client: self.max_connections_per_client,
             as_of_max_concurrent: self.as_of_max_concurrent,
+            snapshots: self.snapshots.settings(),
             metrics_token: self
                 .metrics_token
                 .filter(|s| !s.is_empty())
@@ -317,6 +320,29 @@ enum LogFormat {
     Json,
 }
 
+/// When read models' snapshots are taken (by the service's worker and `revledger snapshot`);
+/// an as-of read loads the latest one before its moment and folds the events after it.
+#[derive(clap::Args, Clone, Copy)]
+struct SnapshotArgs {
+    /// A snapshot of each read model every this many events: an as-of read folds at most
+    /// this many after loading one; fewer cost more storage.
+    #[arg(long, env = "REVLEDGER_SNAPSHOT_EVERY_EVENTS", default_value_t = projections::snapshots::DEFAULT_EVERY_EVENTS, value_parser = clap::value_parser!(u64).range(1..=projections::snapshots::MAX_EVERY_EVENTS))]
+    snapshot_every_events: u64,
+    /// Also a snapshot at the end of each UTC day (of the events' recording times), so an
+    /// as-of read at a day's end folds nothing.
+    #[arg(long, env = "REVLEDGER_SNAPSHOT_AT_DAY_END", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    snapshot_at_day_end: bool,
+}
+
+impl SnapshotArgs {
+    fn settings(self) -> projections::snapshots::SnapshotSettings {
+        projections::snapshots::SnapshotSettings {
+            every_events: self.snapshot_every_events,
+            at_day_end: self.snapshot_at_day_end,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service with its projections and process managers (migrates first).
@@ -335,6 +361,12 @@ enum Command {
     Rebuild {
         /// Read models to rebuild: audit_log, funnel, crm_board, revenue, …
         names: Vec<String>,
+    },
+    /// Take every read-model snapshot due now (as the service's worker does) and print what
+    /// was taken, one JSON line per read model.
+    Snapshot {
+        #[command(flatten)]
+        settings: SnapshotArgs,
     },
     /// Print a read model as it was at a past position or time.
     Replay {
@@ -551,6 +583,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild { names } => {
             store.migrate().await.context("migrating the database")?;
             rebuild(store, &names).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot { settings } => {
+            store.migrate().await.context("migrating the database")?;
+            let read_models = projections::read_models();
+            let taken =
+                projections::snapshots::take_all_due(&store, &read_models, settings.settings())
+                    .await?;
+            for taken in &taken {
+                println!("{}", serde_json::to_string(taken)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { as_of, projection } => {

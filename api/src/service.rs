@@ -74,6 +74,8 @@ pub struct Config {
     /// As-of reads replayed at once (each on its own low-priority thread); one beyond them is
     /// answered 429 with `Retry-After`.
     pub as_of_max_concurrent: usize,
+    /// When the worker takes read models' snapshots for as-of reads.
+    pub snapshots: projections::snapshots::SnapshotSettings,
     /// Where erasures are logged apart from the database (`REVLEDGER_ERASURE_LOG`); without
     /// it, the erasure route answers 503.
     pub erasure_log: Option<app::personal::ErasureLog>,
@@ -104,6 +106,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             as_of_max_concurrent: projections::as_of::DEFAULT_MAX_CONCURRENT,
+            snapshots: projections::snapshots::SnapshotSettings::default(),
             metrics_token: None,
             metrics_listen: None,
             erasure_log: None,
@@ -223,7 +226,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// How long shutdown waits for background workers to finish their current batch.
 pub const WORKER_DRAIN: Duration = adapters::leadership::WORKER_DRAIN;
 
-/// Starts every background worker: projections, process managers, the cold-lead sweep, the
+/// Starts every background worker: projections and their snapshots, process managers, the cold-lead sweep, the
 /// metrics gauges, the webhook retries, with Moyasar's API the missed-payment sweep and daily
 /// reconciliation, and, under ZATCA Phase 2, the submitter. Run only by the
 /// leading replica.
@@ -237,6 +240,17 @@ fn spawn_workers(
     let read_models = state.projectors.iter().map(|p| p.projection().clone());
     let group = ProjectorGroup::new(state.store.clone(), read_models.collect());
     workers.push(tokio::spawn(group.run(stopped.clone())));
+    // Snapshots for as-of reads, taken from the log (not the live tables) at their own pace.
+    workers.push(tokio::spawn(projections::snapshots::run(
+        state.store.clone(),
+        state
+            .projectors
+            .iter()
+            .map(|p| p.projection().clone())
+            .collect(),
+        state.config.snapshots,
+        stopped.clone(),
+    )));
     // The process managers that call no outside service: one task, one log read and one
     // checkpoint transaction per step for all; each that does call out runs on its own.
     if let Some(client) = &moyasar {

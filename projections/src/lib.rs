@@ -19,6 +19,7 @@ pub mod quarantine;
 pub mod reconciliation;
 pub mod revenue;
 pub mod runtime;
+pub mod snapshots;
 pub mod statements;
 pub mod zatca;
 

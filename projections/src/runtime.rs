@@ -141,7 +141,7 @@ impl Projector {
     /// Applies `batch` and moves the checkpoint from `from` past it, in one transaction. The
     /// move is a compare-and-set: if another runner moved the checkpoint meanwhile (two
     /// replicas briefly both leading), this transaction rolls back instead of applying twice.
-    async fn apply_batch(
+    pub(crate) async fn apply_batch(
         &self,
         batch: &[RecordedEvent],
         from: Checkpoint,
@@ -318,7 +318,7 @@ impl Projector {
     }
 }
 
-/// Empties a projection's tables and deletes its checkpoint inside `tx`.
+/// Empties a projection's tables and deletes its checkpoint and snapshots inside `tx`.
 async fn reset_in(tx: &mut SqlTx, projection: &dyn Projection) -> Result<(), ProjectionError> {
     match tx {
         // `DELETE` would leave every row dead until a vacuum came by: each rebuild doubled
@@ -345,7 +345,7 @@ async fn reset_in(tx: &mut SqlTx, projection: &dyn Projection) -> Result<(), Pro
         &[projection.name().into()],
     )
     .await?;
-    Ok(())
+    crate::snapshots::discard(tx, &[projection.name()]).await
 }
 
 /// Read models that share one database, run together: one read of the log, one transaction
@@ -596,7 +596,8 @@ impl AsOf {
 }
 
 /// Computes `projection` as of `moment` into a fresh scratch database and returns it: the live
-/// tables are not touched. Streams the committed log in checkpoint order, in batches.
+/// tables are not touched. Starts from the latest usable snapshot before the moment
+/// ([`crate::snapshots`]) and folds the committed events after it.
 pub async fn as_of(
     store: Arc<dyn EventStore>,
     projection: Arc<dyn Projection>,
@@ -613,17 +614,22 @@ pub async fn as_of_until(
     moment: AsOf,
     abandoned: impl Fn() -> bool,
 ) -> Result<SqlDb, ProjectionError> {
+    crate::snapshots::as_of_until(store, projection, moment, abandoned).await
+}
+
+/// [`as_of`] without snapshots: the whole committed log streamed in checkpoint order from the
+/// start, each event kept or not by the moment. What snapshots are checked against.
+pub async fn as_of_full(
+    store: Arc<dyn EventStore>,
+    projection: Arc<dyn Projection>,
+    moment: AsOf,
+) -> Result<SqlDb, ProjectionError> {
     let scratch = SqlDb::scratch().await?;
     let projector = Projector::new(store.clone(), projection).with_db(scratch.clone());
     let mut after = Checkpoint::START;
     let mut saved = Checkpoint::START;
     let mut applied = 0i64;
     loop {
-        if abandoned() {
-            return Err(ProjectionError::External(
-                "the as-of replay was abandoned by its caller".into(),
-            ));
-        }
         let batch = store.read_committed(after, MAX_READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = Checkpoint::after(last);

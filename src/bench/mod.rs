@@ -17,6 +17,8 @@
 //!   delivery ids (answered from the inbox).
 //! - **reads** (`reads.rs`) times every GET route of `/openapi.json` and every dashboard page
 //!   on a generated (or reused) store whose read models were just rebuilt from zero (issue 27).
+//! - **as-of** (`as_of.rs`) takes every read model's snapshots over a generated (or reused)
+//!   store, then times as-of reads at random positions and times (issue 24).
 //!
 //! Figures are wall-clock on whatever machine runs them; compare ratios taken in one run
 //! (`bench/run.sh` puts pgbench beside the lifecycle figure), never absolute numbers across
@@ -35,11 +37,13 @@ use domain::plan::Plan;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+mod as_of;
 mod http;
 mod lifecycle;
 mod reads;
 mod replay;
 
+use as_of::*;
 use http::*;
 use lifecycle::*;
 use reads::*;
@@ -109,6 +113,8 @@ pub enum BenchCommand {
     Webhooks(WebhooksArgs),
     /// Every GET route of `/openapi.json` and every dashboard page, timed on a caught-up store.
     Reads(ReadsArgs),
+    /// As-of reads from snapshots at random positions and times, every read model.
+    AsOf(AsOfArgs),
 }
 
 /// Which database a bench runs on.
@@ -175,6 +181,30 @@ pub struct ReadsArgs {
     route_seconds: u64,
 }
 
+#[derive(clap::Args)]
+pub struct AsOfArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Events to generate (the store ends with at least this many).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: i64,
+    /// Measure on the events already in the store instead of generating.
+    #[arg(long)]
+    reuse: bool,
+    /// Timed as-of reads, one after another.
+    #[arg(long, default_value_t = 200)]
+    queries: u32,
+    /// Snapshots every this many events (the service's `--snapshot-every-events`).
+    #[arg(long, default_value_t = projections::snapshots::DEFAULT_EVERY_EVENTS, value_parser = clap::value_parser!(u64).range(1..=projections::snapshots::MAX_EVERY_EVENTS))]
+    every_events: u64,
+    /// Also at each UTC day's end (a generated store is recorded within one or two days).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    at_day_end: bool,
+    /// Also time one full replay per read model at the head, for comparison.
+    #[arg(long)]
+    compare_full: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReplayMode {
     SinglePass,
@@ -200,6 +230,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Replay(args) => replay(args).await?,
         BenchCommand::Webhooks(args) => webhooks(args).await?,
         BenchCommand::Reads(args) => reads(args).await?,
+        BenchCommand::AsOf(args) => as_of(args).await?,
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::to_string(&figures)?)?;

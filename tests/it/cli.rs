@@ -255,6 +255,49 @@ async fn seeded_history(dir: &Path) -> (String, std::sync::Arc<app::handlers::Ha
 }
 
 #[tokio::test]
+async fn snapshot_takes_what_is_due_and_prints_one_line_per_read_model() {
+    let dir = temp_dir();
+    let (url, handlers) = seeded_history(&dir).await;
+    let snapshot = || {
+        revledger(&dir)
+            .args([
+                "snapshot",
+                "--snapshot-every-events",
+                "100",
+                "--snapshot-at-day-end",
+                "false",
+                "--database-url",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    };
+    let lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let head = handlers.store.head_position().await.unwrap();
+    let first = lines(&snapshot());
+    assert_eq!(first.len(), projections::read_models().len(), "{first:?}");
+    for taken in &first {
+        assert_eq!(taken["snapshots"], head / 100, "{taken}");
+        assert_eq!(
+            taken["latest"]["events_applied"],
+            head / 100 * 100,
+            "{taken}"
+        );
+    }
+    let again = lines(&snapshot());
+    assert!(
+        again.iter().all(|taken| taken["snapshots"] == 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
 async fn replay_as_of_prints_the_funnel_as_it_was_at_that_position() {
     let dir = temp_dir();
     let (url, handlers) = seeded_history(&dir).await;

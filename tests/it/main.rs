@@ -45,6 +45,7 @@ mod projections;
 mod rebuild;
 mod reconciliation_maintained;
 mod replicas;
+mod snapshots;
 mod store_contract;
 mod storm;
 mod tamper;

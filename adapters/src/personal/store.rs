@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Vault;
 use crate::store::{
     AppendOutcome, AppendRequest, Checkpoint, EventStore, LogBounds, Position, RecordedEvent,
-    StoreError,
+    StoreError, Until,
 };
 
 /// An engine whose appends are sealed ([`Vault::seal`]) before they are hashed and whose stream
@@ -79,6 +79,15 @@ impl EventStore for SealedStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_committed(after, limit).await
+    }
+
+    async fn read_committed_until(
+        &self,
+        after: Checkpoint,
+        until: Until,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_committed_until(after, until, limit).await
     }
 
     async fn checkpoint_before(&self, after_position: Position) -> Result<Checkpoint, StoreError> {

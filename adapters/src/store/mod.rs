@@ -191,6 +191,14 @@ pub struct LogBounds {
     pub last_recorded_at: OffsetDateTime,
 }
 
+/// The last moment of history a read wants: every event at or below a position, or recorded
+/// at or before an instant ([`EventStore::read_committed_until`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    Position(Position),
+    RecordedAt(OffsetDateTime),
+}
+
 /// Every way the store can fail, typed so callers never parse messages.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -284,6 +292,16 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_committed(
         &self,
         after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// [`EventStore::read_committed`] of only the events at or before `until`: what an as-of
+    /// read folds after a snapshot. The filter runs in the database, so a read that resumes
+    /// from a recent checkpoint does not decode the rest of the log.
+    async fn read_committed_until(
+        &self,
+        after: Checkpoint,
+        until: Until,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 

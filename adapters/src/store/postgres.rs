@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, ExpectedVersion,
-    LogBounds, Position, PreparedEvent, RecordedEvent, StoreError, MAX_READ_BATCH,
+    LogBounds, Position, PreparedEvent, RecordedEvent, StoreError, Until, MAX_READ_BATCH,
 };
 use crate::clock::now_micros;
 use crate::store::hash::{EventHash, GENESIS_HASH};
@@ -527,6 +527,37 @@ impl EventStore for PostgresStore {
         let rows = sqlx::query(&sql)
             .bind(after.transaction_id.to_string())
             .bind(after.position)
+            .bind(limit.min(MAX_READ_BATCH) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Read along the commit-order index from `after`; the bound is checked on the index's
+    /// own `position` column, or on `recorded_at`.
+    async fn read_committed_until(
+        &self,
+        after: Checkpoint,
+        until: Until,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let bound = match until {
+            Until::Position(_) => "events.position <= $3",
+            Until::RecordedAt(_) => "events.recorded_at <= $3",
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (transaction_id, position) > ($1::text::xid8, $2) AND {bound} \
+             ORDER BY events.transaction_id, events.position LIMIT $4"
+        );
+        let query = sqlx::query(&sql)
+            .bind(after.transaction_id.to_string())
+            .bind(after.position);
+        let query = match until {
+            Until::Position(position) => query.bind(position),
+            Until::RecordedAt(at) => query.bind(at),
+        };
+        let rows = query
             .bind(limit.min(MAX_READ_BATCH) as i64)
             .fetch_all(&self.pool)
             .await?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, LogBounds, Position,
-    RecordedEvent, StoreError, MAX_READ_BATCH,
+    RecordedEvent, StoreError, Until, MAX_READ_BATCH,
 };
 use crate::clock::{from_unix_micros, now_micros, unix_micros};
 use crate::sql::{blocking, SqliteDb, SQLITE_BEGIN_DURABLE};
@@ -532,6 +532,32 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_all(after, limit).await
+    }
+
+    /// Position order is commit order here, so the events wanted are a range of the primary
+    /// key (by position) or, by time, the positions after `after` recorded by then.
+    async fn read_committed_until(
+        &self,
+        after: Checkpoint,
+        until: Until,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (bound, value) = match until {
+            Until::Position(position) => ("position <= ?", position),
+            Until::RecordedAt(at) => ("recorded_at_us <= ?", unix_micros(at)),
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND {bound} \
+             ORDER BY position LIMIT ?"
+        );
+        self.readers.events(
+            &sql,
+            &[
+                Param::Int(after.position),
+                Param::Int(value),
+                Param::Int(limit.min(MAX_READ_BATCH) as i64),
+            ],
+        )
     }
 
     async fn find_command(&self, command_id: Uuid) -> Result<Option<AppendOutcome>, StoreError> {

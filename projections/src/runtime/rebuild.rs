@@ -313,6 +313,8 @@ impl Rebuild {
             .await?;
         }
         let names = self.names();
+        // Snapshots of the models' earlier code must not outlive them.
+        crate::snapshots::discard(tx, &names).await?;
         for (table, column) in [
             ("projection_checkpoints", "name"),
             ("quarantined_events", "projection"),
@@ -361,6 +363,8 @@ impl Rebuild {
             tx.execute(definition, &[]).await?;
         }
         let names = self.names();
+        // Snapshots of the models' earlier code must not outlive them.
+        crate::snapshots::discard(tx, &names).await?;
         for (table, column) in [
             ("projection_checkpoints", "name"),
             ("quarantined_events", "projection"),
