@@ -324,6 +324,11 @@ enum LogFormat {
 /// an as-of read loads the latest one before its moment and folds the events after it.
 #[derive(clap::Args, Clone, Copy)]
 struct SnapshotArgs {
+    /// Have the service's worker take snapshots as the log grows (off by default: each is a
+    /// whole copy of its read model, so their storage grows with the square of history;
+    /// `revledger snapshot` takes them on demand).
+    #[arg(long, env = "REVLEDGER_SNAPSHOT_WORKER", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    snapshot_worker: bool,
     /// A snapshot of each read model every this many events: an as-of read folds at most
     /// this many after loading one; fewer cost more storage.
     #[arg(long, env = "REVLEDGER_SNAPSHOT_EVERY_EVENTS", default_value_t = projections::snapshots::DEFAULT_EVERY_EVENTS, value_parser = clap::value_parser!(u64).range(1..=projections::snapshots::MAX_EVERY_EVENTS))]
@@ -337,6 +342,7 @@ struct SnapshotArgs {
 impl SnapshotArgs {
     fn settings(self) -> projections::snapshots::SnapshotSettings {
         projections::snapshots::SnapshotSettings {
+            worker: self.snapshot_worker,
             every_events: self.snapshot_every_events,
             at_day_end: self.snapshot_at_day_end,
         }

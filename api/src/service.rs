@@ -240,17 +240,20 @@ fn spawn_workers(
     let read_models = state.projectors.iter().map(|p| p.projection().clone());
     let group = ProjectorGroup::new(state.store.clone(), read_models.collect());
     workers.push(tokio::spawn(group.run(stopped.clone())));
-    // Snapshots for as-of reads, taken from the log (not the live tables) at their own pace.
-    workers.push(tokio::spawn(projections::snapshots::run(
-        state.store.clone(),
-        state
-            .projectors
-            .iter()
-            .map(|p| p.projection().clone())
-            .collect(),
-        state.config.snapshots,
-        stopped.clone(),
-    )));
+    // Snapshots for as-of reads, taken from the log (not the live tables) at their own pace,
+    // when the configuration asks for them.
+    if state.config.snapshots.worker {
+        workers.push(tokio::spawn(projections::snapshots::run(
+            state.store.clone(),
+            state
+                .projectors
+                .iter()
+                .map(|p| p.projection().clone())
+                .collect(),
+            state.config.snapshots,
+            stopped.clone(),
+        )));
+    }
     // The process managers that call no outside service: one task, one log read and one
     // checkpoint transaction per step for all; each that does call out runs on its own.
     if let Some(client) = &moyasar {

@@ -70,6 +70,11 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// When snapshots are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct SnapshotSettings {
+    /// Whether the service's worker takes them as the log grows. Off unless asked for: each
+    /// snapshot is a whole copy of its read model, and the audit log's and the journal's grow
+    /// with history, so their storage grows with its square (several times the events table
+    /// at 100k events, bench/README.md). `revledger snapshot` takes them on demand either way.
+    pub worker: bool,
     /// A snapshot after every this many events (1..=[`MAX_EVERY_EVENTS`]).
     pub every_events: u64,
     /// Also one at the end of each UTC day of `recorded_at`.
@@ -79,6 +84,7 @@ pub struct SnapshotSettings {
 impl Default for SnapshotSettings {
     fn default() -> Self {
         SnapshotSettings {
+            worker: false,
             every_events: DEFAULT_EVERY_EVENTS,
             at_day_end: true,
         }

@@ -35,6 +35,7 @@ pub(super) async fn as_of(args: AsOfArgs) -> anyhow::Result<Value> {
         .await?;
     let read_models = projections::read_models();
     let settings = SnapshotSettings {
+        worker: false,
         every_events: args.every_events,
         at_day_end: args.at_day_end,
     };

@@ -113,6 +113,7 @@ async fn sampled_moments(store: &Arc<dyn EventStore>) -> Vec<AsOf> {
 /// events of a test are recorded within seconds, so that adds one only across midnight UTC).
 async fn take(store: &Arc<dyn EventStore>, at_day_end: bool) -> Vec<snapshots::Taken> {
     let settings = SnapshotSettings {
+        worker: false,
         every_events: EVERY,
         at_day_end,
     };
