@@ -11,6 +11,7 @@
 #   ONLY_READS=1 bench/run.sh            # just the reads, on both engines
 #   AS_OF_EVENTS=1000000 bench/run.sh    # the as-of reads at issue 24's full size (default 100000)
 #   ONLY_AS_OF=1 bench/run.sh            # just the as-of reads from snapshots, on both engines
+#   ONLY_HISTORY=1 bench/run.sh          # issue 24: the replay (rebuild) and the as-of reads, on both engines
 #
 # Settings (environment): PG_SERVER (default postgres://postgres@127.0.0.1:5432), LEADS (2000),
 # CONCURRENCY (8), WEBHOOK_INVOICES (2000), REPLAY_EVENTS (100000), READS_EVENTS (100000),
@@ -36,6 +37,7 @@ ONLY_READS=${ONLY_READS:-0}
 AS_OF_EVENTS=${AS_OF_EVENTS:-100000}
 AS_OF_QUERIES=${AS_OF_QUERIES:-200}
 ONLY_AS_OF=${ONLY_AS_OF:-0}
+ONLY_HISTORY=${ONLY_HISTORY:-0}
 KEEP=${KEEP:-0}
 PEER_DIR=${PEER_DIR:-../shared/peers/cqrs_es_bench}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -163,6 +165,47 @@ for name, model in figures["by_model"].items():
     target "snapshot storage <= 20% of the events table ($engine)" "$RATIO_AS_OF x" "$(ratio "$RATIO_AS_OF" 0.2)" "$(verdict "$RATIO_AS_OF <= 0.2")"
   done
 }
+# --- replay (issues 8, 24): generated in one process, rebuilt in another, so the peak RSS is
+# the rebuild's ------------------------------------------------------------------------------
+run_replay() {
+  REPLAY_PG_DB=$(fresh_db replay)
+  DATABASES+=("$REPLAY_PG_DB")  # fresh_db runs in a subshell
+  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (PostgreSQL)"
+  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG"
+  REPLAY_PG=$($BIN bench replay --reuse --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG")
+  echo "$REPLAY_PG"
+  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (SQLite)"
+  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG"
+  REPLAY_SQLITE=$($BIN bench replay --reuse --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG")
+  echo "$REPLAY_SQLITE"
+}
+# print_replay: the rebuild's targets, and how long its swap held readers (PostgreSQL) or
+# appends (SQLite).
+print_replay() {
+  PG_EPS=$(echo "$REPLAY_PG" | json events_per_sec); PG_RSS=$(echo "$REPLAY_PG" | json peak_rss_mb)
+  SQ_EPS=$(echo "$REPLAY_SQLITE" | json events_per_sec); SQ_RSS=$(echo "$REPLAY_SQLITE" | json peak_rss_mb)
+  target "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(ratio "$PG_EPS" 150000)" "$(verdict "$PG_EPS >= 150000")"
+  target "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(ratio "$SQ_EPS" 300000)" "$(verdict "$SQ_EPS >= 300000")"
+  target "replay peak RSS < 200 MB (PostgreSQL / SQLite; issue 8, and 24 asks < 300 MB at 1M)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
+  for line in "$REPLAY_PG" "$REPLAY_SQLITE"; do
+    echo "$line" | python3 -c '
+import json, sys
+figures = json.load(sys.stdin)
+parts = {p["name"]: p["seconds"] for p in figures["projections"]}
+if "swap: transaction" in parts:
+    print("   %-10s rebuild swap: staging %.3f s (nobody waits), one transaction %.3f s (%s wait)" % (
+        figures["engine"], parts["swap: staging"], parts["swap: transaction"],
+        "readers" if figures["engine"] == "postgres" else "appends"))'
+  done
+}
+if [ "$ONLY_HISTORY" = 1 ]; then
+  run_replay
+  run_as_of
+  target "target" "measured" "ratio" "verdict"
+  print_replay
+  print_as_of
+  exit 0
+fi
 if [ "$ONLY_AS_OF" = 1 ]; then
   run_as_of
   target "target" "measured" "ratio" "verdict"
@@ -264,17 +307,7 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
   echo "$SQLITE_LIFECYCLE"
   SQLITE_CPS=$(echo "$SQLITE_LIFECYCLE" | json commands_per_sec)
 
-  # Replay: generated in one process, rebuilt in another, so the peak RSS is the rebuild's.
-  REPLAY_PG_DB=$(fresh_db replay)
-  DATABASES+=("$REPLAY_PG_DB")  # fresh_db runs in a subshell
-  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (PostgreSQL)"
-  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG"
-  REPLAY_PG=$($BIN bench replay --reuse --database-url "$PG_SERVER/$REPLAY_PG_DB" 2>>"$LOG")
-  echo "$REPLAY_PG"
-  echo "== revledger bench replay --events $REPLAY_EVENTS --generate-only, then --reuse (SQLite)"
-  $BIN bench replay --events "$REPLAY_EVENTS" --generate-only --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG"
-  REPLAY_SQLITE=$($BIN bench replay --reuse --database-url "sqlite://$WORK_DIR/replay.db" 2>>"$LOG")
-  echo "$REPLAY_SQLITE"
+  run_replay
 
   run_reads
   run_as_of
@@ -298,11 +331,7 @@ else
   target "SQLite lifecycle >= 5000 commands/s (issues 8, 26)" "$SQLITE_CPS/s" "$(ratio "$SQLITE_CPS" 5000)" "$(verdict "$SQLITE_CPS >= 5000")"
   target "webhooks unique >= 0.8 x lifecycle commands/s" "$UNIQUE_RPS/s" "$(ratio "$UNIQUE_RPS" "$CPS")" "$(verdict "$UNIQUE_RPS >= 0.8 * $CPS")"
   target "webhooks repeats >= 5 x unique" "$REPEAT_RPS/s" "$(ratio "$REPEAT_RPS" "$UNIQUE_RPS")" "$(verdict "$REPEAT_RPS >= 5 * $UNIQUE_RPS")"
-  PG_EPS=$(echo "$REPLAY_PG" | json events_per_sec); PG_RSS=$(echo "$REPLAY_PG" | json peak_rss_mb)
-  SQ_EPS=$(echo "$REPLAY_SQLITE" | json events_per_sec); SQ_RSS=$(echo "$REPLAY_SQLITE" | json peak_rss_mb)
-  target "replay PostgreSQL >= 150000 events/s ($REPLAY_EVENTS events)" "$PG_EPS/s" "$(ratio "$PG_EPS" 150000)" "$(verdict "$PG_EPS >= 150000")"
-  target "replay SQLite >= 300000 events/s ($REPLAY_EVENTS events)" "$SQ_EPS/s" "$(ratio "$SQ_EPS" 300000)" "$(verdict "$SQ_EPS >= 300000")"
-  target "replay peak RSS < 200 MB (PostgreSQL / SQLite; issue 8, and 24 asks < 300 MB at 1M)" "$PG_RSS / $SQ_RSS MB" "$(ratio "$(python3 -c "import sys; print(max(map(float, sys.argv[1:])))" "$PG_RSS" "$SQ_RSS")" 200)" "$(verdict "$PG_RSS < 200 and $SQ_RSS < 200")"
+  print_replay
   print_reads
   print_as_of
 fi
