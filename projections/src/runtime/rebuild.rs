@@ -312,20 +312,7 @@ impl Rebuild {
             )
             .await?;
         }
-        let names = self.names();
-        // Snapshots of the models' earlier code must not outlive them.
-        crate::snapshots::discard(tx, &names).await?;
-        for (table, column) in [
-            ("projection_checkpoints", "name"),
-            ("quarantined_events", "projection"),
-        ] {
-            let (filter, params) = member_of(column, &names);
-            tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &params)
-                .await?;
-            copy_to_postgres(&self.group.db, table, &filter, &params, tx, table).await?;
-        }
-        self.carry_kept_rows(tx).await?;
-        self.apply_since_fold(tx, checkpoints).await
+        self.finish_swap(tx, checkpoints).await
     }
 
     async fn swap_sqlite(
@@ -337,13 +324,12 @@ impl Rebuild {
         // The staged tables came with their keys; every index made by `CREATE INDEX` (unique
         // ones too) goes with the table it replaces and is built again over the new rows
         // (SQLite cannot rename an index).
-        let marks = vec!["?"; tables.len()].join(", ");
-        let params: Vec<SqlValue> = tables.iter().map(|table| (*table).into()).collect();
+        let (filter, params) = member_of("tbl_name", tables);
         let indexes: Vec<String> = tx
             .fetch_all(
                 &format!(
                     "SELECT sql FROM main.sqlite_master WHERE type = 'index' \
-                     AND sql IS NOT NULL AND tbl_name IN ({marks}) ORDER BY name"
+                     AND sql IS NOT NULL AND {filter} ORDER BY name"
                 ),
                 &params,
             )
@@ -362,6 +348,17 @@ impl Rebuild {
         for definition in &indexes {
             tx.execute(definition, &[]).await?;
         }
+        self.finish_swap(tx, checkpoints).await
+    }
+
+    /// The end of a swap on either engine, once the tables are in place: the models' snapshots
+    /// go, their checkpoints and set-aside events become the fold's, the kept rows the fold
+    /// made are added, and the events since the fold are applied.
+    async fn finish_swap(
+        &self,
+        tx: &mut SqlTx,
+        checkpoints: &[(Checkpoint, i64)],
+    ) -> Result<(), ProjectionError> {
         let names = self.names();
         // Snapshots of the models' earlier code must not outlive them.
         crate::snapshots::discard(tx, &names).await?;
@@ -370,17 +367,21 @@ impl Rebuild {
             ("quarantined_events", "projection"),
         ] {
             let (filter, params) = member_of(column, &names);
-            tx.execute(&format!("DELETE FROM main.{table} WHERE {filter}"), &params)
+            tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &params)
                 .await?;
-            let columns = sqlite_columns(tx, table).await?.join(", ");
-            tx.execute(
-                &format!(
-                    "INSERT INTO main.{table} ({columns}) \
-                     SELECT {columns} FROM {ATTACHED}.{table} WHERE {filter}"
-                ),
-                &params,
-            )
-            .await?;
+            if self.live.engine() == "postgres" {
+                copy_to_postgres(&self.group.db, table, &filter, &params, tx, table).await?;
+            } else {
+                let columns = sqlite_columns(tx, table).await?.join(", ");
+                tx.execute(
+                    &format!(
+                        "INSERT INTO main.{table} ({columns}) \
+                         SELECT {columns} FROM {ATTACHED}.{table} WHERE {filter}"
+                    ),
+                    &params,
+                )
+                .await?;
+            }
         }
         self.carry_kept_rows(tx).await?;
         self.apply_since_fold(tx, checkpoints).await
