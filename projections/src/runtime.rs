@@ -450,27 +450,10 @@ impl ProjectorGroup {
         next: Checkpoint,
     ) -> Result<(), ProjectionError> {
         let mut tx = self.db.begin_derived().await?;
-        // Member by member: each owns its tables and reads no other's, so applying all of a
-        // member's events before the next member's gives the same rows as event by event, and
-        // lets each apply its run of events as a batch.
-        let result = async {
-            let mut moves = Vec::with_capacity(self.projections.len());
-            let members = self.projections.iter().zip(checkpoints);
-            for (projection, (checkpoint, applied)) in members.skip(lane).step_by(self.lanes) {
-                let events = events_after(batch, checkpoint);
-                if events.is_empty() {
-                    continue;
-                }
-                crate::quarantine::apply_admissible(&mut tx, projection.as_ref(), events).await?;
-                moves.push(Move {
-                    name: projection.name(),
-                    from: *checkpoint,
-                    events_applied: applied + events.len() as i64,
-                });
-            }
-            save_checkpoints(&mut tx, &moves, next).await
-        }
-        .await;
+        let mut standing = checkpoints.to_vec();
+        let members = self.projections.iter().zip(standing.iter_mut());
+        let lane_members = members.skip(lane).step_by(self.lanes);
+        let result = apply_to_members(&mut tx, lane_members, batch, next).await;
         if let Err(error) = result {
             let _ = tx.rollback().await;
             return Err(error);
@@ -509,6 +492,37 @@ impl ProjectorGroup {
         )
         .await
     }
+}
+
+/// Applies `batch` (read in checkpoint order) inside `tx` to each member, after its own
+/// checkpoint, and moves the checkpoint of each that had events to `next` in one
+/// compare-and-set ([`save_checkpoints`]); `standing` follows those moves.
+///
+/// Member by member: each owns its tables and reads no other's, so applying all of a
+/// member's events before the next member's gives the same rows as event by event, and lets
+/// each apply its run of events as a batch.
+pub(crate) async fn apply_to_members<'a>(
+    tx: &mut SqlTx,
+    standing: impl Iterator<Item = (&'a Arc<dyn Projection>, &'a mut (Checkpoint, i64))>,
+    batch: &[RecordedEvent],
+    next: Checkpoint,
+) -> Result<(), ProjectionError> {
+    let mut moves = Vec::new();
+    for (projection, (checkpoint, applied)) in standing {
+        let events = events_after(batch, checkpoint);
+        if events.is_empty() {
+            continue;
+        }
+        crate::quarantine::apply_admissible(tx, projection.as_ref(), events).await?;
+        *applied += events.len() as i64;
+        moves.push(Move {
+            name: projection.name(),
+            from: *checkpoint,
+            events_applied: *applied,
+        });
+        *checkpoint = next;
+    }
+    save_checkpoints(tx, &moves, next).await
 }
 
 /// Tails the log until `shutdown` turns true: `step` whenever an append wakes it, or every

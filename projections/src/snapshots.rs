@@ -350,15 +350,7 @@ pub async fn list(db: &SqlDb) -> Result<Vec<StoredSnapshot>, ProjectionError> {
         .map(|row| {
             Ok(StoredSnapshot {
                 name: row.text(0)?,
-                mark: SnapshotMark {
-                    checkpoint: Checkpoint {
-                        transaction_id: row.i64(1)?,
-                        position: row.i64(2)?,
-                    },
-                    max_position: row.i64(3)?,
-                    max_recorded_at_us: row.i64(4)?,
-                    events_applied: row.i64(5)?,
-                },
+                mark: mark_at(row, 1)?,
                 body_chars: row.i64(6)?,
             })
         })
@@ -389,19 +381,21 @@ async fn candidates(
             &[name.into(), bound.into(), limit.into()],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SnapshotMark {
-                checkpoint: Checkpoint {
-                    transaction_id: row.i64(0)?,
-                    position: row.i64(1)?,
-                },
-                max_position: row.i64(2)?,
-                max_recorded_at_us: row.i64(3)?,
-                events_applied: row.i64(4)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|row| mark_at(row, 0)).collect()
+}
+
+/// The mark read from `row`'s columns `transaction_id, position, max_position,
+/// max_recorded_at_us, events_applied`, starting at column `first`.
+fn mark_at(row: &adapters::sql::SqlRow, first: usize) -> Result<SnapshotMark, ProjectionError> {
+    Ok(SnapshotMark {
+        checkpoint: Checkpoint {
+            transaction_id: row.i64(first)?,
+            position: row.i64(first + 1)?,
+        },
+        max_position: row.i64(first + 2)?,
+        max_recorded_at_us: row.i64(first + 3)?,
+        events_applied: row.i64(first + 4)?,
+    })
 }
 
 /// A scratch database holding `projection`'s state at the newest snapshot usable up to

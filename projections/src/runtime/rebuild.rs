@@ -491,24 +491,8 @@ impl Rebuild {
                 return Ok(());
             };
             let next = Checkpoint::after(last);
-            let mut moves = Vec::with_capacity(standing.len());
-            for (projection, (checkpoint, applied)) in
-                self.group.projections.iter().zip(standing.iter_mut())
-            {
-                let events = events_after(&batch, checkpoint);
-                if events.is_empty() {
-                    continue;
-                }
-                crate::quarantine::apply_admissible(tx, projection.as_ref(), events).await?;
-                moves.push(Move {
-                    name: projection.name(),
-                    from: *checkpoint,
-                    events_applied: *applied + events.len() as i64,
-                });
-                *checkpoint = next;
-                *applied += events.len() as i64;
-            }
-            save_checkpoints(tx, &moves, next).await?;
+            let members = self.group.projections.iter().zip(standing.iter_mut());
+            apply_to_members(tx, members, &batch, next).await?;
             if batch.len() < self.group.batch_size {
                 return Ok(());
             }
