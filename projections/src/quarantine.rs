@@ -109,20 +109,50 @@ fn beyond_ceiling(field: &Value) -> Option<String> {
     }
 }
 
-/// Applies `events` to `projection` inside `tx`, setting aside (and recording) those a money
-/// read model cannot fold. Every read model's batch goes through here.
+/// Which events of a batch carry an amount beyond the ceiling, worked out once for the batch
+/// on first use, however many money read models fold it (each would otherwise walk every
+/// payload again).
+pub(crate) struct Admission<'a> {
+    batch: &'a [RecordedEvent],
+    verdicts: std::sync::OnceLock<Vec<Option<String>>>,
+}
+
+impl<'a> Admission<'a> {
+    pub(crate) fn new(batch: &'a [RecordedEvent]) -> Admission<'a> {
+        Admission {
+            batch,
+            verdicts: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The verdicts of `events`, which must end the batch (a member's events after its
+    /// checkpoint are a suffix of it).
+    fn of(&self, events: &[RecordedEvent]) -> &[Option<String>] {
+        let verdicts = self.verdicts.get_or_init(|| {
+            self.batch
+                .iter()
+                .map(|event| money_beyond_ceiling(&event.payload))
+                .collect()
+        });
+        let start = self.batch.len().saturating_sub(events.len());
+        debug_assert!(std::ptr::eq(&self.batch[start..], events));
+        &verdicts[start..]
+    }
+}
+
+/// Applies `events` (the end of `admission`'s batch) to `projection` inside `tx`, setting
+/// aside (and recording) those a money read model cannot fold. Every read model's batch goes
+/// through here.
 pub(crate) async fn apply_admissible(
     tx: &mut SqlTx,
     projection: &dyn Projection,
     events: &[RecordedEvent],
+    admission: &Admission<'_>,
 ) -> Result<(), ProjectionError> {
     if !projection.folds_money() {
         return projection.apply_batch(tx, events).await;
     }
-    let verdicts: Vec<Option<String>> = events
-        .iter()
-        .map(|event| money_beyond_ceiling(&event.payload))
-        .collect();
+    let verdicts = admission.of(events);
     if verdicts.iter().all(Option::is_none) {
         return projection.apply_batch(tx, events).await;
     }
@@ -130,7 +160,7 @@ pub(crate) async fn apply_admissible(
     for (event, verdict) in events.iter().zip(verdicts) {
         match verdict {
             None => admitted.push(event.clone()),
-            Some(reason) => record(tx, projection.name(), event, &reason).await?,
+            Some(reason) => record(tx, projection.name(), event, reason).await?,
         }
     }
     projection.apply_batch(tx, &admitted).await

@@ -183,7 +183,9 @@ impl Projector {
         applied_before: i64,
         checkpoint: Checkpoint,
     ) -> Result<(), ProjectionError> {
-        crate::quarantine::apply_admissible(tx, self.projection.as_ref(), batch).await?;
+        let admission = crate::quarantine::Admission::new(batch);
+        crate::quarantine::apply_admissible(tx, self.projection.as_ref(), batch, &admission)
+            .await?;
         let step = Move {
             name: self.name(),
             from,
@@ -508,12 +510,13 @@ pub(crate) async fn apply_to_members<'a>(
     next: Checkpoint,
 ) -> Result<(), ProjectionError> {
     let mut moves = Vec::new();
+    let admission = crate::quarantine::Admission::new(batch);
     for (projection, (checkpoint, applied)) in standing {
         let events = events_after(batch, checkpoint);
         if events.is_empty() {
             continue;
         }
-        crate::quarantine::apply_admissible(tx, projection.as_ref(), events).await?;
+        crate::quarantine::apply_admissible(tx, projection.as_ref(), events, &admission).await?;
         *applied += events.len() as i64;
         moves.push(Move {
             name: projection.name(),
