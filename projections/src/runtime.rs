@@ -432,15 +432,26 @@ impl ProjectorGroup {
             return Ok(None);
         };
         let batch = read(from).await?;
+        let applied = self.apply_read(&batch, &checkpoints).await?;
+        Ok(applied.map(|next| (batch.len(), next)))
+    }
+
+    /// Applies `batch`, read from the earliest of `checkpoints` (the members' own, in member
+    /// order), to every member behind its end; returns where it ended (`None` when it is empty).
+    pub(crate) async fn apply_read(
+        &self,
+        batch: &[RecordedEvent],
+        checkpoints: &[(Checkpoint, i64)],
+    ) -> Result<Option<Checkpoint>, ProjectionError> {
         let Some(last) = batch.last() else {
             return Ok(None);
         };
         let next = Checkpoint::after(last);
-        let lanes = (0..self.lanes).map(|lane| self.apply_lane(lane, &batch, &checkpoints, next));
+        let lanes = (0..self.lanes).map(|lane| self.apply_lane(lane, batch, checkpoints, next));
         for result in futures_util::future::join_all(lanes).await {
             result?;
         }
-        Ok(Some((batch.len(), next)))
+        Ok(Some(next))
     }
 
     /// Applies `batch` to the members of `lane` in one transaction, with their checkpoints.
