@@ -813,7 +813,8 @@ async fn rebuild(
     }
     if let Some(swap) = rebuild.swap_times() {
         println!(
-            "swapped in: staging {:.2} s, one transaction of {:.3} s",
+            "folded in {} parts; swapped in: staging {:.2} s, one transaction of {:.3} s",
+            rebuild.parts(),
             swap.staging.as_secs_f64(),
             swap.transaction.as_secs_f64()
         );
