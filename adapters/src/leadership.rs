@@ -121,3 +121,85 @@ async fn stop_all(stop: watch::Sender<bool>, workers: Vec<JoinHandle<()>>) {
         }
     }
 }
+
+/// The right to run one exclusive job (a rebuild) on a database, held until it is dropped or
+/// the process dies.
+///
+/// - PostgreSQL: a session-level advisory lock on a dedicated connection, as the lead's, keyed
+///   by the job's name; any process on any machine contends for the same one.
+/// - SQLite: an advisory lock (`flock`) on a file beside the database (`<file>-<name>.lock`),
+///   which the operating system releases when the process ends. An in-memory database is
+///   private to its process and needs none.
+pub struct Exclusive {
+    _connection: Option<sqlx::PgConnection>,
+    _file: Option<std::fs::File>,
+}
+
+/// Takes the exclusive right to run `name` on `db`, or `None` when another holder has it.
+pub async fn try_exclusive(
+    db: &SqlDb,
+    name: &str,
+) -> Result<Option<Exclusive>, crate::store::StoreError> {
+    let held = match db {
+        SqlDb::Postgres(pool) => {
+            let mut connection = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(job_key(name))
+                .fetch_one(&mut connection)
+                .await?;
+            taken.then_some(Exclusive {
+                _connection: Some(connection),
+                _file: None,
+            })
+        }
+        SqlDb::Sqlite(_) => {
+            let file = db
+                .fetch_optional(
+                    "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                    &[],
+                )
+                .await?
+                .map(|row| row.text(0))
+                .transpose()?
+                .unwrap_or_default();
+            if file.is_empty() {
+                Some(Exclusive {
+                    _connection: None,
+                    _file: None,
+                })
+            } else {
+                let path = format!("{file}-{name}.lock");
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|error| {
+                        crate::store::StoreError::InvalidValue(format!(
+                            "cannot open the lock file {path}: {error}"
+                        ))
+                    })?;
+                match lock.try_lock() {
+                    Ok(()) => Some(Exclusive {
+                        _connection: None,
+                        _file: Some(lock),
+                    }),
+                    Err(std::fs::TryLockError::WouldBlock) => None,
+                    Err(std::fs::TryLockError::Error(error)) => {
+                        return Err(crate::store::StoreError::InvalidValue(format!(
+                            "cannot lock {path}: {error}"
+                        )))
+                    }
+                }
+            }
+        }
+    };
+    Ok(held)
+}
+
+/// The advisory lock key of job `name`: the first 8 bytes of SHA-256("revledger:job:<name>").
+fn job_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("revledger:job:{name}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}

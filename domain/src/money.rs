@@ -176,7 +176,7 @@ impl Halalas {
         let riyals = (magnitude / 100).to_string();
         let mut grouped = String::with_capacity(riyals.len() + riyals.len() / 3);
         for (index, digit) in riyals.chars().enumerate() {
-            if index > 0 && (riyals.len() - index) % 3 == 0 {
+            if index > 0 && (riyals.len() - index).is_multiple_of(3) {
                 grouped.push(',');
             }
             grouped.push(digit);

@@ -51,6 +51,9 @@ pub enum ProjectionError {
     External(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
+    /// An exclusive job (a rebuild) is already running on this database.
+    #[error("another {0} is running on this database; try again once it is done")]
+    AlreadyRunning(&'static str),
     /// A read model's tables disagree with each other (a maintained figure with its facts).
     #[error("inconsistent read model: {0}")]
     Inconsistent(String),

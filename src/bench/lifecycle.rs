@@ -27,7 +27,8 @@ pub(super) struct LeadPlan {
 
 impl LeadPlan {
     pub(super) fn new(index: u64) -> LeadPlan {
-        let partner_id = (index % REFERRED_EVERY == 0)
+        let partner_id = index
+            .is_multiple_of(REFERRED_EVERY)
             .then(|| partner_id(((index / REFERRED_EVERY) % PARTNERS as u64) as usize));
         LeadPlan {
             index,

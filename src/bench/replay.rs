@@ -367,7 +367,7 @@ pub(super) async fn drive_generation(handlers: &Arc<Handlers>, events: i64) -> a
         workers.spawn(async move {
             loop {
                 let index = next_lead.fetch_add(1, Ordering::SeqCst);
-                if index % HEAD_REFRESH_EVERY == 0 {
+                if index.is_multiple_of(HEAD_REFRESH_EVERY) {
                     head.store(handlers.store.head_position().await?, Ordering::SeqCst);
                 }
                 if head.load(Ordering::SeqCst) >= events {

@@ -1,7 +1,7 @@
 //! Rebuilds without downtime (issue 24), on both engines: a reader of the live read models
 //! never sees a part of one while `Rebuild` folds aside and swaps, appends that keep coming
 //! meanwhile are neither lost nor doubled, and the swapped-in tables keep the schema they had
-//! (keys, indexes and their names).
+//! (keys, indexes and their names); a second rebuild is refused while one runs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,6 +142,16 @@ async fn readers_see_every_read_model_whole_while_a_rebuild_folds_and_swaps(db: 
             .await
             .unwrap();
     assert!(stopped.step().await.unwrap() > 0);
+    // While it runs, a second rebuild of the same database is refused, whatever it rebuilds.
+    let second = projections::Rebuild::start(db.store.clone(), projections::read_models()).await;
+    assert!(
+        matches!(
+            second,
+            Err(projections::ProjectionError::AlreadyRunning("rebuild"))
+        ),
+        "a second rebuild while one runs: {:?}",
+        second.err()
+    );
     drop(stopped);
     assert_eq!(
         rendered(&live).await,

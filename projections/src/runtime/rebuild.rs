@@ -79,6 +79,9 @@ pub struct Rebuild {
     /// thread ([`Rebuild::start_in_parts`]).
     parts: Vec<Part>,
     batch_size: usize,
+    /// Held until the rebuild has swapped or is dropped: no second one runs on the same
+    /// database meanwhile.
+    exclusive: Option<adapters::leadership::Exclusive>,
     after: Checkpoint,
     applied: i64,
     /// The next batch, read while the last one was applied, and where it was read from.
@@ -163,6 +166,11 @@ impl Rebuild {
         parts: usize,
     ) -> Result<Rebuild, ProjectionError> {
         let live = store.sql();
+        // Two rebuilds at once would stage into the same tables (and the second would drop
+        // the first's): the second is refused.
+        let Some(exclusive) = adapters::leadership::try_exclusive(&live, "rebuild").await? else {
+            return Err(ProjectionError::AlreadyRunning("rebuild"));
+        };
         let tables: Vec<&str> = projections
             .iter()
             .flat_map(|p| p.tables())
@@ -192,6 +200,7 @@ impl Rebuild {
             projections,
             parts: folding,
             batch_size: REBUILD_BATCH_SIZE,
+            exclusive: Some(exclusive),
             after: Checkpoint::START,
             applied: 0,
             ahead: None,
@@ -383,6 +392,7 @@ impl Rebuild {
             "rebuild swapped in"
         );
         self.swapped = Some(times);
+        self.exclusive = None;
         Ok(())
     }
 
