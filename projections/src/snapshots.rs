@@ -19,13 +19,14 @@
 //! trail keeps its last row (the fold's running hash and the summary read it; the trail's pages
 //! read older rows from the live trail, [`crate::audit_log::entries_as_of`]) and the journal the
 //! newest [`crate::ledger::MAX_ACCOUNT_LINES`] lines of each account with their entries (an
-//! account's page reads them; totals are kept in their own tables). A kept rule keeps what
-//! every query read from an as-of copy and the fold itself read, so a snapshot loaded and
+//! account's page reads them; totals are kept in their own tables). A rule keeps every row
+//! that the queries read from an as-of copy and the fold itself read, so a snapshot loaded and
 //! folded forward answers as a full replay does (the tests compare those queries both ways);
 //! and the rules are closed under folding (the newest rows after more arrive are among the
 //! newest before and the new ones), so a snapshot taken from a trimmed state keeps the same
-//! rows as one taken from a whole one. What a snapshot holds is then bounded by the models'
-//! current state (leads, invoices, accounts), not by the number of events.
+//! rows as one taken from a whole one. What a snapshot holds is then the models' per-entity
+//! state (leads, invoices, payments, accounts): it grows with the entities, not with the
+//! events about them, which still makes storage grow with history (bench/README.md).
 //!
 //! **Taking** ([`take_due`], run by the service's worker and by `revledger snapshot`): from the
 //! latest snapshot (or an empty scratch database), fold the log with the gap-safe
