@@ -141,7 +141,10 @@ impl From<app::sessions::SessionError> for ApiError {
 
 impl From<projections::ProjectionError> for ApiError {
     fn from(error: projections::ProjectionError) -> Self {
-        ApiError::internal(error)
+        match error {
+            projections::ProjectionError::Behind(_) => ApiError::Unavailable(error.to_string()),
+            error => ApiError::internal(error),
+        }
     }
 }
 

@@ -490,7 +490,7 @@ async fn audit(
         return Ok(answer);
     }
     let db = read_db(&state, "audit_log", query.as_of.as_deref()).await?;
-    let page = projections::audit_log::entries(&db, &audit_query).await?;
+    let page = projections::audit_log::entries_as_of(&state.store.sql(), &db, &audit_query).await?;
     Ok(Json(page).into_response())
 }
 

@@ -17,11 +17,22 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, SnapshotKeep};
 
 /// Events between two seals. Small enough that a removed or reordered event is pinned to a
 /// short range by the seals alone; at 32 bytes a seal, a million events cost 4,000 rows.
 pub const SEAL_INTERVAL: i64 = 250;
+
+/// What a snapshot keeps of the trail: its last row. The fold reads it for the running hash
+/// ([`AuditLog::apply_batch`]) and the summary ([`Projection::render`], [`summary`]) for the
+/// count and the head; the events per type are kept in `audit_event_types`. The trail's pages
+/// as of a moment ([`entries_as_of`]) read the rows before an as-of copy's first row from the
+/// live trail, which holds them as they were: a row never changes once written.
+pub const SNAPSHOT_TRAIL: SnapshotKeep = SnapshotKeep::Newest {
+    per: &[],
+    by: &["seq"],
+    rows: 1,
+};
 
 /// The running hash before the first event.
 pub const GENESIS_RUNNING_HASH: [u8; 32] = [0; 32];
@@ -145,6 +156,13 @@ impl Projection for AuditLog {
 
     fn kept_tables(&self) -> &'static [&'static str] {
         &["audit_seals"]
+    }
+
+    fn snapshot_keeps(&self, table: &str) -> SnapshotKeep {
+        match table {
+            "audit_log" => SNAPSHOT_TRAIL,
+            _ => SnapshotKeep::Every,
+        }
     }
 
     /// Reads the last row once for the whole run: each row's hash chains on the one before.
@@ -469,20 +487,77 @@ enum StreamColumn {
 /// query with `OR` would read every row of the trail.
 pub async fn entries(db: &SqlDb, query: &AuditQuery<'_>) -> Result<AuditPage, ProjectionError> {
     let limit = query.limit.clamp(1, MAX_PAGE_ROWS);
-    let mut items = match (query.stream, query.stream_type_too) {
-        (Some(_), true) => {
-            let mut merged = entries_matching(db, query, Some(StreamColumn::Id), limit).await?;
-            merged.extend(entries_matching(db, query, Some(StreamColumn::Type), limit).await?);
-            merged.sort_by_key(|entry| entry.seq);
-            merged.dedup_by_key(|entry| entry.seq);
-            if query.newest_first {
-                merged.reverse();
-            }
-            merged
-        }
-        (Some(_), false) => entries_matching(db, query, Some(StreamColumn::Id), limit).await?,
-        (None, _) => entries_matching(db, query, None, limit).await?,
+    let items = entries_between(db, query, Seqs::default(), limit).await?;
+    Ok(page_of(items, limit))
+}
+
+/// One page of the trail as of a moment, as `query` asks: the rows of `as_of` (the audit log
+/// computed as of the moment) and, before its first row, the live trail's (`live`).
+///
+/// An as-of copy loaded from a snapshot holds the trail only from the snapshot's last row on
+/// ([`SNAPSHOT_TRAIL`]). The rows before it are the live trail's: both folded the same prefix
+/// of commit order, so they are the same rows, and the running hash of the copy's first row,
+/// which chains every row before it, is checked against the live row of that number first. A
+/// copy that starts at row 1 (a full replay, or `live` itself) is read alone.
+pub async fn entries_as_of(
+    live: &SqlDb,
+    as_of: &SqlDb,
+    query: &AuditQuery<'_>,
+) -> Result<AuditPage, ProjectionError> {
+    let first = as_of
+        .fetch_optional(
+            "SELECT seq, running_hash FROM audit_log ORDER BY seq LIMIT 1",
+            &[],
+        )
+        .await?;
+    let Some(first) = first else {
+        return entries(as_of, query).await;
     };
+    let (first_seq, first_hash) = (first.i64(0)?, first.text(1)?);
+    if first_seq == 1 {
+        return entries(as_of, query).await;
+    }
+    let live_row = live
+        .fetch_optional(
+            "SELECT running_hash FROM audit_log WHERE seq = ?",
+            &[first_seq.into()],
+        )
+        .await?;
+    match live_row {
+        None => {
+            return Err(ProjectionError::Behind(format!(
+                "the audit trail as of then starts from its row {first_seq}, which the live \
+                 trail has not reached yet"
+            )))
+        }
+        Some(row) if row.text(0)? != first_hash => {
+            return Err(ProjectionError::Inconsistent(format!(
+                "the live audit trail's row {first_seq} has another running hash than the trail \
+                 folded as of then: they part ways at or before it (revledger verify names where)"
+            )))
+        }
+        Some(_) => {}
+    }
+    let limit = query.limit.clamp(1, MAX_PAGE_ROWS);
+    let before = Seqs {
+        below: Some(first_seq),
+        ..Seqs::default()
+    };
+    let after = Seqs {
+        from: Some(first_seq),
+        ..Seqs::default()
+    };
+    let mut items = entries_between(live, query, before, limit).await?;
+    items.extend(entries_between(as_of, query, after, limit).await?);
+    items.sort_by_key(|entry| entry.seq);
+    if query.newest_first {
+        items.reverse();
+    }
+    Ok(page_of(items, limit))
+}
+
+/// The page of `items` (in the query's order, at most one more than a page) and its cursor.
+fn page_of(mut items: Vec<AuditEntry>, limit: i64) -> AuditPage {
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
     let next_cursor = if more {
@@ -490,7 +565,42 @@ pub async fn entries(db: &SqlDb, query: &AuditQuery<'_>) -> Result<AuditPage, Pr
     } else {
         None
     };
-    Ok(AuditPage { items, next_cursor })
+    AuditPage { items, next_cursor }
+}
+
+/// A range of sequence numbers: at or after `from`, before `below` (either open).
+#[derive(Clone, Copy, Debug, Default)]
+struct Seqs {
+    from: Option<i64>,
+    below: Option<i64>,
+}
+
+/// At most `limit + 1` rows of the trail within `seqs` as `query` asks, in its order.
+async fn entries_between(
+    db: &SqlDb,
+    query: &AuditQuery<'_>,
+    seqs: Seqs,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, ProjectionError> {
+    let items = match (query.stream, query.stream_type_too) {
+        (Some(_), true) => {
+            let id = Some(StreamColumn::Id);
+            let mut merged = entries_matching(db, query, id, seqs, limit).await?;
+            let kind = Some(StreamColumn::Type);
+            merged.extend(entries_matching(db, query, kind, seqs, limit).await?);
+            merged.sort_by_key(|entry| entry.seq);
+            merged.dedup_by_key(|entry| entry.seq);
+            if query.newest_first {
+                merged.reverse();
+            }
+            merged
+        }
+        (Some(_), false) => {
+            entries_matching(db, query, Some(StreamColumn::Id), seqs, limit).await?
+        }
+        (None, _) => entries_matching(db, query, None, seqs, limit).await?,
+    };
+    Ok(items)
 }
 
 /// At most `limit + 1` rows of the trail as `query` asks, the stream (if any) matched on
@@ -499,6 +609,7 @@ async fn entries_matching(
     db: &SqlDb,
     query: &AuditQuery<'_>,
     column: Option<StreamColumn>,
+    seqs: Seqs,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, ProjectionError> {
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1");
@@ -523,6 +634,12 @@ async fn entries_matching(
     if let Some(to) = query.to_us {
         sql.push_str(" AND recorded_at_us <= ?");
         params.push(to.into());
+    }
+    for (bound, value) in [(" AND seq >= ?", seqs.from), (" AND seq < ?", seqs.below)] {
+        if let Some(value) = value {
+            sql.push_str(bound);
+            params.push(value.into());
+        }
     }
     if let Some(cursor) = query.cursor {
         sql.push_str(if query.newest_first {

@@ -69,7 +69,7 @@ use domain::invoice::InvoiceEvent;
 use domain::payment::PaymentEvent;
 use serde_json::{json, Value};
 
-use crate::{micros, rfc3339, Projection, ProjectionError};
+use crate::{micros, rfc3339, Projection, ProjectionError, SnapshotKeep};
 
 pub mod balances;
 mod postings;
@@ -81,6 +81,26 @@ pub struct Ledger;
 
 /// Lines `account()` returns at most: an account statement is paged from the newest line.
 pub const MAX_ACCOUNT_LINES: i64 = 1_000;
+
+/// What a snapshot keeps of the journal's lines: the newest [`MAX_ACCOUNT_LINES`] of each
+/// account, in the order [`account`] reads them (position, entry, line: a total order, since a
+/// line is one of an entry's and an entry one of an event's). No other query of an as-of copy
+/// reads a line: the trial balance ([`Projection::render`], `GET /api/ledger/trial-balance`)
+/// and an account's totals are read from `ledger_accounts`, and the fold never reads the
+/// journal back ([`Ledger::apply_batch`] reads only its memory tables). The lines of all time are
+/// read only from the live tables (`revledger verify --ledger`, the monthly charts).
+pub const SNAPSHOT_LINES: SnapshotKeep = SnapshotKeep::Newest {
+    per: &["account"],
+    by: &["position", "entry_index", "line_no"],
+    rows: MAX_ACCOUNT_LINES,
+};
+
+/// What a snapshot keeps of the journal's entries: those of the lines it keeps, which
+/// [`account`] joins to them.
+pub const SNAPSHOT_ENTRIES: SnapshotKeep = SnapshotKeep::NamedBy {
+    column: "entry_id",
+    table: "ledger_lines",
+};
 
 /// Account names.
 pub mod accounts {
@@ -328,6 +348,16 @@ impl Projection for Ledger {
 
     fn folds_money(&self) -> bool {
         true
+    }
+
+    /// The journal's lines and entries grow with history; a snapshot keeps what an account's
+    /// page reads ([`SNAPSHOT_LINES`], [`SNAPSHOT_ENTRIES`]) and every row of the rest.
+    fn snapshot_keeps(&self, table: &str) -> SnapshotKeep {
+        match table {
+            "ledger_lines" => SNAPSHOT_LINES,
+            "ledger_entries" => SNAPSHOT_ENTRIES,
+            _ => SnapshotKeep::Every,
+        }
     }
 
     /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came

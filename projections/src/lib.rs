@@ -57,6 +57,38 @@ pub enum ProjectionError {
     /// A read model's tables disagree with each other (a maintained figure with its facts).
     #[error("inconsistent read model: {0}")]
     Inconsistent(String),
+    /// A read needs the live read model to have reached a point it has not reached yet (its
+    /// projector is behind, or rebuilding); asking again once it has caught up answers.
+    #[error("the live read model is behind: {0}")]
+    Behind(String),
+}
+
+/// What a snapshot keeps of one of a read model's tables ([`Projection::snapshot_keeps`]).
+///
+/// A snapshot loaded and folded forward must answer every query read from an as-of copy, and
+/// the fold itself must write what it would have written after a full replay: a rule may drop
+/// only rows that neither the read model's queries on an as-of copy nor its `apply_batch` ever
+/// read again. Both rules below are closed under folding forward: the newest rows of a key
+/// after more rows arrive are among the newest before and the new ones, so a copy trimmed,
+/// loaded and folded holds the same newest rows as the full one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotKeep {
+    /// Every row.
+    Every,
+    /// The newest `rows` rows of each group of rows equal in the `per` columns (of the whole
+    /// table when `per` is empty), newest by the `by` columns, compared in descending order.
+    /// `by` must order the rows of a group totally (a tie would make "newest" ambiguous).
+    Newest {
+        per: &'static [&'static str],
+        by: &'static [&'static str],
+        rows: i64,
+    },
+    /// The rows whose `column` is named by a kept row of `table` (a column of the same name),
+    /// for rows read only through a join from that table.
+    NamedBy {
+        column: &'static str,
+        table: &'static str,
+    },
 }
 
 /// A read model: a named fold of the global log into tables it owns.
@@ -91,6 +123,14 @@ pub trait Projection: Send + Sync + 'static {
     /// ceiling is set aside rather than folded ([`quarantine`]).
     fn folds_money(&self) -> bool {
         false
+    }
+
+    /// What a snapshot of this read model keeps of `table`: every row unless the read model
+    /// says otherwise, for a table that grows with history of which only part is ever read
+    /// again (see [`SnapshotKeep`] for what a rule may drop). Each rule names, beside it, the
+    /// queries that need what it keeps.
+    fn snapshot_keeps(&self, _table: &str) -> SnapshotKeep {
+        SnapshotKeep::Every
     }
 
     /// The read model's current state as JSON (what `revledger replay` prints and the API

@@ -1,7 +1,7 @@
 //! Snapshots of read models, so that an as-of read folds a bounded number of events instead
 //! of the whole log before its moment.
 //!
-//! A snapshot of read model R at checkpoint C holds R's rows (its tables, and the events it
+//! A snapshot of read model R at checkpoint C holds R's state (its tables, and the events it
 //! set aside in `quarantined_events`) after folding exactly the committed events at or before C
 //! in commit order (`(transaction_id, position)`; on SQLite position order). It is kept with
 //! the highest position and latest recording time among those events, so that:
@@ -13,12 +13,32 @@
 //!   row for row (the tests compare every read model's `render` both ways).
 //! - **as of time T** the same, with `max_recorded_at_us <= T` and `recorded_at <= T`.
 //!
+//! **What it keeps**: of each table, the rows its read model's rule keeps
+//! ([`Projection::snapshot_keeps`], [`SnapshotKeep`]); every row unless the model says
+//! otherwise. Two tables grow with history and are read only at their newest end: the audit
+//! trail keeps its last row (the fold's running hash and the summary read it; the trail's pages
+//! read older rows from the live trail, [`crate::audit_log::entries_as_of`]) and the journal the
+//! newest [`crate::ledger::MAX_ACCOUNT_LINES`] lines of each account with their entries (an
+//! account's page reads them; totals are kept in their own tables). A rule keeps every row
+//! that the queries read from an as-of copy and the fold itself read, so a snapshot loaded and
+//! folded forward answers as a full replay does (the tests compare those queries both ways);
+//! and the rules are closed under folding (the newest rows after more arrive are among the
+//! newest before and the new ones), so a snapshot taken from a trimmed state keeps the same
+//! rows as one taken from a whole one. What a snapshot holds is then the models' per-entity
+//! state (leads, invoices, payments, accounts): it grows with the entities, not with the
+//! events about them, which still makes storage grow with history (bench/README.md).
+//!
 //! **Taking** ([`take_due`], run by the service's worker and by `revledger snapshot`): from the
 //! latest snapshot (or an empty scratch database), fold the log with the gap-safe
 //! [`EventStore::read_all`], so a snapshot only ever covers a prefix of commit order that can
 //! no longer change, and store one every [`SnapshotSettings::every_events`] events and, if
 //! asked, at each UTC day's end (before the first event recorded on a later day). Nothing is
-//! loaded or folded until a snapshot is due.
+//! loaded or folded until a snapshot is due. The state folded on is trimmed to what the
+//! snapshot kept after each one, so it stays as small as a snapshot.
+//!
+//! **Snapshots of the earlier layout** (whole copies, every row of every table, taken before
+//! the rules) are decoded and used as they are: a whole copy holds every row a rule keeps, and
+//! the next one taken from it keeps only what the rules keep.
 //!
 //! **Trust**: the body is the encoded rows ([`codec`]) in base64 beside the SHA-256 of the
 //! encoded bytes. A body whose hash, encoding or tables do not check out is skipped with a
@@ -43,7 +63,7 @@ use tokio::sync::watch;
 
 use crate::deferred_indexes::{quoted, secondary_indexes};
 use crate::runtime::{save_checkpoints, AsOf, Move, Projector};
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, SnapshotKeep};
 
 /// Events between two snapshots when the configuration does not say. An as-of read folds at
 /// most this many events after loading its snapshot; see bench/README.md for the measurements
@@ -70,10 +90,10 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// When snapshots are taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct SnapshotSettings {
-    /// Whether the service's worker takes them as the log grows. Off unless asked for: each
-    /// snapshot is a whole copy of its read model, and the audit log's and the journal's grow
-    /// with history, so their storage grows with its square (several times the events table
-    /// at 100k events, bench/README.md). `revledger snapshot` takes them on demand either way.
+    /// Whether the service's worker takes them as the log grows. Off unless asked for:
+    /// each snapshot holds its read model's current state, so storing one every N events
+    /// still grows with history times its state (bench/README.md, "As-of from snapshots").
+    /// `revledger snapshot` takes them on demand either way.
     pub worker: bool,
     /// A snapshot after every this many events (1..=[`MAX_EVERY_EVENTS`]).
     pub every_events: u64,
@@ -233,6 +253,9 @@ impl Taker<'_> {
         pending.clear();
         let body = dump(projector.db(), self.projection.as_ref()).await?;
         store(self.live, self.projection.name(), &self.mark, &body).await?;
+        // The next snapshot is folded from what this one holds, as a load of it would be, so
+        // the scratch state stays as small as a snapshot instead of growing with the history.
+        trim(projector.db(), self.projection.as_ref()).await?;
         self.taken.snapshots += 1;
         self.taken.bytes += body.len() as u64;
         self.taken.latest = Some(self.mark);
@@ -587,31 +610,39 @@ fn param_of(column: &Column) -> Param<'_> {
     }
 }
 
-/// The encoded rows of `projection`'s tables (and the events it set aside) in `scratch`.
+/// The encoded rows of `projection`'s tables that a snapshot keeps
+/// ([`Projection::snapshot_keeps`]), and the events it set aside, in `scratch`.
 async fn dump(scratch: &SqlDb, projection: &dyn Projection) -> Result<Vec<u8>, ProjectionError> {
     let connection = sqlite_of(scratch)?;
     let mut connection = connection.lock().await;
     let mut encoder = codec::Encoder::new(projection.tables().len() + 1);
-    // Only this read model's set-aside events: the filter is a bound parameter.
-    let own = [Param::Text(projection.name())];
-    let tables = projection
+    let mut tables: Vec<(&str, Kept)> = projection
         .tables()
         .iter()
-        .map(|table| (*table, "", &[][..]))
-        .chain([(QUARANTINE_TABLE, "WHERE projection = ?", &own[..])]);
-    for (table, filter, params) in tables {
+        .map(|table| (*table, kept(projection, table)))
+        .collect();
+    // Only this read model's set-aside events: the filter is a bound parameter.
+    tables.push((
+        QUARANTINE_TABLE,
+        Kept {
+            condition: "projection = ?".into(),
+            params: vec![KeptParam::Text(projection.name())],
+        },
+    ));
+    for (table, kept) in tables {
         let columns = columns_of(&mut connection, table)?;
+        let params = kept.params();
         let rows = connection
             .query_first(
-                &format!("SELECT COUNT(*) FROM {table} {filter}"),
-                params,
+                &format!("SELECT COUNT(*) FROM {table} WHERE {}", kept.condition),
+                &params,
                 |row| row.i64(0),
             )
             .map_err(StoreError::from)?
             .unwrap_or(0);
         encoder.table(table, &columns, rows as u64);
-        let select = format!("SELECT * FROM {table} {filter}");
-        connection.query(&select, params, |row| {
+        let select = format!("SELECT * FROM {table} WHERE {}", kept.condition);
+        connection.query(&select, &params, |row| {
             for index in 0..row.len() {
                 encoder
                     .value(table, index, &row.column(index)?)
@@ -621,6 +652,143 @@ async fn dump(scratch: &SqlDb, projection: &dyn Projection) -> Result<Vec<u8>, P
         })?;
     }
     Ok(encoder.finish())
+}
+
+/// Deletes from `scratch` the rows of `projection`'s tables that a snapshot does not keep.
+async fn trim(scratch: &SqlDb, projection: &dyn Projection) -> Result<(), ProjectionError> {
+    let connection = sqlite_of(scratch)?;
+    let mut connection = connection.lock().await;
+    for table in projection.tables() {
+        if projection.snapshot_keeps(table) == SnapshotKeep::Every {
+            continue;
+        }
+        let kept = kept(projection, table);
+        connection
+            .execute(
+                &format!("DELETE FROM {table} WHERE NOT ({})", kept.condition),
+                &kept.params(),
+            )
+            .map_err(StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// The rows of `table` that a snapshot of `projection` keeps, as they are in `db` (an as-of
+/// scratch database), ordered by all their columns: what an as-of copy loaded from a snapshot
+/// and a full replay must agree on, table for table.
+pub async fn kept_rows(
+    db: &SqlDb,
+    projection: &dyn Projection,
+    table: &str,
+) -> Result<Vec<Vec<SqlValue>>, ProjectionError> {
+    let kept = kept(projection, table);
+    let params: Vec<SqlValue> = kept
+        .params
+        .iter()
+        .map(|param| match param {
+            KeptParam::Int(value) => (*value).into(),
+            KeptParam::Text(text) => (*text).into(),
+        })
+        .collect();
+    let width = {
+        let connection = sqlite_of(db)?;
+        let mut connection = connection.lock().await;
+        columns_of(&mut connection, table)?.len()
+    };
+    let order: Vec<String> = (1..=width).map(|i| i.to_string()).collect();
+    let rows = db
+        .fetch_all(
+            &format!(
+                "SELECT * FROM {table} WHERE {} ORDER BY {}",
+                kept.condition,
+                order.join(", ")
+            ),
+            &params,
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| row.value(i).map_err(ProjectionError::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// Which rows of a table a snapshot keeps: a condition on them, for a `WHERE`, and its
+/// parameters. Table and column names in it are the read model's own (static, from code).
+struct Kept {
+    condition: String,
+    params: Vec<KeptParam>,
+}
+
+enum KeptParam {
+    Int(i64),
+    Text(&'static str),
+}
+
+impl Kept {
+    fn params(&self) -> Vec<Param<'_>> {
+        self.params
+            .iter()
+            .map(|param| match param {
+                KeptParam::Int(value) => Param::Int(*value),
+                KeptParam::Text(text) => Param::Text(text),
+            })
+            .collect()
+    }
+}
+
+/// The rows of `table` a snapshot of `projection` keeps ([`Projection::snapshot_keeps`]).
+/// A [`SnapshotKeep::NamedBy`] rule follows one step: when the table it names is itself kept
+/// by name, every row of that one counts (keeping more than needed, never less).
+fn kept(projection: &dyn Projection, table: &str) -> Kept {
+    match projection.snapshot_keeps(table) {
+        SnapshotKeep::NamedBy {
+            column,
+            table: naming,
+        } => {
+            let inner = match projection.snapshot_keeps(naming) {
+                SnapshotKeep::NamedBy { .. } => kept_by_rule(naming, SnapshotKeep::Every),
+                rule => kept_by_rule(naming, rule),
+            };
+            Kept {
+                condition: format!(
+                    "{column} IN (SELECT {column} FROM {naming} WHERE {})",
+                    inner.condition
+                ),
+                params: inner.params,
+            }
+        }
+        rule => kept_by_rule(table, rule),
+    }
+}
+
+/// The condition of a rule other than [`SnapshotKeep::NamedBy`] (which counts as every row).
+fn kept_by_rule(table: &str, rule: SnapshotKeep) -> Kept {
+    match rule {
+        SnapshotKeep::Newest { per, by, rows } => {
+            let partition = if per.is_empty() {
+                String::new()
+            } else {
+                format!("PARTITION BY {} ", per.join(", "))
+            };
+            let order: Vec<String> = by.iter().map(|column| format!("{column} DESC")).collect();
+            Kept {
+                condition: format!(
+                    "rowid IN (SELECT kept_rowid FROM (SELECT rowid AS kept_rowid, \
+                     ROW_NUMBER() OVER ({partition}ORDER BY {}) AS newest FROM {table}) \
+                     WHERE newest <= ?)",
+                    order.join(", ")
+                ),
+                params: vec![KeptParam::Int(rows)],
+            }
+        }
+        SnapshotKeep::Every | SnapshotKeep::NamedBy { .. } => Kept {
+            condition: "1 = 1".into(),
+            params: Vec::new(),
+        },
+    }
 }
 
 /// A table's column names, in order.

@@ -1,18 +1,28 @@
 //! As-of reads from snapshots (issue 24), on both engines: over a generated history, every
 //! read model read as of sampled positions and times from its snapshots equals a full replay
-//! (`runtime::as_of_full`), table for table and in what `render` answers; it still does when a
-//! snapshot's body is damaged (its hash no longer matches) or undecodable (its hash does); taking
-//! snapshots again takes only what is due; a rebuild deletes a read model's snapshots.
+//! (`runtime::as_of_full`): in the rows each table's snapshot rule keeps, in what `render`
+//! answers, and in every other query read from an as-of copy (an account's lines, partner
+//! statements, the reconciliation page, the audit trail's pages); it still does when a
+//! snapshot's body is damaged (its hash no longer matches) or undecodable (its hash does);
+//! taking snapshots again takes only what is due; a rebuild deletes a read model's snapshots.
+//!
+//! The journal is snapshotted here with the newest [`TEST_ACCOUNT_LINES`] lines per account
+//! instead of `MAX_ACCOUNT_LINES`, so that a short history trims its accounts (the rule and its
+//! code are the same), and its account pages are read that many lines deep.
 
 use std::sync::Arc;
 
-use adapters::sql::SqlDb;
-use adapters::store::EventStore;
+use adapters::sql::{SqlDb, SqlTx};
+use adapters::store::{EventStore, RecordedEvent};
 use app::handlers::Handlers;
+use async_trait::async_trait;
 use base64::Engine as _;
-use projections::runtime::{as_of_full, dump_table};
+use projections::audit_log::{self, AuditLog, AuditQuery};
+use projections::ledger::{self, Ledger};
+use projections::reconciliation::{report_page, PageRequest};
+use projections::runtime::as_of_full;
 use projections::snapshots::{self, SnapshotSettings};
-use projections::{AsOf, Projection};
+use projections::{AsOf, Projection, ProjectionError, Projector, SnapshotKeep};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use sha2::{Digest, Sha256};
@@ -44,38 +54,276 @@ async fn history(db: &TestDb, seed: u64, events: i64) -> (Generator, Arc<Handler
     (generator, handlers)
 }
 
-/// The whole state of `projection` in `db`: its tables' rows and its rendering.
-async fn state(projection: &Arc<dyn Projection>, db: &SqlDb) -> String {
-    let mut tables = Vec::new();
-    for table in projection.tables() {
-        tables.push(format!(
-            "{table}: {:?}",
-            dump_table(db, table).await.unwrap()
-        ));
+/// Lines per account the journal's snapshots keep in these tests.
+const TEST_ACCOUNT_LINES: i64 = 4;
+
+/// The journal, with snapshots that keep [`TEST_ACCOUNT_LINES`] lines per account.
+struct ShortJournal;
+
+#[async_trait]
+impl Projection for ShortJournal {
+    fn name(&self) -> &'static str {
+        Ledger.name()
     }
-    format!(
-        "{}\n{}",
-        tables.join("\n"),
-        projection.render(db).await.unwrap()
-    )
+
+    fn tables(&self) -> &'static [&'static str] {
+        Ledger.tables()
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        Ledger.apply_batch(tx, events).await
+    }
+
+    fn folds_money(&self) -> bool {
+        Ledger.folds_money()
+    }
+
+    fn snapshot_keeps(&self, table: &str) -> SnapshotKeep {
+        match Ledger.snapshot_keeps(table) {
+            SnapshotKeep::Newest { per, by, .. } => SnapshotKeep::Newest {
+                per,
+                by,
+                rows: TEST_ACCOUNT_LINES,
+            },
+            rule => rule,
+        }
+    }
+
+    async fn render(&self, db: &SqlDb) -> Result<serde_json::Value, ProjectionError> {
+        Ledger.render(db).await
+    }
 }
 
-/// Asserts that every read model as of `moment` from snapshots equals its full replay.
+/// Every read model, the journal as [`ShortJournal`].
+fn read_models() -> Vec<Arc<dyn Projection>> {
+    projections::read_models()
+        .into_iter()
+        .map(|projection| match projection.name() {
+            "ledger" => Arc::new(ShortJournal) as Arc<dyn Projection>,
+            _ => projection,
+        })
+        .collect()
+}
+
+/// What an as-of copy of `projection` answers: the rows each of its tables' snapshot rule
+/// keeps, its rendering, and the queries the API reads from an as-of copy of it (`asked`).
+/// `live` is the live database, from which the audit trail's pages read the rows before a
+/// copy's first.
+async fn answers(
+    projection: &Arc<dyn Projection>,
+    db: &SqlDb,
+    asked: &Asked,
+    live: &SqlDb,
+) -> String {
+    let mut answers = Vec::new();
+    for table in projection.tables() {
+        let kept = snapshots::kept_rows(db, projection.as_ref(), table)
+            .await
+            .unwrap();
+        answers.push(format!("{table}: {kept:?}"));
+    }
+    answers.push(projection.render(db).await.unwrap().to_string());
+    match projection.name() {
+        "ledger" => {
+            for account in &asked.accounts {
+                let page = ledger::account(db, account, TEST_ACCOUNT_LINES)
+                    .await
+                    .unwrap();
+                answers.push(page.to_string());
+            }
+        }
+        "partner_statements" => {
+            for (partner, month) in &asked.statement_months {
+                let statement = projections::statements::statement(db, partner, month)
+                    .await
+                    .unwrap();
+                answers.push(statement.to_string());
+            }
+            let latest = projections::statements::latest_commissions(db, 20)
+                .await
+                .unwrap();
+            answers.push(format!("{latest:?}"));
+        }
+        "reconciliation" => {
+            let page = report_page(db, &PageRequest::first(20)).await.unwrap();
+            answers.push(format!("{page:?}"));
+        }
+        "audit_log" => {
+            for query in &asked.trail {
+                let query = query.as_query();
+                let page = audit_log::entries_as_of(live, db, &query).await.unwrap();
+                answers.push(format!("{page:?}"));
+            }
+        }
+        _ => {}
+    }
+    answers.join("\n")
+}
+
+/// Which accounts, partners' months and pages of the trail are asked of both copies.
+struct Asked {
+    accounts: Vec<String>,
+    statement_months: Vec<(String, String)>,
+    trail: Vec<TrailQuery>,
+}
+
+impl Asked {
+    /// Read from the full replay `full` (and `from_snapshots`, where its trail starts).
+    async fn of(projection: &Arc<dyn Projection>, full: &SqlDb, from_snapshots: &SqlDb) -> Asked {
+        let mut asked = Asked {
+            accounts: Vec::new(),
+            statement_months: Vec::new(),
+            trail: Vec::new(),
+        };
+        match projection.name() {
+            "ledger" => asked.accounts = accounts(full).await,
+            "partner_statements" => asked.statement_months = statement_months(full).await,
+            "audit_log" => asked.trail = trail_queries(full, from_snapshots).await,
+            _ => {}
+        }
+        asked
+    }
+}
+
+/// The accounts with the most lines and a few with the fewest.
+async fn accounts(full: &SqlDb) -> Vec<String> {
+    let mut accounts = Vec::new();
+    for order in ["DESC", "ASC"] {
+        let rows = full
+            .fetch_all(
+                &format!(
+                    "SELECT account FROM ledger_accounts ORDER BY lines {order}, account LIMIT 3"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        for row in rows {
+            accounts.push(row.text(0).unwrap());
+        }
+    }
+    accounts
+}
+
+/// The partners' months with the most statement lines.
+async fn statement_months(full: &SqlDb) -> Vec<(String, String)> {
+    full.fetch_all(
+        "SELECT partner_id, month FROM statement_months ORDER BY lines DESC, partner_id, month LIMIT 3",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.text(0).unwrap(), row.text(1).unwrap()))
+    .collect()
+}
+
+/// An audit trail query, owning its filter.
+struct TrailQuery {
+    stream: Option<String>,
+    stream_type_too: bool,
+    event_type: Option<String>,
+    cursor: Option<i64>,
+    newest_first: bool,
+    limit: i64,
+}
+
+impl TrailQuery {
+    fn as_query(&self) -> AuditQuery<'_> {
+        AuditQuery {
+            stream: self.stream.as_deref(),
+            stream_type_too: self.stream_type_too,
+            event_type: self.event_type.as_deref(),
+            cursor: self.cursor,
+            newest_first: self.newest_first,
+            limit: self.limit,
+            ..AuditQuery::default()
+        }
+    }
+}
+
+/// Pages of the trail: across the row where the copy from snapshots starts (both ways), from
+/// the start, around the middle, back from the end, and filtered by a stream type and an event
+/// type as the dashboard and the API filter.
+async fn trail_queries(full: &SqlDb, from_snapshots: &SqlDb) -> Vec<TrailQuery> {
+    let events = audit_log::summary(full).await.unwrap().events;
+    let starts = from_snapshots
+        .fetch_optional("SELECT MIN(seq) FROM audit_log", &[])
+        .await
+        .unwrap()
+        .and_then(|row| row.opt_i64(0).unwrap())
+        .unwrap_or(1);
+    let plain = |cursor, newest_first, limit| TrailQuery {
+        stream: None,
+        stream_type_too: false,
+        event_type: None,
+        cursor,
+        newest_first,
+        limit,
+    };
+    let mut queries = vec![
+        plain(Some(starts - 4), false, 10),
+        plain(Some(starts + 4), true, 10),
+        plain(Some(starts), true, 3),
+        plain(Some(starts - 1), false, 1),
+        plain(None, false, 50),
+        plain(Some(events / 2), false, 200),
+        plain(Some(events / 2), true, 200),
+        plain(None, true, 200),
+        plain(Some(events.saturating_sub(150)), true, 200),
+        TrailQuery {
+            stream: Some("invoice".into()),
+            stream_type_too: true,
+            ..plain(None, true, 100)
+        },
+    ];
+    let common = full
+        .fetch_optional(
+            "SELECT event_type FROM audit_event_types ORDER BY events DESC, event_type LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    if let Some(row) = common {
+        queries.push(TrailQuery {
+            event_type: Some(row.text(0).unwrap()),
+            ..plain(Some(events / 3), false, 200)
+        });
+    }
+    queries
+}
+
+/// Asserts that every read model as of `moment` from snapshots answers as its full replay.
+/// The live audit log must have caught up (its pages read the rows before a copy's first).
 async fn assert_equal_to_full_replay(store: &Arc<dyn EventStore>, moment: AsOf) {
-    for projection in projections::read_models() {
+    let live = store.sql();
+    for projection in read_models() {
         let from_snapshots = projections::runtime::as_of(store.clone(), projection.clone(), moment)
             .await
             .unwrap();
         let full = as_of_full(store.clone(), projection.clone(), moment)
             .await
             .unwrap();
+        let asked = Asked::of(&projection, &full, &from_snapshots).await;
         assert_eq!(
-            state(&projection, &from_snapshots).await,
-            state(&projection, &full).await,
+            answers(&projection, &from_snapshots, &asked, &live).await,
+            answers(&projection, &full, &asked, &live).await,
             "{} as of {moment:?}",
             projection.name()
         );
     }
+}
+
+/// Catches the live audit log up with the log.
+async fn catch_up_live_trail(store: &Arc<dyn EventStore>) {
+    Projector::new(store.clone(), Arc::new(AuditLog))
+        .catch_up()
+        .await
+        .unwrap();
 }
 
 /// Positions and times sampled (deterministically) over the log, with the edges and the
@@ -117,7 +365,7 @@ async fn take(store: &Arc<dyn EventStore>, at_day_end: bool) -> Vec<snapshots::T
         every_events: EVERY,
         at_day_end,
     };
-    snapshots::take_all_due(store, &projections::read_models(), settings)
+    snapshots::take_all_due(store, &read_models(), settings)
         .await
         .unwrap()
 }
@@ -135,9 +383,45 @@ async fn as_of_from_snapshots_equals_a_full_replay_at_sampled_moments_for_every_
             taken.snapshots
         );
     }
+    assert_the_trail_waits_for_the_live_one(&db.store).await;
+    catch_up_live_trail(&db.store).await;
     for moment in sampled_moments(&db.store).await {
         assert_equal_to_full_replay(&db.store, moment).await;
     }
+}
+
+/// While the live audit log has not reached the row a copy starts at (here an empty one), a
+/// page of the trail as of a moment whose copy starts after row 1 is refused as behind, not
+/// answered with rows missing.
+async fn assert_the_trail_waits_for_the_live_one(store: &Arc<dyn EventStore>) {
+    let head = store.head_position().await.unwrap();
+    let trail: Arc<dyn Projection> = Arc::new(AuditLog);
+    let copy = projections::runtime::as_of(store.clone(), trail, AsOf::Position(head))
+        .await
+        .unwrap();
+    let starts = copy
+        .fetch_optional("SELECT MIN(seq) FROM audit_log", &[])
+        .await
+        .unwrap()
+        .and_then(|row| row.opt_i64(0).unwrap());
+    assert!(
+        starts > Some(EVERY as i64),
+        "the copy starts at row {starts:?}"
+    );
+    let behind = SqlDb::scratch().await.unwrap();
+    let answer = audit_log::entries_as_of(
+        &behind,
+        &copy,
+        &AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(answer, Err(ProjectionError::Behind(_))),
+        "{answer:?}"
+    );
 }
 
 async fn a_damaged_or_undecodable_snapshot_is_skipped_for_the_one_before(db: &TestDb) {
@@ -146,7 +430,7 @@ async fn a_damaged_or_undecodable_snapshot_is_skipped_for_the_one_before(db: &Te
     let live = db.store.sql();
     let stored = snapshots::list(&live).await.unwrap();
     let mut moments = Vec::new();
-    for projection in projections::read_models() {
+    for projection in read_models() {
         let own: Vec<_> = stored
             .iter()
             .filter(|s| s.name == projection.name())
@@ -193,6 +477,7 @@ async fn a_damaged_or_undecodable_snapshot_is_skipped_for_the_one_before(db: &Te
     }
     let head = db.store.head_position().await.unwrap();
     moments.push(AsOf::Position(head));
+    catch_up_live_trail(&db.store).await;
     for moment in moments {
         assert_equal_to_full_replay(&db.store, moment).await;
     }
@@ -202,6 +487,7 @@ async fn a_damaged_or_undecodable_snapshot_is_skipped_for_the_one_before(db: &Te
     run_process_managers(&handlers).await;
     let taken = take(&db.store, true).await;
     assert!(taken.iter().all(|t| t.snapshots >= 1), "{taken:?}");
+    catch_up_live_trail(&db.store).await;
     assert_equal_to_full_replay(
         &db.store,
         AsOf::Position(db.store.head_position().await.unwrap()),

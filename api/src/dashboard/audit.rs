@@ -87,7 +87,8 @@ async fn body(state: &AppState, visit: &Visit, query: &PageQuery) -> Result<Mark
     let db = read_db(state, "audit_log", query.as_of()).await?;
     let filters = Filters::of(query)?;
     let summary = audit_log::summary(&db).await?;
-    let trail = audit_log::entries(
+    let trail = audit_log::entries_as_of(
+        &state.store.sql(),
         &db,
         &AuditQuery {
             stream: filters.stream.as_deref(),

@@ -327,6 +327,7 @@ pub(super) fn audit() -> Vec<Operation> {
             .parameter(json!({"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}}))
             .parameter(json!({"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}}))
             .respond(200, "One page of the trail, oldest first.", reference("AuditPage"))
+            .error(503, "With `as_of`: the live trail has not reached the row the trail as of then starts from (its projector is catching up or rebuilding); retry.")
             .may_be_pending(),
         operation("get", "/api/streams/{stream_id}/events", "getStreamEvents", "audit", "A stream's events as stored", Access::Bearer(AUDIT_READ))
             .parameters(&["Limit"])
