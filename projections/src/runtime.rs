@@ -688,11 +688,7 @@ pub async fn dump_table(db: &SqlDb, table: &str) -> Result<Vec<Vec<SqlValue>>, P
         )
         .await?;
     rows.iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| row.value(i).map_err(ProjectionError::from))
-                .collect()
-        })
+        .map(|row| row.values().map_err(ProjectionError::from))
         .collect()
 }
 

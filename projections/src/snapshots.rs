@@ -707,11 +707,7 @@ pub async fn kept_rows(
         )
         .await?;
     rows.iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| row.value(i).map_err(ProjectionError::from))
-                .collect()
-        })
+        .map(|row| row.values().map_err(ProjectionError::from))
         .collect()
 }
 

@@ -296,10 +296,8 @@ async fn the_kept_revenue_and_monthly_figures_equal_the_facts_at_every_step(db: 
 /// Rows of a query, each as text and numbers, sorted.
 async fn rows_of(db: &TestDb, sql: &str) -> Vec<Vec<adapters::sql::SqlValue>> {
     let rows = db.store.sql().fetch_all(sql, &[]).await.unwrap();
-    let mut out: Vec<Vec<adapters::sql::SqlValue>> = rows
-        .iter()
-        .map(|row| (0..row.len()).map(|i| row.value(i).unwrap()).collect())
-        .collect();
+    let mut out: Vec<Vec<adapters::sql::SqlValue>> =
+        rows.iter().map(|row| row.values().unwrap()).collect();
     out.sort_by_key(|row| format!("{row:?}"));
     out
 }

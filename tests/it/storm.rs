@@ -765,7 +765,7 @@ impl State {
                         .await
                         .unwrap()
                         .iter()
-                        .map(|row| (0..row.len()).map(|i| row.value(i).unwrap()).collect())
+                        .map(|row| row.values().unwrap())
                         .collect(),
                     None => dump_table(&db, table).await.unwrap(),
                 };

@@ -458,6 +458,11 @@ impl SqlRow {
         Ok(value.map_or(SqlValue::Null, |v| SqlValue::Int(i64::from(v))))
     }
 
+    /// Every column as a [`SqlValue`] ([`SqlRow::value`]), in order.
+    pub fn values(&self) -> Result<Vec<SqlValue>, StoreError> {
+        (0..self.len()).map(|i| self.value(i)).collect()
+    }
+
     pub fn i64(&self, index: usize) -> Result<i64, StoreError> {
         match self {
             SqlRow::Sqlite(_) => self

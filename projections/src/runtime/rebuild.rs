@@ -651,10 +651,7 @@ async fn insert_rows(
     let marks = vec!["?"; first.len()].join(", ");
     let insert = format!("{insert} VALUES ({marks}) ON CONFLICT DO NOTHING");
     for row in rows {
-        let values = (0..row.len())
-            .map(|i| row.value(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        tx.write(&insert, &values).await?;
+        tx.write(&insert, &row.values()?).await?;
     }
     Ok(())
 }
