@@ -73,8 +73,6 @@ const SWAP_ATTEMPTS: usize = 5;
 pub struct Rebuild {
     store: Arc<dyn EventStore>,
     live: SqlDb,
-    /// Every read model rebuilt, in the order they were given.
-    projections: Vec<Arc<dyn Projection>>,
     /// The read models split into parts, each folded into its own scratch file on its own
     /// thread ([`Rebuild::start_in_parts`]).
     parts: Vec<Part>,
@@ -197,7 +195,6 @@ impl Rebuild {
         Ok(Rebuild {
             store,
             live,
-            projections,
             parts: folding,
             batch_size: REBUILD_BATCH_SIZE,
             exclusive: Some(exclusive),
@@ -294,12 +291,13 @@ impl Rebuild {
         Ok(standing)
     }
 
+    /// Every read model rebuilt, part by part: the order of [`Self::standing`] flattened.
+    fn members(&self) -> impl Iterator<Item = &Arc<dyn Projection>> {
+        self.parts.iter().flat_map(|part| &part.group.projections)
+    }
+
     fn tables(&self) -> Vec<&'static str> {
-        self.projections
-            .iter()
-            .flat_map(|p| p.tables())
-            .copied()
-            .collect()
+        self.members().flat_map(|p| p.tables()).copied().collect()
     }
 
     /// The part whose scratch file holds `table`.
@@ -313,22 +311,8 @@ impl Rebuild {
     /// Puts the folded read models in place of the live ones (see the module).
     async fn swap(&mut self) -> Result<(), ProjectionError> {
         let tables = self.tables();
-        // In the order of `self.projections`, as the swap applies the events since the fold.
-        let mut checkpoints = Vec::with_capacity(self.projections.len());
-        let standing = self.standing().await?;
-        for projection in &self.projections {
-            let folded = self
-                .parts
-                .iter()
-                .zip(&standing)
-                .find_map(|(part, standing)| {
-                    let member = part.names().iter().position(|n| *n == projection.name())?;
-                    Some(standing[member])
-                });
-            checkpoints.push(folded.ok_or_else(|| {
-                ProjectionError::Inconsistent(format!("{} was not folded", projection.name()))
-            })?);
-        }
+        // In the order of `Self::members`.
+        let checkpoints: Vec<_> = self.standing().await?.into_iter().flatten().collect();
         let mut times = SwapTimes::default();
         if self.live.engine() == "postgres" {
             let started = std::time::Instant::now();
@@ -473,7 +457,7 @@ impl Rebuild {
         tx: &mut SqlTx,
         checkpoints: &[(Checkpoint, i64)],
     ) -> Result<(), ProjectionError> {
-        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        let names: Vec<&str> = self.members().map(|p| p.name()).collect();
         // Snapshots of the models' earlier code must not outlive them.
         crate::snapshots::discard(tx, &names).await?;
         for (table, column) in [
@@ -483,12 +467,14 @@ impl Rebuild {
             let (filter, params) = member_of(column, &names);
             tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &params)
                 .await?;
+            // PostgreSQL copies by its own column list; SQLite names the live table's columns.
+            let columns = match self.live.engine() {
+                "postgres" => None,
+                _ => Some(sqlite_columns(tx, table).await?.join(", ")),
+            };
             for part in &self.parts {
                 let (filter, params) = member_of(column, &part.names());
-                if self.live.engine() == "postgres" {
-                    copy_to_postgres(&part.group.db, table, &filter, &params, tx, table).await?;
-                } else {
-                    let columns = sqlite_columns(tx, table).await?.join(", ");
+                if let Some(columns) = &columns {
                     let rows = part
                         .group
                         .db
@@ -499,6 +485,8 @@ impl Rebuild {
                         .await?;
                     insert_rows(tx, &format!("INSERT INTO main.{table} ({columns})"), &rows)
                         .await?;
+                } else {
+                    copy_to_postgres(&part.group.db, table, &filter, &params, tx, table).await?;
                 }
             }
         }
@@ -605,7 +593,7 @@ impl Rebuild {
                 return Ok(());
             };
             let next = Checkpoint::after(last);
-            let members = self.projections.iter().zip(standing.iter_mut());
+            let members = self.members().zip(standing.iter_mut());
             apply_to_members(tx, members, &batch, next).await?;
             if batch.len() < self.batch_size {
                 return Ok(());
