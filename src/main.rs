@@ -324,9 +324,9 @@ enum LogFormat {
 /// an as-of read loads the latest one before its moment and folds the events after it.
 #[derive(clap::Args, Clone, Copy)]
 struct SnapshotArgs {
-    /// Have the service's worker take snapshots as the log grows (off by default: each is a
-    /// whole copy of its read model, so their storage grows with the square of history;
-    /// `revledger snapshot` takes them on demand).
+    /// Have the service's worker take snapshots as the log grows (off by default: each holds
+    /// its read model's per-entity state, so storing one every N events still grows with
+    /// history times that state; `revledger snapshot` takes them on demand).
     #[arg(long, env = "REVLEDGER_SNAPSHOT_WORKER", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     snapshot_worker: bool,
     /// A snapshot of each read model every this many events: an as-of read folds at most

@@ -674,6 +674,17 @@ pub async fn as_of_full(
 /// Every row of `table` ordered by all its columns, as values: for comparing a rebuild or an
 /// as-of result with the live table.
 pub async fn dump_table(db: &SqlDb, table: &str) -> Result<Vec<Vec<SqlValue>>, ProjectionError> {
+    dump_table_where(db, table, "1 = 1", &[]).await
+}
+
+/// The rows of `table` that match `condition` (an SQL `WHERE` condition over `params`),
+/// ordered by all its columns, as values.
+pub async fn dump_table_where(
+    db: &SqlDb,
+    table: &str,
+    condition: &str,
+    params: &[SqlValue],
+) -> Result<Vec<Vec<SqlValue>>, ProjectionError> {
     let probe = db
         .fetch_optional(&format!("SELECT * FROM {table} LIMIT 1"), &[])
         .await?;
@@ -683,8 +694,11 @@ pub async fn dump_table(db: &SqlDb, table: &str) -> Result<Vec<Vec<SqlValue>>, P
     let order: Vec<String> = (1..=probe.len()).map(|i| i.to_string()).collect();
     let rows = db
         .fetch_all(
-            &format!("SELECT * FROM {table} ORDER BY {}", order.join(", ")),
-            &[],
+            &format!(
+                "SELECT * FROM {table} WHERE {condition} ORDER BY {}",
+                order.join(", ")
+            ),
+            params,
         )
         .await?;
     rows.iter()

@@ -682,33 +682,7 @@ pub async fn kept_rows(
     table: &str,
 ) -> Result<Vec<Vec<SqlValue>>, ProjectionError> {
     let kept = kept(projection, table);
-    let params: Vec<SqlValue> = kept
-        .params
-        .iter()
-        .map(|param| match param {
-            KeptParam::Int(value) => (*value).into(),
-            KeptParam::Text(text) => (*text).into(),
-        })
-        .collect();
-    let width = {
-        let connection = sqlite_of(db)?;
-        let mut connection = connection.lock().await;
-        columns_of(&mut connection, table)?.len()
-    };
-    let order: Vec<String> = (1..=width).map(|i| i.to_string()).collect();
-    let rows = db
-        .fetch_all(
-            &format!(
-                "SELECT * FROM {table} WHERE {} ORDER BY {}",
-                kept.condition,
-                order.join(", ")
-            ),
-            &params,
-        )
-        .await?;
-    rows.iter()
-        .map(|row| row.values().map_err(ProjectionError::from))
-        .collect()
+    crate::runtime::dump_table_where(db, table, &kept.condition, &kept.values()).await
 }
 
 /// Which rows of a table a snapshot keeps: a condition on them, for a `WHERE`, and its
@@ -724,12 +698,24 @@ enum KeptParam {
 }
 
 impl Kept {
+    /// The parameters as the SQLite connection binds them.
     fn params(&self) -> Vec<Param<'_>> {
         self.params
             .iter()
             .map(|param| match param {
                 KeptParam::Int(value) => Param::Int(*value),
                 KeptParam::Text(text) => Param::Text(text),
+            })
+            .collect()
+    }
+
+    /// The parameters as values, for a query through [`SqlDb`].
+    fn values(&self) -> Vec<SqlValue> {
+        self.params
+            .iter()
+            .map(|param| match param {
+                KeptParam::Int(value) => (*value).into(),
+                KeptParam::Text(text) => (*text).into(),
             })
             .collect()
     }
