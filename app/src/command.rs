@@ -3,7 +3,9 @@
 //! [`CommandHandler::execute`] runs one command against one aggregate:
 //!
 //! 1. **Load** the aggregate: from a bounded in-process LRU cache of `(state, version)` when
-//!    present, else by folding its stream from the store.
+//!    present, else by folding its stream from the store. A stream in neither is first taken
+//!    to be new, without a read: a command that creates it costs one round trip, the append
+//!    expecting no stream, and that expectation is what catches a stream that exists after all.
 //! 2. **Decide**: `cqrs_es::Aggregate::handle` on a copy, collecting events in an `EventSink`.
 //! 3. **Append** the events expecting the loaded version. The store's unique `(stream_id,
 //!    version)` constraint is the only arbiter: a stale cache entry (another replica wrote)
@@ -234,11 +236,16 @@ where
         // The version the stream was last read up to in this call: a state cached at it is
         // known to be current.
         let mut read_up_to = None;
-        for _attempt in 0..=MAX_CONFLICT_RETRIES {
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
             // The cached state is taken out, not cloned (an aggregate like the seller's ZATCA
             // sequence grows with its history, and a clone per command would cost as much):
             // it goes back when the decision leaves it as it was or the append succeeds.
-            let (loaded, cached) = self.take_marked(&stream_id).await?;
+            // Not in the cache, the stream is first taken to be new, unread: a command that
+            // creates it then costs one round trip (the append, expecting no stream), and if
+            // the stream exists after all, that append is refused and the next attempt reads.
+            // A command that must find the stream existing reads it at once.
+            let assume_new = attempt == 0 && !existing_only;
+            let (loaded, unread) = self.take_marked(&stream_id, assume_new).await?;
             if existing_only && loaded.version == 0 {
                 return Ok(None);
             }
@@ -248,10 +255,10 @@ where
             let decision = decided.handle(envelope.command.clone(), &(), &sink).await;
             let events = sink.collect().await;
             // A refusal, or a decision of no events, changes nothing, so no append checks the
-            // version it was made at. Made on a cached state, it stands only once the stream
-            // is known to hold nothing newer: another replica may have moved it on (a lead
+            // version it was made at. Made on a state not read just now (cached, or assumed
+            // new), it stands only once the stream is known to hold nothing newer: another replica may have moved it on (a lead
             // marked paid elsewhere must not stay unable to start onboarding here).
-            if (decision.is_err() || events.is_empty()) && cached && read_up_to != Some(version) {
+            if (decision.is_err() || events.is_empty()) && unread && read_up_to != Some(version) {
                 // `handle` writes events only after the pure `decide` accepted the command, so
                 // a refused or empty decision left the state as it was.
                 let mut current = Loaded {
@@ -405,14 +412,17 @@ where
     /// The aggregate for a command: taken out of the cache (the caller puts it back), or
     /// folded from the store.
     async fn take(&self, stream_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
-        Ok(self.take_marked(stream_id).await?.0)
+        Ok(self.take_marked(stream_id, false).await?.0)
     }
 
-    /// [`Self::take`], and whether the state came from the cache (and may be behind what
-    /// another process appended) rather than from the store just now.
+    /// [`Self::take`], and whether the state was not read from the store just now (it came
+    /// from the cache, and may be behind what another process appended, or it is the empty
+    /// state of a stream assumed new). With `assume_new`, a stream not in the cache is not
+    /// read: its state is the empty one, at version 0.
     async fn take_marked(
         &self,
         stream_id: &str,
+        assume_new: bool,
     ) -> Result<(Loaded<A>, bool), CommandError<A::Error>> {
         if let Some(hit) = self.cache.lock().expect("cache lock").pop(stream_id) {
             return Ok((hit, true));
@@ -421,6 +431,9 @@ where
             aggregate: A::default(),
             version: 0,
         };
+        if assume_new {
+            return Ok((loaded, true));
+        }
         self.catch_up(stream_id, &mut loaded).await?;
         Ok((loaded, false))
     }
