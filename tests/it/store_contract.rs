@@ -21,6 +21,7 @@ crate::on_both_engines!(
     expecting_a_version_beyond_the_head_conflicts,
     two_concurrent_appends_at_the_same_expected_version_let_exactly_one_win,
     sixty_four_concurrent_appends_each_get_their_own_outcome,
+    concurrent_appends_among_replays_each_get_their_own_outcome_and_command_record,
     the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows,
     the_same_event_ids_appended_again_return_the_original_positions,
     an_event_id_reused_in_another_stream_is_rejected,
@@ -263,6 +264,82 @@ async fn sixty_four_concurrent_appends_each_get_their_own_outcome(db: &TestDb) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert_eq!(all.len(), 48);
+}
+
+/// Appends committed together (a group on either engine) where some are replays of commands
+/// already in: one refused row must not cost the others theirs. Each gets its own outcome,
+/// a replay its original positions, and every command's record names its own events.
+async fn concurrent_appends_among_replays_each_get_their_own_outcome_and_command_record(
+    db: &TestDb,
+) {
+    const WRITERS: u64 = 48;
+    let command_ids: Vec<Uuid> = (0..WRITERS).map(|_| Uuid::now_v7()).collect();
+    let stream = |writer: u64| format!("lead-grouped-{writer}");
+    let three = |writer: u64| {
+        (0..3)
+            .map(|n| event("Grouped", json!({"writer": writer, "n": n})))
+            .collect::<Vec<_>>()
+    };
+    // Every sixth writer's command is in already: its append below is a replay.
+    let mut originals = std::collections::HashMap::new();
+    for writer in (0..WRITERS).filter(|w| w % 6 == 5) {
+        let mut first = request(&stream(writer), ExpectedVersion::NoStream, three(writer));
+        first.command_id = Some(command_ids[writer as usize]);
+        originals.insert(writer, db.store.append(first).await.unwrap());
+    }
+    let barrier = Arc::new(Barrier::new(WRITERS as usize));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let mut append = request(&stream(writer), ExpectedVersion::NoStream, three(writer));
+            append.command_id = Some(command_ids[writer as usize]);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (writer, store.append(append).await)
+            })
+        })
+        .collect();
+    let mut positions = HashSet::new();
+    for handle in writers {
+        let (writer, outcome) = handle.await.unwrap();
+        let outcome = outcome.unwrap_or_else(|e| panic!("writer {writer}: {e:?}"));
+        assert_eq!(outcome.stream_id, stream(writer));
+        assert_eq!((outcome.first_version, outcome.last_version), (1, 3));
+        if let Some(original) = originals.get(&writer) {
+            assert!(outcome.replayed, "writer {writer}");
+            assert_eq!(
+                (outcome.first_position, outcome.last_position),
+                (original.first_position, original.last_position),
+                "writer {writer}"
+            );
+        } else {
+            assert!(!outcome.replayed, "writer {writer}");
+        }
+        let stored = db.store.read_stream(&stream(writer), 1, 10).await.unwrap();
+        assert_eq!(stored.len(), 3, "writer {writer}: a replay adds nothing");
+        assert_eq!(
+            stored[0].position, outcome.first_position,
+            "writer {writer}"
+        );
+        assert_eq!(stored[2].position, outcome.last_position, "writer {writer}");
+        for (n, recorded) in stored.iter().enumerate() {
+            assert_eq!(recorded.payload, json!({"writer": writer, "n": n}));
+            assert!(positions.insert(recorded.position), "{recorded:?}");
+        }
+        let record = db
+            .store
+            .find_command(command_ids[writer as usize])
+            .await
+            .unwrap()
+            .expect("every command is recorded");
+        assert_eq!(
+            (record.first_position, record.last_position),
+            (outcome.first_position, outcome.last_position),
+            "writer {writer}"
+        );
+    }
+    assert_eq!(positions.len(), 3 * WRITERS as usize);
 }
 
 async fn the_same_command_id_appended_again_returns_the_original_positions_and_no_new_rows(

@@ -18,6 +18,7 @@
 
 pub mod hash;
 pub mod migrations;
+mod pg_group;
 pub mod postgres;
 pub mod sqlite;
 mod tagged;

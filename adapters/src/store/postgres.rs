@@ -24,6 +24,7 @@ use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::pg_group::{GroupAnswer, GroupCommit, Staged};
 use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, ExpectedVersion,
@@ -90,6 +91,7 @@ pub struct PostgresStore {
     pool: PgPool,
     appended: tokio::sync::Notify,
     heads: StreamHeads,
+    group: GroupCommit,
 }
 
 /// The last version and hash this process appended or read per stream, so that an append
@@ -159,6 +161,7 @@ impl PostgresStore {
             pool,
             appended: tokio::sync::Notify::new(),
             heads: StreamHeads::new(),
+            group: GroupCommit::new(),
         })
     }
 
@@ -168,8 +171,9 @@ impl PostgresStore {
     }
 
     /// One append in as few round trips as it allows: the events and the command record go in
-    /// as one statement, which commits by itself unless a webhook delivery must commit with
-    /// them; the stream's head is read first, on its own, only when neither the expectation
+    /// as one statement, which commits by itself, together with the appends that arrived while
+    /// the previous group committed ([`super::pg_group`]), unless a webhook delivery must
+    /// commit with them; the stream's head is read first, on its own, only when neither the expectation
     /// nor [`StreamHeads`] gives it. Chaining onto a head not read in the insert's transaction
     /// is safe: `UNIQUE (stream_id, version)` refuses the insert if another writer appended
     /// after it, and that refusal is a conflict like any other; so an append that succeeds
@@ -184,13 +188,33 @@ impl PostgresStore {
         let first_version = current_version + 1;
         let last_version = current_version + prepared.len() as u64;
         let last_hash = prepared.last().map_or(head_hash, |p| p.hash);
-        let insert = insert_events(request, &prepared, first_version, last_version, recorded_at);
         let outcome = match &request.inbox {
             None => {
-                let rows = insert.fetch_all(&self.pool).await?;
-                outcome_of(request, first_version, last_version, &rows)?
+                let staged =
+                    Staged::new(request, &prepared, first_version, last_version, recorded_at);
+                match self.group.append(&self.pool, staged).await {
+                    GroupAnswer::Committed(outcome) => outcome,
+                    alone => {
+                        // A solo append holds the committers' turn until it is done.
+                        let _turn = match alone {
+                            GroupAnswer::Solo(turn) => Some(turn),
+                            _ => None,
+                        };
+                        let insert = insert_events(
+                            request,
+                            &prepared,
+                            first_version,
+                            last_version,
+                            recorded_at,
+                        );
+                        let rows = insert.fetch_all(&self.pool).await?;
+                        outcome_of(request, first_version, last_version, &rows)?
+                    }
+                }
             }
             Some(inbox) => {
+                let insert =
+                    insert_events(request, &prepared, first_version, last_version, recorded_at);
                 let mut tx = self.pool.begin().await?;
                 let rows = insert.fetch_all(&mut *tx).await?;
                 let outcome = outcome_of(request, first_version, last_version, &rows)?;
