@@ -643,20 +643,55 @@ impl Vault {
 /// partner's is looked up — and the normalized email for one written in clear before sealing.
 /// `None` once the subject is erased (its index rows are gone with its key).
 pub async fn email_match_key(db: &SqlDb, email: &str) -> Result<Option<String>, StoreError> {
-    let Some(sealed) = envelope::parse(email) else {
-        return Ok(Some(fields::normalize_email(email)));
-    };
-    if let Some(index) = sealed.subject.strip_prefix("email-") {
-        return Ok(Some(index.to_owned()));
+    Ok(email_match_keys(db, &[email]).await?.pop().flatten())
+}
+
+/// [`email_match_key`] of each of `emails`, in order, with one read for all the lead and
+/// partner subjects among them.
+pub async fn email_match_keys(
+    db: &SqlDb,
+    emails: &[&str],
+) -> Result<Vec<Option<String>>, StoreError> {
+    enum Key<'a> {
+        Known(String),
+        OfSubject(&'a str),
     }
-    let row = db
-        .fetch_optional(
-            "SELECT email_index FROM personal_emails WHERE subject = ? \
-             ORDER BY email_index LIMIT 1",
-            &[sealed.subject.into()],
-        )
-        .await?;
-    row.map(|row| row.text(0)).transpose()
+    let keys: Vec<Key<'_>> = emails
+        .iter()
+        .map(|email| match envelope::parse(email) {
+            None => Key::Known(fields::normalize_email(email)),
+            Some(sealed) => match sealed.subject.strip_prefix("email-") {
+                Some(index) => Key::Known(index.to_owned()),
+                None => Key::OfSubject(sealed.subject),
+            },
+        })
+        .collect();
+    let subjects: std::collections::BTreeSet<&str> = keys
+        .iter()
+        .filter_map(|key| match key {
+            Key::OfSubject(subject) => Some(*subject),
+            Key::Known(_) => None,
+        })
+        .collect();
+    let mut indexes = HashMap::new();
+    if !subjects.is_empty() {
+        let marks = vec!["?"; subjects.len()].join(", ");
+        let params: Vec<SqlValue> = subjects.iter().map(|subject| (*subject).into()).collect();
+        let sql = format!(
+            "SELECT subject, MIN(email_index) FROM personal_emails \
+             WHERE subject IN ({marks}) GROUP BY subject"
+        );
+        for row in db.fetch_all(&sql, &params).await? {
+            indexes.insert(row.text(0)?, row.text(1)?);
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|key| match key {
+            Key::Known(key) => Some(key),
+            Key::OfSubject(subject) => indexes.get(subject).cloned(),
+        })
+        .collect())
 }
 
 /// The keys looked up for one answer, by subject (`None`: the subject has no key, erased).

@@ -20,7 +20,10 @@ use domain::lead::LeadEvent;
 use domain::partner::{attribute, AttributionModel, PartnerEvent, PartnerStatus, Referral};
 use uuid::Uuid;
 
-use adapters::personal::email_match_key;
+use std::collections::{BTreeSet, HashMap};
+
+use adapters::personal::email_match_keys;
+use adapters::sql::{SqlDb, SqlValue};
 use adapters::store::RecordedEvent;
 
 use crate::process::{send, Context, ProcessManager, COMMAND_NAMESPACE};
@@ -62,64 +65,34 @@ pub struct Commissions {
 impl Commissions {
     const NAME: &'static str = "commissions";
 
-    async fn referrals_of(
-        context: &Context,
-        email: &str,
-    ) -> Result<Vec<Referral>, ProjectionError> {
-        let rows = context
-            .db
-            .fetch_all(
-                "SELECT partner_id, clicked_at_us FROM pm_referrals WHERE lead_email = ?",
-                &[email.into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Referral {
-                    partner_id: row.text(0)?,
-                    lead_email: email.to_owned(),
-                    clicked_at: from_micros(row.i64(1)?),
-                })
-            })
-            .collect()
-    }
-
+    /// Accrues the commission a paid invoice earns, if one of its lead's referrals
+    /// attributes the lead.
     async fn accrue(
         &self,
         context: &Context,
         event: &RecordedEvent,
-        invoice_id: String,
-        lead_id: String,
-        base_halalas: i64,
-        paid_at: time::OffsetDateTime,
+        paid: PaidInvoice,
+        lead: &RememberedLead,
+        mut referrals: Vec<Referral>,
     ) -> Result<(), ProjectionError> {
-        let Some(lead) = context
-            .db
-            .fetch_optional(
-                "SELECT email, captured_at_us, partner_id FROM pm_leads WHERE lead_id = ?",
-                &[lead_id.as_str().into()],
-            )
-            .await?
-        else {
-            return Ok(());
-        };
-        let email = lead.opt_text(0)?.unwrap_or_default();
-        let captured_at = from_micros(lead.i64(1)?);
-        let mut referrals = if email.is_empty() {
-            Vec::new()
-        } else {
-            Self::referrals_of(context, &email).await?
-        };
+        let PaidInvoice {
+            invoice_id,
+            lead_id,
+            base_halalas,
+            paid_at,
+        } = paid;
+        let email = lead.email.clone().unwrap_or_default();
+        let captured_at = from_micros(lead.captured_at_us);
         // The partner named at capture counts as a click at the capture, unless its own
         // recorded click says when the window started.
-        if let Some(partner_id) = lead.opt_text(2)? {
+        if let Some(partner_id) = lead.partner_id.clone() {
             if !referrals
                 .iter()
                 .any(|referral| referral.partner_id == partner_id)
             {
                 referrals.push(Referral {
                     partner_id,
-                    lead_email: email.clone(),
+                    lead_email: email,
                     clicked_at: captured_at,
                 });
             }
@@ -171,6 +144,282 @@ impl Commissions {
     }
 }
 
+/// What the process manager remembers of a lead (`pm_leads`): its email's match key, when it
+/// was captured, and the partner named at capture.
+#[derive(Clone, Debug)]
+struct RememberedLead {
+    email: Option<String>,
+    captured_at_us: i64,
+    partner_id: Option<String>,
+}
+
+/// An invoice paid: what its commission is accrued from.
+struct PaidInvoice {
+    invoice_id: String,
+    lead_id: String,
+    base_halalas: i64,
+    paid_at: time::OffsetDateTime,
+}
+
+/// An event of a batch, as the process manager reads it.
+enum Step {
+    Referral {
+        partner_id: String,
+        email: String,
+        clicked_at_us: i64,
+    },
+    Captured {
+        lead_id: String,
+        email: Option<String>,
+        lead: RememberedLead,
+    },
+    Paid(PaidInvoice),
+    Refunded {
+        invoice_id: String,
+        command: CommissionCommand,
+    },
+    Other,
+}
+
+impl Step {
+    fn of(event: &RecordedEvent) -> Result<Step, ProjectionError> {
+        Ok(match event.event_type.as_str() {
+            "ReferralRecorded" => match decode(event)? {
+                PartnerEvent::ReferralRecorded {
+                    partner_id,
+                    lead_email,
+                    clicked_at,
+                    ..
+                } => Step::Referral {
+                    partner_id,
+                    email: lead_email,
+                    clicked_at_us: micros(clicked_at),
+                },
+                _ => Step::Other,
+            },
+            "LeadCaptured" => match decode(event)? {
+                LeadEvent::LeadCaptured {
+                    lead_id,
+                    email,
+                    partner_id,
+                    captured_at,
+                    ..
+                } => Step::Captured {
+                    lead_id,
+                    email,
+                    lead: RememberedLead {
+                        email: None,
+                        captured_at_us: micros(captured_at),
+                        partner_id,
+                    },
+                },
+                _ => Step::Other,
+            },
+            "InvoicePaid" => match decode(event)? {
+                InvoiceEvent::InvoicePaid {
+                    invoice_id,
+                    lead_id,
+                    subtotal_halalas,
+                    paid_at,
+                    ..
+                } => Step::Paid(PaidInvoice {
+                    invoice_id,
+                    lead_id,
+                    base_halalas: subtotal_halalas,
+                    paid_at,
+                }),
+                _ => Step::Other,
+            },
+            "InvoiceRefunded" => match decode(event)? {
+                InvoiceEvent::InvoiceRefunded {
+                    invoice_id,
+                    refund_id,
+                    invoice_subtotal_halalas,
+                    credit_note,
+                    refunded_at,
+                    ..
+                } => Step::Refunded {
+                    invoice_id,
+                    command: CommissionCommand::ClawBack {
+                        refund_id,
+                        refunded_base_halalas: credit_note.subtotal_halalas,
+                        invoice_base_halalas: invoice_subtotal_halalas,
+                        at: refunded_at,
+                    },
+                },
+                _ => Step::Other,
+            },
+            _ => Step::Other,
+        })
+    }
+}
+
+/// A batch's view of `pm_leads` and `pm_referrals`: the rows stored when it began that its
+/// paid invoices need (one read each), and the rows its own events add, each with its place in
+/// the batch so that an event sees only what came before it, as one at a time would.
+#[derive(Default)]
+struct Remembered {
+    stored_leads: HashMap<String, RememberedLead>,
+    stored_referrals: HashMap<String, Vec<Referral>>,
+    /// Lead id -> (place, row); the first capture wins, as `ON CONFLICT DO NOTHING` does.
+    new_leads: HashMap<String, (usize, RememberedLead)>,
+    /// (place, partner, email key, clicked at).
+    new_referrals: Vec<(usize, String, String, i64)>,
+}
+
+impl Remembered {
+    /// The lead as event `place` finds it.
+    fn lead(&self, lead_id: &str, place: usize) -> Option<&RememberedLead> {
+        match self.new_leads.get(lead_id) {
+            Some((at, lead)) if *at < place => Some(lead),
+            _ => self.stored_leads.get(lead_id),
+        }
+    }
+
+    /// The referrals of an email key as event `place` finds them.
+    fn referrals(&self, email: &str, place: usize) -> Vec<Referral> {
+        let mut referrals = self
+            .stored_referrals
+            .get(email)
+            .cloned()
+            .unwrap_or_default();
+        for (at, partner_id, key, clicked_at_us) in &self.new_referrals {
+            let clicked_at = from_micros(*clicked_at_us);
+            let known = referrals
+                .iter()
+                .any(|r| r.partner_id == *partner_id && r.clicked_at == clicked_at);
+            if *at < place && key == email && !known {
+                referrals.push(Referral {
+                    partner_id: partner_id.clone(),
+                    lead_email: email.to_owned(),
+                    clicked_at,
+                });
+            }
+        }
+        referrals
+    }
+
+    /// Reads the stored rows the batch's paid invoices need: their leads, then those leads'
+    /// referrals.
+    async fn read(&mut self, db: &SqlDb, steps: &[Step]) -> Result<(), ProjectionError> {
+        let paid: BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Paid(paid) => Some(paid.lead_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if paid.is_empty() {
+            return Ok(());
+        }
+        let (marks, params) = member_of(paid.iter().copied());
+        let sql = format!(
+            "SELECT lead_id, email, captured_at_us, partner_id FROM pm_leads WHERE lead_id IN ({marks})"
+        );
+        for row in db.fetch_all(&sql, &params).await? {
+            let lead = RememberedLead {
+                email: row.opt_text(1)?,
+                captured_at_us: row.i64(2)?,
+                partner_id: row.opt_text(3)?,
+            };
+            self.stored_leads.insert(row.text(0)?, lead);
+        }
+        let emails: BTreeSet<&str> = paid
+            .iter()
+            .flat_map(|lead_id| {
+                let new = self.new_leads.get(*lead_id).map(|(_, lead)| lead);
+                [self.stored_leads.get(*lead_id), new]
+            })
+            .flatten()
+            .filter_map(|lead| lead.email.as_deref())
+            .filter(|email| !email.is_empty())
+            .collect();
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let (marks, params) = member_of(emails.iter().copied());
+        let sql = format!(
+            "SELECT lead_email, partner_id, clicked_at_us FROM pm_referrals WHERE lead_email IN ({marks})"
+        );
+        for row in db.fetch_all(&sql, &params).await? {
+            let lead_email = row.text(0)?;
+            let referral = Referral {
+                partner_id: row.text(1)?,
+                lead_email: lead_email.clone(),
+                clicked_at: from_micros(row.i64(2)?),
+            };
+            self.stored_referrals
+                .entry(lead_email)
+                .or_default()
+                .push(referral);
+        }
+        Ok(())
+    }
+
+    /// Stores the rows the batch's events add.
+    async fn write(&self, db: &SqlDb) -> Result<(), ProjectionError> {
+        let mut leads: Vec<(&usize, &String, &RememberedLead)> = self
+            .new_leads
+            .iter()
+            .map(|(lead_id, (at, lead))| (at, lead_id, lead))
+            .collect();
+        leads.sort_by_key(|(at, _, _)| **at);
+        for chunk in leads.chunks(WRITE_CHUNK) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let params: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|(_, lead_id, lead)| {
+                    [
+                        lead_id.as_str().into(),
+                        lead.email.clone().into(),
+                        lead.captured_at_us.into(),
+                        lead.partner_id.clone().into(),
+                    ]
+                })
+                .collect();
+            db.execute_derived(
+                &format!(
+                    "INSERT INTO pm_leads (lead_id, email, captured_at_us, partner_id) VALUES {rows} \
+                     ON CONFLICT (lead_id) DO NOTHING"
+                ),
+                &params,
+            )
+            .await?;
+        }
+        for chunk in self.new_referrals.chunks(WRITE_CHUNK) {
+            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let params: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|(_, partner_id, email, clicked_at_us)| {
+                    [
+                        partner_id.as_str().into(),
+                        email.as_str().into(),
+                        (*clicked_at_us).into(),
+                    ]
+                })
+                .collect();
+            db.execute_derived(
+                &format!(
+                    "INSERT INTO pm_referrals (partner_id, lead_email, clicked_at_us) VALUES {rows} \
+                     ON CONFLICT (partner_id, lead_email, clicked_at_us) DO NOTHING"
+                ),
+                &params,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows per insert statement (well under either engine's limit on parameters).
+const WRITE_CHUNK: usize = 200;
+
+/// `?, ?, …` for `values`, and the values as parameters.
+fn member_of<'a>(values: impl Iterator<Item = &'a str>) -> (String, Vec<SqlValue>) {
+    let params: Vec<SqlValue> = values.map(SqlValue::from).collect();
+    (vec!["?"; params.len()].join(", "), params)
+}
+
 #[async_trait]
 impl ProcessManager for Commissions {
     fn name(&self) -> &'static str {
@@ -178,123 +427,111 @@ impl ProcessManager for Commissions {
     }
 
     async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        match event.event_type.as_str() {
-            "ReferralRecorded" => {
-                let PartnerEvent::ReferralRecorded {
+        self.react_batch(context, std::slice::from_ref(event)).await
+    }
+
+    /// One read of the emails' match keys, one of the leads and one of the referrals the
+    /// batch's paid invoices need, and one write of the leads and referrals it remembers,
+    /// instead of those per event.
+    async fn react_batch(
+        &self,
+        context: &Context,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut steps = events.iter().map(Step::of).collect::<Result<Vec<_>, _>>()?;
+        // Sealed emails are compared by their index (`email_match_keys`); an erased person's
+        // click no longer matches anyone.
+        let emails: Vec<&str> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Referral { email, .. } => Some(email.as_str()),
+                Step::Captured {
+                    email: Some(email), ..
+                } => Some(email.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut keys = if emails.is_empty() {
+            Vec::new()
+        } else {
+            email_match_keys(&context.db, &emails).await?
+        }
+        .into_iter();
+        let mut remembered = Remembered::default();
+        for (place, step) in steps.iter_mut().enumerate() {
+            match step {
+                Step::Referral {
                     partner_id,
-                    lead_email,
-                    clicked_at,
+                    clicked_at_us,
                     ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                // Sealed emails are compared by their index (`email_match_key`); an erased
-                // person's click no longer matches anyone.
-                let Some(lead_email) = email_match_key(&context.db, &lead_email).await? else {
-                    return Ok(());
-                };
-                context
-                    .db
-                    .execute_derived(
-                        "INSERT INTO pm_referrals (partner_id, lead_email, clicked_at_us) VALUES (?, ?, ?) \
-                         ON CONFLICT (partner_id, lead_email, clicked_at_us) DO NOTHING",
-                        &[partner_id.into(), lead_email.into(), micros(clicked_at).into()],
-                    )
-                    .await?;
-            }
-            "LeadCaptured" => {
-                let LeadEvent::LeadCaptured {
+                } => {
+                    if let Some(key) = keys.next().flatten() {
+                        remembered.new_referrals.push((
+                            place,
+                            partner_id.clone(),
+                            key,
+                            *clicked_at_us,
+                        ));
+                    }
+                }
+                Step::Captured {
                     lead_id,
                     email,
-                    partner_id,
-                    captured_at,
-                    ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                let email = match email {
-                    Some(email) => email_match_key(&context.db, &email).await?,
-                    None => None,
-                };
-                context
-                    .db
-                    .execute_derived(
-                        "INSERT INTO pm_leads (lead_id, email, captured_at_us, partner_id) VALUES (?, ?, ?, ?) \
-                         ON CONFLICT (lead_id) DO NOTHING",
-                        &[
-                            lead_id.into(),
-                            email.into(),
-                            micros(captured_at).into(),
-                            partner_id.into(),
-                        ],
+                    lead,
+                } => {
+                    if email.is_some() {
+                        lead.email = keys.next().flatten();
+                    }
+                    remembered
+                        .new_leads
+                        .entry(lead_id.clone())
+                        .or_insert_with(|| (place, lead.clone()));
+                }
+                _ => {}
+            }
+        }
+        remembered.read(&context.db, &steps).await?;
+        for (place, (step, event)) in steps.into_iter().zip(events).enumerate() {
+            match step {
+                Step::Paid(paid) => {
+                    let Some(lead) = remembered.lead(&paid.lead_id, place).cloned() else {
+                        continue;
+                    };
+                    let referrals = match lead.email.as_deref() {
+                        Some(email) if !email.is_empty() => remembered.referrals(email, place),
+                        _ => Vec::new(),
+                    };
+                    self.accrue(context, event, paid, &lead, referrals).await?;
+                }
+                Step::Refunded {
+                    invoice_id,
+                    command,
+                } => {
+                    let Some(row) = context
+                        .db
+                        .fetch_optional(
+                            "SELECT commission_id FROM pm_commissions WHERE invoice_id = ?",
+                            &[invoice_id.as_str().into()],
+                        )
+                        .await?
+                    else {
+                        continue;
+                    };
+                    let commission_id = row.text(0)?;
+                    send(
+                        context,
+                        &context.handlers.commissions,
+                        Self::NAME,
+                        event,
+                        0,
+                        &commission_id,
+                        command,
                     )
                     .await?;
+                }
+                Step::Referral { .. } | Step::Captured { .. } | Step::Other => {}
             }
-            "InvoicePaid" => {
-                let InvoiceEvent::InvoicePaid {
-                    invoice_id,
-                    lead_id,
-                    subtotal_halalas,
-                    paid_at,
-                    ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                self.accrue(
-                    context,
-                    event,
-                    invoice_id,
-                    lead_id,
-                    subtotal_halalas,
-                    paid_at,
-                )
-                .await?;
-            }
-            "InvoiceRefunded" => {
-                let InvoiceEvent::InvoiceRefunded {
-                    invoice_id,
-                    refund_id,
-                    invoice_subtotal_halalas,
-                    credit_note,
-                    refunded_at,
-                    ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                let Some(row) = context
-                    .db
-                    .fetch_optional(
-                        "SELECT commission_id FROM pm_commissions WHERE invoice_id = ?",
-                        &[invoice_id.as_str().into()],
-                    )
-                    .await?
-                else {
-                    return Ok(());
-                };
-                let commission_id = row.text(0)?;
-                let command = CommissionCommand::ClawBack {
-                    refund_id,
-                    refunded_base_halalas: credit_note.subtotal_halalas,
-                    invoice_base_halalas: invoice_subtotal_halalas,
-                    at: refunded_at,
-                };
-                send(
-                    context,
-                    &context.handlers.commissions,
-                    Self::NAME,
-                    event,
-                    0,
-                    &commission_id,
-                    command,
-                )
-                .await?;
-            }
-            _ => {}
         }
-        Ok(())
+        remembered.write(&context.db).await
     }
 }

@@ -76,6 +76,21 @@ pub trait ProcessManager: Send + Sync + 'static {
     /// Reacts to one event. Must be idempotent: it may see the same event again.
     async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError>;
 
+    /// Reacts to consecutive events, in order, as [`Self::react`] to each would. A process
+    /// manager that keeps state of its own overrides it to read that state once for the batch
+    /// and write it once, rather than once per event. Must be idempotent too: after a failure
+    /// the whole batch comes again.
+    async fn react_batch(
+        &self,
+        context: &Context,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.react(context, event).await?;
+        }
+        Ok(())
+    }
+
     /// Whether its reactions call a service outside this process (which can be slow or down
     /// for a while): such a process manager runs on its own, so it never holds back the
     /// others ([`ProcessRunner::group`]).
@@ -358,15 +373,15 @@ impl ProcessRunner {
         process: &dyn ProcessManager,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for (index, event) in events.iter().enumerate() {
-            if self.crash_after == Some(index) {
-                return Err(ProjectionError::Injected(
+        match self.crash_after {
+            Some(crash) if crash < events.len() => {
+                process.react_batch(&self.context, &events[..crash]).await?;
+                Err(ProjectionError::Injected(
                     "process crashed before its checkpoint",
-                ));
+                ))
             }
-            process.react(&self.context, event).await?;
+            _ => process.react_batch(&self.context, events).await,
         }
-        Ok(())
     }
 
     /// Whether every event committed so far has been reacted to.
