@@ -173,16 +173,15 @@ impl PaymentsToInvoices {
         Ok(None)
     }
 
-    /// Applies what was parked under `keys` now that the invoice is known.
+    /// Applies what was parked under `keys` now that the invoice is known (issued by
+    /// `seller`).
     async fn release(
         context: &Context,
         cause: &RecordedEvent,
         invoice_id: &str,
+        seller: &str,
         keys: &[String],
     ) -> Result<(), ProjectionError> {
-        let Some((_, seller)) = Self::resolve(&context.db, Some(invoice_id), None).await? else {
-            return Ok(());
-        };
         for key in keys {
             let parked = context
                 .db
@@ -191,6 +190,8 @@ impl PaymentsToInvoices {
                     &[key.as_str().into()],
                 )
                 .await?;
+            // Nearly always nothing: a payment usually comes after its invoice.
+            let parked_any = !parked.is_empty();
             for row in parked {
                 let movement = Movement {
                     payment_event_id: row.text(0)?,
@@ -204,7 +205,10 @@ impl PaymentsToInvoices {
                     cumulative_halalas: row.i64(4)?,
                     at: projections::from_micros(row.i64(5)?),
                 };
-                Self::apply_movement(context, cause, invoice_id, &seller, &movement).await?;
+                Self::apply_movement(context, cause, invoice_id, seller, &movement).await?;
+            }
+            if !parked_any {
+                continue;
             }
             context
                 .db
@@ -280,12 +284,14 @@ impl ProcessManager for PaymentsToInvoices {
                     .execute_derived(
                         "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) VALUES (?, ?, ?) \
                          ON CONFLICT (invoice_id) DO NOTHING",
-                        &[invoice_id.as_str().into(), moyasar_invoice_id.clone().into(), seller.vat_number.into()],
+                        &[invoice_id.as_str().into(), moyasar_invoice_id.clone().into(), seller.vat_number.as_str().into()],
                     )
                     .await?;
                 let mut keys = vec![format!("ours:{invoice_id}")];
                 keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
-                Self::release(context, event, &invoice_id, &keys).await
+                // The row just written names this seller (an invoice is issued once, so a row
+                // already there does too).
+                Self::release(context, event, &invoice_id, &seller.vat_number, &keys).await
             }
             "MoyasarInvoiceLinked" => {
                 let InvoiceEvent::MoyasarInvoiceLinked {
@@ -306,10 +312,15 @@ impl ProcessManager for PaymentsToInvoices {
                         ],
                     )
                     .await?;
+                let Some((_, seller)) = Self::resolve(&context.db, Some(&invoice_id), None).await?
+                else {
+                    return Ok(());
+                };
                 Self::release(
                     context,
                     event,
                     &invoice_id,
+                    &seller,
                     &[format!("moyasar:{moyasar_invoice_id}")],
                 )
                 .await
