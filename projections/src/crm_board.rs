@@ -117,6 +117,62 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Reads at once the clocks of the leads whose rows the batch's events change but do not
+    /// create (an event after the first of a stream the batch does not capture), so that
+    /// [`clock`] finds them rather than reading one row per lead.
+    async fn read_clocks(
+        &mut self,
+        tx: &mut SqlTx,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut captured = std::collections::HashSet::new();
+        let mut wanted = std::collections::BTreeSet::new();
+        for event in events.iter().filter(|event| event.stream_type == "lead") {
+            let Some(lead_id) = event.stream_id.strip_prefix("lead-") else {
+                continue;
+            };
+            if event.version == 1 {
+                captured.insert(lead_id);
+            } else if !captured.contains(lead_id) {
+                wanted.insert(lead_id);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; wanted.len()].join(", ");
+        let params: Vec<SqlValue> = wanted.iter().map(|lead_id| (*lead_id).into()).collect();
+        let rows = tx
+            .fetch_all(
+                &format!(
+                    "SELECT lead_id, stage, silence_started_at_us, follow_ups_since_response \
+                     FROM crm_board WHERE lead_id IN ({marks})"
+                ),
+                &params,
+            )
+            .await?;
+        for lead_id in wanted {
+            self.clocks.insert(lead_id.to_owned(), None);
+        }
+        for row in rows {
+            let clock = (stage_of(&row.text(1)?)?, row.i64(2)?, row.i64(3)?);
+            self.clocks.insert(row.text(0)?, Some(clock));
+        }
+        Ok(())
+    }
+}
+
+fn stage_of(text: &str) -> Result<LeadStage, ProjectionError> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(|e| {
+        ProjectionError::Undecodable {
+            position: 0,
+            event_type: "crm_board.stage".into(),
+            reason: e.to_string(),
+        }
+    })
+}
+
 /// The row's stage, silence start and follow-up count: from `clocks`, or read once.
 async fn clock(
     tx: &mut SqlTx,
@@ -133,19 +189,10 @@ async fn clock(
             &[lead_id.into()],
         )
         .await?;
-    let known =
-        match row {
-            None => None,
-            Some(row) => {
-                let stage: LeadStage = serde_json::from_value(Value::String(row.text(0)?))
-                    .map_err(|e| ProjectionError::Undecodable {
-                        position: 0,
-                        event_type: "crm_board.stage".into(),
-                        reason: e.to_string(),
-                    })?;
-                Some((stage, row.i64(1)?, row.i64(2)?))
-            }
-        };
+    let known = match row {
+        None => None,
+        Some(row) => Some((stage_of(&row.text(0)?)?, row.i64(1)?, row.i64(2)?)),
+    };
     clocks.insert(lead_id.to_owned(), known);
     Ok(known)
 }
@@ -205,6 +252,7 @@ impl Projection for CrmBoard {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         let mut batch = Batch::default();
+        batch.read_clocks(tx, events).await?;
         for event in events {
             apply_one(tx, &mut batch, event).await?;
         }
