@@ -60,9 +60,9 @@
 //!
 //! Every other event moves no money and posts nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::sql::{SqlDb, SqlTx};
+use adapters::sql::{SqlDb, SqlTx, SqlValue};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::invoice::InvoiceEvent;
@@ -145,69 +145,82 @@ pub mod accounts {
     }
 }
 
-/// Loads into `known` the part of the memory `event` needs, unless it is there already.
-async fn load_known(
+/// Loads into `known`, with one read per table for the whole batch, the memory its events
+/// need: the invoices payments are recorded on or that are canceled or expire, and the
+/// payments collected. The batch's own writes wait until it is folded, so what the tables hold
+/// now is what each event would have read; what an earlier event of the batch remembers is
+/// put in `known` over it, as before.
+async fn load_known<'a>(
     tx: &mut SqlTx,
-    event: &MoneyEvent,
+    events: impl Iterator<Item = &'a MoneyEvent>,
     known: &mut Known,
 ) -> Result<(), ProjectionError> {
-    match event {
-        MoneyEvent::Invoice(
-            InvoiceEvent::PaymentRecorded { invoice_id, .. }
-            | InvoiceEvent::InvoiceCanceled { invoice_id, .. }
-            | InvoiceEvent::InvoiceExpired { invoice_id, .. },
-        ) if !known.invoices.contains_key(invoice_id) => {
-            let row = tx
-                .fetch_optional(
-                    "SELECT lead_id, vat_halalas, total_halalas FROM ledger_invoices WHERE invoice_id = ?",
-                    &[invoice_id.as_str().into()],
-                )
-                .await?;
-            let Some(row) = row else { return Ok(()) };
-            let mut invoice = KnownInvoice {
-                lead_id: row.text(0)?,
-                vat_halalas: row.i64(1)?,
-                total_halalas: row.i64(2)?,
+    let mut invoice_ids = BTreeSet::new();
+    let mut payment_ids = BTreeSet::new();
+    for event in events {
+        match event {
+            MoneyEvent::Invoice(
+                InvoiceEvent::PaymentRecorded { invoice_id, .. }
+                | InvoiceEvent::InvoiceCanceled { invoice_id, .. }
+                | InvoiceEvent::InvoiceExpired { invoice_id, .. },
+            ) => {
+                invoice_ids.insert(invoice_id.as_str());
+            }
+            MoneyEvent::Payment(
+                payment_event @ (PaymentEvent::PaymentCaptured { .. }
+                | PaymentEvent::PaymentPaid { .. }),
+            ) => {
+                payment_ids.insert(payment_event.payment().payment_id.as_str());
+            }
+            _ => {}
+        }
+    }
+    if !invoice_ids.is_empty() {
+        let (marks, params) = member_of(&invoice_ids);
+        let sql = format!(
+            "SELECT invoice_id, lead_id, vat_halalas, total_halalas FROM ledger_invoices \
+             WHERE invoice_id IN ({marks})"
+        );
+        for row in tx.fetch_all(&sql, &params).await? {
+            let invoice = KnownInvoice {
+                lead_id: row.text(1)?,
+                vat_halalas: row.i64(2)?,
+                total_halalas: row.i64(3)?,
                 revenue: BTreeMap::new(),
             };
-            for row in tx
-                .fetch_all(
-                    "SELECT account, net_halalas FROM ledger_invoice_revenue WHERE invoice_id = ?",
-                    &[invoice_id.as_str().into()],
-                )
-                .await?
-            {
-                invoice.revenue.insert(row.text(0)?, row.i64(1)?);
-            }
-            known.invoices.insert(invoice_id.clone(), invoice);
+            known.invoices.insert(row.text(0)?, invoice);
         }
-        MoneyEvent::Payment(
-            payment_event @ (PaymentEvent::PaymentCaptured { .. }
-            | PaymentEvent::PaymentPaid { .. }),
-        ) if !known
-            .collections
-            .contains_key(&payment_event.payment().payment_id) =>
-        {
-            let payment_id = &payment_event.payment().payment_id;
-            let row = tx
-                .fetch_optional(
-                    "SELECT collected_halalas, fee_halalas FROM ledger_payments WHERE payment_id = ?",
-                    &[payment_id.as_str().into()],
-                )
-                .await?;
-            if let Some(row) = row {
-                known.collections.insert(
-                    payment_id.clone(),
-                    Collection {
-                        collected_halalas: row.i64(0)?,
-                        fee_halalas: row.i64(1)?,
-                    },
-                );
+        let sql = format!(
+            "SELECT invoice_id, account, net_halalas FROM ledger_invoice_revenue \
+             WHERE invoice_id IN ({marks})"
+        );
+        for row in tx.fetch_all(&sql, &params).await? {
+            if let Some(invoice) = known.invoices.get_mut(&row.text(0)?) {
+                invoice.revenue.insert(row.text(1)?, row.i64(2)?);
             }
         }
-        _ => {}
+    }
+    if !payment_ids.is_empty() {
+        let (marks, params) = member_of(&payment_ids);
+        let sql = format!(
+            "SELECT payment_id, collected_halalas, fee_halalas FROM ledger_payments \
+             WHERE payment_id IN ({marks})"
+        );
+        for row in tx.fetch_all(&sql, &params).await? {
+            let collection = Collection {
+                collected_halalas: row.i64(1)?,
+                fee_halalas: row.i64(2)?,
+            };
+            known.collections.insert(row.text(0)?, collection);
+        }
     }
     Ok(())
+}
+
+/// `?, ?, …` for `ids`, and the ids as parameters.
+fn member_of(ids: &BTreeSet<&str>) -> (String, Vec<SqlValue>) {
+    let params: Vec<SqlValue> = ids.iter().map(|id| (*id).into()).collect();
+    (vec!["?"; params.len()].join(", "), params)
 }
 
 /// Stores what an event adds to the memory (the SQL twin of [`Known::remember`]).
@@ -360,23 +373,26 @@ impl Projection for Ledger {
         }
     }
 
-    /// Keeps the memory a batch has loaded or made, so an event whose invoice or payment came
-    /// earlier in the batch (most payments follow their invoice closely) posts without reading
-    /// it back: a read is a round trip, and on PostgreSQL one that first sends every write
-    /// queued before it.
+    /// Reads the memory the batch needs once (one read per table), and keeps what the batch
+    /// makes, so an event whose invoice or payment came earlier in the batch (most payments
+    /// follow their invoice closely) posts without reading it back: a read is a round trip,
+    /// and on PostgreSQL one that first sends every write queued before it.
     async fn apply_batch(
         &self,
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        let mut money_events = Vec::new();
+        for event in events {
+            if let Some(money) = MoneyEvent::from_recorded(event)? {
+                money_events.push((event, money));
+            }
+        }
         let mut known = Known::default();
+        load_known(tx, money_events.iter().map(|(_, money)| money), &mut known).await?;
         let mut entries = Vec::new();
         let mut memories = Vec::new();
-        for event in events {
-            let Some(money) = MoneyEvent::from_recorded(event)? else {
-                continue;
-            };
-            load_known(tx, &money, &mut known).await?;
+        for (event, money) in money_events {
             let posted = postings(&event.event_id.to_string(), &money, &known);
             entries.extend(posted.into_iter().map(|entry| (event, entry)));
             if let Some(memory) = memory_of(&money) {
