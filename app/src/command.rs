@@ -384,6 +384,30 @@ where
         Ok(answer)
     }
 
+    /// Reads a fact through `read` that an aggregate never changes once it has it (an
+    /// invoice's lead, once issued): from the cached state as it is, without first reading the
+    /// stream's tail as [`Self::inspect`] does, since a state behind the stream answers such a
+    /// fact as the current one would. When nothing is cached, or the cached state does not have
+    /// the fact yet (`None`), the answer is [`Self::inspect`]'s.
+    pub async fn inspect_settled<R>(
+        &self,
+        aggregate_id: &str,
+        read: impl Fn(&A, u64) -> Option<R>,
+    ) -> Result<Option<R>, CommandError<A::Error>> {
+        let stream_id = Self::stream_id(aggregate_id);
+        {
+            let _turn = self.stream_lock(&stream_id).lock().await;
+            let mut cache = self.cache.lock().expect("cache lock");
+            if let Some(answer) = cache
+                .get(&stream_id)
+                .and_then(|loaded| read(&loaded.aggregate, loaded.version))
+            {
+                return Ok(Some(answer));
+            }
+        }
+        self.inspect(aggregate_id, read).await
+    }
+
     /// Applies the stream's events after `loaded.version`.
     async fn catch_up(
         &self,

@@ -342,13 +342,16 @@ impl Deliveries {
         &self,
         invoice_id: &str,
     ) -> Result<Option<(String, String)>, DeliveryError> {
-        let (invoice, version) = self
+        // An issued invoice's lead never changes: a cached state answers without a read.
+        let lead_id = self
             .handlers
             .invoices
-            .load_aggregate(invoice_id)
+            .inspect_settled(invoice_id, |invoice, version| {
+                (version > 0).then(|| invoice.lead_id().to_owned())
+            })
             .await
             .map_err(|error| DeliveryError::Command(error.to_string()))?;
-        Ok((version > 0).then(|| (invoice_id.to_owned(), invoice.lead_id().to_owned())))
+        Ok(lead_id.map(|lead_id| (invoice_id.to_owned(), lead_id)))
     }
 
     /// The lead with this email, waiting (bounded) for the CRM board to see every lead captured
