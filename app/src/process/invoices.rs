@@ -389,6 +389,19 @@ impl ProcessManager for InvoicesFromAllocations {
             return Ok(());
         };
         let invoice_id = issue.invoice_id.clone();
+        // Nearly always the API issued it right after allocating: then there is nothing to do,
+        // and an issued invoice stays issued, so its cached state says so without a read (the
+        // command would be refused on it, the refusal confirmed by a read and the command log
+        // looked up, to append nothing).
+        let issued = context
+            .handlers
+            .invoices
+            .inspect_settled(&invoice_id, |_, version| (version > 0).then_some(()))
+            .await
+            .map_err(|e| ProjectionError::Command(e.to_string()))?;
+        if issued.is_some() {
+            return Ok(());
+        }
         let (id, command) =
             crate::invoices::issue_allocated(issue, icv, previous_invoice_hash, phase2);
         send_with_id(
