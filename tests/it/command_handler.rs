@@ -24,6 +24,8 @@ crate::on_both_engines!(
     a_command_then_a_read_sees_the_state_it_left,
     a_refusal_of_a_minted_command_id_is_answered_without_the_command_log,
     a_refusal_on_a_stale_cache_is_decided_again_on_what_another_replica_appended,
+    a_stream_not_cached_is_taken_as_new_until_its_append_or_refusal_says_otherwise,
+    a_settled_fact_is_read_from_the_cache_and_an_unsettled_one_from_the_stream,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -528,4 +530,83 @@ async fn a_refusal_on_a_stale_cache_is_decided_again_on_what_another_replica_app
         cold.load_aggregate("t9").await.unwrap().into_pair(),
         (12, Some(20), 6)
     );
+}
+
+/// On a cache miss the first attempt decides on the empty state without reading the stream.
+/// A stream another replica created is found out either way: by the append expecting no
+/// stream (refused), or by the read that confirms a refusal made on the unread state.
+async fn a_stream_not_cached_is_taken_as_new_until_its_append_or_refusal_says_otherwise(
+    db: &TestDb,
+) {
+    let replica_a = CommandHandler::<Tally>::new(db.store.clone());
+    let replica_b = CommandHandler::<Tally>::new(db.store.clone());
+    replica_a
+        .execute(envelope("t-new", TallyCommand::Open { limit: 10 }))
+        .await
+        .unwrap();
+    // b has nothing cached: its Open decides an event on the empty state, whose append is
+    // refused; decided again on the stream as it is, it is refused by the domain.
+    let error = replica_b
+        .execute(envelope("t-new", TallyCommand::Open { limit: 5 }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CommandError::Rejected(TallyError::AlreadyOpen)),
+        "{error:?}"
+    );
+    // A fresh handler's Add is refused on the empty state (not open), and that refusal is
+    // confirmed by reading the stream, which is open: decided again, it adds.
+    let replica_c = CommandHandler::<Tally>::new(db.store.clone());
+    let outcome = replica_c
+        .execute(envelope("t-new", TallyCommand::Add { amount: 3 }))
+        .await
+        .unwrap();
+    assert_eq!(outcome.version, 2);
+    let events = db.store.read_stream("tally-t-new", 1, 10).await.unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["Opened", "Added"]);
+}
+
+/// `inspect_settled` answers a fact from the cached state as it is, even behind the stream
+/// (it never reads the tail for a fact the state already has), and from the stream when the
+/// cached state does not have it yet.
+async fn a_settled_fact_is_read_from_the_cache_and_an_unsettled_one_from_the_stream(db: &TestDb) {
+    let replica_a = CommandHandler::<Tally>::new(db.store.clone());
+    let replica_b = CommandHandler::<Tally>::new(db.store.clone());
+    replica_a
+        .execute(envelope("t-settled", TallyCommand::Open { limit: 10 }))
+        .await
+        .unwrap();
+    replica_b
+        .execute(envelope("t-settled", TallyCommand::Add { amount: 6 }))
+        .await
+        .unwrap();
+    let limit = replica_a
+        .inspect_settled("t-settled", |tally, version| {
+            tally.limit.map(|limit| (limit, version))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        limit,
+        Some((10, 1)),
+        "from a's cached state, without a read"
+    );
+    let added = replica_a
+        .inspect_settled("t-settled", |tally, version| {
+            (tally.total > 0).then_some((tally.total, version))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        added,
+        Some((6, 2)),
+        "not in the cached state: read from the stream"
+    );
+    let cold = CommandHandler::<Tally>::new(db.store.clone());
+    let missing = cold
+        .inspect_settled("t-absent", |_, version| (version > 0).then_some(version))
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
 }
