@@ -130,13 +130,24 @@ impl Commissions {
             hold_days: self.config.hold_days,
             at: paid_at,
         };
+        Self::send(context, event, &commission_id, command).await
+    }
+
+    /// Sends `command` to the commission, caused by `event` (one command per event).
+    async fn send(
+        context: &Context,
+        event: &RecordedEvent,
+        commission_id: &str,
+        command: CommissionCommand,
+    ) -> Result<(), ProjectionError> {
+        let handler = &context.handlers.commissions;
         send(
             context,
-            &context.handlers.commissions,
+            handler,
             Self::NAME,
             event,
             0,
-            &commission_id,
+            commission_id,
             command,
         )
         .await?;
@@ -517,17 +528,7 @@ impl ProcessManager for Commissions {
                     else {
                         continue;
                     };
-                    let commission_id = row.text(0)?;
-                    send(
-                        context,
-                        &context.handlers.commissions,
-                        Self::NAME,
-                        event,
-                        0,
-                        &commission_id,
-                        command,
-                    )
-                    .await?;
+                    Self::send(context, event, &row.text(0)?, command).await?;
                 }
                 Step::Referral { .. } | Step::Captured { .. } | Step::Other => {}
             }
