@@ -141,8 +141,7 @@ impl Batch {
         if wanted.is_empty() {
             return Ok(());
         }
-        let marks = vec!["?"; wanted.len()].join(", ");
-        let params: Vec<SqlValue> = wanted.iter().map(|lead_id| (*lead_id).into()).collect();
+        let (marks, params) = adapters::sql::in_list(wanted.iter().copied());
         let rows = tx
             .fetch_all(
                 &format!(

@@ -62,7 +62,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use adapters::sql::{SqlDb, SqlTx, SqlValue};
+use adapters::sql::{in_list, SqlDb, SqlTx};
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
 use domain::invoice::InvoiceEvent;
@@ -176,7 +176,7 @@ async fn load_known<'a>(
         }
     }
     if !invoice_ids.is_empty() {
-        let (marks, params) = member_of(&invoice_ids);
+        let (marks, params) = in_list(invoice_ids);
         let sql = format!(
             "SELECT invoice_id, lead_id, vat_halalas, total_halalas FROM ledger_invoices \
              WHERE invoice_id IN ({marks})"
@@ -201,7 +201,7 @@ async fn load_known<'a>(
         }
     }
     if !payment_ids.is_empty() {
-        let (marks, params) = member_of(&payment_ids);
+        let (marks, params) = in_list(payment_ids);
         let sql = format!(
             "SELECT payment_id, collected_halalas, fee_halalas FROM ledger_payments \
              WHERE payment_id IN ({marks})"
@@ -215,12 +215,6 @@ async fn load_known<'a>(
         }
     }
     Ok(())
-}
-
-/// `?, ?, …` for `ids`, and the ids as parameters.
-fn member_of(ids: &BTreeSet<&str>) -> (String, Vec<SqlValue>) {
-    let params: Vec<SqlValue> = ids.iter().map(|id| (*id).into()).collect();
-    (vec!["?"; params.len()].join(", "), params)
 }
 
 /// Stores what an event adds to the memory (the SQL twin of [`Known::remember`]).

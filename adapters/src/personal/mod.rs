@@ -675,8 +675,7 @@ pub async fn email_match_keys(
         .collect();
     let mut indexes = HashMap::new();
     if !subjects.is_empty() {
-        let marks = vec!["?"; subjects.len()].join(", ");
-        let params: Vec<SqlValue> = subjects.iter().map(|subject| (*subject).into()).collect();
+        let (marks, params) = crate::sql::in_list(subjects);
         let sql = format!(
             "SELECT subject, MIN(email_index) FROM personal_emails \
              WHERE subject IN ({marks}) GROUP BY subject"

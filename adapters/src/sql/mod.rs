@@ -153,6 +153,13 @@ macro_rules! bind_all {
 }
 
 /// Binds one value to a PostgreSQL query.
+/// `?, ?, …` for `values`, and the values as its parameters: the inside of an `IN (…)` list,
+/// every value bound.
+pub fn in_list<'a>(values: impl IntoIterator<Item = &'a str>) -> (String, Vec<SqlValue>) {
+    let params: Vec<SqlValue> = values.into_iter().map(SqlValue::from).collect();
+    (vec!["?"; params.len()].join(", "), params)
+}
+
 pub fn bind_postgres<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     value: SqlValue,

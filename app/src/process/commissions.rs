@@ -23,7 +23,7 @@ use uuid::Uuid;
 use std::collections::{BTreeSet, HashMap};
 
 use adapters::personal::email_match_keys;
-use adapters::sql::{SqlDb, SqlValue};
+use adapters::sql::{in_list, SqlDb, SqlValue};
 use adapters::store::RecordedEvent;
 
 use crate::process::{send, Context, ProcessManager, COMMAND_NAMESPACE};
@@ -323,7 +323,7 @@ impl Remembered {
         if paid.is_empty() {
             return Ok(());
         }
-        let (marks, params) = member_of(paid.iter().copied());
+        let (marks, params) = in_list(paid.iter().copied());
         let sql = format!(
             "SELECT lead_id, email, captured_at_us, partner_id FROM pm_leads WHERE lead_id IN ({marks})"
         );
@@ -348,7 +348,7 @@ impl Remembered {
         if emails.is_empty() {
             return Ok(());
         }
-        let (marks, params) = member_of(emails.iter().copied());
+        let (marks, params) = in_list(emails.iter().copied());
         let sql = format!(
             "SELECT lead_email, partner_id, clicked_at_us FROM pm_referrals WHERE lead_email IN ({marks})"
         );
@@ -424,12 +424,6 @@ impl Remembered {
 
 /// Rows per insert statement (well under either engine's limit on parameters).
 const WRITE_CHUNK: usize = 200;
-
-/// `?, ?, …` for `values`, and the values as parameters.
-fn member_of<'a>(values: impl Iterator<Item = &'a str>) -> (String, Vec<SqlValue>) {
-    let params: Vec<SqlValue> = values.map(SqlValue::from).collect();
-    (vec!["?"; params.len()].join(", "), params)
-}
 
 #[async_trait]
 impl ProcessManager for Commissions {

@@ -683,8 +683,7 @@ fn fold_weight(name: &str) -> u32 {
 
 /// `column IN (?, ...)` over `names`, and its parameters.
 fn member_of(column: &str, names: &[&str]) -> (String, Vec<SqlValue>) {
-    let marks = vec!["?"; names.len()].join(", ");
-    let params = names.iter().map(|name| (*name).into()).collect();
+    let (marks, params) = adapters::sql::in_list(names.iter().copied());
     (format!("{column} IN ({marks})"), params)
 }
 
