@@ -256,8 +256,9 @@ where
             let events = sink.collect().await;
             // A refusal, or a decision of no events, changes nothing, so no append checks the
             // version it was made at. Made on a state not read just now (cached, or assumed
-            // new), it stands only once the stream is known to hold nothing newer: another replica may have moved it on (a lead
-            // marked paid elsewhere must not stay unable to start onboarding here).
+            // new), it stands only once the stream is known to hold nothing newer: another
+            // replica may have moved it on (a lead marked paid elsewhere must not stay unable
+            // to start onboarding here).
             if (decision.is_err() || events.is_empty()) && unread && read_up_to != Some(version) {
                 // `handle` writes events only after the pure `decide` accepted the command, so
                 // a refused or empty decision left the state as it was.

@@ -37,12 +37,10 @@ const COMMITTERS: usize = 1;
 pub(super) enum GroupAnswer {
     /// Committed with the group.
     Committed(AppendOutcome),
-    /// The group's statement failed (or its task died): nothing of the group is in, and the
-    /// append is to be made alone.
-    Alone,
-    /// The append was the only one waiting: the caller makes it alone now, holding the
-    /// committers' turn (the permit) until it is done.
-    Solo(OwnedSemaphorePermit),
+    /// To be made alone by the caller: the group's statement failed (or its task died) and
+    /// nothing of the group is in; or the append was the only one waiting, and the caller
+    /// holds the committers' turn (the permit) until it is done.
+    Alone(Option<OwnedSemaphorePermit>),
 }
 
 /// One append's rows, ready to insert, and where its answer goes.
@@ -125,11 +123,11 @@ impl GroupCommit {
         self.lock().push(staged);
         let permit = tokio::select! {
             biased;
-            answer = &mut receiver => return answer.unwrap_or(GroupAnswer::Alone),
+            answer = &mut receiver => return answer.unwrap_or(GroupAnswer::Alone(None)),
             permit = self.turn.clone().acquire_owned() => permit,
         };
         let Ok(permit) = permit else {
-            return GroupAnswer::Alone;
+            return GroupAnswer::Alone(None);
         };
         let group: Vec<Staged> = {
             let mut queue = self.lock();
@@ -141,12 +139,12 @@ impl GroupCommit {
             [] => drop(permit),
             // Ours alone (an idle store): appended by the caller as without a group, with the
             // turn held so that what arrives meanwhile gathers for the next group.
-            [only] if only.ticket == ticket => return GroupAnswer::Solo(permit),
+            [only] if only.ticket == ticket => return GroupAnswer::Alone(Some(permit)),
             _ => {
                 tokio::spawn(commit(pool.clone(), group, permit));
             }
         }
-        receiver.await.unwrap_or(GroupAnswer::Alone)
+        receiver.await.unwrap_or(GroupAnswer::Alone(None))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Staged>> {
@@ -161,9 +159,8 @@ async fn commit(pool: PgPool, mut group: Vec<Staged>, _turn: OwnedSemaphorePermi
     match insert(&pool, &mut group).await {
         Ok(positions) => {
             for mut staged in group {
-                let answer = outcome(&staged, &positions).map_or(GroupAnswer::Alone, |outcome| {
-                    GroupAnswer::Committed(outcome)
-                });
+                let answer = outcome(&staged, &positions)
+                    .map_or(GroupAnswer::Alone(None), GroupAnswer::Committed);
                 if let Some(sender) = staged.answer.take() {
                     let _ = sender.send(answer);
                 }
@@ -175,7 +172,7 @@ async fn commit(pool: PgPool, mut group: Vec<Staged>, _turn: OwnedSemaphorePermi
             }
             for mut staged in group {
                 if let Some(sender) = staged.answer.take() {
-                    let _ = sender.send(GroupAnswer::Alone);
+                    let _ = sender.send(GroupAnswer::Alone(None));
                 }
             }
         }

@@ -173,8 +173,8 @@ impl PostgresStore {
     /// One append in as few round trips as it allows: the events and the command record go in
     /// as one statement, which commits by itself, together with the appends that arrived while
     /// the previous group committed ([`super::pg_group`]), unless a webhook delivery must
-    /// commit with them; the stream's head is read first, on its own, only when neither the expectation
-    /// nor [`StreamHeads`] gives it. Chaining onto a head not read in the insert's transaction
+    /// commit with them; the stream's head is read first, on its own, only when neither the
+    /// expectation nor [`StreamHeads`] gives it. Chaining onto a head not read in the insert's transaction
     /// is safe: `UNIQUE (stream_id, version)` refuses the insert if another writer appended
     /// after it, and that refusal is a conflict like any other; so an append that succeeds
     /// chained onto the stream's real head.
@@ -194,12 +194,8 @@ impl PostgresStore {
                     Staged::new(request, &prepared, first_version, last_version, recorded_at);
                 match self.group.append(&self.pool, staged).await {
                     GroupAnswer::Committed(outcome) => outcome,
-                    alone => {
-                        // A solo append holds the committers' turn until it is done.
-                        let _turn = match alone {
-                            GroupAnswer::Solo(turn) => Some(turn),
-                            _ => None,
-                        };
+                    // The turn, when given, is held until the insert below is done.
+                    GroupAnswer::Alone(_turn) => {
                         let insert = insert_events(
                             request,
                             &prepared,
