@@ -39,6 +39,8 @@ use lru::LruCache;
 use serde_json::Value;
 use uuid::Uuid;
 
+mod together;
+
 use adapters::store::{
     AppendOutcome, AppendRequest, EventMetadata, EventStore, ExpectedVersion, NewEvent,
     RecordedEvent, StoreError, MAX_READ_BATCH,
@@ -75,6 +77,11 @@ pub enum CommandError<E: std::error::Error> {
         version: u64,
         reason: String,
     },
+    /// The command was appended together with others ([`CommandHandler::execute_together`])
+    /// and the append, or the caller that made it, failed in a way that leaves unknown
+    /// whether it was recorded: look before running it again.
+    #[error("whether the command on stream {stream_id} was recorded is not known: {reason}")]
+    Undetermined { stream_id: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -139,6 +146,9 @@ pub struct CommandHandler<A: Aggregate> {
     /// cached state the other would fold the whole stream from the store: under load on a hot
     /// stream (the seller's ZATCA sequence) that is a full read per command.
     stream_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Commands waiting for their stream's turn to be decided with others
+    /// ([`Self::execute_together`]), by stream.
+    together: together::Waiting<A>,
 }
 
 impl<A> CommandHandler<A>
@@ -158,6 +168,7 @@ where
             stream_locks: (0..STREAM_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            together: together::Waiting::default(),
         }
     }
 
@@ -212,15 +223,25 @@ where
     ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
         let stream_id = Self::stream_id(&envelope.aggregate_id);
         let _turn = self.stream_lock(&stream_id).lock().await;
-        let result = self.execute_in_turn(&stream_id, envelope, false).await;
+        self.execute_then_in_turn(&stream_id, envelope, read).await
+    }
+
+    /// [`Self::execute_then`], holding the stream's turn.
+    async fn execute_then_in_turn<R>(
+        &self,
+        stream_id: &str,
+        envelope: CommandEnvelope<A::Command>,
+        read: impl FnOnce(&A, u64) -> R,
+    ) -> Result<(CommandOutcome, R), CommandError<A::Error>> {
+        let result = self.execute_in_turn(stream_id, envelope, false).await;
         count::<A>(&result);
         let outcome = result?.expect("a command on any stream always has an outcome");
-        let mut loaded = self.take(&stream_id).await?;
+        let mut loaded = self.take(stream_id).await?;
         if loaded.version < outcome.version {
-            self.catch_up(&stream_id, &mut loaded).await?;
+            self.catch_up(stream_id, &mut loaded).await?;
         }
         let answer = read(&loaded.aggregate, loaded.version);
-        self.remember(&stream_id, loaded);
+        self.remember(stream_id, loaded);
         Ok((outcome, answer))
     }
 
@@ -482,13 +503,23 @@ where
 
 /// Counts a command in `revledger_commands_total{aggregate, outcome}`.
 fn count<A: Aggregate>(result: &Result<Option<CommandOutcome>, CommandError<A::Error>>) {
-    let outcome = match result {
+    count_as::<A>(match result {
         Ok(Some(_)) => "ok",
         Ok(None) => "not_found",
-        Err(CommandError::Rejected(_)) => "rejected",
-        Err(CommandError::Conflict { .. }) => "conflict",
-        Err(_) => "error",
-    };
+        Err(error) => error_label(error),
+    });
+}
+
+/// How `revledger_commands_total` names a command's error.
+fn error_label<E: std::error::Error>(error: &CommandError<E>) -> &'static str {
+    match error {
+        CommandError::Rejected(_) => "rejected",
+        CommandError::Conflict { .. } => "conflict",
+        _ => "error",
+    }
+}
+
+fn count_as<A: Aggregate>(outcome: &'static str) {
     metrics::counter!("revledger_commands_total", "aggregate" => A::TYPE, "outcome" => outcome)
         .increment(1);
 }

@@ -107,9 +107,12 @@ pub async fn issue_with(
             return already_issued(handlers, &invoice_id).await;
         }
     }
+    // The seller's sequence is the one stream every invoice writes to: allocations that wait
+    // for its turn at the same time take their places in one append.
+    let allocated = invoice_id.clone();
     let (_, allocation) = handlers
         .sequences
-        .execute_then(
+        .execute_together(
             CommandEnvelope {
                 aggregate_id: sequence,
                 command_id: request.command_id,
@@ -121,9 +124,9 @@ pub async fn issue_with(
                 inbox: None,
                 fresh_id: request.fresh,
             },
-            |sequence: &DocumentSequence, _| {
+            move |sequence: &DocumentSequence, _| {
                 sequence
-                    .allocation(&invoice_id)
+                    .allocation(&allocated)
                     .map(|(icv, previous_hash, _)| (icv, previous_hash.to_owned()))
             },
         )

@@ -26,6 +26,7 @@ crate::on_both_engines!(
     a_refusal_on_a_stale_cache_is_decided_again_on_what_another_replica_appended,
     a_stream_not_cached_is_taken_as_new_until_its_append_or_refusal_says_otherwise,
     a_settled_fact_is_read_from_the_cache_and_an_unsettled_one_from_the_stream,
+    commands_waiting_together_are_decided_in_order_and_share_appends,
 );
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -609,4 +610,109 @@ async fn a_settled_fact_is_read_from_the_cache_and_an_unsettled_one_from_the_str
         .await
         .unwrap();
     assert_eq!(missing, None);
+}
+
+/// Adds `amount` to tally `id` under a fresh id, appended with whatever waits with it; the
+/// answer, and the total and version its read saw.
+async fn add_together(
+    handler: Arc<CommandHandler<Tally>>,
+    id: &'static str,
+    amount: i64,
+) -> Result<(app::command::CommandOutcome, (i64, u64)), CommandError<TallyError>> {
+    let mut add = envelope(id, TallyCommand::Add { amount });
+    add.fresh_id = true;
+    handler
+        .execute_together(add, |tally, version| (tally.total, version))
+        .await
+}
+
+async fn commands_waiting_together_are_decided_in_order_and_share_appends(db: &TestDb) {
+    let handler = Arc::new(CommandHandler::<Tally>::new(db.store.clone()));
+    handler
+        .execute(envelope("t12", TallyCommand::Open { limit: 40 }))
+        .await
+        .unwrap();
+    // One replica first: the adds queue behind whichever holds the turn. Then two replicas
+    // on the same stream, so that shared appends also meet conflicts and run again alone.
+    let other = Arc::new(CommandHandler::<Tally>::new(db.store.clone()));
+    let mut answers = Vec::new();
+    for replicas in [vec![handler.clone()], vec![handler.clone(), other]] {
+        let tasks: Vec<_> = (0..24)
+            .map(|task| {
+                tokio::spawn(add_together(
+                    replicas[task % replicas.len()].clone(),
+                    "t12",
+                    1,
+                ))
+            })
+            .collect();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+    }
+    let mut versions = Vec::new();
+    let (mut refused, mut conflicts) = (0, 0);
+    for answer in &answers {
+        match answer {
+            Ok((outcome, (total, seen))) => {
+                assert_eq!(outcome.events_appended, 1);
+                assert!(
+                    outcome.version <= *seen,
+                    "the read sees the command's own write"
+                );
+                assert!(*total >= outcome.version as i64 - 1);
+                versions.push(outcome.version);
+            }
+            Err(CommandError::Rejected(TallyError::OverLimit { .. })) => refused += 1,
+            Err(CommandError::Conflict { .. }) => conflicts += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    versions.sort_unstable();
+    let applied = versions.len() as u64;
+    assert_eq!(
+        versions,
+        (2..=1 + applied).collect::<Vec<_>>(),
+        "each added command has a version of its own, none skipped"
+    );
+    assert_eq!(applied + refused + conflicts, 48);
+    assert_eq!(
+        applied,
+        40.min(48 - conflicts),
+        "the limit refuses only what passes it"
+    );
+
+    let cold = CommandHandler::<Tally>::new(db.store.clone());
+    let (tally, version) = cold.load_aggregate("t12").await.unwrap();
+    assert_eq!(
+        tally.total, applied as i64,
+        "each acknowledged add applied once"
+    );
+    assert_eq!(version, 1 + applied);
+    let events = db.store.read_stream("tally-t12", 1, 1_000).await.unwrap();
+    let appends: std::collections::BTreeSet<_> =
+        events.iter().map(|event| event.command_id).collect();
+    assert!(
+        appends.len() < events.len(),
+        "commands waiting together share appends: {} appends for {} events",
+        appends.len(),
+        events.len()
+    );
+    let commands: std::collections::BTreeSet<_> = events
+        .iter()
+        .map(|event| event.metadata["command_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        commands.len(),
+        events.len(),
+        "each event's metadata names the command that made it"
+    );
+    for (outcome, _) in answers.iter().flatten() {
+        let event = &events[outcome.version as usize - 1];
+        assert!(
+            (outcome.first_position.unwrap()..=outcome.last_position.unwrap())
+                .contains(&event.position),
+            "a command's events lie among its append's positions"
+        );
+    }
 }
