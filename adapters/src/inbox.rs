@@ -144,6 +144,19 @@ pub const UPSERT_ACCEPTED_SQL: &str = "INSERT INTO webhook_inbox (inbox_id, prov
      response = excluded.response, attempts = webhook_inbox.attempts + 1, next_attempt_at_us = NULL, \
      last_error = NULL, updated_at_us = excluded.updated_at_us";
 
+/// [`UPSERT_ACCEPTED_SQL`] with its row's values given by `select` (the ten values in
+/// [`accepted_params`]' order, then the constant columns as in `VALUES`): for a statement that
+/// computes the response from the rows it has just inserted.
+pub fn upsert_accepted_from(select: &str) -> String {
+    let (insert, rest) = UPSERT_ACCEPTED_SQL
+        .split_once(" VALUES ")
+        .expect("the upsert has a VALUES list");
+    let (_, on_conflict) = rest
+        .split_once(" ON CONFLICT ")
+        .expect("the upsert has an ON CONFLICT clause");
+    format!("{insert} {select} ON CONFLICT {on_conflict}")
+}
+
 /// What the inbox keeps as the answer to a delivery whose events were appended: the answer
 /// made for it with where its events landed. The webhook answers it as written, and repeats of
 /// the delivery get it from the row.

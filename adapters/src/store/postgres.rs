@@ -25,7 +25,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pg_group::{GroupAnswer, GroupCommit, Staged};
-use super::with_outcome;
 use super::{
     prepare, validate, AppendOutcome, AppendRequest, Checkpoint, EventStore, ExpectedVersion,
     LogBounds, Position, PreparedEvent, RecordedEvent, StoreError, Until, MAX_READ_BATCH,
@@ -209,19 +208,19 @@ impl PostgresStore {
                 }
             }
             Some(inbox) => {
-                let insert =
-                    insert_events(request, &prepared, first_version, last_version, recorded_at);
-                let mut tx = self.pool.begin().await?;
-                let rows = insert.fetch_all(&mut *tx).await?;
-                let outcome = outcome_of(request, first_version, last_version, &rows)?;
-                let sql = crate::sql::to_postgres_placeholders(crate::inbox::UPSERT_ACCEPTED_SQL);
-                let mut query = sqlx::query(&sql);
-                for param in crate::inbox::accepted_params(&with_outcome(inbox, &outcome)) {
-                    query = crate::sql::bind_postgres(query, param);
+                let mut insert = insert_events_with(
+                    &INSERT_EVENTS_AND_INBOX,
+                    request,
+                    &prepared,
+                    first_version,
+                    last_version,
+                    recorded_at,
+                );
+                for param in crate::inbox::accepted_params(inbox) {
+                    insert = crate::sql::bind_postgres(insert, param);
                 }
-                query.execute(&mut *tx).await?;
-                tx.commit().await?;
-                outcome
+                let rows = insert.fetch_all(&self.pool).await?;
+                outcome_of(request, first_version, last_version, &rows)?
             }
         };
         self.heads
@@ -304,6 +303,40 @@ impl PostgresStore {
     }
 }
 
+/// Appends the events and, when the request has a command id, records the command with the
+/// positions the events got. `HAVING`, not `WHERE`: an aggregate over no rows is still one row.
+const INSERT_EVENTS: &str = "WITH inserted AS (\
+       INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
+       schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
+       SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
+       FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
+                   $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
+       RETURNING position), \
+     command AS (\
+       INSERT INTO commands (command_id, stream_id, first_version, last_version, \
+       first_position, last_position, recorded_at) \
+       SELECT $4, $2, $13, $14, MIN(position), MAX(position), $5 FROM inserted \
+       HAVING $4::uuid IS NOT NULL) \
+     SELECT position FROM inserted";
+
+/// [`INSERT_EVENTS`], and the webhook delivery's inbox row recorded as accepted with the
+/// answer it was given ($23) and where its events landed
+/// ([`crate::inbox::accepted_response`]): the values of [`crate::inbox::accepted_params`]
+/// are $15 to $24.
+static INSERT_EVENTS_AND_INBOX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let upsert = crate::inbox::upsert_accepted_from(
+        "SELECT $15, $16, $17, $18, $19, $20, $21, 'accepted', $22, \
+           ((CASE WHEN jsonb_typeof($23::jsonb) = 'object' THEN $23::jsonb ELSE '{}' END) \
+            || jsonb_build_object('stream_id', $2::text, 'version', $14::int8, \
+               'first_position', MIN(position), 'last_position', MAX(position)))::text, \
+           1, NULL, NULL, $24 FROM inserted",
+    );
+    let (ctes, select) = INSERT_EVENTS
+        .rsplit_once(") SELECT ")
+        .expect("the append ends with its select");
+    format!("{ctes}), inbox AS ({upsert}) SELECT {select}")
+});
+
 /// The statement that appends `prepared` and, when the request has a command id, records the
 /// command with the positions the events got: one round trip.
 fn insert_events<'q>(
@@ -313,76 +346,80 @@ fn insert_events<'q>(
     last_version: u64,
     recorded_at: OffsetDateTime,
 ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    // `HAVING`, not `WHERE`: an aggregate over no rows is still one row.
-    sqlx::query(
-        "WITH inserted AS (\
-           INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
-           schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
-           SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
-           FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
-                       $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
-           RETURNING position), \
-         command AS (\
-           INSERT INTO commands (command_id, stream_id, first_version, last_version, \
-           first_position, last_position, recorded_at) \
-           SELECT $4, $2, $13, $14, MIN(position), MAX(position), $5 FROM inserted \
-           HAVING $4::uuid IS NOT NULL) \
-         SELECT position FROM inserted",
+    insert_events_with(
+        INSERT_EVENTS,
+        request,
+        prepared,
+        first_version,
+        last_version,
+        recorded_at,
     )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.event.event_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(&request.stream_id)
-    .bind(&request.stream_type)
-    .bind(request.command_id)
-    .bind(recorded_at)
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.version as i64)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.event.event_type.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.event.schema_version as i32)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.event.payload.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.metadata.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.prev_hash.0.to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        prepared
-            .iter()
-            .map(|p| p.hash.0.to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .bind(first_version as i64)
-    .bind(last_version as i64)
+}
+
+/// [`insert_events`]' parameters bound to `sql`, which begins as [`INSERT_EVENTS`] does.
+fn insert_events_with<'q>(
+    sql: &'q str,
+    request: &'q AppendRequest,
+    prepared: &[PreparedEvent<'_>],
+    first_version: u64,
+    last_version: u64,
+    recorded_at: OffsetDateTime,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.event_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(&request.stream_id)
+        .bind(&request.stream_type)
+        .bind(request.command_id)
+        .bind(recorded_at)
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.version as i64)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.schema_version as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.event.payload.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.metadata.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.prev_hash.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            prepared
+                .iter()
+                .map(|p| p.hash.0.to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(first_version as i64)
+        .bind(last_version as i64)
 }
 
 /// The outcome of an append whose events got the positions in `rows`.
