@@ -7,7 +7,7 @@
 #   bench/run.sh                         # pgbench, lifecycle (PostgreSQL and SQLite), peer, webhooks, replay, reads
 #   REPLAY_EVENTS=1000000 bench/run.sh   # the replay at the issue's full size (default 100000)
 #   READS_EVENTS=1000000 bench/run.sh    # the reads at issue 27's full size (default 100000)
-#   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench, the PostgreSQL lifecycle and the peer, and their ratios
+#   ONLY_LIFECYCLE=1 bench/run.sh        # just pgbench, the lifecycle on both engines and the peer, and their ratios
 #   ONLY_READS=1 bench/run.sh            # just the reads, on both engines
 #   AS_OF_EVENTS=1000000 bench/run.sh    # the as-of reads at issue 24's full size (default 100000)
 #   ONLY_AS_OF=1 bench/run.sh            # just the as-of reads from snapshots, on both engines
@@ -293,6 +293,13 @@ else
 fi
 echo "ratio (lifecycle/peer):     $PEER_RATIO"
 
+# --- lifecycle on SQLite (the embedded default), every append durable -------------------------
+echo "== revledger bench lifecycle --leads $LEADS --concurrency $CONCURRENCY --database-url sqlite://$WORK_DIR/lifecycle.db"
+SQLITE_LIFECYCLE=$($BIN bench lifecycle --leads "$LEADS" --concurrency "$CONCURRENCY" --database-url "sqlite://$WORK_DIR/lifecycle.db" 2>>"$LOG")
+echo "$SQLITE_LIFECYCLE"
+SQLITE_CPS=$(echo "$SQLITE_LIFECYCLE" | json commands_per_sec)
+SQLITE_P99=$(echo "$SQLITE_LIFECYCLE" | json p99_ms)
+
 if [ "$ONLY_LIFECYCLE" != 1 ]; then
   WEBHOOKS_DB=$(fresh_db webhooks)
   DATABASES+=("$WEBHOOKS_DB")  # fresh_db runs in a subshell
@@ -301,11 +308,6 @@ if [ "$ONLY_LIFECYCLE" != 1 ]; then
   echo "$WEBHOOKS"
   UNIQUE_RPS=$(echo "$WEBHOOKS" | json requests_per_sec)
   REPEAT_RPS=$(echo "$WEBHOOKS" | json repeat_requests_per_sec)
-
-  echo "== revledger bench lifecycle --leads $LEADS --concurrency $CONCURRENCY --database-url sqlite://$WORK_DIR/lifecycle.db"
-  SQLITE_LIFECYCLE=$($BIN bench lifecycle --leads "$LEADS" --concurrency "$CONCURRENCY" --database-url "sqlite://$WORK_DIR/lifecycle.db" 2>>"$LOG")
-  echo "$SQLITE_LIFECYCLE"
-  SQLITE_CPS=$(echo "$SQLITE_LIFECYCLE" | json commands_per_sec)
 
   run_replay
 
@@ -325,10 +327,8 @@ else
 fi
 target "caught up within 1000 ms of the last command (issue 8)" "$CATCH_UP ms" "$(ratio "$CATCH_UP" 1000)" "$(verdict "$CATCH_UP <= 1000")"
 target "p99 command latency < 10 ms (PostgreSQL; issues 8, 26)" "$P99 ms" "$(ratio "$P99" 10)" "$(verdict "$P99 < 10")"
-if [ "$ONLY_LIFECYCLE" = 1 ]; then
-  target "SQLite lifecycle >= 5000 commands/s (issues 8, 26)" "not run (ONLY_LIFECYCLE=1)" "n/a" "n/a"
-else
-  target "SQLite lifecycle >= 5000 commands/s (issues 8, 26)" "$SQLITE_CPS/s" "$(ratio "$SQLITE_CPS" 5000)" "$(verdict "$SQLITE_CPS >= 5000")"
+target "SQLite lifecycle >= 5000 commands/s, every append durable (issues 8, 26)" "$SQLITE_CPS/s (p99 $SQLITE_P99 ms)" "$(ratio "$SQLITE_CPS" 5000)" "$(verdict "$SQLITE_CPS >= 5000")"
+if [ "$ONLY_LIFECYCLE" != 1 ]; then
   target "webhooks unique >= 0.8 x lifecycle commands/s" "$UNIQUE_RPS/s" "$(ratio "$UNIQUE_RPS" "$CPS")" "$(verdict "$UNIQUE_RPS >= 0.8 * $CPS")"
   target "webhooks repeats >= 5 x unique" "$REPEAT_RPS/s" "$(ratio "$REPEAT_RPS" "$UNIQUE_RPS")" "$(verdict "$REPEAT_RPS >= 5 * $UNIQUE_RPS")"
   print_replay
