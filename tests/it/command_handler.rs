@@ -690,23 +690,35 @@ async fn commands_waiting_together_are_decided_in_order_and_share_appends(db: &T
     );
     assert_eq!(version, 1 + applied);
     let events = db.store.read_stream("tally-t12", 1, 1_000).await.unwrap();
-    let appends: std::collections::BTreeSet<_> =
-        events.iter().map(|event| event.command_id).collect();
+    // The events of one append share its recorded_at (and, on PostgreSQL, a transaction id).
+    let appends: std::collections::BTreeSet<_> = events
+        .iter()
+        .map(|event| (event.transaction_id, event.recorded_at))
+        .collect();
     assert!(
         appends.len() < events.len(),
         "commands waiting together share appends: {} appends for {} events",
         appends.len(),
         events.len()
     );
-    let commands: std::collections::BTreeSet<_> = events
-        .iter()
-        .map(|event| event.metadata["command_id"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(
-        commands.len(),
-        events.len(),
-        "each event's metadata names the command that made it"
-    );
+    for event in &events {
+        let command_id = event.command_id.expect("every event has its command");
+        assert_eq!(
+            event.metadata["command_id"].as_str(),
+            Some(command_id.to_string().as_str()),
+            "the event's metadata names its command"
+        );
+        let record = db.store.find_command(command_id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                record.first_version,
+                record.last_version,
+                record.first_position
+            ),
+            (event.version, event.version, event.position),
+            "each command is recorded with its own event"
+        );
+    }
     for (outcome, _) in answers.iter().flatten() {
         let event = &events[outcome.version as usize - 1];
         assert!(

@@ -33,6 +33,7 @@ crate::on_both_engines!(
     verify_names_an_event_removed_from_the_middle_of_a_stream,
     the_database_rejects_update_and_delete_of_events,
     a_payload_round_trips_unchanged,
+    an_append_of_several_commands_records_each_with_its_own_events,
 );
 
 fn event(event_type: &str, payload: serde_json::Value) -> NewEvent {
@@ -849,4 +850,65 @@ async fn tail_until_seen(
             seen.push(recorded.position);
         }
     }
+}
+
+/// An event of `command_id`'s.
+fn event_of(command_id: Uuid, n: i64) -> NewEvent {
+    let mut event = event("Added", json!({ "n": n }));
+    event.metadata.command_id = Some(command_id);
+    event
+}
+
+async fn an_append_of_several_commands_records_each_with_its_own_events(db: &TestDb) {
+    let store = db.store.as_ref();
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    let events = vec![
+        event_of(first, 1),
+        event_of(first, 2),
+        event_of(second, 3),
+        event("Noted", json!({})),
+    ];
+    let mut append = request("tally-several", ExpectedVersion::NoStream, events);
+    let own = Uuid::now_v7();
+    append.command_id = Some(own);
+    let outcome = store.append(append).await.unwrap();
+    assert_eq!((outcome.first_version, outcome.last_version), (1, 4));
+    let stored = store.read_stream("tally-several", 1, 10).await.unwrap();
+    let commands: Vec<_> = stored.iter().map(|event| event.command_id).collect();
+    assert_eq!(
+        commands,
+        [Some(first), Some(first), Some(second), Some(own)],
+        "an event without a command of its own is the append's"
+    );
+    for (command_id, versions) in [(first, (1, 2)), (second, (3, 3)), (own, (4, 4))] {
+        let record = store.find_command(command_id).await.unwrap().unwrap();
+        let events = &stored[versions.0 as usize - 1..versions.1 as usize];
+        assert_eq!(
+            (record.first_version, record.last_version),
+            versions,
+            "command {command_id}"
+        );
+        assert_eq!(
+            (record.first_position, record.last_position),
+            (events[0].position, events[events.len() - 1].position)
+        );
+    }
+    let report = store::verify(store).await.unwrap();
+    assert!(
+        report.is_intact(),
+        "each event's hash covers its own command: {report:?}"
+    );
+
+    // A command's events are one run: the same command again after another is refused whole.
+    let split = vec![event_of(first, 5), event_of(second, 6), event_of(first, 7)];
+    let error = store
+        .append(request("tally-split", ExpectedVersion::NoStream, split))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::InvalidAppend(_)), "{error:?}");
+    assert!(store
+        .read_stream("tally-split", 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -109,6 +109,9 @@ pub struct EventMetadata {
     /// The token id, webhook provider or process manager that acted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The command that made the event, when it is not the append's
+    /// ([`AppendRequest::command_id`]): an append that carries several commands' events
+    /// names each event's here, and the store records each command with its own events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +143,8 @@ pub struct AppendRequest {
     pub stream_id: String,
     pub stream_type: String,
     pub expected_version: ExpectedVersion,
-    /// When set, a second append with this id returns the first one's outcome.
+    /// When set, a second append with this id returns the first one's outcome. Events whose
+    /// metadata names no command of their own are this command's.
     pub command_id: Option<Uuid>,
     pub events: Vec<NewEvent>,
     /// A webhook delivery's inbox row, written in the same transaction as the events.
@@ -435,9 +439,27 @@ fn validate(request: &AppendRequest) -> Result<(), StoreError> {
 struct PreparedEvent<'a> {
     event: &'a NewEvent,
     version: u64,
+    /// The command that made the event: its metadata's, else the request's.
+    command_id: Option<Uuid>,
     metadata: Value,
     prev_hash: EventHash,
     hash: EventHash,
+}
+
+/// The commands among `prepared`, each with the indexes of its first and last event, in the
+/// order they first appear. A command's events are contiguous: those of one append are.
+fn commands_of(prepared: &[PreparedEvent<'_>]) -> Vec<(Uuid, (usize, usize))> {
+    let mut commands: Vec<(Uuid, (usize, usize))> = Vec::new();
+    for (index, event) in prepared.iter().enumerate() {
+        let Some(command_id) = event.command_id else {
+            continue;
+        };
+        match commands.last_mut() {
+            Some((last, (_, end))) if *last == command_id => *end = index,
+            _ => commands.push((command_id, (index, index))),
+        }
+    }
+    commands
 }
 
 /// Chains `request.events` onto a stream whose head is `(current_version, head_hash)`.
@@ -455,6 +477,14 @@ fn prepare<'a>(
         if metadata.command_id.is_none() {
             metadata.command_id = request.command_id;
         }
+        let command_id = metadata.command_id;
+        if command_id != prepared.last().and_then(|p: &PreparedEvent| p.command_id)
+            && prepared.iter().any(|p| p.command_id == command_id)
+        {
+            return Err(StoreError::InvalidAppend(format!(
+                "the events of command {command_id:?} are not next to each other"
+            )));
+        }
         let metadata = serde_json::to_value(&metadata)
             .map_err(|e| StoreError::InvalidAppend(format!("metadata: {e}")))?;
         let fields = hash::HashedFields {
@@ -466,13 +496,14 @@ fn prepare<'a>(
             schema_version: event.schema_version,
             payload: &event.payload,
             metadata: &metadata,
-            command_id: request.command_id,
+            command_id,
             recorded_at,
         };
         let hash = hash::chain(&prev_hash, &fields);
         prepared.push(PreparedEvent {
             event,
             version,
+            command_id,
             metadata,
             prev_hash,
             hash,

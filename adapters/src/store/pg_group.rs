@@ -47,7 +47,8 @@ pub(super) enum GroupAnswer {
 pub(super) struct Staged {
     stream_id: String,
     stream_type: String,
-    command_id: Option<Uuid>,
+    /// Each event's command.
+    command_ids: Vec<Option<Uuid>>,
     recorded_at: OffsetDateTime,
     first_version: u64,
     last_version: u64,
@@ -73,7 +74,7 @@ impl Staged {
         Staged {
             stream_id: request.stream_id.clone(),
             stream_type: request.stream_type.clone(),
-            command_id: request.command_id,
+            command_ids: prepared.iter().map(|p| p.command_id).collect(),
             recorded_at,
             first_version,
             last_version,
@@ -208,7 +209,6 @@ async fn insert(
     for staged in group.iter_mut() {
         columns.push(staged);
     }
-    let commands: Vec<&Staged> = group.iter().filter(|s| s.command_id.is_some()).collect();
     let rows = sqlx::query(
         "WITH inserted AS (\
            INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
@@ -217,15 +217,13 @@ async fn insert(
            FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], \
                        $7::jsonb[], $8::jsonb[], $9::uuid[], $10::timestamptz[], $11::bytea[], \
                        $12::bytea[]) AS u(e, st, ty, v, t, s, p, m, c, r, ph, h) \
-           RETURNING position, stream_id, version), \
+           RETURNING position, stream_id, version, command_id, recorded_at), \
          command AS (\
            INSERT INTO commands (command_id, stream_id, first_version, last_version, \
            first_position, last_position, recorded_at) \
-           SELECT k.c, k.st, k.fv, k.lv, MIN(i.position), MAX(i.position), k.r \
-           FROM UNNEST($13::uuid[], $14::text[], $15::int8[], $16::int8[], $17::timestamptz[]) \
-                AS k(c, st, fv, lv, r) \
-           JOIN inserted i ON i.stream_id = k.st AND i.version BETWEEN k.fv AND k.lv \
-           GROUP BY k.c, k.st, k.fv, k.lv, k.r) \
+           SELECT command_id, stream_id, MIN(version), MAX(version), MIN(position), \
+                  MAX(position), MIN(recorded_at) \
+           FROM inserted WHERE command_id IS NOT NULL GROUP BY command_id, stream_id) \
          SELECT position, stream_id, version FROM inserted",
     )
     .bind(columns.event_ids)
@@ -240,26 +238,6 @@ async fn insert(
     .bind(columns.recorded_at)
     .bind(columns.prev_hashes)
     .bind(columns.hashes)
-    .bind(commands.iter().map(|s| s.command_id).collect::<Vec<_>>())
-    .bind(
-        commands
-            .iter()
-            .map(|s| s.stream_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        commands
-            .iter()
-            .map(|s| s.first_version as i64)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        commands
-            .iter()
-            .map(|s| s.last_version as i64)
-            .collect::<Vec<_>>(),
-    )
-    .bind(commands.iter().map(|s| s.recorded_at).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -298,10 +276,10 @@ impl EventColumns {
             self.stream_types.push(staged.stream_type.clone());
             self.versions
                 .push((staged.first_version + offset as u64) as i64);
-            self.command_ids.push(staged.command_id);
             self.recorded_at.push(staged.recorded_at);
         }
         self.event_ids.append(&mut staged.event_ids);
+        self.command_ids.append(&mut staged.command_ids);
         self.event_types.append(&mut staged.event_types);
         self.schema_versions.append(&mut staged.schema_versions);
         self.payloads.append(&mut staged.payloads);

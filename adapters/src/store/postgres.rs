@@ -196,9 +196,9 @@ impl PostgresStore {
                     // The turn, when given, is held until the insert below is done.
                     GroupAnswer::Alone(_turn) => {
                         let insert = insert_events(
+                            INSERT_EVENTS,
                             request,
                             &prepared,
-                            first_version,
                             last_version,
                             recorded_at,
                         );
@@ -208,11 +208,10 @@ impl PostgresStore {
                 }
             }
             Some(inbox) => {
-                let mut insert = insert_events_with(
+                let mut insert = insert_events(
                     &INSERT_EVENTS_AND_INBOX,
                     request,
                     &prepared,
-                    first_version,
                     last_version,
                     recorded_at,
                 );
@@ -303,33 +302,34 @@ impl PostgresStore {
     }
 }
 
-/// Appends the events and, when the request has a command id, records the command with the
-/// positions the events got. `HAVING`, not `WHERE`: an aggregate over no rows is still one row.
+/// Appends the events and records each command among them with the versions and positions its
+/// events got.
 const INSERT_EVENTS: &str = "WITH inserted AS (\
        INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
        schema_version, payload, metadata, command_id, recorded_at, prev_hash, hash) \
-       SELECT e, $2, $3, v, t, s, p, m, $4, $5, ph, h \
+       SELECT e, $2, $3, v, t, s, p, m, c, $5, ph, h \
        FROM UNNEST($1::uuid[], $6::int8[], $7::text[], $8::int4[], $9::jsonb[], \
-                   $10::jsonb[], $11::bytea[], $12::bytea[]) AS u(e, v, t, s, p, m, ph, h) \
-       RETURNING position), \
+                   $10::jsonb[], $11::bytea[], $12::bytea[], $4::uuid[]) \
+            AS u(e, v, t, s, p, m, ph, h, c) \
+       RETURNING position, version, command_id), \
      command AS (\
        INSERT INTO commands (command_id, stream_id, first_version, last_version, \
        first_position, last_position, recorded_at) \
-       SELECT $4, $2, $13, $14, MIN(position), MAX(position), $5 FROM inserted \
-       HAVING $4::uuid IS NOT NULL) \
+       SELECT command_id, $2, MIN(version), MAX(version), MIN(position), MAX(position), $5 \
+       FROM inserted WHERE command_id IS NOT NULL GROUP BY command_id) \
      SELECT position FROM inserted";
 
 /// [`INSERT_EVENTS`], and the webhook delivery's inbox row recorded as accepted with the
-/// answer it was given ($23) and where its events landed
+/// answer it was given ($22) and where its events landed
 /// ([`crate::inbox::accepted_response`]): the values of [`crate::inbox::accepted_params`]
-/// are $15 to $24.
+/// are $14 to $23.
 static INSERT_EVENTS_AND_INBOX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let upsert = crate::inbox::upsert_accepted_from(
-        "SELECT $15, $16, $17, $18, $19, $20, $21, 'accepted', $22, \
-           ((CASE WHEN jsonb_typeof($23::jsonb) = 'object' THEN $23::jsonb ELSE '{}' END) \
-            || jsonb_build_object('stream_id', $2::text, 'version', $14::int8, \
+        "SELECT $14, $15, $16, $17, $18, $19, $20, 'accepted', $21, \
+           ((CASE WHEN jsonb_typeof($22::jsonb) = 'object' THEN $22::jsonb ELSE '{}' END) \
+            || jsonb_build_object('stream_id', $2::text, 'version', $13::int8, \
                'first_position', MIN(position), 'last_position', MAX(position)))::text, \
-           1, NULL, NULL, $24 FROM inserted",
+           1, NULL, NULL, $23 FROM inserted",
     );
     let (ctes, select) = INSERT_EVENTS
         .rsplit_once(") SELECT ")
@@ -337,31 +337,12 @@ static INSERT_EVENTS_AND_INBOX: std::sync::LazyLock<String> = std::sync::LazyLoc
     format!("{ctes}), inbox AS ({upsert}) SELECT {select}")
 });
 
-/// The statement that appends `prepared` and, when the request has a command id, records the
-/// command with the positions the events got: one round trip.
+/// The statement `sql` ([`INSERT_EVENTS`], or a statement that begins as it does) with the
+/// parameters that append `prepared`: one round trip.
 fn insert_events<'q>(
-    request: &'q AppendRequest,
-    prepared: &[PreparedEvent<'_>],
-    first_version: u64,
-    last_version: u64,
-    recorded_at: OffsetDateTime,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    insert_events_with(
-        INSERT_EVENTS,
-        request,
-        prepared,
-        first_version,
-        last_version,
-        recorded_at,
-    )
-}
-
-/// [`insert_events`]' parameters bound to `sql`, which begins as [`INSERT_EVENTS`] does.
-fn insert_events_with<'q>(
     sql: &'q str,
     request: &'q AppendRequest,
     prepared: &[PreparedEvent<'_>],
-    first_version: u64,
     last_version: u64,
     recorded_at: OffsetDateTime,
 ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
@@ -374,7 +355,7 @@ fn insert_events_with<'q>(
         )
         .bind(&request.stream_id)
         .bind(&request.stream_type)
-        .bind(request.command_id)
+        .bind(prepared.iter().map(|p| p.command_id).collect::<Vec<_>>())
         .bind(recorded_at)
         .bind(
             prepared
@@ -418,7 +399,6 @@ fn insert_events_with<'q>(
                 .map(|p| p.hash.0.to_vec())
                 .collect::<Vec<_>>(),
         )
-        .bind(first_version as i64)
         .bind(last_version as i64)
 }
 

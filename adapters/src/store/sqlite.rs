@@ -286,14 +286,14 @@ fn append_in(
     let recorded_at_us = unix_micros(recorded_at);
     let prepared = prepare(request, current_version, head_hash, recorded_at)?;
     // Ids are stored as 16-byte blobs, as sqlx stores a `Uuid` (the readers decode them so).
-    let command_id = request.command_id.map(|id| *id.as_bytes());
-    let command_param = command_id
-        .as_ref()
-        .map_or(Param::Null, |id| Param::Blob(id));
     let mut positions = Vec::with_capacity(prepared.len());
     for row in &prepared {
         let payload = row.event.payload.to_string();
         let metadata = row.metadata.to_string();
+        let command_id = row.command_id.map(|id| *id.as_bytes());
+        let command_param = command_id
+            .as_ref()
+            .map_or(Param::Null, |id| Param::Blob(id));
         let position = connection.query_first(
             "INSERT INTO events (event_id, stream_id, stream_type, version, event_type, \
                  schema_version, payload, metadata, command_id, recorded_at_us, prev_hash, hash) \
@@ -326,17 +326,17 @@ fn append_in(
         last_position: positions[positions.len() - 1],
         replayed: false,
     };
-    if command_id.is_some() {
+    for (command_id, (first, last)) in super::commands_of(&prepared) {
         connection.execute(
             "INSERT INTO commands (command_id, stream_id, first_version, last_version, \
                  first_position, last_position, recorded_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
             &[
-                command_param,
+                Param::Blob(command_id.as_bytes()),
                 Param::Text(&outcome.stream_id),
-                Param::Int(outcome.first_version as i64),
-                Param::Int(outcome.last_version as i64),
-                Param::Int(outcome.first_position),
-                Param::Int(outcome.last_position),
+                Param::Int(prepared[first].version as i64),
+                Param::Int(prepared[last].version as i64),
+                Param::Int(positions[first]),
+                Param::Int(positions[last]),
                 Param::Int(recorded_at_us),
             ],
         )?;

@@ -7,9 +7,11 @@
 //! command in arrival order, each on the state the ones before it left, and appends all their
 //! events in one append. A queue of n costs one append rather than n.
 //!
+//! - Each command keeps its own record: its events' metadata name it, and the store records
+//!   every command of an append with its own events.
 //! - Only a command under an id minted for it ([`CommandEnvelope::fresh_id`]) waits with
-//!   others. Such an id is never looked up in the command log, so the shared append is
-//!   recorded under an id of its own. A command whose id can come again runs alone, as
+//!   others: nothing can be a replay of it, so no member can turn the shared append into a
+//!   replay. A command whose id can come again runs alone, as
 //!   [`CommandHandler::execute_then`] runs it.
 //! - A refusal refuses its own command only. Made on a state not read just now, it is
 //!   confirmed by a read of the stream's tail first, as it is for a command alone.
@@ -209,8 +211,7 @@ where
             let decision = state.handle(envelope.command.clone(), &(), &sink).await;
             let decided = sink.collect().await;
             let start = events.len();
-            // Each event names the command that made it, though the append has an id of its
-            // own.
+            // Each event names the command that made it.
             let mut metadata = envelope.metadata.clone();
             metadata.command_id = Some(envelope.command_id);
             for event in &decided {
@@ -238,9 +239,9 @@ where
                 stream_id: stream_id.to_owned(),
                 stream_type: A::TYPE.to_owned(),
                 expected_version: ExpectedVersion::from_loaded(version),
-                // The commands' own ids were minted for them and are never looked up; the
-                // append is recorded under an id of its own.
-                command_id: Some(Uuid::now_v7()),
+                // Each event's metadata names its own command, and the store records each
+                // command with its events.
+                command_id: None,
                 events,
                 inbox: None,
             };
