@@ -24,6 +24,7 @@ crate::on_both_engines!(
     replay_as_of_a_middle_position_equals_the_live_read_models_captured_then,
     every_process_manager_effect_happens_once_across_a_crash_mid_burst,
     a_payment_before_its_invoice_is_recorded_once_the_invoice_is_issued,
+    a_payment_and_its_invoice_in_one_batch_are_recorded_once,
     leads_silent_for_fourteen_days_are_archived_cold_once,
     the_third_activated_customer_makes_a_referral_partner_certified,
     the_funnel_counts_conversion_and_time_in_stage,
@@ -458,6 +459,28 @@ async fn every_process_manager_effect_happens_once_across_a_crash_mid_burst(db: 
 }
 
 async fn a_payment_before_its_invoice_is_recorded_once_the_invoice_is_issued(db: &TestDb) {
+    payment_then_invoice(db, true).await;
+}
+
+/// The payment process manager reacts to the payment and the invoice it waits for in one
+/// step: the payment is parked and released within it, and nothing stays parked.
+async fn a_payment_and_its_invoice_in_one_batch_are_recorded_once(db: &TestDb) {
+    payment_then_invoice(db, false).await;
+    let parked = db
+        .store
+        .sql()
+        .fetch_optional("SELECT COUNT(*) FROM pm_parked_payments", &[])
+        .await
+        .unwrap()
+        .unwrap()
+        .i64(0)
+        .unwrap();
+    assert_eq!(parked, 0);
+}
+
+/// A payment naming only its Moyasar invoice, then the invoice that carries that id; the
+/// process managers react in between when `react_between`.
+async fn payment_then_invoice(db: &TestDb, react_between: bool) {
     use domain::payment::{PaymentCommand, PaymentStatus};
     use domain::plan::Plan;
     let handlers = Handlers::new(db.store.clone());
@@ -507,17 +530,19 @@ async fn a_payment_before_its_invoice_is_recorded_once_the_invoice_is_issued(db:
         .execute(envelope("pay-early", pay))
         .await
         .unwrap();
-    run_process_managers(&handlers).await;
-    let parked: i64 = db
-        .store
-        .sql()
-        .fetch_optional("SELECT COUNT(*) FROM pm_parked_payments", &[])
-        .await
-        .unwrap()
-        .unwrap()
-        .i64(0)
-        .unwrap();
-    assert_eq!(parked, 1, "the payment waits for its invoice");
+    if react_between {
+        run_process_managers(&handlers).await;
+        let parked: i64 = db
+            .store
+            .sql()
+            .fetch_optional("SELECT COUNT(*) FROM pm_parked_payments", &[])
+            .await
+            .unwrap()
+            .unwrap()
+            .i64(0)
+            .unwrap();
+        assert_eq!(parked, 1, "the payment waits for its invoice");
+    }
 
     let app_issue = domain::invoice::IssueInvoice {
         invoice_id: "invoice-early".into(),

@@ -2,6 +2,8 @@
 //! invoice (a refund with its credit note on the invoice's own chain), and every allocation
 //! issued as its invoice.
 
+use std::collections::HashMap;
+
 use adapters::sql::SqlDb;
 use adapters::store::RecordedEvent;
 use async_trait::async_trait;
@@ -142,73 +144,23 @@ impl PaymentsToInvoices {
         Ok(())
     }
 
-    /// Our invoice id and its seller for a payment's references, if that invoice was issued.
-    async fn resolve(
-        db: &SqlDb,
-        invoice_id: Option<&str>,
-        moyasar_invoice_id: Option<&str>,
-    ) -> Result<Option<(String, String)>, ProjectionError> {
-        if let Some(ours) = invoice_id {
-            let row = db
-                .fetch_optional(
-                    "SELECT invoice_id, seller_vat_number FROM pm_invoices WHERE invoice_id = ?",
-                    &[ours.into()],
-                )
-                .await?;
-            if let Some(row) = row {
-                return Ok(Some((row.text(0)?, row.text(1)?)));
-            }
-        }
-        if let Some(theirs) = moyasar_invoice_id {
-            let row = db
-                .fetch_optional(
-                    "SELECT invoice_id, seller_vat_number FROM pm_invoices WHERE moyasar_invoice_id = ?",
-                    &[theirs.into()],
-                )
-                .await?;
-            if let Some(row) = row {
-                return Ok(Some((row.text(0)?, row.text(1)?)));
-            }
-        }
-        Ok(None)
-    }
-
     /// Applies what was parked under `keys` now that the invoice is known (issued by
     /// `seller`).
     async fn release(
         context: &Context,
+        known: &mut Known,
         cause: &RecordedEvent,
         invoice_id: &str,
         seller: &str,
         keys: &[String],
     ) -> Result<(), ProjectionError> {
         for key in keys {
-            let parked = context
-                .db
-                .fetch_all(
-                    "SELECT payment_event_id, kind, payment_id, amount_halalas, cumulative_halalas, at_us                      FROM pm_parked_payments WHERE invoice_key = ? ORDER BY position",
-                    &[key.as_str().into()],
-                )
-                .await?;
             // Nearly always nothing: a payment usually comes after its invoice.
-            let parked_any = !parked.is_empty();
-            for row in parked {
-                let movement = Movement {
-                    payment_event_id: row.text(0)?,
-                    kind: if row.text(1)? == "refund" {
-                        "refund"
-                    } else {
-                        "payment"
-                    },
-                    payment_id: row.text(2)?,
-                    amount_halalas: row.i64(3)?,
-                    cumulative_halalas: row.i64(4)?,
-                    at: projections::from_micros(row.i64(5)?),
-                };
-                Self::apply_movement(context, cause, invoice_id, seller, &movement).await?;
-            }
-            if !parked_any {
+            let Some(parked) = known.parked.remove(key) else {
                 continue;
+            };
+            for movement in &parked {
+                Self::apply_movement(context, cause, invoice_id, seller, movement).await?;
             }
             context
                 .db
@@ -223,13 +175,14 @@ impl PaymentsToInvoices {
 
     async fn on_movement(
         context: &Context,
+        known: &mut Known,
         event: &RecordedEvent,
         payment: &GatewayPayment,
         movement: Movement,
     ) -> Result<(), ProjectionError> {
         let ours = payment.invoice_id.as_deref();
         let theirs = payment.moyasar_invoice_id.as_deref();
-        if let Some((invoice_id, seller)) = Self::resolve(&context.db, ours, theirs).await? {
+        if let Some((invoice_id, seller)) = known.resolve(ours, theirs) {
             return Self::apply_movement(context, event, &invoice_id, &seller, &movement).await;
         }
         let key = match (ours, theirs) {
@@ -246,10 +199,10 @@ impl PaymentsToInvoices {
             .execute_derived(
                 "INSERT INTO pm_parked_payments (invoice_key, payment_event_id, kind, payment_id, amount_halalas,                  cumulative_halalas, at_us, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)                  ON CONFLICT (invoice_key, payment_event_id) DO NOTHING",
                 &[
-                    key.into(),
-                    movement.payment_event_id.into(),
+                    key.as_str().into(),
+                    movement.payment_event_id.as_str().into(),
                     movement.kind.into(),
-                    movement.payment_id.into(),
+                    movement.payment_id.as_str().into(),
                     movement.amount_halalas.into(),
                     movement.cumulative_halalas.into(),
                     micros(movement.at).into(),
@@ -257,17 +210,22 @@ impl PaymentsToInvoices {
                 ],
             )
             .await?;
+        let parked = known.parked.entry(key).or_default();
+        if !parked
+            .iter()
+            .any(|p| p.payment_event_id == movement.payment_event_id)
+        {
+            parked.push(movement);
+        }
         Ok(())
     }
-}
 
-#[async_trait]
-impl ProcessManager for PaymentsToInvoices {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    /// Reacts to one event of a batch, with what the batch knows so far.
+    async fn react_in(
+        context: &Context,
+        known: &mut Known,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
         match event.event_type.as_str() {
             "InvoiceIssued" => {
                 let InvoiceEvent::InvoiceIssued {
@@ -279,19 +237,19 @@ impl ProcessManager for PaymentsToInvoices {
                 else {
                     return Ok(());
                 };
-                context
-                    .db
-                    .execute_derived(
-                        "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) VALUES (?, ?, ?) \
-                         ON CONFLICT (invoice_id) DO NOTHING",
-                        &[invoice_id.as_str().into(), moyasar_invoice_id.clone().into(), seller.vat_number.as_str().into()],
-                    )
-                    .await?;
                 let mut keys = vec![format!("ours:{invoice_id}")];
-                keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
-                // The row just written names this seller (an invoice is issued once, so a row
-                // already there does too).
-                Self::release(context, event, &invoice_id, &seller.vat_number, &keys).await
+                keys.extend(moyasar_invoice_id.as_ref().map(|m| format!("moyasar:{m}")));
+                // An invoice is issued once, so one already known names this seller too.
+                known.issued(&invoice_id, moyasar_invoice_id, &seller.vat_number);
+                Self::release(
+                    context,
+                    known,
+                    event,
+                    &invoice_id,
+                    &seller.vat_number,
+                    &keys,
+                )
+                .await
             }
             "MoyasarInvoiceLinked" => {
                 let InvoiceEvent::MoyasarInvoiceLinked {
@@ -302,28 +260,23 @@ impl ProcessManager for PaymentsToInvoices {
                 else {
                     return Ok(());
                 };
-                context
-                    .db
-                    .execute_derived(
-                        "UPDATE pm_invoices SET moyasar_invoice_id = ? WHERE invoice_id = ?",
-                        &[
-                            moyasar_invoice_id.as_str().into(),
-                            invoice_id.as_str().into(),
-                        ],
-                    )
-                    .await?;
-                let Some((_, seller)) = Self::resolve(&context.db, Some(&invoice_id), None).await?
-                else {
+                if !known.link(&invoice_id, &moyasar_invoice_id) {
+                    context
+                        .db
+                        .execute_derived(
+                            "UPDATE pm_invoices SET moyasar_invoice_id = ? WHERE invoice_id = ?",
+                            &[
+                                moyasar_invoice_id.as_str().into(),
+                                invoice_id.as_str().into(),
+                            ],
+                        )
+                        .await?;
+                }
+                let Some((_, seller)) = known.resolve(Some(&invoice_id), None) else {
                     return Ok(());
                 };
-                Self::release(
-                    context,
-                    event,
-                    &invoice_id,
-                    &seller,
-                    &[format!("moyasar:{moyasar_invoice_id}")],
-                )
-                .await
+                let key = format!("moyasar:{moyasar_invoice_id}");
+                Self::release(context, known, event, &invoice_id, &seller, &[key]).await
             }
             "PaymentPaid" => {
                 let PaymentEvent::PaymentPaid { payment, paid_at } = decode(event)? else {
@@ -337,7 +290,7 @@ impl ProcessManager for PaymentsToInvoices {
                     cumulative_halalas: payment.amount_halalas,
                     at: paid_at,
                 };
-                Self::on_movement(context, event, &payment, movement).await
+                Self::on_movement(context, known, event, &payment, movement).await
             }
             "PaymentRefunded" => {
                 let PaymentEvent::PaymentRefunded {
@@ -356,10 +309,218 @@ impl ProcessManager for PaymentsToInvoices {
                     cumulative_halalas: payment.refunded_halalas,
                     at: refunded_at,
                 };
-                Self::on_movement(context, event, &payment, movement).await
+                Self::on_movement(context, known, event, &payment, movement).await
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// What a batch of [`PaymentsToInvoices`] knows of the invoices and parked payments its events
+/// name: read once for the batch (one statement for the invoices, one for what is parked),
+/// then kept up to date as each event is reacted to, so each sees what came before it. The
+/// invoices the batch issues are written once, at its end.
+#[derive(Default)]
+struct Known {
+    /// Invoice id -> (its Moyasar invoice id, its seller's VAT number).
+    invoices: HashMap<String, (Option<String>, String)>,
+    /// Moyasar invoice id -> our invoice id.
+    by_moyasar: HashMap<String, String>,
+    /// Parking key -> the movements parked under it, in log order.
+    parked: HashMap<String, Vec<Movement>>,
+    /// Invoices issued in this batch and not written yet, in order.
+    issued: Vec<String>,
+}
+
+impl Known {
+    /// What the stored state says of everything `events` name.
+    async fn read(db: &SqlDb, events: &[RecordedEvent]) -> Result<Known, ProjectionError> {
+        let (mut ours, mut theirs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for event in events {
+            match event.event_type.as_str() {
+                "InvoiceIssued" => {
+                    if let InvoiceEvent::InvoiceIssued {
+                        invoice_id,
+                        moyasar_invoice_id,
+                        ..
+                    } = decode(event)?
+                    {
+                        keys.push(format!("ours:{invoice_id}"));
+                        keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
+                        ours.push(invoice_id);
+                    }
+                }
+                "MoyasarInvoiceLinked" => {
+                    if let InvoiceEvent::MoyasarInvoiceLinked {
+                        invoice_id,
+                        moyasar_invoice_id,
+                        ..
+                    } = decode(event)?
+                    {
+                        keys.push(format!("moyasar:{moyasar_invoice_id}"));
+                        ours.push(invoice_id);
+                    }
+                }
+                "PaymentPaid" | "PaymentRefunded" => {
+                    let payment = match decode(event)? {
+                        PaymentEvent::PaymentPaid { payment, .. }
+                        | PaymentEvent::PaymentRefunded { payment, .. } => payment,
+                        _ => continue,
+                    };
+                    ours.extend(payment.invoice_id);
+                    theirs.extend(payment.moyasar_invoice_id);
+                }
+                _ => {}
+            }
+        }
+        let mut known = Known::default();
+        if !ours.is_empty() || !theirs.is_empty() {
+            // An empty list is one NULL, which matches nothing.
+            let (our_marks, mut params) = adapters::sql::in_list(ours.iter().map(String::as_str));
+            let (their_marks, their_params) =
+                adapters::sql::in_list(theirs.iter().map(String::as_str));
+            params.extend(their_params);
+            let rows = db
+                .fetch_all(
+                    &format!(
+                        "SELECT invoice_id, moyasar_invoice_id, seller_vat_number FROM pm_invoices \
+                         WHERE invoice_id IN ({}) OR moyasar_invoice_id IN ({})",
+                        or_null(&our_marks),
+                        or_null(&their_marks)
+                    ),
+                    &params,
+                )
+                .await?;
+            for row in rows {
+                known.remember(row.text(0)?, row.opt_text(1)?, row.text(2)?);
+            }
+        }
+        if !keys.is_empty() {
+            let (marks, params) = adapters::sql::in_list(keys.iter().map(String::as_str));
+            let rows = db
+                .fetch_all(
+                    &format!(
+                        "SELECT invoice_key, payment_event_id, kind, payment_id, amount_halalas, \
+                         cumulative_halalas, at_us FROM pm_parked_payments \
+                         WHERE invoice_key IN ({marks}) ORDER BY position"
+                    ),
+                    &params,
+                )
+                .await?;
+            for row in rows {
+                let movement = Movement {
+                    payment_event_id: row.text(1)?,
+                    kind: if row.text(2)? == "refund" {
+                        "refund"
+                    } else {
+                        "payment"
+                    },
+                    payment_id: row.text(3)?,
+                    amount_halalas: row.i64(4)?,
+                    cumulative_halalas: row.i64(5)?,
+                    at: projections::from_micros(row.i64(6)?),
+                };
+                known.parked.entry(row.text(0)?).or_default().push(movement);
+            }
+        }
+        Ok(known)
+    }
+
+    fn remember(&mut self, invoice_id: String, moyasar_invoice_id: Option<String>, seller: String) {
+        if let Some(theirs) = &moyasar_invoice_id {
+            self.by_moyasar.insert(theirs.clone(), invoice_id.clone());
+        }
+        self.invoices
+            .insert(invoice_id, (moyasar_invoice_id, seller));
+    }
+
+    /// An invoice issued in this batch: known from now on, and written at the batch's end
+    /// unless it was stored already.
+    fn issued(&mut self, invoice_id: &str, moyasar_invoice_id: Option<String>, seller: &str) {
+        if self.invoices.contains_key(invoice_id) {
+            return;
+        }
+        self.remember(invoice_id.to_owned(), moyasar_invoice_id, seller.to_owned());
+        self.issued.push(invoice_id.to_owned());
+    }
+
+    /// Links an invoice to its Moyasar invoice; true when the invoice is one this batch has
+    /// yet to write (its row will carry the link), false when the stored row must be updated.
+    fn link(&mut self, invoice_id: &str, moyasar_invoice_id: &str) -> bool {
+        let Some((theirs, _)) = self.invoices.get_mut(invoice_id) else {
+            return false;
+        };
+        *theirs = Some(moyasar_invoice_id.to_owned());
+        self.by_moyasar
+            .insert(moyasar_invoice_id.to_owned(), invoice_id.to_owned());
+        self.issued.iter().any(|issued| issued == invoice_id)
+    }
+
+    /// Our invoice id and its seller for a payment's references, if that invoice was issued.
+    fn resolve(&self, ours: Option<&str>, theirs: Option<&str>) -> Option<(String, String)> {
+        let invoice_id = ours
+            .filter(|ours| self.invoices.contains_key(*ours))
+            .or_else(|| {
+                theirs.and_then(|theirs| self.by_moyasar.get(theirs).map(String::as_str))
+            })?;
+        let (_, seller) = self.invoices.get(invoice_id)?;
+        Some((invoice_id.to_owned(), seller.clone()))
+    }
+
+    /// Writes the invoices this batch issued, in one statement.
+    async fn write(&self, db: &SqlDb) -> Result<(), ProjectionError> {
+        if self.issued.is_empty() {
+            return Ok(());
+        }
+        let mut params = Vec::with_capacity(self.issued.len() * 3);
+        for invoice_id in &self.issued {
+            let (theirs, seller) = &self.invoices[invoice_id];
+            params.push(invoice_id.as_str().into());
+            params.push(theirs.clone().into());
+            params.push(seller.as_str().into());
+        }
+        let rows = vec!["(?, ?, ?)"; self.issued.len()].join(", ");
+        db.execute_derived(
+            &format!(
+                "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) \
+                 VALUES {rows} ON CONFLICT (invoice_id) DO NOTHING"
+            ),
+            &params,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// An `IN` list's marks, or `NULL` when the list is empty (`IN ()` is not SQL).
+fn or_null(marks: &str) -> &str {
+    if marks.is_empty() {
+        "NULL"
+    } else {
+        marks
+    }
+}
+
+#[async_trait]
+impl ProcessManager for PaymentsToInvoices {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn react(&self, context: &Context, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.react_batch(context, std::slice::from_ref(event)).await
+    }
+
+    async fn react_batch(
+        &self,
+        context: &Context,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut known = Known::read(&context.db, events).await?;
+        for event in events {
+            Self::react_in(context, &mut known, event).await?;
+        }
+        known.write(&context.db).await
     }
 }
 
