@@ -65,7 +65,7 @@ impl Projection for Revenue {
         tx: &mut SqlTx,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let mut plans = HashMap::new();
+        let mut plans = paid_plans(tx, events).await?;
         for event in events {
             apply_one(tx, event, &mut plans).await?;
         }
@@ -193,8 +193,41 @@ async fn add_to_counter(tx: &mut SqlTx, name: &str, value: i64) -> Result<(), Pr
     Ok(())
 }
 
-/// Applies one event; `plans` holds the plan (or none) of each invoice issued earlier in the
-/// batch.
+/// The plan (or none) of every invoice paid in `events` that was issued before them, read in
+/// one statement; an invoice not found has none.
+async fn paid_plans(
+    tx: &mut SqlTx,
+    events: &[RecordedEvent],
+) -> Result<HashMap<String, Option<Plan>>, ProjectionError> {
+    let mut paid = Vec::new();
+    for event in events.iter().filter(|e| e.event_type == "InvoicePaid") {
+        if let InvoiceEvent::InvoicePaid { invoice_id, .. } = decode(event)? {
+            paid.push(invoice_id);
+        }
+    }
+    let mut plans: HashMap<String, Option<Plan>> = paid
+        .iter()
+        .map(|invoice_id| (invoice_id.clone(), None))
+        .collect();
+    if paid.is_empty() {
+        return Ok(plans);
+    }
+    let (marks, params) = adapters::sql::in_list(paid.iter().map(String::as_str));
+    let rows = tx
+        .fetch_all(
+            &format!("SELECT invoice_id, plan FROM revenue_invoices WHERE invoice_id IN ({marks})"),
+            &params,
+        )
+        .await?;
+    for row in rows {
+        let plan = row.opt_text(1)?.and_then(|text| parse_plan(&text));
+        plans.insert(row.text(0)?, plan);
+    }
+    Ok(plans)
+}
+
+/// Applies one event; `plans` holds the plan (or none) of each invoice the batch pays
+/// ([`paid_plans`]) and of each invoice issued earlier in it.
 async fn apply_one(
     tx: &mut SqlTx,
     event: &RecordedEvent,
@@ -238,20 +271,9 @@ async fn apply_one(
                 &[invoice_id.as_str().into()],
             )
             .await?;
-            let plan = match plans.get(&invoice_id) {
-                Some(plan) => *plan,
-                None => tx
-                    .fetch_optional(
-                        "SELECT plan FROM revenue_invoices WHERE invoice_id = ?",
-                        &[invoice_id.as_str().into()],
-                    )
-                    .await?
-                    .map(|row| row.opt_text(0))
-                    .transpose()?
-                    .flatten()
-                    .and_then(|text| parse_plan(&text)),
+            let Some(plan) = plans.get(&invoice_id).copied().flatten() else {
+                return Ok(());
             };
-            let Some(plan) = plan else { return Ok(()) };
             let is_pilot = plan == Plan::Pilot;
             let month = crate::monthly::month_of(micros(paid_at)).unwrap_or_default();
             // What the customer's row says before this invoice replaces it: the subscription
