@@ -466,16 +466,19 @@ async fn a_payment_before_its_invoice_is_recorded_once_the_invoice_is_issued(db:
 /// step: the payment is parked and released within it, and nothing stays parked.
 async fn a_payment_and_its_invoice_in_one_batch_are_recorded_once(db: &TestDb) {
     payment_then_invoice(db, false).await;
-    let parked = db
-        .store
+    assert_eq!(parked_payments(db).await, 0);
+}
+
+/// How many payments wait for their invoice.
+async fn parked_payments(db: &TestDb) -> i64 {
+    db.store
         .sql()
         .fetch_optional("SELECT COUNT(*) FROM pm_parked_payments", &[])
         .await
         .unwrap()
         .unwrap()
         .i64(0)
-        .unwrap();
-    assert_eq!(parked, 0);
+        .unwrap()
 }
 
 /// A payment naming only its Moyasar invoice, then the invoice that carries that id; the
@@ -532,16 +535,11 @@ async fn payment_then_invoice(db: &TestDb, react_between: bool) {
         .unwrap();
     if react_between {
         run_process_managers(&handlers).await;
-        let parked: i64 = db
-            .store
-            .sql()
-            .fetch_optional("SELECT COUNT(*) FROM pm_parked_payments", &[])
-            .await
-            .unwrap()
-            .unwrap()
-            .i64(0)
-            .unwrap();
-        assert_eq!(parked, 1, "the payment waits for its invoice");
+        assert_eq!(
+            parked_payments(db).await,
+            1,
+            "the payment waits for its invoice"
+        );
     }
 
     let app_issue = domain::invoice::IssueInvoice {
