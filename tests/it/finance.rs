@@ -28,6 +28,7 @@ crate::on_both_engines!(
     two_concurrent_promotions_cannot_both_take_the_third_strategic_slot,
     a_referral_attributes_a_lead_captured_on_day_thirty_but_not_on_day_thirty_one,
     in_one_batch_a_referral_before_the_payment_counts_and_one_after_it_does_not,
+    a_payment_and_its_refund_in_one_batch_accrue_and_claw_back,
     a_commission_is_held_until_its_hold_period_ends,
     a_partial_refund_claws_back_the_commission_pro_rata,
     a_clawback_after_payout_is_carried_against_the_next_payout,
@@ -397,12 +398,33 @@ async fn a_commission_is_held_until_its_hold_period_ends(db: &TestDb) {
 }
 
 async fn a_partial_refund_claws_back_the_commission_pro_rata(db: &TestDb) {
+    partial_refund(db, None).await;
+}
+
+/// The commissions process manager meets the paid invoice and its refund in one step: it
+/// accrues the commission and claws it back in that step.
+async fn a_payment_and_its_refund_in_one_batch_accrue_and_claw_back(db: &TestDb) {
+    partial_refund(db, Some("commissions")).await;
+}
+
+/// A referred lead's invoice paid, then half refunded; the process manager named `held_back`
+/// reacts only once both have happened.
+async fn partial_refund(db: &TestDb, held_back: Option<&str>) {
     let handlers = Handlers::new(db.store.clone());
     enroll(&handlers, "p-part", PartnerTier::Referral).await;
     refer(&handlers, "p-part", "part@example.sa", T0).await;
     capture(&handlers, "part", "part@example.sa", T0).await;
-    let (invoice_id, payment_id) =
-        invoice_and_pay(&handlers, "part", Plan::Growth, T0 + Span::days(1)).await;
+    let (invoice_id, payment_id) = invoice_and_pay_except(
+        &handlers,
+        "part",
+        Plan::Growth,
+        T0 + Span::days(1),
+        held_back,
+    )
+    .await;
+    if held_back.is_some() {
+        assert!(commission_events(db, &invoice_id).await.is_empty());
+    }
     report(
         &handlers,
         &payment_id,
@@ -413,6 +435,7 @@ async fn a_partial_refund_claws_back_the_commission_pro_rata(db: &TestDb) {
         T0 + Span::days(3),
     )
     .await;
+    run_process_managers_except(&handlers, held_back).await;
     run_process_managers(&handlers).await;
     let events = commission_events(db, &invoice_id).await;
     let clawback = events

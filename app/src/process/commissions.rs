@@ -70,6 +70,7 @@ impl Commissions {
     async fn accrue(
         &self,
         context: &Context,
+        remembered: &mut Remembered,
         event: &RecordedEvent,
         paid: PaidInvoice,
         lead: &RememberedLead,
@@ -112,14 +113,7 @@ impl Commissions {
             return Ok(());
         };
         let commission_id = commission_id_for(&invoice_id);
-        context
-            .db
-            .execute_derived(
-                "INSERT INTO pm_commissions (invoice_id, commission_id, partner_id) VALUES (?, ?, ?) \
-                 ON CONFLICT (invoice_id) DO NOTHING",
-                &[invoice_id.as_str().into(), commission_id.as_str().into(), partner_id.as_str().into()],
-            )
-            .await?;
+        remembered.commission(&invoice_id, &commission_id, &partner_id);
         let command = CommissionCommand::Accrue {
             commission_id: commission_id.clone(),
             partner_id,
@@ -276,9 +270,64 @@ struct Remembered {
     new_leads: HashMap<String, (usize, RememberedLead)>,
     /// (place, partner, email key, clicked at).
     new_referrals: Vec<(usize, String, String, i64)>,
+    /// Invoice id -> commission id, of the invoices the batch's refunds name.
+    stored_commissions: HashMap<String, String>,
+    /// (invoice, commission, partner) accrued in this batch, in order.
+    new_commissions: Vec<(String, String, String)>,
 }
 
 impl Remembered {
+    /// The commission accrued on `invoice_id`, stored or accrued earlier in the batch.
+    fn commission_of(&self, invoice_id: &str) -> Option<&str> {
+        self.stored_commissions
+            .get(invoice_id)
+            .map(String::as_str)
+            .or_else(|| {
+                self.new_commissions
+                    .iter()
+                    .find(|(invoice, _, _)| invoice == invoice_id)
+                    .map(|(_, commission, _)| commission.as_str())
+            })
+    }
+
+    /// A commission accrued on `invoice_id`; the first one wins, as `ON CONFLICT DO NOTHING`
+    /// does.
+    fn commission(&mut self, invoice_id: &str, commission_id: &str, partner_id: &str) {
+        if self.commission_of(invoice_id).is_none() {
+            self.new_commissions.push((
+                invoice_id.to_owned(),
+                commission_id.to_owned(),
+                partner_id.to_owned(),
+            ));
+        }
+    }
+
+    /// The commissions of the invoices the batch's refunds name, in one statement.
+    async fn read_commissions(
+        &mut self,
+        db: &SqlDb,
+        steps: &[Step],
+    ) -> Result<(), ProjectionError> {
+        let refunded: BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Refunded { invoice_id, .. } => Some(invoice_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if refunded.is_empty() {
+            return Ok(());
+        }
+        let (marks, params) = in_list(refunded.iter().copied());
+        let sql = format!(
+            "SELECT invoice_id, commission_id FROM pm_commissions WHERE invoice_id IN ({marks})"
+        );
+        for row in db.fetch_all(&sql, &params).await? {
+            self.stored_commissions.insert(row.text(0)?, row.text(1)?);
+        }
+        Ok(())
+    }
+
     /// The lead as event `place` finds it.
     fn lead(&self, lead_id: &str, place: usize) -> Option<&RememberedLead> {
         match self.new_leads.get(lead_id) {
@@ -418,6 +467,27 @@ impl Remembered {
             )
             .await?;
         }
+        for chunk in self.new_commissions.chunks(WRITE_CHUNK) {
+            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let params: Vec<SqlValue> = chunk
+                .iter()
+                .flat_map(|(invoice_id, commission_id, partner_id)| {
+                    [
+                        invoice_id.as_str().into(),
+                        commission_id.as_str().into(),
+                        partner_id.as_str().into(),
+                    ]
+                })
+                .collect();
+            db.execute_derived(
+                &format!(
+                    "INSERT INTO pm_commissions (invoice_id, commission_id, partner_id) VALUES {rows} \
+                     ON CONFLICT (invoice_id) DO NOTHING"
+                ),
+                &params,
+            )
+            .await?;
+        }
         Ok(())
     }
 }
@@ -436,8 +506,8 @@ impl ProcessManager for Commissions {
     }
 
     /// One read of the emails' match keys, one of the leads and one of the referrals the
-    /// batch's paid invoices need, and one write of the leads and referrals it remembers,
-    /// instead of those per event.
+    /// batch's paid invoices need, one of the commissions its refunds claw back, and one
+    /// write of the leads, referrals and commissions it remembers, instead of those per event.
     async fn react_batch(
         &self,
         context: &Context,
@@ -496,6 +566,7 @@ impl ProcessManager for Commissions {
             }
         }
         remembered.read(&context.db, &steps).await?;
+        remembered.read_commissions(&context.db, &steps).await?;
         for (place, (step, event)) in steps.into_iter().zip(events).enumerate() {
             match step {
                 Step::Paid(paid) => {
@@ -506,23 +577,18 @@ impl ProcessManager for Commissions {
                         Some(email) if !email.is_empty() => remembered.referrals(email, place),
                         _ => Vec::new(),
                     };
-                    self.accrue(context, event, paid, &lead, referrals).await?;
+                    self.accrue(context, &mut remembered, event, paid, &lead, referrals)
+                        .await?;
                 }
                 Step::Refunded {
                     invoice_id,
                     command,
                 } => {
-                    let Some(row) = context
-                        .db
-                        .fetch_optional(
-                            "SELECT commission_id FROM pm_commissions WHERE invoice_id = ?",
-                            &[invoice_id.as_str().into()],
-                        )
-                        .await?
-                    else {
+                    let Some(commission_id) = remembered.commission_of(&invoice_id) else {
                         continue;
                     };
-                    Self::send(context, event, &row.text(0)?, command).await?;
+                    let commission_id = commission_id.to_owned();
+                    Self::send(context, event, &commission_id, command).await?;
                 }
                 Step::Referral { .. } | Step::Captured { .. } | Step::Other => {}
             }
