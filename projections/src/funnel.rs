@@ -251,8 +251,7 @@ async fn earlier_leads(
 ) -> Result<HashMap<String, Earlier>, ProjectionError> {
     let mut found = HashMap::new();
     for chunk in leads.chunks(LOOKUP_CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let params: Vec<SqlValue> = chunk.iter().map(|lead| (*lead).into()).collect();
+        let (marks, params) = adapters::sql::in_list(chunk.iter().copied());
         let sql = format!(
             "SELECT v.lead_id, v.visit, v.stage, v.entered_at_us, l.stage, l.furthest_rank, \
              l.capture_week, l.source, l.partner_id FROM funnel_stage_visits AS v \

@@ -340,8 +340,7 @@ pub async fn discard(tx: &mut SqlTx, names: &[&str]) -> Result<(), ProjectionErr
     if names.is_empty() {
         return Ok(());
     }
-    let placeholders = vec!["?"; names.len()].join(", ");
-    let params: Vec<SqlValue> = names.iter().map(|name| (*name).into()).collect();
+    let (placeholders, params) = adapters::sql::in_list(names.iter().copied());
     tx.execute(
         &format!("DELETE FROM read_model_snapshots WHERE name IN ({placeholders})"),
         &params,

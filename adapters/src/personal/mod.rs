@@ -303,8 +303,7 @@ impl Vault {
     pub async fn keys(&self, subjects: &[String]) -> Result<HashMap<String, DataKey>, StoreError> {
         let mut keys = HashMap::new();
         for chunk in subjects.chunks(SUBJECTS_PER_READ) {
-            let placeholders = vec!["?"; chunk.len()].join(", ");
-            let params: Vec<SqlValue> = chunk.iter().map(|s| s.as_str().into()).collect();
+            let (placeholders, params) = crate::sql::in_list(chunk.iter().map(String::as_str));
             let rows = self
                 .db
                 .fetch_all(

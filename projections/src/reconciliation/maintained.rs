@@ -507,9 +507,9 @@ async fn fetch_in_after(
     let keys: Vec<&String> = keys.iter().collect();
     let mut rows = Vec::new();
     for chunk in keys.chunks(LOOKUP_CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(", ");
+        let (marks, keyed) = adapters::sql::in_list(chunk.iter().map(|key| key.as_str()));
         let mut params = leading.to_vec();
-        params.extend(chunk.iter().map(|key| SqlValue::from(*key)));
+        params.extend(keyed);
         rows.extend(
             tx.fetch_all(&format!("{select} ({marks})"), &params)
                 .await?,

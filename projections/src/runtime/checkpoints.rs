@@ -3,7 +3,7 @@
 
 use crate::ProjectionError;
 use adapters::clock::{now_micros, unix_micros};
-use adapters::sql::{SqlDb, SqlTx, SqlValue};
+use adapters::sql::{SqlDb, SqlTx};
 use adapters::store::{Checkpoint, RecordedEvent};
 
 use super::*;
@@ -20,8 +20,7 @@ pub async fn load_checkpoints(
     db: &SqlDb,
     names: &[&str],
 ) -> Result<Vec<(Checkpoint, i64)>, ProjectionError> {
-    let placeholders = vec!["?"; names.len()].join(", ");
-    let params: Vec<SqlValue> = names.iter().map(|name| (*name).into()).collect();
+    let (placeholders, params) = adapters::sql::in_list(names.iter().copied());
     let rows = db
         .fetch_all(
             &format!(
