@@ -225,41 +225,23 @@ impl PaymentsToInvoices {
         context: &Context,
         known: &mut Known,
         event: &RecordedEvent,
+        reaction: Reaction,
     ) -> Result<(), ProjectionError> {
-        match event.event_type.as_str() {
-            "InvoiceIssued" => {
-                let InvoiceEvent::InvoiceIssued {
-                    invoice_id,
-                    moyasar_invoice_id,
-                    seller,
-                    ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                let mut keys = vec![format!("ours:{invoice_id}")];
-                keys.extend(moyasar_invoice_id.as_ref().map(|m| format!("moyasar:{m}")));
+        match reaction {
+            Reaction::Issued {
+                invoice_id,
+                moyasar_invoice_id,
+                seller,
+            } => {
+                let keys = parking_keys(&invoice_id, moyasar_invoice_id.as_deref());
                 // An invoice is issued once, so one already known names this seller too.
-                known.issued(&invoice_id, moyasar_invoice_id, &seller.vat_number);
-                Self::release(
-                    context,
-                    known,
-                    event,
-                    &invoice_id,
-                    &seller.vat_number,
-                    &keys,
-                )
-                .await
+                known.issued(&invoice_id, moyasar_invoice_id, &seller);
+                Self::release(context, known, event, &invoice_id, &seller, &keys).await
             }
-            "MoyasarInvoiceLinked" => {
-                let InvoiceEvent::MoyasarInvoiceLinked {
-                    invoice_id,
-                    moyasar_invoice_id,
-                    ..
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
+            Reaction::Linked {
+                invoice_id,
+                moyasar_invoice_id,
+            } => {
                 if !known.link(&invoice_id, &moyasar_invoice_id) {
                     context
                         .db
@@ -278,41 +260,98 @@ impl PaymentsToInvoices {
                 let key = format!("moyasar:{moyasar_invoice_id}");
                 Self::release(context, known, event, &invoice_id, &seller, &[key]).await
             }
-            "PaymentPaid" => {
-                let PaymentEvent::PaymentPaid { payment, paid_at } = decode(event)? else {
-                    return Ok(());
-                };
-                let movement = Movement {
-                    kind: "payment",
-                    payment_event_id: event.event_id.to_string(),
-                    payment_id: payment.payment_id.clone(),
-                    amount_halalas: payment.amount_halalas,
-                    cumulative_halalas: payment.amount_halalas,
-                    at: paid_at,
-                };
+            Reaction::Moved { payment, movement } => {
                 Self::on_movement(context, known, event, &payment, movement).await
             }
-            "PaymentRefunded" => {
-                let PaymentEvent::PaymentRefunded {
+            Reaction::Other => Ok(()),
+        }
+    }
+}
+
+/// The keys a payment for this invoice is parked under.
+fn parking_keys(invoice_id: &str, moyasar_invoice_id: Option<&str>) -> Vec<String> {
+    let mut keys = vec![format!("ours:{invoice_id}")];
+    keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
+    keys
+}
+
+/// An event of a batch as [`PaymentsToInvoices`] reads it: decoded once, for the batch's read
+/// of what it names and for the reaction.
+enum Reaction {
+    Issued {
+        invoice_id: String,
+        moyasar_invoice_id: Option<String>,
+        seller: String,
+    },
+    Linked {
+        invoice_id: String,
+        moyasar_invoice_id: String,
+    },
+    Moved {
+        payment: GatewayPayment,
+        movement: Movement,
+    },
+    Other,
+}
+
+impl Reaction {
+    fn of(event: &RecordedEvent) -> Result<Reaction, ProjectionError> {
+        Ok(match event.event_type.as_str() {
+            "InvoiceIssued" => match decode(event)? {
+                InvoiceEvent::InvoiceIssued {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    seller,
+                    ..
+                } => Reaction::Issued {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    seller: seller.vat_number,
+                },
+                _ => Reaction::Other,
+            },
+            "MoyasarInvoiceLinked" => match decode(event)? {
+                InvoiceEvent::MoyasarInvoiceLinked {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    ..
+                } => Reaction::Linked {
+                    invoice_id,
+                    moyasar_invoice_id,
+                },
+                _ => Reaction::Other,
+            },
+            "PaymentPaid" | "PaymentRefunded" => match decode(event)? {
+                PaymentEvent::PaymentPaid { payment, paid_at } => Reaction::Moved {
+                    movement: Movement {
+                        kind: "payment",
+                        payment_event_id: event.event_id.to_string(),
+                        payment_id: payment.payment_id.clone(),
+                        amount_halalas: payment.amount_halalas,
+                        cumulative_halalas: payment.amount_halalas,
+                        at: paid_at,
+                    },
+                    payment,
+                },
+                PaymentEvent::PaymentRefunded {
                     payment,
                     refund_delta_halalas,
                     refunded_at,
-                } = decode(event)?
-                else {
-                    return Ok(());
-                };
-                let movement = Movement {
-                    kind: "refund",
-                    payment_event_id: event.event_id.to_string(),
-                    payment_id: payment.payment_id.clone(),
-                    amount_halalas: refund_delta_halalas,
-                    cumulative_halalas: payment.refunded_halalas,
-                    at: refunded_at,
-                };
-                Self::on_movement(context, known, event, &payment, movement).await
-            }
-            _ => Ok(()),
-        }
+                } => Reaction::Moved {
+                    movement: Movement {
+                        kind: "refund",
+                        payment_event_id: event.event_id.to_string(),
+                        payment_id: payment.payment_id.clone(),
+                        amount_halalas: refund_delta_halalas,
+                        cumulative_halalas: payment.refunded_halalas,
+                        at: refunded_at,
+                    },
+                    payment,
+                },
+                _ => Reaction::Other,
+            },
+            _ => Reaction::Other,
+        })
     }
 }
 
@@ -333,52 +372,38 @@ struct Known {
 }
 
 impl Known {
-    /// What the stored state says of everything `events` name.
-    async fn read(db: &SqlDb, events: &[RecordedEvent]) -> Result<Known, ProjectionError> {
+    /// What the stored state says of everything `reactions` name.
+    async fn read(db: &SqlDb, reactions: &[Reaction]) -> Result<Known, ProjectionError> {
         let (mut ours, mut theirs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-        for event in events {
-            match event.event_type.as_str() {
-                "InvoiceIssued" => {
-                    if let InvoiceEvent::InvoiceIssued {
-                        invoice_id,
-                        moyasar_invoice_id,
-                        ..
-                    } = decode(event)?
-                    {
-                        keys.push(format!("ours:{invoice_id}"));
-                        keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
-                        ours.push(invoice_id);
-                    }
+        for reaction in reactions {
+            match reaction {
+                Reaction::Issued {
+                    invoice_id,
+                    moyasar_invoice_id,
+                    ..
+                } => {
+                    keys.extend(parking_keys(invoice_id, moyasar_invoice_id.as_deref()));
+                    ours.push(invoice_id.as_str());
                 }
-                "MoyasarInvoiceLinked" => {
-                    if let InvoiceEvent::MoyasarInvoiceLinked {
-                        invoice_id,
-                        moyasar_invoice_id,
-                        ..
-                    } = decode(event)?
-                    {
-                        keys.push(format!("moyasar:{moyasar_invoice_id}"));
-                        ours.push(invoice_id);
-                    }
+                Reaction::Linked {
+                    invoice_id,
+                    moyasar_invoice_id,
+                } => {
+                    keys.push(format!("moyasar:{moyasar_invoice_id}"));
+                    ours.push(invoice_id.as_str());
                 }
-                "PaymentPaid" | "PaymentRefunded" => {
-                    let payment = match decode(event)? {
-                        PaymentEvent::PaymentPaid { payment, .. }
-                        | PaymentEvent::PaymentRefunded { payment, .. } => payment,
-                        _ => continue,
-                    };
-                    ours.extend(payment.invoice_id);
-                    theirs.extend(payment.moyasar_invoice_id);
+                Reaction::Moved { payment, .. } => {
+                    ours.extend(payment.invoice_id.as_deref());
+                    theirs.extend(payment.moyasar_invoice_id.as_deref());
                 }
-                _ => {}
+                Reaction::Other => {}
             }
         }
         let mut known = Known::default();
         if !ours.is_empty() || !theirs.is_empty() {
             // An empty list is one NULL, which matches nothing.
-            let (our_marks, mut params) = adapters::sql::in_list(ours.iter().map(String::as_str));
-            let (their_marks, their_params) =
-                adapters::sql::in_list(theirs.iter().map(String::as_str));
+            let (our_marks, mut params) = adapters::sql::in_list(ours);
+            let (their_marks, their_params) = adapters::sql::in_list(theirs);
             params.extend(their_params);
             let rows = db
                 .fetch_all(
@@ -516,9 +541,13 @@ impl ProcessManager for PaymentsToInvoices {
         context: &Context,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let mut known = Known::read(&context.db, events).await?;
-        for event in events {
-            Self::react_in(context, &mut known, event).await?;
+        let reactions = events
+            .iter()
+            .map(Reaction::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut known = Known::read(&context.db, &reactions).await?;
+        for (event, reaction) in events.iter().zip(reactions) {
+            Self::react_in(context, &mut known, event, reaction).await?;
         }
         known.write(&context.db).await
     }
