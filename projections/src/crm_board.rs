@@ -115,9 +115,7 @@ impl Batch {
         }
         Ok(())
     }
-}
 
-impl Batch {
     /// Reads at once the clocks of the leads whose rows the batch's events change but do not
     /// create (an event after the first of a stream the batch does not capture), so that
     /// [`clock`] finds them rather than reading one row per lead.

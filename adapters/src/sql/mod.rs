@@ -152,7 +152,6 @@ macro_rules! bind_all {
     }};
 }
 
-/// Binds one value to a PostgreSQL query.
 /// `?, ?, …` for `values`, and the values as its parameters: the inside of an `IN (…)` list,
 /// every value bound.
 pub fn in_list<'a>(values: impl IntoIterator<Item = &'a str>) -> (String, Vec<SqlValue>) {
@@ -160,6 +159,7 @@ pub fn in_list<'a>(values: impl IntoIterator<Item = &'a str>) -> (String, Vec<Sq
     (vec!["?"; params.len()].join(", "), params)
 }
 
+/// Binds one value to a PostgreSQL query.
 pub fn bind_postgres<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     value: SqlValue,
