@@ -42,7 +42,7 @@ use tower_http::trace::TraceLayer;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub use error::ApiError;
-pub use service::{Config, Service};
+pub use service::{Config, Service, StartError};
 
 /// Largest request body accepted anywhere (413 above it). Webhook payloads and commands are a
 /// few KiB; the bound keeps a hostile client from holding memory.

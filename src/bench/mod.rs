@@ -89,9 +89,6 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(2);
 /// How long the bench waits for the service to take leadership and start its workers.
 const LEADERSHIP_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Largest answer the bench's HTTP client reads (command answers are a few hundred bytes).
-const MAX_ANSWER_BYTES: usize = 1 << 20;
-
 /// Invoices per seller sequence in generated replay stores. The seller's ZATCA sequence keeps
 /// every allocation in its state, so one sequence of a million invoices would make each
 /// allocation copy the whole history; generation rotates sellers instead (see README).

@@ -15,8 +15,6 @@ use adapters::store::{Checkpoint, EventStore, RecordedEvent, MAX_READ_BATCH};
 use api::auth::Role;
 use app::command::CommandHandler;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use uuid::Uuid;
 
 /// The bootstrap administrator's token of every spawned server (reads lag, nothing else).
@@ -259,16 +257,10 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-/// An answer: status and JSON body (Null when not JSON).
-#[derive(Clone, Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub text: String,
-}
+pub use kit::Answer;
 
-/// One HTTP/1.1 exchange on a fresh loopback connection; `None` when nothing answered (no
-/// listener, the connection cut, no status line, or [`REQUEST_TIMEOUT`]).
+/// One HTTP exchange on a fresh loopback connection; `None` when nothing answered (no
+/// listener, the connection cut, a cut-off body, or [`REQUEST_TIMEOUT`]).
 pub async fn request(
     address: &str,
     method: &str,
@@ -276,56 +268,15 @@ pub async fn request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Option<Answer> {
-    tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        exchange(address, method, path, headers, body),
-    )
-    .await
-    .ok()
-    .flatten()
-}
-
-async fn exchange(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Option<Answer> {
-    let mut stream = TcpStream::connect(address).await.ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.ok()?;
-    stream.write_all(body).await.ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    // Every answer here is a JSON body with a Content-Length; a cut-off one does not parse.
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or(body.len());
-    if body.len() < length {
-        return None;
-    }
-    Some(Answer {
-        status,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
-        text: body.to_owned(),
-    })
+    let address = address.parse().ok()?;
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    kit::Client::with_timeout(address, REQUEST_TIMEOUT)
+        .request(method, path, &headers, body)
+        .await
+        .ok()
 }
 
 /// `GET /readyz`: its status, or `None` when nothing answered.

@@ -4,15 +4,13 @@ use std::sync::Arc;
 
 use adapters::store::EventMetadata;
 use adapters::webhooks::{calendly, standard, Secret};
-use api::{AppState, Config, Service};
+use api::{AppState, Config};
 use app::command::CommandEnvelope;
 use app::handlers::Handlers;
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::plan::Plan;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use crate::helpers::{Engine, TestDb};
@@ -33,29 +31,11 @@ pub struct TestApp {
     pub metrics_address: Option<String>,
     pub db: TestDb,
     pub state: AppState,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    client: kit::Client,
+    served: Option<kit::Served>,
 }
 
-/// A response: status and JSON body (Null when the body is not JSON).
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub text: String,
-    /// The status line and headers, as received.
-    pub head: String,
-}
-
-impl Answer {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    }
-}
+pub use kit::Answer;
 
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
     spawn_app_with(engine, |_| {}).await
@@ -119,30 +99,16 @@ async fn start_app(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     configure(&mut config);
-    let service = Service::start(db.store.clone(), config)
+    let served = kit::Served::start(db.store.clone(), config)
         .await
         .expect("service starts");
-    let address = service.local_addr().unwrap().to_string();
-    let metrics_address = service
-        .metrics_addr()
-        .map(|address| address.unwrap().to_string());
-    let state = service.state().clone();
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        service
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("service runs");
-    });
     TestApp {
-        address,
-        metrics_address,
+        address: served.address.to_string(),
+        metrics_address: served.metrics_address.map(|address| address.to_string()),
         db,
-        state,
-        shutdown: Some(shutdown),
-        server: Some(server),
+        state: served.state.clone(),
+        client: served.client(),
+        served: Some(served),
     }
 }
 
@@ -153,27 +119,25 @@ impl TestApp {
 
     /// Stops the service (drain, workers stop) and drops the database.
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
+        self.stop_serving().await;
         self.db.cleanup().await;
     }
 
     /// Stops the service (drain, workers stop) and hands back its database, to look at.
     pub async fn stop_keeping_db(mut self) -> TestDb {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
+        self.stop_serving().await;
         self.db
     }
 
-    /// One HTTP/1.1 request over a fresh connection (no client crate needed).
+    async fn stop_serving(&mut self) {
+        if let Some(served) = self.served.take() {
+            if let Err(error) = served.stop().await {
+                eprintln!("the service stopped with an error: {error}");
+            }
+        }
+    }
+
+    /// One HTTP request over a fresh connection.
     pub async fn request(
         &self,
         method: &str,
@@ -181,7 +145,11 @@ impl TestApp {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> Answer {
-        http_request(&self.address, method, path, headers, body).await
+        answered(
+            self.client
+                .request(method, path, &borrowed(headers), body)
+                .await,
+        )
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
@@ -334,32 +302,7 @@ pub fn envelope<C>(aggregate_id: &str, command: C) -> CommandEnvelope<C> {
     }
 }
 
-/// Undoes HTTP/1.1 chunked transfer encoding when the body uses it.
-pub(crate) fn dechunk(body: &str) -> String {
-    let looks_chunked = body
-        .lines()
-        .next()
-        .is_some_and(|l| !l.is_empty() && u64::from_str_radix(l.trim(), 16).is_ok())
-        && body.contains("\r\n");
-    if !looks_chunked || body.trim_start().starts_with('{') {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// One HTTP/1.1 request to `address` over a fresh connection.
+/// One HTTP request to `address` over a fresh connection.
 pub async fn http_request(
     address: &str,
     method: &str,
@@ -380,34 +323,29 @@ pub async fn try_http_request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Option<Answer> {
-    let mut stream = TcpStream::connect(address).await.ok()?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    let address = address.parse().expect("a socket address");
+    match kit::Client::new(address)
+        .request(method, path, &borrowed(headers), body)
+        .await
+    {
+        Err(error) if error.is_connect() => None,
+        answer => Some(answered(answer)),
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (413) before reading a large body; a failed write is fine then.
-    let _ = stream.write_all(body).await;
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw).await;
-    Some(parse_answer(&raw))
 }
 
-/// Status, headers and body of a raw HTTP/1.1 answer (a chunked body dechunked).
-pub fn parse_answer(raw: &[u8]) -> Answer {
-    let text = String::from_utf8_lossy(raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (head, body_text) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body_text = dechunk(body_text);
-    Answer {
-        status,
-        body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
-        text: body_text,
-        head: head.to_owned(),
+/// The answer; a connection cut before one came (a shed connection) is status 0, as from a
+/// socket that read nothing. Nothing listening fails the test.
+fn answered(answer: Result<Answer, kit::HttpError>) -> Answer {
+    match answer {
+        Ok(answer) => answer,
+        Err(error) if error.is_connect() => panic!("connect: {error}"),
+        Err(_) => Answer::from_http(b""),
     }
+}
+
+fn borrowed<'a>(headers: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
 }

@@ -69,43 +69,16 @@ pub(crate) fn serve_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Se
     Server { child, address }
 }
 
-/// A minimal HTTP/1.1 GET over a plain socket: enough for health checks, no client crate.
-fn http_get(address: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
-}
-
-#[test]
-fn serve_with_no_configuration_answers_healthz_on_an_embedded_sqlite_file() {
+#[tokio::test]
+async fn serve_with_no_configuration_answers_healthz_on_an_embedded_sqlite_file() {
     let dir = temp_dir();
     let server = serve(&dir);
-    let (status, body) = http_get(&server.address, "/healthz");
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("ok"));
-    let (status, body) = http_get(&server.address, "/readyz");
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("sqlite"));
+    let health = crate::app::http_request(&server.address, "GET", "/healthz", &[], b"").await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert!(health.text.contains("ok"));
+    let ready = crate::app::http_request(&server.address, "GET", "/readyz", &[], b"").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert!(ready.text.contains("sqlite"));
     assert!(
         dir.join("revledger.db").exists(),
         "the default database file is ./revledger.db"

@@ -36,62 +36,20 @@ fn seller() -> Seller {
     }
 }
 
-/// The raw `Set-Cookie` lines and the status of a request (the test client keeps only bodies).
-pub(crate) async fn raw_request(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(&app.address).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        app.address,
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    String::from_utf8_lossy(&raw).into_owned()
-}
-
-pub(crate) fn header_values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
-    let head = raw.split("\r\n\r\n").next().unwrap_or("");
-    head.lines()
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.trim())
-        .collect()
-}
-
-pub(crate) fn status_of(raw: &str) -> u16 {
-    raw.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Signs in with `token` through the form; returns the `name=value` of the session cookie.
 pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let body = format!("token={}&next=%2Fdashboard", form_encode(token));
-    let raw = raw_request(
-        app,
-        "POST",
-        "/dashboard/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(status_of(&raw), 303, "{raw}");
-    let cookie = header_values(&raw, "set-cookie")
-        .into_iter()
+    let answer = app
+        .request(
+            "POST",
+            "/dashboard/login",
+            &[("Content-Type", "application/x-www-form-urlencoded".into())],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{answer:?}");
+    let cookie = answer
+        .header_values("set-cookie")
         .find(|c| c.starts_with("revledger_session="))
         .expect("a session cookie")
         .to_owned();
@@ -169,10 +127,10 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let raw = raw_request(&app, "GET", "/dashboard/crm", &[], b"").await;
-    assert_eq!(status_of(&raw), 303);
+    let answer = app.request("GET", "/dashboard/crm", &[], b"").await;
+    assert_eq!(answer.status, 303);
     assert_eq!(
-        header_values(&raw, "location"),
+        answer.header_values("location").collect::<Vec<_>>(),
         ["/dashboard/login?next=%2Fdashboard%2Fcrm"]
     );
     let form = app
@@ -195,17 +153,23 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
     assert_eq!(wrong.status, 401);
     assert!(wrong.text.contains("That token is not valid."));
 
-    let raw = raw_request(
-        &app,
-        "POST",
-        "/dashboard/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
-        format!("token={ADMIN_TOKEN}&next=%2Fdashboard%2Fcrm").as_bytes(),
-    )
-    .await;
-    assert_eq!(status_of(&raw), 303);
-    assert_eq!(header_values(&raw, "location"), ["/dashboard/crm"]);
-    let set_cookie = header_values(&raw, "set-cookie").join("\n");
+    let answer = app
+        .request(
+            "POST",
+            "/dashboard/login",
+            &[("Content-Type", "application/x-www-form-urlencoded".into())],
+            format!("token={ADMIN_TOKEN}&next=%2Fdashboard%2Fcrm").as_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(
+        answer.header_values("location").collect::<Vec<_>>(),
+        ["/dashboard/crm"]
+    );
+    let set_cookie = answer
+        .header_values("set-cookie")
+        .collect::<Vec<_>>()
+        .join("\n");
     for attribute in [
         "revledger_session=",
         "HttpOnly",
@@ -224,26 +188,29 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
     let cookie = sign_in(&app, ADMIN_TOKEN).await;
     assert_eq!(page(&app, "/dashboard/crm", &cookie).await.status, 200);
     // An open redirect is not possible through `next`.
-    let raw = raw_request(
-        &app,
-        "POST",
-        "/dashboard/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
-        format!("token={ADMIN_TOKEN}&next=https%3A%2F%2Fevil.example%2F").as_bytes(),
-    )
-    .await;
-    assert_eq!(header_values(&raw, "location"), ["/dashboard"]);
+    let answer = app
+        .request(
+            "POST",
+            "/dashboard/login",
+            &[("Content-Type", "application/x-www-form-urlencoded".into())],
+            format!("token={ADMIN_TOKEN}&next=https%3A%2F%2Fevil.example%2F").as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        answer.header_values("location").collect::<Vec<_>>(),
+        ["/dashboard"]
+    );
     // Signing out expires the cookie.
-    let raw = raw_request(
-        &app,
-        "POST",
-        "/dashboard/logout",
-        &[("Cookie", cookie.clone())],
-        b"",
-    )
-    .await;
-    assert_eq!(status_of(&raw), 303);
-    assert!(header_values(&raw, "set-cookie")[0].contains("Max-Age=0"));
+    let answer = app
+        .request(
+            "POST",
+            "/dashboard/logout",
+            &[("Cookie", cookie.clone())],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert!(answer.header_values("set-cookie").collect::<Vec<_>>()[0].contains("Max-Age=0"));
     // A forged cookie is no session.
     let forged = page(&app, "/dashboard", "revledger_session=6e6f7065").await;
     assert_eq!(forged.status, 303);
@@ -291,16 +258,16 @@ async fn every_page_renders_for_an_admin_in_english_and_arabic(engine: Engine) {
         }
     }
     // The choice is remembered in a cookie.
-    let raw = raw_request(
-        &app,
-        "GET",
-        "/dashboard/lag?lang=ar",
-        &[("Cookie", cookie.clone())],
-        b"",
-    )
-    .await;
-    let lang_cookie = header_values(&raw, "set-cookie")
-        .into_iter()
+    let answer = app
+        .request(
+            "GET",
+            "/dashboard/lag?lang=ar",
+            &[("Cookie", cookie.clone())],
+            b"",
+        )
+        .await;
+    let lang_cookie = answer
+        .header_values("set-cookie")
         .find(|c| c.starts_with("revledger_lang=ar"))
         .expect("the language is remembered")
         .to_owned();
@@ -405,16 +372,19 @@ async fn a_sales_token_is_refused_the_finance_and_audit_pages(engine: Engine) {
     );
     let partner_cookie = sign_in(&app, &partner).await;
     // A partner's dashboard is its own page (tests/it/desk.rs); every staff page is refused.
-    let raw = raw_request(
-        &app,
-        "GET",
-        "/dashboard",
-        &[("Cookie", partner_cookie.clone())],
-        b"",
-    )
-    .await;
-    assert_eq!(status_of(&raw), 303);
-    assert_eq!(header_values(&raw, "location"), ["/dashboard/partner"]);
+    let answer = app
+        .request(
+            "GET",
+            "/dashboard",
+            &[("Cookie", partner_cookie.clone())],
+            b"",
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(
+        answer.header_values("location").collect::<Vec<_>>(),
+        ["/dashboard/partner"]
+    );
     for path in [
         "/dashboard/crm",
         "/dashboard/commissions",

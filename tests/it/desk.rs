@@ -7,8 +7,8 @@ use api::auth::Role;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::app::{dechunk, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{form_encode, header_values, raw_request, sign_in, status_of};
+use crate::app::{TestApp, ADMIN_TOKEN};
+use crate::dashboard::{form_encode, sign_in};
 use crate::finance_api::{accrue, token};
 use crate::webhooks::{calendly_event, capture_lead, now_unix};
 
@@ -53,11 +53,13 @@ impl<'a> Browser<'a> {
             Some(extra) => format!("{}; {extra}", self.session),
             None => self.session.clone(),
         };
-        let raw = raw_request(self.app, "GET", path, &[("Cookie", cookie)], b"").await;
-        let html = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        let answer = self
+            .app
+            .request("GET", path, &[("Cookie", cookie)], b"")
+            .await;
         Page {
-            status: status_of(&raw),
-            html: dechunk(&html),
+            status: answer.status,
+            html: answer.text,
         }
     }
 
@@ -71,26 +73,28 @@ impl<'a> Browser<'a> {
             .iter()
             .map(|(k, v)| format!("{k}={}", form_encode(v)))
             .collect();
-        let raw = raw_request(
-            self.app,
-            "POST",
-            path,
-            &[
-                ("Cookie", self.session.clone()),
-                ("Content-Type", "application/x-www-form-urlencoded".into()),
-            ],
-            body.join("&").as_bytes(),
-        )
-        .await;
-        let location = header_values(&raw, "location")
-            .first()
-            .map_or(String::new(), |l| (*l).to_owned());
-        let result = header_values(&raw, "set-cookie")
-            .into_iter()
+        let answer = self
+            .app
+            .request(
+                "POST",
+                path,
+                &[
+                    ("Cookie", self.session.clone()),
+                    ("Content-Type", "application/x-www-form-urlencoded".into()),
+                ],
+                body.join("&").as_bytes(),
+            )
+            .await;
+        let location = answer
+            .header_values("location")
+            .next()
+            .map_or(String::new(), str::to_owned);
+        let result = answer
+            .header_values("set-cookie")
             .find(|c| c.starts_with("revledger_result="))
             .map(|c| c.split(';').next().unwrap().to_owned());
-        let html = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        (status_of(&raw), location, result, dechunk(&html))
+        let html = answer.text;
+        (answer.status, location, result, html)
     }
 
     /// Posts a form the way a browser does, follows the redirect, and returns the banner shown.
@@ -340,9 +344,11 @@ async fn a_post_without_or_with_a_wrong_form_token_is_refused_and_changes_nothin
     let (ok, text) = desk.act(&path, &[("csrf", &good)]).await;
     assert!(ok, "{text}");
     // Without a session a post goes to the login form.
-    let raw = raw_request(app, "POST", &path, &[], format!("csrf={good}").as_bytes()).await;
-    assert_eq!(status_of(&raw), 303);
-    assert!(header_values(&raw, "location")[0].starts_with("/dashboard/login"));
+    let answer = app
+        .request("POST", &path, &[], format!("csrf={good}").as_bytes())
+        .await;
+    assert_eq!(answer.status, 303);
+    assert!(answer.header_values("location").collect::<Vec<_>>()[0].starts_with("/dashboard/login"));
 }
 
 async fn an_auditor_or_a_partner_sees_no_forms_and_its_posts_are_refused(app: &TestApp) {

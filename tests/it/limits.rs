@@ -30,8 +30,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::app::{
-    parse_answer, spawn_app, spawn_app_with, try_http_request, Answer, TestApp, ADMIN_TOKEN,
-    CALENDLY_KEY, MOYASAR_TOKEN, PARTNER_SECRETS,
+    spawn_app, spawn_app_with, try_http_request, Answer, TestApp, ADMIN_TOKEN, CALENDLY_KEY,
+    MOYASAR_TOKEN, PARTNER_SECRETS,
 };
 use crate::helpers::Engine;
 
@@ -75,7 +75,7 @@ async fn body_routes(app: &TestApp) -> Vec<(String, String, bool)> {
 /// A request whose body is sent chunked (no Content-Length), `size` bytes in 16 KiB chunks.
 async fn chunked_request(address: &str, method: &str, path: &str, size: usize) -> Answer {
     let Ok(mut stream) = TcpStream::connect(address).await else {
-        return parse_answer(b"");
+        return Answer::from_http(b"");
     };
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -94,18 +94,18 @@ async fn chunked_request(address: &str, method: &str, path: &str, size: usize) -
     let _ = stream.write_all(b"0\r\n\r\n").await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
-    parse_answer(&raw)
+    Answer::from_http(&raw)
 }
 
 /// Sends `raw` and reads the answer; a connection the server refused or reset is status 0.
 async fn send_raw(address: &str, raw: &[u8]) -> Answer {
     let Ok(mut stream) = TcpStream::connect(address).await else {
-        return parse_answer(b"");
+        return Answer::from_http(b"");
     };
     let _ = stream.write_all(raw).await;
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer).await;
-    parse_answer(&answer)
+    Answer::from_http(&answer)
 }
 
 /// A bodiless GET that tolerates being refused (status 0).
@@ -200,7 +200,7 @@ async fn trickle(
         .expect("the server never cut off a slow client")
         .unwrap();
     writing.abort();
-    (parse_answer(&raw), elapsed)
+    (Answer::from_http(&raw), elapsed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -306,7 +306,7 @@ impl LeadInFlight {
         let _ = self.stream.write_all(&self.rest).await;
         let mut raw = Vec::new();
         let _ = self.stream.read_to_end(&mut raw).await;
-        parse_answer(&raw)
+        Answer::from_http(&raw)
     }
 }
 
@@ -378,7 +378,12 @@ async fn connections_beyond_the_limit_are_shed_with_503_and_served_again_after()
         match get_raw(&app.address, "/healthz").await {
             answer if answer.status == 503 => {
                 assert_eq!(answer.body["error"], "unavailable", "{}", answer.text);
-                assert_eq!(answer.header("retry-after"), Some("1"), "{}", answer.head);
+                assert_eq!(
+                    answer.header("retry-after"),
+                    Some("1"),
+                    "{:?}",
+                    answer.headers
+                );
                 shed += 1;
             }
             // Closed before the 503 could be read: refused all the same.
@@ -602,13 +607,13 @@ async fn open_half_open(server: &str, source: IpAddr, count: usize) -> Vec<TcpSt
 /// `GET path` from `source` on a fresh connection (status 0 when closed without an answer).
 async fn get_from(server: &str, source: IpAddr, path: &str) -> Answer {
     let Ok(mut stream) = connect_from(source, server).await else {
-        return parse_answer(b"");
+        return Answer::from_http(b"");
     };
     let request = format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nConnection: close\r\n\r\n");
     let _ = stream.write_all(request.as_bytes()).await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
-    parse_answer(&raw)
+    Answer::from_http(&raw)
 }
 
 /// `GET /healthz` from `source`: its status, and how long it took when within
