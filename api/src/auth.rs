@@ -2,7 +2,8 @@
 //! may read or change.
 //!
 //! Tokens themselves (made, listed, revoked, looked up) are `app::tokens`; here a request's
-//! `Authorization: Bearer` header becomes a [`Principal`], and every route asks it
+//! `Authorization: Bearer` header becomes a [`Principal`] (a route takes one as an extractor,
+//! so it is checked before the path, the query or the body is read), and every route asks it
 //! `require_*`. `REVLEDGER_ADMIN_TOKEN` bootstraps an administrator without a database row
 //! (token id [`BOOTSTRAP_ADMIN_TOKEN_ID`]). An expired or revoked token is refused exactly like
 //! an unknown one (401). Roles: **admin** (everything), **sales** (leads, CRM), **finance**
@@ -12,6 +13,8 @@
 //! principal's token id as the event's actor.
 
 use app::tokens::TokenHolder;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
 use crate::{ApiError, AppState};
@@ -131,6 +134,16 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// A route's caller, from its `Authorization: Bearer` header; a request without a token that
+/// stands for someone is answered 401 before anything else of it is read.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(state, &parts.headers).await
+    }
 }
 
 /// The principal of a request's `Authorization: Bearer` header.

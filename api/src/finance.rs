@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{authenticate, Area, Principal};
+use crate::auth::{Area, Principal};
 use crate::input::parse_body;
 use crate::queries::bad_param;
 use crate::{ApiError, AppState};
@@ -69,12 +69,10 @@ const TRIAL_BALANCE_PAGE: i64 = 1_000;
 
 pub async fn trial_balance(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<AsOfQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_read(Area::Finance)?;
+    principal.require_read(Area::Finance)?;
     let db = read_db(&state, "ledger", query.as_of.as_deref()).await?;
     let limit = query.limit.unwrap_or(TRIAL_BALANCE_PAGE);
     Ok(Json(
@@ -84,13 +82,11 @@ pub async fn trial_balance(
 
 pub async fn ledger_account(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(account): Path<String>,
     Query(query): Query<AsOfQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_read(Area::Finance)?;
+    principal.require_read(Area::Finance)?;
     let db = read_db(&state, "ledger", query.as_of.as_deref()).await?;
     let limit = query
         .limit
@@ -118,12 +114,10 @@ pub struct ReconciliationQuery {
 /// and one page of it.
 pub async fn reconciliation(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReconciliationQuery>,
 ) -> Result<Json<ReconciliationReport>, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_read(Area::Finance)?;
+    principal.require_read(Area::Finance)?;
     let limit = query
         .limit
         .unwrap_or(DEFAULT_PAGE_MISMATCHES as i64)
@@ -166,13 +160,11 @@ pub(crate) fn valid_month(month: &str) -> bool {
 /// `GET /api/partners/{id}/statements/{YYYY-MM}` (JSON) or `…/{YYYY-MM}.csv`.
 pub async fn statement(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path((partner_id, month)): Path<(String, String)>,
     Query(query): Query<AsOfQuery>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_partner(&partner_id)?;
+    principal.require_partner(&partner_id)?;
     let (_, version) = state
         .handlers
         .partners
@@ -450,10 +442,10 @@ struct PayoutRequest {
 /// commissions reach the minimum.
 pub async fn create_payouts(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: PayoutRequest = if body.is_empty() {
         PayoutRequest { partner_id: None }
@@ -489,11 +481,11 @@ struct ReferralRequest {
 /// `POST /api/partners/{id}/referrals`: a partner's referral click.
 pub async fn record_referral(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path(partner_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: ReferralRequest = parse_body(&body)?;
     let path = format!("POST /api/partners/{partner_id}/referrals");
@@ -535,11 +527,11 @@ struct TierRequest {
 /// `POST /api/partners/{id}/tier`: a tier change (Strategic through the program's three slots).
 pub async fn change_tier(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path(partner_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: TierRequest = parse_body(&body)?;
     let path = format!("POST /api/partners/{partner_id}/tier");
@@ -580,11 +572,11 @@ struct DecisionRequest {
 /// dashboard's desk does.
 pub async fn decide_commission(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path((commission_id, decision)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     let request: DecisionRequest = if body.is_empty() {
         DecisionRequest { reason: None }

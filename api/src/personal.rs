@@ -14,7 +14,7 @@ use adapters::personal::KeyCache;
 use app::personal::{Erasure, SubjectExport, SubjectRef};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::auth::authenticate;
+use crate::auth::Principal;
 use crate::input::parse_body;
 use crate::{ApiError, AppState};
 
@@ -54,10 +54,9 @@ fn erasure_log(state: &AppState) -> Result<app::personal::ErasureLog, ApiError> 
 /// `already_erased`.
 async fn erase(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Json<Erasure>, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_admin()?;
     let request: SubjectRequest = parse_body(&body)?;
     let subject = SubjectRef::parse(&request.subject)?;
@@ -82,10 +81,9 @@ struct ExportQuery {
 /// `GET /api/admin/subjects/export?subject=LEAD_ID|EMAIL`: everything held about the person.
 async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(request): Query<ExportQuery>,
 ) -> Result<Json<SubjectExport>, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_admin()?;
     let subject = request.subject.ok_or_else(|| ApiError::BadRequest {
         code: "missing_subject",

@@ -20,7 +20,7 @@ use adapters::store::{Checkpoint, RecordedEvent, MAX_READ_BATCH};
 use app::command::{decode_event, CommandHandler};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::auth::{authenticate, Area, Principal, Role};
+use crate::auth::{Area, Principal, Role};
 use crate::finance::{command_error, read_db};
 use crate::{ApiError, AppState};
 
@@ -146,12 +146,6 @@ fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
             format!("{field} {text:?} is not an RFC 3339 time: {e}"),
         )
     })
-}
-
-async fn reader(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Principal, ApiError> {
-    let principal = authenticate(state, headers).await?;
-    principal.require_read(area)?;
-    Ok(principal)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,11 +269,11 @@ fn rfc3339(at: Option<OffsetDateTime>) -> Value {
 /// `GET /api/leads/{id}`: the CRM board's row with the lead aggregate's own state.
 async fn lead(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(lead_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Sales).await?;
+    principal.require_read(Area::Sales)?;
     let as_of = query.as_of()?;
     if let Some(answer) = pending(&state, "crm_board", query.after_position).await? {
         return Ok(answer);
@@ -305,13 +299,11 @@ async fn lead(
 /// `GET /api/partners/{id}`: the partner aggregate; a partner token sees only its own.
 async fn partner(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(partner_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_partner(&partner_id)?;
+    principal.require_partner(&partner_id)?;
     let as_of = query.as_of()?;
     let (partner, version): (Partner, u64) = aggregate(
         &state,
@@ -353,20 +345,20 @@ async fn rendered(state: &AppState, name: &str, query: &ReadQuery) -> Result<Res
 /// `GET /api/funnel`.
 async fn funnel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Sales).await?;
+    principal.require_read(Area::Sales)?;
     rendered(&state, "funnel", &query).await
 }
 
 /// `GET /api/revenue`: MRR, ARPU, plan mix, pilot conversion.
 async fn revenue(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Finance).await?;
+    principal.require_read(Area::Finance)?;
     rendered(&state, "revenue", &query).await
 }
 
@@ -383,10 +375,10 @@ fn page(items: Vec<Value>, limit: i64, next: Option<String>) -> Value {
 /// `GET /api/crm/board?stage=&cursor=&limit=`: leads ordered by id.
 async fn crm_board(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Sales).await?;
+    principal.require_read(Area::Sales)?;
     let limit = query.limit()?;
     query.as_of()?;
     let stage = query
@@ -426,10 +418,10 @@ fn follow_up_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
 /// `due_before`), soonest first.
 async fn follow_ups(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Sales).await?;
+    principal.require_read(Area::Sales)?;
     let limit = query.limit()?;
     query.as_of()?;
     let due_before = match &query.due_before {
@@ -452,10 +444,10 @@ async fn follow_ups(
 /// in the order the audit projection saw it (`seq`), oldest first.
 async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Audit).await?;
+    principal.require_read(Area::Audit)?;
     let limit = query.limit()?;
     query.as_of()?;
     let micros = |field: &str, text: &Option<String>| {
@@ -501,11 +493,11 @@ async fn audit(
 /// stored, with their hashes, in version order.
 async fn stream_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(stream_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Audit).await?;
+    principal.require_read(Area::Audit)?;
     let limit = query.limit()?;
     let after_version: u64 = match &query.cursor {
         Some(cursor) => cursor
@@ -588,10 +580,10 @@ impl Feed {
 /// order, one JSON object per line, streamed batch by batch.
 async fn event_feed(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<FeedQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Audit).await?;
+    principal.require_read(Area::Audit)?;
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(bad_param("after", format!("after {after} is negative")));
@@ -631,8 +623,8 @@ async fn event_feed(
 }
 
 /// `GET /api/verify`: every stream's hash chain and the audit trail's running hash and seals.
-async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Audit).await?;
+async fn verify(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    principal.require_read(Area::Audit)?;
     let chains = adapters::store::verify(state.store.as_ref()).await?;
     let seals =
         projections::audit_log::verify_seals(state.store.as_ref(), &state.store.sql()).await?;
@@ -651,9 +643,8 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 /// dashboard shows it to everyone who reads a projection).
 async fn projections_lag(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     if principal.role == Role::Partner {
         return Err(ApiError::Forbidden(
             "the partner role cannot read this".into(),

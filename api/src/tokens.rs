@@ -8,13 +8,13 @@
 use app::tokens::{expiry_after_days, RevokedToken, TokenInfo, TokenRequest, MAX_TOKENS_LISTED};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{authenticate, Principal, Role};
+use crate::auth::{Principal, Role};
 use crate::input::parse_body;
 use crate::{ApiError, AppState};
 
@@ -22,13 +22,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/tokens", get(list).post(create))
         .route("/api/tokens/{id}/revoke", post(revoke))
-}
-
-/// The caller, who must hold an admin token (checked before anything else is read).
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let principal = authenticate(state, headers).await?;
-    principal.require_admin()?;
-    Ok(principal)
 }
 
 #[derive(Deserialize)]
@@ -51,10 +44,10 @@ struct Created {
 /// `POST /api/tokens`: a new token (201), shown in this answer and never again.
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = admin(&state, &headers).await?;
+    principal.require_admin()?;
     let request: CreateRequest = parse_body(&body)?;
     let now = adapters::clock::now_micros();
     let request = TokenRequest {
@@ -87,9 +80,9 @@ struct Listing {
 /// `GET /api/tokens`: every token, newest first, without the token or its hash.
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
 ) -> Result<Json<Listing>, ApiError> {
-    admin(&state, &headers).await?;
+    principal.require_admin()?;
     let items = app::tokens::list(&state.store.sql(), adapters::clock::now_micros()).await?;
     Ok(Json(Listing {
         items,
@@ -101,10 +94,10 @@ async fn list(
 /// is the same answer; an unknown id is 404.
 async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(token_id): Path<String>,
 ) -> Result<Json<RevokedToken>, ApiError> {
-    let principal = admin(&state, &headers).await?;
+    principal.require_admin()?;
     let now = adapters::clock::now_micros();
     let revoked = app::tokens::revoke(&state.store.sql(), &token_id, now).await?;
     tracing::info!(

@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::auth::{authenticate, Area};
+use crate::auth::{Area, Principal};
 use crate::{ApiError, AppState};
 
 /// How often the retry worker looks for parked deliveries that are due.
@@ -107,12 +107,10 @@ fn listed(letter: &DeadLetter) -> Value {
 /// `GET /api/webhooks/dead-letters`: deliveries that never applied, with the reason.
 pub async fn list_dead_letters(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&state, &headers)
-        .await?
-        .require_read(Area::Audit)?;
+    principal.require_read(Area::Audit)?;
     let letters = state
         .deliveries
         .dead_letters(query.limit.unwrap_or(50))
@@ -124,10 +122,9 @@ pub async fn list_dead_letters(
 /// `POST /api/webhooks/dead-letters/{id}/replay`: tries one dead letter again now.
 pub async fn replay_dead_letter(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     principal.require_change(Area::Finance)?;
     Ok(answered(
         state.deliveries.replay(&id, &principal.actor()).await?,

@@ -190,10 +190,11 @@ pub(super) async fn captured_customer_name(
 /// there first.
 pub(super) async fn create_invoice(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Finance).await?;
+    principal.require_change(Area::Finance)?;
     let request: InvoiceRequest = parse(&body)?;
     let lines = request.lines()?;
     let due_days = request.due_days()?;
@@ -314,11 +315,12 @@ pub(super) struct ReissueRequest {
 /// `replaces` names the old one). Asked again, it answers the same correction.
 pub(super) async fn reissue_invoice(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path(invoice_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Finance).await?;
+    principal.require_change(Area::Finance)?;
     let request: ReissueRequest = if body.is_empty() {
         ReissueRequest::default()
     } else {
@@ -393,11 +395,12 @@ pub(super) struct CancelRequest {
 /// `POST /api/invoices/{id}/cancel`: withdraw an unpaid invoice.
 pub(super) async fn cancel_invoice(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path(invoice_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Finance).await?;
+    principal.require_change(Area::Finance)?;
     let request: CancelRequest = parse(&body)?;
     let path = format!("POST /api/invoices/{invoice_id}/cancel");
     let (state, principal, headers) = (&state, &principal, &headers);

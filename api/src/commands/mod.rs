@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::{authenticate, Area, Principal};
+use crate::auth::{Area, Principal};
 use crate::finance::{command_answer, command_error, idempotent, metadata, RequestId};
 use crate::input::{parse_body as parse, parse_optional_body};
 use crate::{ApiError, AppState};
@@ -60,13 +60,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/invoices/{id}/cancel", post(cancel_invoice))
         .route("/api/invoices/{id}/reissue", post(reissue_invoice))
         .route("/api/partners", post(enroll_partner))
-}
-
-/// The principal, allowed to change `area`.
-async fn changer(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Principal, ApiError> {
-    let principal = authenticate(state, headers).await?;
-    principal.require_change(area)?;
-    Ok(principal)
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
@@ -109,10 +102,11 @@ fn not_blank(field: &'static str, id: Option<&str>) -> Result<(), ApiError> {
 /// `POST /api/leads`: capture a lead (201).
 async fn capture_lead(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Sales).await?;
+    principal.require_change(Area::Sales)?;
     let request: CaptureRequest = parse(&body)?;
     not_blank("lead_id", request.lead_id.as_deref())?;
     let (state, principal, headers) = (&state, &principal, &headers);
@@ -239,11 +233,12 @@ fn lead_command(
 /// `POST /api/leads/{id}/{action}`: move a lead through the funnel or log a follow-up.
 async fn lead_action(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     Path((lead_id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Sales).await?;
+    principal.require_change(Area::Sales)?;
     let request: LeadActionRequest = parse_optional_body(&body)?;
     let command = lead_command(&action, request, adapters::clock::now_micros())?;
     let status = if action == "follow-ups" {
@@ -321,10 +316,11 @@ fn referral() -> PartnerTier {
 /// [`MAX_STRATEGIC_PARTNERS`] holds however the partner arrives.
 async fn enroll_partner(
     State(state): State<AppState>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let principal = changer(&state, &headers, Area::Finance).await?;
+    principal.require_change(Area::Finance)?;
     let request: EnrollRequest = parse(&body)?;
     not_blank("partner_id", request.partner_id.as_deref())?;
     let (state, principal, headers) = (&state, &principal, &headers);

@@ -6,14 +6,13 @@
 //! partner's (any other partner or commission is 404, so ids cannot be probed); sales reads none.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use projections::commissions::{CommissionFilter, CommissionHistoryEntry, CommissionRow};
 use serde::Serialize;
 
 use super::{bad_param, included, parse_time, pending, ReadQuery};
-use crate::auth::{authenticate, Area, Principal, Role};
+use crate::auth::{Area, Principal, Role};
 use crate::finance::{read_db, valid_month};
 use crate::{ApiError, AppState};
 
@@ -49,10 +48,9 @@ fn cursor(text: &str) -> Result<(i64, String), ApiError> {
 /// commissions by when they accrued.
 pub(super) async fn commissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     let partner_id = partner_scope(&principal, query.partner_id.as_deref())?;
     let limit = query.limit()?;
     query.as_of()?;
@@ -115,11 +113,10 @@ struct CommissionView {
 /// it (accrued, approved or rejected with actor and reason, adjusted, clawed back, paid out).
 pub(super) async fn commission(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(commission_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, &headers).await?;
     let own_partner = partner_scope(&principal, None)?;
     let as_of = query.as_of()?;
     if let Some(answer) = pending(&state, READ_MODEL, query.after_position).await? {

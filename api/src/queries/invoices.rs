@@ -4,7 +4,7 @@
 //! and under Phase 2 where each document stands with ZATCA; and a document's legal XML.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use domain::invoice::Invoice;
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{aggregate, aggregate_as_of, reader, ReadQuery};
-use crate::auth::Area;
+use super::{aggregate, aggregate_as_of, ReadQuery};
+use crate::auth::{Area, Principal};
 use crate::finance::command_error;
 use crate::{ApiError, AppState};
 
@@ -139,11 +139,11 @@ async fn credit_notes_of(
 /// stream, so `after_position` never has to wait).
 pub(super) async fn invoice(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(invoice_id): Path<String>,
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Finance).await?;
+    principal.require_read(Area::Finance)?;
     let as_of = query.as_of()?;
     let (invoice, version): (Invoice, u64) = aggregate(
         &state,
@@ -213,11 +213,11 @@ pub(super) struct XmlQuery {
 /// `X-Zatca-Status`.
 pub(super) async fn invoice_xml(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    principal: Principal,
     Path(invoice_id): Path<String>,
     Query(query): Query<XmlQuery>,
 ) -> Result<Response, ApiError> {
-    reader(&state, &headers, Area::Finance).await?;
+    principal.require_read(Area::Finance)?;
     let document_id = query.document.unwrap_or_else(|| invoice_id.clone());
     let (submission, _) = state
         .handlers
