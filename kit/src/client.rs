@@ -54,12 +54,6 @@ impl Client {
         )
     }
 
-    /// A client that keeps its connections open between requests (Nagle off), as a busy
-    /// caller does: what the benches measure.
-    pub fn keep_alive(address: SocketAddr) -> Client {
-        Client::built(address, reqwest::Client::builder().tcp_nodelay(true))
-    }
-
     fn built(address: SocketAddr, builder: reqwest::ClientBuilder) -> Client {
         let http = builder
             .no_proxy()

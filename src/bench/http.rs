@@ -81,9 +81,11 @@ impl RunningService {
         }
     }
 
-    /// A client of the service that keeps its connection open, as one busy caller does.
-    pub(super) fn connect(&self) -> kit::Client {
-        kit::Client::keep_alive(self.address)
+    /// A connection to the service that stays open, as one busy caller's does.
+    pub(super) async fn connect(&self) -> anyhow::Result<kit::Connection> {
+        kit::Connection::open(self.address)
+            .await
+            .with_context(|| format!("connecting to {}", self.address))
     }
 
     /// Drains requests, stops the workers (they commit their batch) and waits for both.

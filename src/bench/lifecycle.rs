@@ -50,7 +50,7 @@ pub(super) fn rfc3339(at: OffsetDateTime) -> anyhow::Result<String> {
 
 /// A worker driving leads over one connection.
 pub(super) struct Driver {
-    pub(super) connection: kit::Client,
+    pub(super) connection: kit::Connection,
     pub(super) admin_token: String,
     pub(super) moyasar_token: String,
     pub(super) stats: WorkerStats,
@@ -330,7 +330,7 @@ pub(super) async fn enroll_partners(
             .filter(|lead| lead.partner_id.as_deref() == Some(partner.as_str()))
             .map(|lead| lead.email.clone())
             .collect();
-        let connection = service.connect();
+        let mut connection = service.connect().await?;
         let token = service.admin_token.clone();
         tasks.spawn(async move {
             let enroll = json!({
@@ -397,7 +397,7 @@ pub(super) async fn lifecycle(args: LifecycleArgs) -> anyhow::Result<Value> {
     let mut drivers = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
         drivers.push(Driver {
-            connection: service.connect(),
+            connection: service.connect().await?,
             admin_token: service.admin_token.clone(),
             moyasar_token: service.moyasar_token.clone(),
             stats: WorkerStats::default(),
@@ -473,7 +473,7 @@ pub(super) async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Value> {
     let mut setup = tokio::task::JoinSet::new();
     for worker in 0..args.concurrency {
         let mut driver = Driver {
-            connection: service.connect(),
+            connection: service.connect().await?,
             admin_token: service.admin_token.clone(),
             moyasar_token: service.moyasar_token.clone(),
             stats: WorkerStats::default(),
@@ -547,7 +547,7 @@ pub(super) async fn send_deliveries(
 ) -> anyhow::Result<(WorkerStats, Duration)> {
     let mut connections = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        connections.push(service.connect());
+        connections.push(service.connect().await?);
     }
     let mut workers = tokio::task::JoinSet::new();
     let started = Instant::now();

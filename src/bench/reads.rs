@@ -101,7 +101,7 @@ struct Measured {
 }
 
 async fn measure_routes(service: &RunningService, args: &ReadsArgs) -> anyhow::Result<Measured> {
-    let connection = service.connect();
+    let mut connection = service.connect().await?;
     let admin = Auth::Bearer(service.admin_token.clone());
     let answer = connection.send("GET", "/openapi.json", None, b"").await?;
     if answer.status != 200 {
@@ -111,9 +111,9 @@ async fn measure_routes(service: &RunningService, args: &ReadsArgs) -> anyhow::R
     let fixture = Fixture::read(service).await?;
     let (mut cases, mut skipped) = api_cases(&document, &fixture, &admin);
 
-    let admin_session = sign_in(&connection, &service.admin_token).await?;
+    let admin_session = sign_in(&mut connection, &service.admin_token).await?;
     let partner = match &fixture.partner_id {
-        Some(partner_id) => Some(partner_sign_in(&connection, &admin, partner_id).await?),
+        Some(partner_id) => Some(partner_sign_in(&mut connection, &admin, partner_id).await?),
         None => None,
     };
     let partner_session = partner.as_ref().map(|(_, session)| session.as_str());
@@ -124,14 +124,14 @@ async fn measure_routes(service: &RunningService, args: &ReadsArgs) -> anyhow::R
     let budget = Duration::from_secs(args.route_seconds);
     let mut routes = Vec::with_capacity(cases.len());
     for case in &cases {
-        routes.push(time_case(&connection, case, args.queries, budget).await?);
+        routes.push(time_case(&mut connection, service, case, args.queries, budget).await?);
     }
 
-    sign_out(&connection, &admin_session).await?;
+    sign_out(&mut connection, &admin_session).await?;
     if let Some((token_id, session)) = &partner {
-        sign_out(&connection, session).await?;
+        sign_out(&mut connection, session).await?;
         let revoke = format!("/api/tokens/{}/revoke", query_value(token_id));
-        let answer = admin.send(&connection, "POST", &revoke, b"").await?;
+        let answer = admin.send(&mut connection, "POST", &revoke, b"").await?;
         if answer.status != 200 {
             bail!(
                 "revoking the bench's partner token answered {}",
@@ -157,7 +157,7 @@ enum Auth {
 impl Auth {
     async fn send(
         &self,
-        connection: &kit::Client,
+        connection: &mut kit::Connection,
         method: &str,
         path: &str,
         body: &[u8],
@@ -538,7 +538,7 @@ fn dashboard_cases(
 // Signing in, as the dashboard's form does
 
 /// Posts the sign-in form with `token`; returns the session cookie's `name=value`.
-async fn sign_in(connection: &kit::Client, token: &str) -> anyhow::Result<String> {
+async fn sign_in(connection: &mut kit::Connection, token: &str) -> anyhow::Result<String> {
     let form = format!("token={}&next=%2Fdashboard", query_value(token));
     let headers = [("Content-Type", "application/x-www-form-urlencoded")];
     let answer = connection
@@ -558,7 +558,7 @@ async fn sign_in(connection: &kit::Client, token: &str) -> anyhow::Result<String
 
 /// A partner token for `partner_id`, signed in: the token's id (to revoke it) and the session.
 async fn partner_sign_in(
-    connection: &kit::Client,
+    connection: &mut kit::Connection,
     admin: &Auth,
     partner_id: &str,
 ) -> anyhow::Result<(String, String)> {
@@ -587,7 +587,7 @@ async fn partner_sign_in(
     Ok((token_id.to_owned(), session))
 }
 
-async fn sign_out(connection: &kit::Client, session: &str) -> anyhow::Result<()> {
+async fn sign_out(connection: &mut kit::Connection, session: &str) -> anyhow::Result<()> {
     let answer = Auth::Session(session.to_owned())
         .send(connection, "POST", "/dashboard/logout", b"")
         .await?;
@@ -603,7 +603,8 @@ async fn sign_out(connection: &kit::Client, session: &str) -> anyhow::Result<()>
 /// A warm-up call, then `queries` calls one after another (fewer when they take longer than
 /// `budget` together); the latencies, the status and the answer's size.
 async fn time_case(
-    connection: &kit::Client,
+    connection: &mut kit::Connection,
+    service: &RunningService,
     case: &Case,
     queries: u32,
     budget: Duration,
@@ -628,9 +629,10 @@ async fn time_case(
                 bytes = answer.bytes.len();
             }
             Err(failure) => {
-                // The route is reported as failed (the client drops a connection a request
-                // failed on; the next route opens another).
+                // The connection is closed or cut: the route is reported as failed and the
+                // next one starts on a new connection.
                 error = Some(format!("{failure:#}"));
+                *connection = service.connect().await?;
                 break;
             }
         }

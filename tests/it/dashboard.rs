@@ -36,17 +36,17 @@ fn seller() -> Seller {
     }
 }
 
+/// Posts the sign-in form with this (already encoded) body.
+pub(crate) async fn post_sign_in_form(app: &TestApp, form: &str) -> Answer {
+    let headers = [("Content-Type", "application/x-www-form-urlencoded".into())];
+    app.request("POST", "/dashboard/login", &headers, form.as_bytes())
+        .await
+}
+
 /// Signs in with `token` through the form; returns the `name=value` of the session cookie.
 pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let body = format!("token={}&next=%2Fdashboard", form_encode(token));
-    let answer = app
-        .request(
-            "POST",
-            "/dashboard/login",
-            &[("Content-Type", "application/x-www-form-urlencoded".into())],
-            body.as_bytes(),
-        )
-        .await;
+    let answer = post_sign_in_form(app, &body).await;
     assert_eq!(answer.status, 303, "{answer:?}");
     let cookie = answer
         .header_values("set-cookie")
@@ -142,25 +142,15 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
         .contains(r#"<form class="login" method="post" action="/dashboard/login">"#));
     assert!(form.text.contains(r#"value="/dashboard/crm""#));
 
-    let wrong = app
-        .request(
-            "POST",
-            "/dashboard/login",
-            &[("Content-Type", "application/x-www-form-urlencoded".into())],
-            b"token=not-a-token&next=%2Fdashboard",
-        )
-        .await;
+    let wrong = post_sign_in_form(&app, "token=not-a-token&next=%2Fdashboard").await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.text.contains("That token is not valid."));
 
-    let answer = app
-        .request(
-            "POST",
-            "/dashboard/login",
-            &[("Content-Type", "application/x-www-form-urlencoded".into())],
-            format!("token={ADMIN_TOKEN}&next=%2Fdashboard%2Fcrm").as_bytes(),
-        )
-        .await;
+    let answer = post_sign_in_form(
+        &app,
+        &format!("token={ADMIN_TOKEN}&next=%2Fdashboard%2Fcrm"),
+    )
+    .await;
     assert_eq!(answer.status, 303);
     assert_eq!(
         answer.header_values("location").collect::<Vec<_>>(),
@@ -188,14 +178,11 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
     let cookie = sign_in(&app, ADMIN_TOKEN).await;
     assert_eq!(page(&app, "/dashboard/crm", &cookie).await.status, 200);
     // An open redirect is not possible through `next`.
-    let answer = app
-        .request(
-            "POST",
-            "/dashboard/login",
-            &[("Content-Type", "application/x-www-form-urlencoded".into())],
-            format!("token={ADMIN_TOKEN}&next=https%3A%2F%2Fevil.example%2F").as_bytes(),
-        )
-        .await;
+    let answer = post_sign_in_form(
+        &app,
+        &format!("token={ADMIN_TOKEN}&next=https%3A%2F%2Fevil.example%2F"),
+    )
+    .await;
     assert_eq!(
         answer.header_values("location").collect::<Vec<_>>(),
         ["/dashboard"]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::{create_token, Answer, TestApp, ADMIN_TOKEN};
-use crate::dashboard::sign_in;
+use crate::dashboard::{post_sign_in_form, sign_in};
 use crate::helpers::temp_dir;
 
 crate::on_both_apps!(
@@ -138,14 +138,7 @@ async fn a_revoked_token_is_refused_at_once_on_the_api_and_its_dashboard_session
         "the session ended"
     );
     // Signing in again with the revoked token is refused too.
-    let again = app
-        .request(
-            "POST",
-            "/dashboard/login",
-            &[("Content-Type", "application/x-www-form-urlencoded".into())],
-            format!("token={token}&next=%2Fdashboard").as_bytes(),
-        )
-        .await;
+    let again = post_sign_in_form(app, &format!("token={token}&next=%2Fdashboard")).await;
     assert_eq!(again.status, 401);
 
     // Revoking is idempotent: the first time stays the time.
