@@ -31,6 +31,7 @@ pub mod moyasar_sweep;
 pub mod partners;
 pub mod personal;
 pub mod process;
+pub mod seeded;
 pub mod sessions;
 pub mod tokens;
 pub mod webhooks;

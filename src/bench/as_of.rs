@@ -51,7 +51,8 @@ pub(super) async fn as_of(args: AsOfArgs) -> anyhow::Result<Value> {
         .log_bounds()
         .await?
         .context("the store holds no events")?;
-    let mut random = Xorshift(0x2545_f491_4f6c_dd1d);
+    // The same queries on every run and engine.
+    let mut random = app::seeded::Xorshift::new(0x2545_f491_4f6c_dd1d);
     let mut by_model: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
     let first_us = bounds.first_recorded_at.unix_timestamp_nanos() / 1_000;
@@ -172,16 +173,4 @@ async fn bytes_of(db: &SqlDb, table: &str) -> anyhow::Result<i64> {
         }
     };
     Ok(row.context("no size row")?.i64(0)?)
-}
-
-/// A small deterministic generator: the same queries on every run and engine.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound.max(1)
-    }
 }

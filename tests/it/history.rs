@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use app::handlers::Handlers;
 use app::process::{process_managers, ProcessRunner};
+use app::seeded::Xorshift;
 use cqrs_es::Aggregate;
 use domain::commission::CommissionCommand;
 use domain::invoice::{Customer, InvoiceCommand, InvoiceLine, IssueInvoice, Seller};
@@ -113,7 +114,7 @@ pub async fn catch_up(
 
 pub struct Generator {
     pub handlers: Arc<Handlers>,
-    rng: u64,
+    rng: Xorshift,
     clock: OffsetDateTime,
     lead_number: u64,
     partners: Vec<String>,
@@ -137,7 +138,7 @@ impl Generator {
     pub fn new(handlers: Arc<Handlers>, seed: u64) -> Generator {
         Generator {
             handlers,
-            rng: seed.max(1),
+            rng: Xorshift::new(seed),
             clock: datetime!(2026-08-01 08:00 UTC),
             lead_number: 0,
             partners: Vec::new(),
@@ -165,18 +166,6 @@ impl Generator {
         } else {
             settle(handlers).await;
         }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    /// True with `percent` % probability.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
     }
 
     fn tick(&mut self, hours: i64) -> OffsetDateTime {
@@ -303,15 +292,15 @@ impl Generator {
         let h = self.handlers.clone();
         self.lead_number += 1;
         let lead_id = format!("lead-{}", self.lead_number);
-        let partner_id = if self.chance(33) {
-            let index = (self.next() % self.partners.len() as u64) as usize;
+        let partner_id = if self.rng.chance(33) {
+            let index = (self.rng.next_u64() % self.partners.len() as u64) as usize;
             Some(self.partners[index].clone())
         } else {
             None
         };
         let at = self.tick(3);
         let sources = ["landing_page", "calendly", "partner", "linkedin"];
-        let source = sources[(self.next() % 4) as usize];
+        let source = sources[(self.rng.next_u64() % 4) as usize];
         let capture = LeadCommand::Capture {
             lead_id: lead_id.clone(),
             name: format!("Lead {}", self.lead_number),
@@ -325,8 +314,8 @@ impl Generator {
             at,
         };
         run(&h.leads, &lead_id, capture).await;
-        if self.chance(40) {
-            let responded = self.chance(50);
+        if self.rng.chance(40) {
+            let responded = self.rng.chance(50);
             let at = self.tick(1);
             let follow_up = LeadCommand::LogFollowUp {
                 channel: FollowUpChannel::Whatsapp,
@@ -336,9 +325,9 @@ impl Generator {
             };
             run(&h.leads, &lead_id, follow_up).await;
         }
-        if self.chance(15) {
+        if self.rng.chance(15) {
             let at = self.tick(1);
-            let reason = if self.chance(50) {
+            let reason = if self.rng.chance(50) {
                 ArchiveReason::Cold
             } else {
                 ArchiveReason::Lost {
@@ -346,14 +335,14 @@ impl Generator {
                 }
             };
             run(&h.leads, &lead_id, LeadCommand::Archive { reason, at }).await;
-            if self.chance(30) {
+            if self.rng.chance(30) {
                 let at = self.tick(1);
                 run(&h.leads, &lead_id, LeadCommand::Reopen { at }).await;
             } else {
                 return;
             }
         }
-        if self.chance(20) {
+        if self.rng.chance(20) {
             return;
         }
         run(
@@ -362,7 +351,7 @@ impl Generator {
             LeadCommand::Qualify { at: self.tick(2) },
         )
         .await;
-        if self.chance(15) {
+        if self.rng.chance(15) {
             return;
         }
         let booking = format!("booking-{}", self.lead_number);
@@ -377,7 +366,7 @@ impl Generator {
             },
         )
         .await;
-        if self.chance(10) {
+        if self.rng.chance(10) {
             let at = self.tick(1);
             run(
                 &h.leads,
@@ -402,7 +391,7 @@ impl Generator {
                 },
             )
             .await;
-        } else if self.chance(5) {
+        } else if self.rng.chance(5) {
             run(
                 &h.leads,
                 &lead_id,
@@ -413,11 +402,11 @@ impl Generator {
             )
             .await;
         }
-        if self.chance(15) {
+        if self.rng.chance(15) {
             return;
         }
         let plans = [Plan::Pilot, Plan::Starter, Plan::Growth, Plan::Scale];
-        let plan = plans[(self.next() % 4) as usize];
+        let plan = plans[(self.rng.next_u64() % 4) as usize];
         run(
             &h.leads,
             &lead_id,
@@ -438,7 +427,7 @@ impl Generator {
             LeadCommand::StartOnboarding { at: self.tick(24) },
         )
         .await;
-        if self.chance(85) {
+        if self.rng.chance(85) {
             run(
                 &h.leads,
                 &lead_id,
@@ -454,7 +443,7 @@ impl Generator {
         let invoice_id = format!("invoice-{}", self.lead_number);
         let moyasar_invoice_id = format!("moyasar-inv-{}", self.lead_number);
         let at = self.tick(1);
-        let link_later = self.chance(20);
+        let link_later = self.rng.chance(20);
         let issue = IssueInvoice {
             invoice_id: invoice_id.clone(),
             customer: Customer {
@@ -486,7 +475,7 @@ impl Generator {
         }
         let (invoice, _) = h.invoices.load_aggregate(&invoice_id).await.unwrap();
         let total = invoice.total_halalas();
-        if self.chance(5) {
+        if self.rng.chance(5) {
             run(
                 &h.invoices,
                 &invoice_id,
@@ -498,7 +487,7 @@ impl Generator {
             .await;
             return false;
         }
-        if self.chance(5) {
+        if self.rng.chance(5) {
             let expire_at = invoice.due_at().unwrap() + Span::days(1);
             run(
                 &h.invoices,
@@ -509,7 +498,7 @@ impl Generator {
             return false;
         }
         let payment_id = format!("pay-{}", self.lead_number);
-        let overpaid = self.chance(5);
+        let overpaid = self.rng.chance(5);
         let amount = if overpaid { total + 100 } else { total };
         let report = |status: PaymentStatus, refunded: i64, at: OffsetDateTime| {
             PaymentCommand::RecordGatewayStatus {
@@ -529,7 +518,7 @@ impl Generator {
                 at,
             }
         };
-        let story = self.next() % 10;
+        let story = self.rng.next_u64() % 10;
         let statuses: &[PaymentStatus] = match story {
             0 => &[PaymentStatus::Initiated, PaymentStatus::Failed],
             1 => &[
@@ -555,7 +544,7 @@ impl Generator {
         }
         self.react(&h).await;
         self.commission(&invoice_id).await;
-        if self.chance(12) {
+        if self.rng.chance(12) {
             let partial = total / 2;
             let at = self.tick(24);
             run(
@@ -564,7 +553,7 @@ impl Generator {
                 report(PaymentStatus::Refunded, partial, at),
             )
             .await;
-            if self.chance(50) {
+            if self.rng.chance(50) {
                 let at = self.tick(24);
                 run(
                     &h.payments,
@@ -588,7 +577,7 @@ impl Generator {
             return;
         }
         let after_hold = commission.held_until().expect("accrued") + Span::days(1);
-        match self.next() % 5 {
+        match self.rng.next_u64() % 5 {
             0 => {
                 let reject = CommissionCommand::Reject {
                     actor: "finance".into(),
@@ -616,7 +605,7 @@ impl Generator {
                     },
                 )
                 .await;
-                if self.chance(60) {
+                if self.rng.chance(60) {
                     let payout = CommissionCommand::MarkPaidOut {
                         payout_id: format!("payout-{}", self.lead_number),
                         at: after_hold,

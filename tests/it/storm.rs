@@ -18,6 +18,7 @@ use std::time::Duration;
 use adapters::store::{Checkpoint, MAX_READ_BATCH};
 use adapters::webhooks::{calendly, standard, Secret};
 use app::handlers::Handlers;
+use app::seeded::Xorshift;
 use domain::invoice::{Customer, InvoiceLine, IssueInvoice, Seller};
 use domain::plan::Plan;
 use projections::runtime::dump_table;
@@ -101,26 +102,6 @@ struct Storm {
     /// leads and the invoices; the rest (cancels, successful payments) each follow one of them.
     deliveries: Vec<Delivery>,
     causes: usize,
-}
-
-/// A deterministic xorshift generator (the seed is printed, so a failure can be replayed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -213,7 +194,7 @@ fn plan(unique: usize) -> Storm {
         + pings;
     let partner_leads = unique.checked_sub(used).expect("enough deliveries");
 
-    let mut rng = Rng(0x5eed_0f57_0a11);
+    let mut rng = Xorshift::new(0x5eed_0f57_0a11);
     let mut seeded = Vec::new();
     let mut invoices = Vec::new();
     for n in 0..billing + booked_known {
@@ -570,14 +551,14 @@ async fn send_all(app: &TestApp, plan: &Arc<Storm>, items: Vec<Item>, sent: &Arc
 async fn shuffled(plan: Arc<Storm>, engine: Engine, sends: usize, seed: u64) -> Option<State> {
     let app = start(&plan, engine).await?;
     let unique = plan.deliveries.len();
-    let mut rng = Rng(seed);
+    let mut rng = Xorshift::new(seed);
     let mut items: Vec<Item> = (0..unique).map(Item::Send).collect();
     for _ in unique..sends {
-        items.push(Item::Send(rng.below(unique)));
+        items.push(Item::Send(rng.below(unique as u64) as usize));
     }
     items.extend(std::iter::repeat_n(Item::Issue, plan.invoices.len()));
     for i in (1..items.len()).rev() {
-        items.swap(i, rng.below(i + 1));
+        items.swap(i, rng.below(i as u64 + 1) as usize);
     }
     let disorder = Disorder::of(&plan, &items);
     let sent = Arc::new(Sent::default());

@@ -67,17 +67,21 @@ impl Demo {
         let slot_minutes = DEMO_DAYS * 24 * 60 * i64::from(number - 1) / i64::from(of);
         let captured_at = self.start()
             + Duration::minutes(slot_minutes)
-            + Duration::minutes(self.below(6 * 60) as i64);
+            + Duration::minutes(self.rng.below(6 * 60) as i64);
         let captured_at = captured_at.min(self.now - Duration::hours(1));
         let company = format!(
             "{} {}",
-            self.pick(&COMPANY_STEMS),
-            self.pick(&COMPANY_KINDS)
+            self.rng.pick(&COMPANY_STEMS),
+            self.rng.pick(&COMPANY_KINDS)
         );
-        let name = if self.chance(20) {
-            self.pick(&ARABIC_NAMES).to_owned()
+        let name = if self.rng.chance(20) {
+            self.rng.pick(&ARABIC_NAMES).to_owned()
         } else {
-            format!("{} {}", self.pick(&FIRST_NAMES), self.pick(&LAST_NAMES))
+            format!(
+                "{} {}",
+                self.rng.pick(&FIRST_NAMES),
+                self.rng.pick(&LAST_NAMES)
+            )
         };
         let slug: String = company
             .chars()
@@ -85,14 +89,14 @@ impl Demo {
             .collect::<String>()
             .to_lowercase();
         let email = format!("lead{number}@{slug}.example.sa");
-        let owner = self.pick(&OWNERS);
+        let owner = self.rng.pick(&OWNERS);
         let sales = Actor::Sales(owner);
         // A third of the leads come through partners: named at capture, or a referral click.
-        let (source, partner_id) = match self.below(10) {
-            0..=1 => ("partner", Some(self.pick(&PARTNERS).0)),
+        let (source, partner_id) = match self.rng.below(10) {
+            0..=1 => ("partner", Some(self.rng.pick(&PARTNERS).0)),
             2 => {
-                let partner = self.pick(&PARTNERS).0;
-                let clicked_at = captured_at - Duration::hours(1 + self.below(20 * 24) as i64);
+                let partner = self.rng.pick(&PARTNERS).0;
+                let clicked_at = captured_at - Duration::hours(1 + self.rng.below(20 * 24) as i64);
                 let referral = PartnerCommand::RecordReferral {
                     lead_email: email.clone(),
                     clicked_at,
@@ -102,7 +106,7 @@ impl Demo {
                 send(&h.partners, partner, &what, Actor::Partners, referral).await?;
                 ("landing_page", None)
             }
-            _ => (self.pick(&SOURCES), None),
+            _ => (self.rng.pick(&SOURCES), None),
         };
         let capture = LeadCommand::Capture {
             lead_id: lead_id.clone(),
@@ -110,8 +114,9 @@ impl Demo {
             company: Some(company.clone()),
             email: Some(email),
             phone: self
+                .rng
                 .chance(60)
-                .then(|| format!("+9665{:08}", self.below(100_000_000))),
+                .then(|| format!("+9665{:08}", self.rng.below(100_000_000))),
             source: source.into(),
             partner_id: partner_id.map(str::to_owned),
             utm: None,
@@ -153,32 +158,33 @@ impl Demo {
         let mut at = captured_at;
         let lead = |what: &str| format!("{what}:{lead_id}");
         // A first call the next day, not always answered.
-        if self.chance(45) {
+        if self.rng.chance(45) {
             let Some(next) = self.later(at, 20, 30) else {
                 return Ok(Some(at));
             };
             at = next;
             let follow_up = LeadCommand::LogFollowUp {
-                channel: self.pick(&[
+                channel: self.rng.pick(&[
                     FollowUpChannel::Phone,
                     FollowUpChannel::Whatsapp,
                     FollowUpChannel::Email,
                 ]),
                 note: "intro call".into(),
-                responded: self.chance(70),
+                responded: self.rng.chance(70),
                 at,
             };
             send(&h.leads, lead_id, &lead("follow-up-1"), sales, follow_up).await?;
         }
         // Some are lost early; a few of those come back.
-        if self.chance(12) {
+        if self.rng.chance(12) {
             let Some(next) = self.later(at, 24, 96) else {
                 return Ok(Some(at));
             };
             at = next;
-            let reason = if self.chance(50) {
+            let reason = if self.rng.chance(50) {
                 ArchiveReason::Lost {
                     note: self
+                        .rng
                         .pick(&["budget", "chose a competitor", "no decision maker"])
                         .into(),
                 }
@@ -193,7 +199,7 @@ impl Demo {
                 LeadCommand::Archive { reason, at },
             )
             .await?;
-            if !self.chance(35) {
+            if !self.rng.chance(35) {
                 return Ok(None);
             }
             let Some(next) = self.later(at, 72, 240) else {
@@ -209,7 +215,7 @@ impl Demo {
             )
             .await?;
         }
-        if self.chance(18) {
+        if self.rng.chance(18) {
             return Ok(Some(at));
         }
         let Some(next) = self.later(at, 12, 72) else {
@@ -224,7 +230,7 @@ impl Demo {
             LeadCommand::Qualify { at },
         )
         .await?;
-        if self.chance(15) {
+        if self.rng.chance(15) {
             return Ok(Some(at));
         }
         let Some(next) = self.later(at, 12, 96) else {
@@ -239,7 +245,7 @@ impl Demo {
         };
         send(&h.leads, lead_id, &lead("book"), Actor::Calendly, book).await?;
         let mut scheduled = at + Duration::days(2);
-        if self.chance(10) {
+        if self.rng.chance(10) {
             let Some(next) = self.later(at, 6, 30) else {
                 return Ok(Some(at));
             };
@@ -258,7 +264,7 @@ impl Demo {
                 at,
             };
             send(&h.leads, lead_id, &lead("rebook"), Actor::Calendly, rebook).await?;
-        } else if self.chance(6) && scheduled < self.now {
+        } else if self.rng.chance(6) && scheduled < self.now {
             at = scheduled + Duration::hours(1);
             let no_show = LeadCommand::RecordNoShow {
                 booking_id: booking,
@@ -274,14 +280,14 @@ impl Demo {
             .await?;
             return Ok(Some(at));
         }
-        if self.chance(20) {
+        if self.rng.chance(20) {
             return Ok(Some(at));
         }
         let Some(next) = self.later(scheduled.max(at), 4, 96) else {
             return Ok(Some(at));
         };
         at = next;
-        let plan = match self.below(10) {
+        let plan = match self.rng.below(10) {
             0..=1 => Plan::Pilot,
             2..=5 => Plan::Starter,
             6..=8 => Plan::Growth,
@@ -289,7 +295,7 @@ impl Demo {
         };
         let proposal = LeadCommand::SendProposal { plan, at };
         send(&h.leads, lead_id, &lead("proposal"), sales, proposal).await?;
-        if self.chance(15) {
+        if self.rng.chance(15) {
             return Ok(Some(at));
         }
         let Some(next) = self.later(at, 2, 48) else {
@@ -333,9 +339,9 @@ impl Demo {
                 invoice.status(),
                 Some(InvoiceStatus::Issued | InvoiceStatus::PartiallyPaid)
             );
-        if self.chance(if open_invoice { 85 } else { 45 }) {
+        if self.rng.chance(if open_invoice { 85 } else { 45 }) {
             // Still in conversation: answered within the last eleven days.
-            let answered = self.now - Duration::hours(26 + self.below(10 * 24) as i64);
+            let answered = self.now - Duration::hours(26 + self.rng.below(10 * 24) as i64);
             let answered = answered.max(last + Duration::hours(1));
             let follow_up = LeadCommand::LogFollowUp {
                 channel: FollowUpChannel::Whatsapp,
@@ -355,7 +361,7 @@ impl Demo {
                 follow_up,
             )
             .await?;
-            if self.chance(40) {
+            if self.rng.chance(40) {
                 if let Some(chased) = self.later(answered, 24, 72) {
                     let follow_up = LeadCommand::LogFollowUp {
                         channel: FollowUpChannel::Email,

@@ -24,6 +24,7 @@ use std::time::Duration as StdDuration;
 use crate::command::{CommandEnvelope, CommandError, CommandHandler};
 use crate::handlers::Handlers;
 use crate::process::{process_managers, ProcessRunner};
+use crate::seeded::Xorshift;
 use adapters::store::{EventMetadata, StoreError};
 use cqrs_es::Aggregate;
 use domain::invoice::Seller;
@@ -118,7 +119,7 @@ pub async fn load_demo_sized(
         handlers: handlers.clone(),
         seller: seller.clone(),
         now,
-        rng: DEMO_SEED,
+        rng: Xorshift::new(DEMO_SEED),
         summary: DemoSummary::default(),
         paid: Vec::new(),
         invoiced: Vec::new(),
@@ -330,7 +331,7 @@ struct Demo {
     handlers: Arc<Handlers>,
     seller: Seller,
     now: OffsetDateTime,
-    rng: u64,
+    rng: Xorshift,
     summary: DemoSummary,
     /// Leads whose invoice was paid (and not fully refunded), with the time it was paid.
     paid: Vec<(String, OffsetDateTime)>,
@@ -338,25 +339,6 @@ struct Demo {
 }
 
 impl Demo {
-    fn next(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
     /// `at` moved on by `min_hours..=max_hours`, or None when that is no longer in the past
     /// (the story of this lead has not got that far yet).
     fn later(
@@ -366,7 +348,7 @@ impl Demo {
         max_hours: i64,
     ) -> Option<OffsetDateTime> {
         let span = (max_hours - min_hours).max(0) as u64 + 1;
-        let next = at + Duration::hours(min_hours + self.below(span) as i64);
+        let next = at + Duration::hours(min_hours + self.rng.below(span) as i64);
         (next < self.now - Duration::minutes(10)).then_some(next)
     }
 

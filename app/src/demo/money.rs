@@ -65,7 +65,7 @@ impl Demo {
             total,
         };
         let finance = Actor::Finance;
-        let story = self.below(100);
+        let story = self.rng.below(100);
         if story < 5 {
             if let Some(at) = self.later(issued_at, 2, 48) {
                 let cancel = InvoiceCommand::Cancel {
@@ -139,7 +139,7 @@ impl Demo {
             return Ok(false);
         };
         let payment_id = format!("pay-{lead_id}-{attempt}");
-        let flow: &[PaymentStatus] = match self.below(4) {
+        let flow: &[PaymentStatus] = match self.rng.below(4) {
             0 => &[
                 PaymentStatus::Initiated,
                 PaymentStatus::Authorized,
@@ -164,9 +164,9 @@ impl Demo {
         self.summary.payments += 1;
         self.summary.paid_invoices += 1;
         // Some customers ask for their money back: half of it, or all of it.
-        if self.chance(9) {
+        if self.rng.chance(9) {
             if let Some(refunded_at) = self.later(paid_at, 48, 240) {
-                let full = self.chance(50);
+                let full = self.rng.chance(50);
                 let refunded = if full { total } else { total / 2 };
                 moyasar
                     .send(
@@ -217,9 +217,9 @@ impl Demo {
             if lead.stage() != Some(LeadStage::Paid) {
                 continue;
             }
-            let owner = Actor::Sales(OWNERS[(self.below(3)) as usize]);
+            let owner = Actor::Sales(OWNERS[(self.rng.below(3)) as usize]);
             // Some customers have paid but not had their kickoff yet.
-            if self.chance(12) {
+            if self.rng.chance(12) {
                 continue;
             }
             let Some(started) = self.later(paid_at, 24, 96) else {
@@ -233,7 +233,7 @@ impl Demo {
                 LeadCommand::StartOnboarding { at: started },
             )
             .await?;
-            if self.chance(85) {
+            if self.rng.chance(85) {
                 if let Some(live) = self.later(started, 48, 240) {
                     send(
                         &h.leads,
@@ -272,7 +272,7 @@ impl Demo {
             let Some(at) = self.later(held_until, 1, 72) else {
                 continue;
             };
-            if self.chance(8) {
+            if self.rng.chance(8) {
                 let reject = CommissionCommand::Reject {
                     actor: "token:demo-finance".into(),
                     reason: format!("{} is the partner's own company", invoiced.lead_id),
