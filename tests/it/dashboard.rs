@@ -43,6 +43,13 @@ pub(crate) async fn post_sign_in_form(app: &TestApp, form: &str) -> Answer {
         .await
 }
 
+/// Posts the sign-out form with the session `cookie`.
+pub(crate) async fn sign_out(app: &TestApp, cookie: &str) -> Answer {
+    let headers = [("Cookie", cookie.to_owned())];
+    app.request("POST", "/dashboard/logout", &headers, b"")
+        .await
+}
+
 /// Signs in with `token` through the form; returns the `name=value` of the session cookie.
 pub(crate) async fn sign_in(app: &TestApp, token: &str) -> String {
     let body = format!("token={}&next=%2Fdashboard", form_encode(token));
@@ -188,14 +195,7 @@ async fn signing_in_sets_an_http_only_same_site_cookie_and_pages_need_it(engine:
         ["/dashboard"]
     );
     // Signing out expires the cookie.
-    let answer = app
-        .request(
-            "POST",
-            "/dashboard/logout",
-            &[("Cookie", cookie.clone())],
-            b"",
-        )
-        .await;
+    let answer = sign_out(&app, &cookie).await;
     assert_eq!(answer.status, 303);
     assert!(answer.header_values("set-cookie").collect::<Vec<_>>()[0].contains("Max-Age=0"));
     // A forged cookie is no session.
@@ -359,14 +359,7 @@ async fn a_sales_token_is_refused_the_finance_and_audit_pages(engine: Engine) {
     );
     let partner_cookie = sign_in(&app, &partner).await;
     // A partner's dashboard is its own page (tests/it/desk.rs); every staff page is refused.
-    let answer = app
-        .request(
-            "GET",
-            "/dashboard",
-            &[("Cookie", partner_cookie.clone())],
-            b"",
-        )
-        .await;
+    let answer = page(&app, "/dashboard", &partner_cookie).await;
     assert_eq!(answer.status, 303);
     assert_eq!(
         answer.header_values("location").collect::<Vec<_>>(),

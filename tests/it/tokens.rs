@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::{create_token, Answer, TestApp, ADMIN_TOKEN};
-use crate::dashboard::{post_sign_in_form, sign_in};
+use crate::dashboard::{post_sign_in_form, sign_in, sign_out};
 use crate::helpers::temp_dir;
 
 crate::on_both_apps!(
@@ -221,14 +221,7 @@ async fn a_session_cookie_is_refused_after_sign_out_and_when_its_day_is_over(app
         let cookie = sign_in(app, who).await;
         let other_browser = sign_in(app, who).await;
         assert_eq!(dashboard_status(app, &cookie).await, 200);
-        let out = app
-            .request(
-                "POST",
-                "/dashboard/logout",
-                &[("Cookie", cookie.clone())],
-                b"",
-            )
-            .await;
+        let out = sign_out(app, &cookie).await;
         assert_eq!(out.status, 303, "{out:?}");
         // The browser is told to forget the cookie, and a copy of it kept is refused.
         assert!(
