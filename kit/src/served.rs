@@ -9,8 +9,8 @@ use api::{AppState, Config, Service, StartError};
 
 use crate::Client;
 
-/// The service serving `store` on loopback until [`Served::stop`] (or until dropped, when its
-/// task is aborted with the runtime).
+/// The service serving `store` on loopback until [`Served::stop`]. Dropping it starts the same
+/// shutdown without waiting for it to finish.
 pub struct Served {
     /// Where the API listens (`127.0.0.1:<port>`).
     pub address: SocketAddr,
