@@ -556,12 +556,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Webhooks(WebhooksCommand::Replay { id, all }) => {
             store.migrate().await.context("migrating the database")?;
+            // The application's delivery use case itself: nothing is served, no worker runs.
             let config = api::Config {
                 run_workers: false,
-                listen: "127.0.0.1:0".parse()?,
                 ..Default::default()
             };
-            let service = api::Service::start(store.clone(), config).await?;
+            let deliveries = app::webhooks::Deliveries::new(
+                store.clone(),
+                app::handlers::Handlers::new(store.clone()),
+                config.delivery_config(),
+            );
             let ids: Vec<String> = match (id, all) {
                 (Some(id), _) => vec![id],
                 (None, true) => {
@@ -574,7 +578,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("say which dead letter: --id ID, or --all"),
             };
             for id in ids {
-                match service.state().deliveries.replay(&id, "cli").await {
+                match deliveries.replay(&id, "cli").await {
                     Ok(answer) => println!("{id}: {}", answer.status),
                     Err(error) => println!("{id}: {error}"),
                 }

@@ -148,6 +148,19 @@ impl std::fmt::Display for WeakSecret {
 }
 
 impl Config {
+    /// The secrets and rules webhook deliveries are received with, from this configuration.
+    pub fn delivery_config(&self) -> app::webhooks::DeliveryConfig {
+        app::webhooks::DeliveryConfig {
+            moyasar_secret_tokens: self.moyasar_secret_tokens.clone(),
+            calendly_signing_key: self.calendly_signing_key.clone(),
+            calendly_tolerance_secs: self.calendly_tolerance_secs,
+            partner_webhook_secrets: self.partner_webhook_secrets.clone(),
+            partner_tolerance_secs: self.partner_tolerance_secs,
+            sandbox: self.sandbox,
+            run_workers: self.run_workers,
+        }
+    }
+
     /// The configured secrets too weak to trust: an admin token shorter than
     /// [`MIN_ADMIN_TOKEN_CHARS`], a Moyasar secret shorter than [`MIN_MOYASAR_SECRET_CHARS`], a
     /// partner webhook secret equal to [`PUBLIC_EXAMPLE_WEBHOOK_SECRET`]. `revledger config
@@ -387,15 +400,7 @@ impl Service {
             deliveries: Arc::new(app::webhooks::Deliveries::new(
                 store.clone(),
                 handlers.clone(),
-                app::webhooks::DeliveryConfig {
-                    moyasar_secret_tokens: config.moyasar_secret_tokens.clone(),
-                    calendly_signing_key: config.calendly_signing_key.clone(),
-                    calendly_tolerance_secs: config.calendly_tolerance_secs,
-                    partner_webhook_secrets: config.partner_webhook_secrets.clone(),
-                    partner_tolerance_secs: config.partner_tolerance_secs,
-                    sandbox: config.sandbox,
-                    run_workers: config.run_workers,
-                },
+                config.delivery_config(),
             )),
             sign_in: Arc::new(crate::signin::SignInThrottle::default()),
             as_of: Arc::new(projections::as_of::AsOfReads::new(

@@ -707,3 +707,39 @@ fn bench_reads_times_every_get_route_of_the_document_and_every_dashboard_page() 
     assert_eq!(figures["non_2xx"], serde_json::json!([]));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `revledger webhooks replay --all`: each dead letter tried again through the application's
+/// delivery use case, answered per line, with `cli` as the actor of what it records; then
+/// none is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_replay_all_tries_each_dead_letter_again_as_the_cli() {
+    let app = crate::app::spawn_app(crate::helpers::Engine::Sqlite)
+        .await
+        .unwrap();
+    let stream = crate::desk::dead_letter(&app, "lead-cli-replay").await;
+    let letters = app.state.deliveries.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let db = app.stop_keeping_db().await;
+
+    let dir = temp_dir();
+    let replayed = revledger(&dir)
+        .args(["webhooks", "replay", "--all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success(), "{stdout}");
+    assert_eq!(stdout.trim(), format!("{}: 200", letters[0].id));
+
+    let events = db.store.read_stream(&stream, 1, 100).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, "DemoCanceled");
+    assert_eq!(last.metadata["actor"], "cli", "{:?}", last.metadata);
+    let again = revledger(&dir)
+        .args(["webhooks", "replay", "--all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "", "none is left");
+    db.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
