@@ -186,8 +186,8 @@ impl PaymentsToInvoices {
             return Self::apply_movement(context, event, &invoice_id, &seller, &movement).await;
         }
         let key = match (ours, theirs) {
-            (Some(ours), _) => format!("ours:{ours}"),
-            (None, Some(theirs)) => format!("moyasar:{theirs}"),
+            (Some(ours), _) => ours_key(ours),
+            (None, Some(theirs)) => moyasar_key(theirs),
             (None, None) => {
                 tracing::warn!(payment = %payment.payment_id, "payment names no invoice; nothing to record");
                 return Ok(());
@@ -257,7 +257,7 @@ impl PaymentsToInvoices {
                 let Some((_, seller)) = known.resolve(Some(&invoice_id), None) else {
                     return Ok(());
                 };
-                let key = format!("moyasar:{moyasar_invoice_id}");
+                let key = moyasar_key(&moyasar_invoice_id);
                 Self::release(context, known, event, &invoice_id, &seller, &[key]).await
             }
             Reaction::Moved { payment, movement } => {
@@ -270,9 +270,19 @@ impl PaymentsToInvoices {
 
 /// The keys a payment for this invoice is parked under.
 fn parking_keys(invoice_id: &str, moyasar_invoice_id: Option<&str>) -> Vec<String> {
-    let mut keys = vec![format!("ours:{invoice_id}")];
-    keys.extend(moyasar_invoice_id.map(|m| format!("moyasar:{m}")));
+    let mut keys = vec![ours_key(invoice_id)];
+    keys.extend(moyasar_invoice_id.map(moyasar_key));
     keys
+}
+
+/// The key a payment naming our invoice id is parked under.
+fn ours_key(invoice_id: &str) -> String {
+    format!("ours:{invoice_id}")
+}
+
+/// The key a payment naming only Moyasar's invoice id is parked under.
+fn moyasar_key(moyasar_invoice_id: &str) -> String {
+    format!("moyasar:{moyasar_invoice_id}")
 }
 
 /// An event of a batch as [`PaymentsToInvoices`] reads it: decoded once, for the batch's read
@@ -389,7 +399,7 @@ impl Known {
                     invoice_id,
                     moyasar_invoice_id,
                 } => {
-                    keys.push(format!("moyasar:{moyasar_invoice_id}"));
+                    keys.push(moyasar_key(moyasar_invoice_id));
                     ours.push(invoice_id.as_str());
                 }
                 Reaction::Moved { payment, .. } => {
