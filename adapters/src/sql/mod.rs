@@ -159,6 +159,13 @@ pub fn in_list<'a>(values: impl IntoIterator<Item = &'a str>) -> (String, Vec<Sq
     (vec!["?"; params.len()].join(", "), params)
 }
 
+/// `(?, ?, …), (?, ?, …), …`: the marks of a multi-row `VALUES` of `rows` rows of `columns`
+/// values each.
+pub fn value_rows(columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// Binds one value to a PostgreSQL query.
 pub fn bind_postgres<'q>(
     query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,

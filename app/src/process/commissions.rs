@@ -424,76 +424,79 @@ impl Remembered {
             .map(|(lead_id, (at, lead))| (at, lead_id, lead))
             .collect();
         leads.sort_by_key(|(at, _, _)| **at);
-        for chunk in leads.chunks(WRITE_CHUNK) {
-            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<SqlValue> = chunk
+        let lead_rows = leads.iter().map(|(_, lead_id, lead)| {
+            [
+                lead_id.as_str().into(),
+                lead.email.clone().into(),
+                lead.captured_at_us.into(),
+                lead.partner_id.clone().into(),
+            ]
+        });
+        insert_rows(
+            db,
+            "INSERT INTO pm_leads (lead_id, email, captured_at_us, partner_id)",
+            "ON CONFLICT (lead_id) DO NOTHING",
+            lead_rows,
+        )
+        .await?;
+        let referral_rows =
+            self.new_referrals
                 .iter()
-                .flat_map(|(_, lead_id, lead)| {
-                    [
-                        lead_id.as_str().into(),
-                        lead.email.clone().into(),
-                        lead.captured_at_us.into(),
-                        lead.partner_id.clone().into(),
-                    ]
-                })
-                .collect();
-            db.execute_derived(
-                &format!(
-                    "INSERT INTO pm_leads (lead_id, email, captured_at_us, partner_id) VALUES {rows} \
-                     ON CONFLICT (lead_id) DO NOTHING"
-                ),
-                &params,
-            )
-            .await?;
-        }
-        for chunk in self.new_referrals.chunks(WRITE_CHUNK) {
-            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<SqlValue> = chunk
-                .iter()
-                .flat_map(|(_, partner_id, email, clicked_at_us)| {
+                .map(|(_, partner_id, email, clicked_at_us)| {
                     [
                         partner_id.as_str().into(),
                         email.as_str().into(),
                         (*clicked_at_us).into(),
                     ]
-                })
-                .collect();
-            db.execute_derived(
-                &format!(
-                    "INSERT INTO pm_referrals (partner_id, lead_email, clicked_at_us) VALUES {rows} \
-                     ON CONFLICT (partner_id, lead_email, clicked_at_us) DO NOTHING"
-                ),
-                &params,
-            )
-            .await?;
-        }
-        for chunk in self.new_commissions.chunks(WRITE_CHUNK) {
-            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let params: Vec<SqlValue> = chunk
+                });
+        insert_rows(
+            db,
+            "INSERT INTO pm_referrals (partner_id, lead_email, clicked_at_us)",
+            "ON CONFLICT (partner_id, lead_email, clicked_at_us) DO NOTHING",
+            referral_rows,
+        )
+        .await?;
+        let commission_rows =
+            self.new_commissions
                 .iter()
-                .flat_map(|(invoice_id, commission_id, partner_id)| {
+                .map(|(invoice_id, commission_id, partner_id)| {
                     [
                         invoice_id.as_str().into(),
                         commission_id.as_str().into(),
                         partner_id.as_str().into(),
                     ]
-                })
-                .collect();
-            db.execute_derived(
-                &format!(
-                    "INSERT INTO pm_commissions (invoice_id, commission_id, partner_id) VALUES {rows} \
-                     ON CONFLICT (invoice_id) DO NOTHING"
-                ),
-                &params,
-            )
-            .await?;
-        }
+                });
+        insert_rows(
+            db,
+            "INSERT INTO pm_commissions (invoice_id, commission_id, partner_id)",
+            "ON CONFLICT (invoice_id) DO NOTHING",
+            commission_rows,
+        )
+        .await?;
         Ok(())
     }
 }
 
 /// Rows per insert statement (well under either engine's limit on parameters).
 const WRITE_CHUNK: usize = 200;
+
+/// `rows` written by `insert` (`INSERT INTO table (columns)`), [`WRITE_CHUNK`] rows a
+/// statement, each statement ended by `conflict`; each row's values in the columns' order.
+async fn insert_rows<const N: usize>(
+    db: &SqlDb,
+    insert: &str,
+    conflict: &str,
+    rows: impl Iterator<Item = [SqlValue; N]>,
+) -> Result<(), ProjectionError> {
+    let rows: Vec<[SqlValue; N]> = rows.collect();
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        let values = adapters::sql::value_rows(N, chunk.len());
+        let params: Vec<SqlValue> = chunk.iter().flatten().cloned().collect();
+        db.execute_derived(&format!("{insert} VALUES {values} {conflict}"), &params)
+            .await?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl ProcessManager for Commissions {

@@ -514,7 +514,7 @@ impl Known {
             params.push(theirs.clone().into());
             params.push(seller.as_str().into());
         }
-        let rows = vec!["(?, ?, ?)"; self.issued.len()].join(", ");
+        let rows = adapters::sql::value_rows(3, self.issued.len());
         db.execute_derived(
             &format!(
                 "INSERT INTO pm_invoices (invoice_id, moyasar_invoice_id, seller_vat_number) \

@@ -113,7 +113,7 @@ pub async fn save_checkpoints(
     if moves.is_empty() {
         return Ok(());
     }
-    let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; moves.len()].join(", ");
+    let rows = adapters::sql::value_rows(7, moves.len());
     let now = unix_micros(now_micros());
     let mut params = Vec::with_capacity(moves.len() * 7);
     for step in moves {
