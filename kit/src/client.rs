@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -105,22 +105,6 @@ impl Client {
             headers,
             bytes,
         })
-    }
-
-    /// A JSON request (`Content-Type: application/json`), with the bearer token when given.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: &[u8],
-    ) -> Result<Raw, reqwest::Error> {
-        let authorization = token.map(|token| format!("Bearer {token}"));
-        let mut headers = vec![(CONTENT_TYPE.as_str(), "application/json")];
-        if let Some(authorization) = &authorization {
-            headers.push((AUTHORIZATION.as_str(), authorization));
-        }
-        self.fetch(method, path, &headers, body).await
     }
 
     /// [`Client::fetch`], read for a test.
